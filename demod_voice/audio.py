@@ -1,0 +1,301 @@
+"""Audio in, audio out: one small type plus I/O, DSP and encoding helpers.
+
+Engines speak ``Audio`` (float32 mono samples in [-1, 1] and a sample rate);
+encoding to a file format happens only at the edges (file write, HTTP
+response). Every file written here goes to a temporary file beside the target
+and is renamed into place, so a crash or Ctrl-C never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from demod_voice.errors import EngineError, InputError, UsageError
+
+#: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
+FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
+_SUFFIXES = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "opus",
+             ".mp3": "mp3", ".aac": "aac", ".m4a": "aac", ".pcm": "pcm", ".raw": "pcm"}
+MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg",
+               "mp3": "audio/mpeg", "aac": "audio/aac", "pcm": "audio/pcm"}
+#: Opus only supports these rates; other audio is resampled to 48 kHz.
+_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+@dataclass
+class Audio:
+    """Mono float32 samples and their sample rate."""
+
+    samples: np.ndarray
+    """1-D float32 array, nominally in [-1, 1]."""
+    sample_rate: int
+    """Samples per second."""
+
+    def __post_init__(self) -> None:
+        self.samples = np.ascontiguousarray(self.samples, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(self.sample_rate)
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate if self.sample_rate else 0.0
+
+    @property
+    def peak(self) -> float:
+        return float(np.max(np.abs(self.samples))) if len(self.samples) else 0.0
+
+    @property
+    def rms(self) -> float:
+        return float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64)))) if len(self.samples) else 0.0
+
+    def to_pcm16(self) -> bytes:
+        return float_to_pcm16(self.samples)
+
+
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    """Float samples -> raw 16-bit little-endian PCM bytes (clipped)."""
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    return (clipped * 32767.0).round().astype("<i2").tobytes()
+
+
+def concat(parts: list[Audio], silence: float = 0.0) -> Audio:
+    """Join audio of one sample rate, with optional silence between parts."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    sr = parts[0].sample_rate
+    gap = np.zeros(int(round(silence * sr)), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        if part.sample_rate != sr:
+            part = resample(part, sr)
+        if i and len(gap):
+            pieces.append(gap)
+        pieces.append(part.samples)
+    return Audio(np.concatenate(pieces), sr)
+
+
+# --- reading ---------------------------------------------------------------------
+
+def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None = None, what: str = "audio file") -> Audio:
+    """Read any format libsndfile reads, mixed down to mono, optionally resampled."""
+    import soundfile as sf
+
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", source))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{what} not found: {path}", hint="check the path")
+        if path.is_dir():
+            raise InputError(f"{what} is a folder, not a file: {path}")
+    data_source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        data, sr = sf.read(data_source, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot read {what} {name}: {exc}",
+                         hint="use WAV, FLAC, OGG, MP3 or another format libsndfile reads") from None
+    audio = Audio(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], sr)
+    if sample_rate and sample_rate != sr:
+        audio = resample(audio, sample_rate)
+    return audio
+
+
+def info(path: str | os.PathLike) -> tuple[int, int, float]:
+    """(sample_rate, channels, duration seconds) without decoding the audio."""
+    import soundfile as sf
+
+    meta = sf.info(str(path))
+    return meta.samplerate, meta.channels, meta.duration
+
+
+# --- DSP ------------------------------------------------------------------------
+
+def resample(audio: Audio, sample_rate: int) -> Audio:
+    """High-quality resampling (libsoxr)."""
+    if audio.sample_rate == sample_rate or not len(audio.samples):
+        return Audio(audio.samples, sample_rate)
+    import soxr
+
+    return Audio(soxr.resample(audio.samples, audio.sample_rate, sample_rate, quality="HQ"), sample_rate)
+
+
+def db_to_gain(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def peak_normalize(audio: Audio, peak_db: float = -1.0) -> Audio:
+    """Scale so the absolute peak sits at ``peak_db`` dBFS (silence stays silence)."""
+    peak = audio.peak
+    if peak <= 1e-9:
+        return audio
+    return Audio(audio.samples * (db_to_gain(peak_db) / peak), audio.sample_rate)
+
+
+def loudness(audio: Audio) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770); -inf for silence or very short audio."""
+    import pyloudnorm
+
+    if audio.duration < 0.4:  # BS.1770 needs at least one 400 ms block
+        return float("-inf")
+    return float(pyloudnorm.Meter(audio.sample_rate).integrated_loudness(audio.samples.astype(np.float64)))
+
+
+def loudness_normalize(audio: Audio, target_lufs: float = -23.0, peak_db: float = -1.0) -> Audio:
+    """Bring integrated loudness to ``target_lufs`` without letting peaks exceed ``peak_db``."""
+    current = loudness(audio)
+    if not np.isfinite(current):
+        return peak_normalize(audio, peak_db) if audio.peak > 1e-9 else audio
+    gain = db_to_gain(target_lufs - current)
+    ceiling = db_to_gain(peak_db)
+    if audio.peak * gain > ceiling:
+        gain = ceiling / audio.peak
+    return Audio(audio.samples * gain, audio.sample_rate)
+
+
+def frame_rms_db(audio: Audio, frame: float = 0.02) -> np.ndarray:
+    """RMS level of consecutive frames in dBFS."""
+    n = max(1, int(audio.sample_rate * frame))
+    count = len(audio.samples) // n
+    if count == 0:
+        return np.array([20 * np.log10(max(audio.rms, 1e-10))])
+    frames = audio.samples[: count * n].reshape(count, n).astype(np.float64)
+    return 20.0 * np.log10(np.maximum(np.sqrt(np.mean(frames ** 2, axis=1)), 1e-10))
+
+
+def trim_silence(audio: Audio, threshold_db: float = -40.0, pad: float = 0.05, frame: float = 0.02) -> Audio:
+    """Cut leading and trailing frames quieter than ``threshold_db`` relative to the peak frame."""
+    levels = frame_rms_db(audio, frame)
+    loud = np.flatnonzero(levels > levels.max() + threshold_db) if len(levels) else []
+    if len(loud) == 0 or levels.max() < -80:
+        return Audio(audio.samples[:0], audio.sample_rate)
+    n = int(audio.sample_rate * frame)
+    p = int(audio.sample_rate * pad)
+    start = max(0, loud[0] * n - p)
+    end = min(len(audio.samples), (loud[-1] + 1) * n + p)
+    return Audio(audio.samples[start:end], audio.sample_rate)
+
+
+def is_silent(audio: Audio, threshold_db: float = -60.0) -> bool:
+    return audio.peak <= db_to_gain(threshold_db)
+
+
+def clipping_ratio(audio: Audio, level: float = 0.999) -> float:
+    """Fraction of samples at or above full scale."""
+    return float(np.mean(np.abs(audio.samples) >= level)) if len(audio.samples) else 0.0
+
+
+# --- encoding & writing -----------------------------------------------------------
+
+def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "wav") -> str:
+    """Pick the output format: explicit ``fmt``, else the file suffix, else ``default``."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown audio format '{fmt}'", hint="choose one of " + ", ".join(FORMATS))
+        return fmt
+    if path and str(path) != "-":
+        suffix = Path(path).suffix.lower()
+        if suffix in _SUFFIXES:
+            return _SUFFIXES[suffix]
+        if suffix:
+            raise UsageError(f"cannot infer the audio format from '{Path(path).name}'",
+                             hint="use a .wav/.flac/.ogg/.opus/.mp3/.aac/.pcm suffix or pass --format")
+    return default
+
+
+def encode(audio: Audio, fmt: str) -> bytes:
+    """Encode to a complete file in ``fmt`` (see ``FORMATS``)."""
+    import soundfile as sf
+
+    fmt = format_for(None, fmt)
+    if fmt == "pcm":
+        return audio.to_pcm16()
+    if fmt == "aac":
+        return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
+    buf = io.BytesIO()
+    samples = np.clip(audio.samples, -1.0, 1.0)
+    if fmt == "wav":
+        sf.write(buf, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
+    elif fmt == "flac":
+        sf.write(buf, samples, audio.sample_rate, format="FLAC", subtype="PCM_16")
+    elif fmt == "ogg":
+        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
+    elif fmt == "opus":
+        if audio.sample_rate not in _OPUS_RATES:
+            audio = resample(audio, 48000)
+            samples = np.clip(audio.samples, -1.0, 1.0)
+        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="OPUS")
+    elif fmt == "mp3":
+        sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+    return buf.getvalue()
+
+
+def _encode_ffmpeg(audio: Audio, args: list[str]) -> bytes:
+    ffmpeg = shutil.which("ffmpeg")
+    if not ffmpeg:
+        raise EngineError("this format needs ffmpeg, which is not installed", hint="apt-get install ffmpeg, or choose wav/mp3/opus")
+    proc = subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(audio.sample_rate), "-ac", "1",
+         "-i", "pipe:0", *args, "pipe:1"],
+        input=audio.to_pcm16(), capture_output=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise EngineError(f"ffmpeg failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed
+    and ``target`` is left untouched.
+    """
+    target = Path(target)
+    check_writable_dir(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def check_writable_dir(target: str | os.PathLike) -> None:
+    """Fail early, with a clear message, when ``target``'s folder cannot take a file."""
+    target = Path(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"output path is a folder: {target}", hint="give a file name, e.g. out.wav")
+    if not parent.exists():
+        raise InputError(f"output folder does not exist: {parent}", hint=f"create it first: mkdir -p {parent}")
+    if not parent.is_dir():
+        raise InputError(f"output folder is not a folder: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder is not writable: {parent}", hint="choose another --output")
+
+
+def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:
+    """Encode and write atomically; the format comes from ``fmt`` or the suffix."""
+    return atomic_write_bytes(target, encode(audio, format_for(target, fmt)))

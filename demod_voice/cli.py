@@ -1,0 +1,161 @@
+"""The ``demod-voice`` command line.
+
+Parses arguments, hands them to one function per command (in
+``demod_voice.commands``), and maps ``DemodError`` to an ``error:`` line and
+an exit code: 0 success, 1 runtime failure, 2 usage or input error, 130
+interrupted. Tracebacks only with ``-v``. Nothing heavy is imported here, so
+``demod-voice --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from demod_voice import __version__
+from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError
+
+#: Command modules under ``demod_voice.commands``, in help order. Each defines
+#: ``register(subparsers, common)`` and sets ``func`` on its parser(s).
+COMMAND_MODULES = (
+    "xtts_zero_shot",
+    "piper_infer",
+    "piper_preprocess",
+    "batch",
+    "health",
+    "voices",
+    "config",
+)
+
+
+@dataclass
+class Context:
+    """What every command gets: parsed args, config (loaded on first use), verbosity."""
+
+    args: argparse.Namespace
+    flags: dict = field(default_factory=dict)
+    _cfg: Any = None
+
+    @property
+    def verbose(self) -> bool:
+        return bool(getattr(self.args, "verbose", 0))
+
+    @property
+    def quiet(self) -> bool:
+        return bool(getattr(self.args, "quiet", False))
+
+    @property
+    def cfg(self):
+        if self._cfg is None:
+            from demod_voice import config
+
+            self._cfg = config.load(getattr(self.args, "config", None), flags=self.flags)
+        return self._cfg
+
+    @property
+    def device(self) -> str:
+        return self.cfg.get("device")
+
+    def say(self, message: str) -> None:
+        """A status line on stderr, unless ``-q``."""
+        if not self.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("global options")
+    device = group.add_mutually_exclusive_group()
+    device.add_argument("--gpu", dest="device", action="store_const", const="gpu",
+                        default=default, help="run engines on the GPU (falls back to CPU with a notice)")
+    device.add_argument("--cpu", dest="device", action="store_const", const="cpu",
+                        default=default, help="force the CPU")
+    group.add_argument("--config", metavar="PATH", default=default, help="config file (YAML) layered over the user config")
+    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
+                       help="more detail on stderr; tracebacks on errors")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                       help="only errors on stderr; no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="demod-voice",
+        description="Offline-first voice cloning and text-to-speech: XTTS-v2, Piper, RVC, batch jobs and a server.",
+        epilog="Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 130 interrupted. "
+               "Run 'demod-voice COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"demod-voice {__version__}")
+    _global_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"demod_voice.commands.{name}").register(sub, common)
+    return parser
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if not verbose else level)
+    logging.getLogger("demod_voice").setLevel(level)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        label = {"WARNING": "notice"}.get(record.levelname, record.levelname.lower())
+        return f"{label}: {record.getMessage()}"
+
+
+def format_error(exc: DemodError) -> str:
+    return f"error: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = getattr(args, "verbose", 0) or 0
+    _setup_logging(verbose, getattr(args, "quiet", False))
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    flags = {"device": getattr(args, "device", None)}
+    ctx = Context(args=args, flags={k: v for k, v in flags.items() if v is not None})
+    try:
+        return int(args.func(args, ctx) or 0)
+    except DemodError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(format_error(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly.
+        try:
+            sys.stdout = open(__import__("os").devnull, "w")
+        except OSError:
+            pass
+        return EXIT_FAILURE
+    except Exception as exc:  # the last resort: say what happened, hide the traceback unless -v
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc}; run with -v for the traceback and please report it",
+              file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""``config show|validate|init``: inspect and create configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("config", parents=[common], help="show, validate or create configuration",
+                       description="Show the effective configuration, validate a file, or write an example.")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    show = csub.add_parser("show", parents=[common], help="print the effective config and where each value came from")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=run_show)
+    val = csub.add_parser("validate", parents=[common], help="check a config file")
+    val.add_argument("file", metavar="FILE")
+    val.set_defaults(func=run_validate)
+    init = csub.add_parser("init", parents=[common], help="write a commented example config")
+    init.add_argument("--path", metavar="FILE", help="where to write it (default: the user config file; '-' prints it)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=run_init)
+    p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1])
+
+
+def run_show(args, ctx) -> int:
+    from demod_voice.config import render_effective
+
+    rows = render_effective(ctx.cfg)
+    if args.json:
+        print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2, default=str))
+        return 0
+    width = max(len(k) for k, _, _ in rows)
+    for key, value, source in rows:
+        shown = json.dumps(value, default=str)
+        print(f"{key:<{width}}  {shown:<24}  # {source}")
+    return 0
+
+
+def run_validate(args, ctx) -> int:
+    from demod_voice.config import validate_file
+
+    keys = validate_file(args.file)
+    ctx.say(f"{args.file}: valid ({len(keys)} keys set)")
+    return 0
+
+
+def run_init(args, ctx) -> int:
+    from demod_voice import paths
+    from demod_voice.audio import atomic_write_bytes
+    from demod_voice.config import example_yaml
+    from demod_voice.errors import InputError
+
+    text = example_yaml()
+    if args.path == "-":
+        print(text, end="")
+        return 0
+    target = Path(args.path) if args.path else paths.user_config_file()
+    if target.exists() and not args.force:
+        raise InputError(f"{target} already exists", hint="pass --force to overwrite it, or --path to write elsewhere")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, text.encode())
+    ctx.say(f"wrote {target}")
+    return 0

@@ -1,0 +1,35 @@
+"""``health [--json]``: what works on this machine."""
+
+from __future__ import annotations
+
+import json
+
+from demod_voice.health import CAPABILITIES
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("health", parents=[common], help="report engines, GPU, voices, models and config",
+                       description="Check the environment. Exit 0 when healthy, 1 when a required capability is broken.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--require", metavar="LIST", default="",
+                   help="comma-separated capabilities that must work: " + ", ".join([*CAPABILITIES, "gpu", "ffmpeg"]))
+    p.add_argument("--cuda", action="store_true", help="also probe CUDA through torch (imports torch)")
+    p.set_defaults(func=run)
+
+
+def run(args, ctx) -> int:
+    from demod_voice import config
+    from demod_voice.errors import UsageError
+    from demod_voice.health import format_table, run_checks
+
+    require = tuple(r.strip() for r in args.require.split(",") if r.strip())
+    known = set(CAPABILITIES) | {"gpu", "ffmpeg", "config", "voices"}
+    unknown = [r for r in require if r not in known]
+    if unknown:
+        raise UsageError(f"unknown capability in --require: {', '.join(unknown)}", hint="choose from " + ", ".join(sorted(known)))
+    if ctx.flags.get("device") == "gpu":
+        require += ("gpu",)
+    report = run_checks(lambda: config.load(getattr(args, "config", None), flags=ctx.flags),
+                        require=require, probe_cuda=args.cuda or "gpu" in require)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0 if report["healthy"] else 1

@@ -1,0 +1,350 @@
+"""Layered, validated configuration.
+
+Precedence, lowest first: built-in defaults < user file
+(``$XDG_CONFIG_HOME/demod-voice/config.yaml``) < ``--config FILE`` <
+``DEMOD_VOICE_*`` environment variables < command-line flags. Mappings merge
+deeply. Every value is checked against ``SCHEMA``; an error names the key
+path, what was expected and what was found. ``Config.source(key)`` tells where
+each effective value came from (``config show`` prints it).
+
+Environment variables map to key paths with ``__`` between levels, e.g.
+``DEMOD_VOICE_PIPER__LENGTH_SCALE=1.2`` sets ``piper.length_scale`` and
+``DEMOD_VOICE_DEVICE=cpu`` sets ``device``. Values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from demod_voice import paths
+from demod_voice.errors import ConfigError
+
+ENV_PREFIX = "DEMOD_VOICE_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its type, default and allowed values."""
+
+    type: str  # "str" | "int" | "float" | "bool" | "list" | "dict" | "path"
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+
+S = Setting
+
+#: The complete schema. Each section belongs to one capability; keys not listed
+#: here are rejected with a "did you mean" hint.
+SCHEMA: dict[str, Any] = {
+    "device": S("str", "auto", "where engines run: auto (GPU if available), cpu or gpu", choices=("auto", "cpu", "gpu")),
+    "log_level": S("str", "warning", "log level on stderr", choices=("debug", "info", "warning", "error")),
+    "paths": {
+        "data_dir": S("path", None, "user data (voices, profiles, models); default $XDG_DATA_HOME/demod-voice", nullable=True),
+        "cache_dir": S("path", None, "caches (latents, audio); default $XDG_CACHE_HOME/demod-voice", nullable=True),
+        "voices": S("list", [], "extra folders searched for Piper .onnx voices"),
+        "models": S("list", [], "extra folders searched for models (XTTS, RVC, auxiliary weights)"),
+    },
+    "output": {
+        "format": S("str", "wav", "default output format when it cannot be inferred", choices=("wav", "flac", "ogg", "opus", "mp3", "pcm")),
+    },
+    "piper": {
+        "default_voice": S("str", "en_US-joe-medium", "voice used when none is named (demo, server)"),
+        "backend": S("str", "onnxruntime", "inference backend", choices=("onnxruntime", "tinygrad")),
+        "length_scale": S("float", None, "phoneme length (>1 slower); default from the voice", min=0.05, max=10.0, nullable=True),
+        "noise_scale": S("float", None, "generator noise; default from the voice", min=0.0, max=5.0, nullable=True),
+        "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
+        "sentence_silence": S("float", 0.0, "seconds of silence after each sentence", min=0.0, max=10.0),
+        "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
+    },
+    "xtts": {
+        "model_dir": S("path", None, "XTTS-v2 checkpoint folder; default <data_dir>/models/xtts-v2", nullable=True),
+        "language": S("str", "en", "default language"),
+        "precision": S("str", "fp32", "GPU precision", choices=("fp32", "fp16", "bf16")),
+        "temperature": S("float", 0.75, "sampling temperature", min=0.01, max=5.0),
+        "top_k": S("int", 50, "top-k sampling", min=1, max=1000),
+        "top_p": S("float", 0.85, "nucleus sampling", min=0.01, max=1.0),
+        "repetition_penalty": S("float", 10.0, "repetition penalty", min=1.0, max=100.0),
+        "length_penalty": S("float", 1.0, "length penalty", min=-10.0, max=10.0),
+        "speed": S("float", 1.0, "speech speed", min=0.25, max=4.0),
+    },
+    "rvc": {
+        "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),
+        "rmvpe": S("path", None, "RMVPE weights (rmvpe.pt)", nullable=True),
+        "f0_method": S("str", "rmvpe", "pitch extraction method", choices=("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")),
+    },
+    "dataset": {
+        "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
+    },
+    "cache": {
+        "enabled": S("bool", False, "use the audio cache for CLI commands (the server enables it itself)"),
+        "max_size_mb": S("int", 2048, "audio cache size limit (LRU eviction)", min=1),
+    },
+    "server": {
+        "host": S("str", "127.0.0.1", "listen address"),
+        "port": S("int", 5002, "listen port", min=1, max=65535),
+    },
+    "auth": {
+        "required": S("bool", False, "reject requests without a valid API key"),
+        "keys": S("dict", {}, "API key -> user name"),
+        "keys_file": S("path", None, "YAML file of API key -> user name", nullable=True),
+    },
+}
+
+
+def _iter_settings(schema: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Setting]]:
+    for key, value in schema.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Setting):
+            yield path, value
+        else:
+            yield from _iter_settings(value, path + ".")
+
+
+SETTINGS: dict[str, Setting] = dict(_iter_settings(SCHEMA))
+
+
+def defaults() -> dict:
+    out: dict = {}
+    for key, setting in SETTINGS.items():
+        _set(out, key, copy.deepcopy(setting.default))
+    return out
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        tree = tree.setdefault(part, {})
+    tree[parts[-1]] = value
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if value is None and path not in SETTINGS and any(k.startswith(path + ".") for k in SETTINGS):
+            continue  # an empty section ("piper:" with nothing under it)
+        if isinstance(value, Mapping) and path not in SETTINGS:
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check(key: str, value: Any, origin: str) -> Any:
+    """Validate one value against its setting; return the normalised value."""
+    setting = SETTINGS.get(key)
+    if setting is None:
+        close = difflib.get_close_matches(key, SETTINGS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "run 'demod-voice config show' for the known keys"
+        raise ConfigError(f"unknown config key '{key}' (from {origin})", hint=hint)
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(
+            f"config key '{key}' (from {origin}) expects {expected}, found {value!r} ({_type_name(value)})",
+            hint=setting.doc,
+        )
+
+    if value is None:
+        if setting.nullable:
+            return None
+        raise bad(setting.type)
+    kind = setting.type
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        value = float(value)
+    elif kind in ("str", "path"):
+        if not isinstance(value, str) or (kind == "path" and not value):
+            raise bad("a string" if kind == "str" else "a path")
+        if kind == "path":
+            value = str(Path(value).expanduser())
+    elif kind == "list":
+        if isinstance(value, str):
+            value = [v for v in value.split(os.pathsep) if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+    elif kind == "dict":
+        if not isinstance(value, dict):
+            raise bad("a mapping")
+    if setting.choices and value not in setting.choices:
+        raise bad("one of " + ", ".join(map(str, setting.choices)))
+    if setting.min is not None and value < setting.min:
+        raise bad(f"a value >= {setting.min}")
+    if setting.max is not None and value > setting.max:
+        raise bad(f"a value <= {setting.max}")
+    return value
+
+
+def load_yaml_file(path: Path | str, what: str = "config file") -> dict:
+    """Read a YAML mapping with a clear error for every way it can be wrong."""
+    import yaml
+
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}", hint="check the path, or run 'demod-voice config init'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}", hint=str(getattr(exc, "problem", "")) or None) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of keys, found {_type_name(data)}")
+    return data
+
+
+@dataclass
+class Config:
+    """The effective configuration plus where each value came from."""
+
+    values: dict = field(default_factory=defaults)
+    sources: dict = field(default_factory=lambda: {k: "default" for k in SETTINGS})
+    files: list = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        node: Any = self.values
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in SETTINGS:
+            raise KeyError(key)
+        return self.get(key)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    def apply(self, tree: Mapping[str, Any], origin: str) -> None:
+        """Merge a (possibly nested) mapping on top, validating every key."""
+        for key, value in _flatten(tree):
+            _set(self.values, key, _check(key, value, origin))
+            self.sources[key] = origin
+
+    def set(self, key: str, value: Any, origin: str) -> None:
+        """Set one key (used for command-line flags)."""
+        self.apply({key: value} if "." not in key else _nest(key, value), origin)
+
+    # Convenient derived locations -------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.get("paths.data_dir") or paths.data_home())
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.get("paths.cache_dir") or paths.cache_home())
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    out: dict = {}
+    _set(out, dotted, value)
+    return out
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, tuple[Any, str]]:
+    """``DEMOD_VOICE_A__B=v`` -> {"a.b": (parsed v, "env DEMOD_VOICE_A__B")}."""
+    import yaml
+
+    environ = os.environ if environ is None else environ
+    out = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in IGNORED_ENV:
+            continue
+        key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if SETTINGS.get(key) is not None and SETTINGS[key].type in ("str", "path") and value is not None:
+            value = raw  # keep strings verbatim ("0123", "yes")
+        out[key] = (value, f"env {name}")
+    return out
+
+
+#: Environment variables with the prefix that are not config keys.
+IGNORED_ENV = {"DEMOD_VOICE_CONFIG"}
+
+
+def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None, user_file: Path | None = None) -> Config:
+    """Build the effective configuration from every layer."""
+    cfg = Config()
+    user_file = paths.user_config_file() if user_file is None else user_file
+    if user_file.is_file():
+        cfg.apply(load_yaml_file(user_file), str(user_file))
+        cfg.files.append(str(user_file))
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("DEMOD_VOICE_CONFIG")
+    if config_file:
+        cfg.apply(load_yaml_file(config_file), str(config_file))
+        cfg.files.append(str(config_file))
+    for key, (value, origin) in env_overrides(environ).items():
+        cfg.apply(_nest(key, value), origin)
+    for key, value in (flags or {}).items():
+        if value is not None:
+            cfg.set(key, value, "command line")
+    return cfg
+
+
+def validate_file(path: str | Path) -> list[str]:
+    """Validate a config file on its own; return the keys it sets."""
+    cfg = Config()
+    tree = load_yaml_file(path)
+    cfg.apply(tree, str(path))
+    return [k for k, _ in _flatten(tree)]
+
+
+def example_yaml() -> str:
+    """A commented example config listing every key with its default."""
+    lines = ["# demod-voice configuration. Every key is optional; shown values are the defaults.",
+             "# Precedence: defaults < this file < --config FILE < DEMOD_VOICE_* env < flags.", ""]
+
+    def emit(schema: Mapping[str, Any], indent: int) -> None:
+        pad = "  " * indent
+        for key, value in schema.items():
+            if isinstance(value, Setting):
+                extra = f" (one of: {', '.join(value.choices)})" if value.choices else ""
+                lines.append(f"{pad}# {value.doc}{extra}")
+                lines.append(f"{pad}# {key}: {_yaml_scalar(value.default)}")
+            else:
+                lines.append(f"{pad}# {key}:")
+                emit(value, indent + 1)
+
+    emit(SCHEMA, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def render_effective(cfg: Config) -> list[tuple[str, Any, str]]:
+    """(key, value, source) rows for ``config show``."""
+    return [(key, cfg.get(key), cfg.source(key)) for key in SETTINGS]

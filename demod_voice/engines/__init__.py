@@ -1,0 +1,1 @@
+"""Speech engines. Each module imports its heavy dependency only when used."""

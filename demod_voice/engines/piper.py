@@ -1,0 +1,203 @@
+"""Piper neural TTS, in process, on piper-tts (ONNX Runtime).
+
+A voice is loaded once per process and cached by (path, device); synthesis
+yields one ``Audio`` chunk per sentence, so callers can stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from demod_voice.audio import Audio
+from demod_voice.errors import EngineError, InputError, missing_extra
+
+_LOGGER = logging.getLogger(__name__)
+
+_CACHE: dict[tuple[str, str], "PiperEngine"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PiperOptions:
+    """Per-request synthesis settings; ``None`` means the voice's own default."""
+
+    speaker_id: int | None = None
+    """Speaker index for multi-speaker voices."""
+    length_scale: float | None = None
+    """Phoneme duration multiplier (>1 slower)."""
+    noise_scale: float | None = None
+    """Generator noise (0 makes output deterministic)."""
+    noise_w: float | None = None
+    """Phoneme width noise (0 makes durations deterministic)."""
+    volume: float = 1.0
+    """Output volume multiplier."""
+    sentence_silence: float = 0.0
+    """Seconds of silence appended after each sentence."""
+
+
+@dataclass(frozen=True)
+class PiperVoiceConfig:
+    """What the ``.onnx.json`` beside a voice says about it."""
+
+    sample_rate: int
+    language: str
+    quality: str
+    num_speakers: int
+    speaker_id_map: dict = field(default_factory=dict)
+    length_scale: float = 1.0
+    noise_scale: float = 0.667
+    noise_w: float = 0.8
+
+    @staticmethod
+    def read(config_path: Path) -> "PiperVoiceConfig":
+        try:
+            data = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"voice config not found: {config_path}",
+                             hint="a Piper voice needs its .onnx.json beside the .onnx") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"voice config {config_path} is not valid JSON: {exc}") from None
+        try:
+            inference = data.get("inference", {})
+            language = data.get("language", {})
+            return PiperVoiceConfig(
+                sample_rate=int(data["audio"]["sample_rate"]),
+                language=str(language.get("code") or data.get("espeak", {}).get("voice", "")),
+                quality=str(data.get("audio", {}).get("quality", "")),
+                num_speakers=int(data.get("num_speakers", 1)),
+                speaker_id_map=dict(data.get("speaker_id_map") or {}),
+                length_scale=float(inference.get("length_scale", 1.0)),
+                noise_scale=float(inference.get("noise_scale", 0.667)),
+                noise_w=float(inference.get("noise_w", 0.8)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"voice config {config_path} is missing or has a bad field: {exc}",
+                             hint="it should be the .onnx.json that came with the voice") from None
+
+
+def config_path_for(model_path: Path) -> Path | None:
+    """``voice.onnx.json`` (piper's convention) or ``voice.json`` beside the model."""
+    for candidate in (Path(f"{model_path}.json"), model_path.with_suffix(".json")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(model_path: str | Path, device: str = "cpu") -> "PiperEngine":
+    """The process-wide engine for a voice file, loading it on first use."""
+    model_path = Path(model_path).resolve()
+    key = (str(model_path), device)
+    with _CACHE_LOCK:
+        engine = _CACHE.get(key)
+        if engine is None:
+            engine = _CACHE[key] = PiperEngine(model_path, device)
+        return engine
+
+
+def _cuda_available() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+class PiperEngine:
+    """One loaded Piper voice. Thread-safe: ONNX Runtime sessions allow concurrent runs."""
+
+    name = "piper"
+
+    def __init__(self, model_path: Path, device: str = "cpu"):
+        try:
+            from piper import PiperVoice
+        except ImportError:
+            raise missing_extra("piper-tts", "piper") from None
+        if not model_path.is_file():
+            raise InputError(f"Piper voice not found: {model_path}", hint="check the path or run 'demod-voice voices list'")
+        config_path = config_path_for(model_path)
+        if config_path is None:
+            raise InputError(f"voice config missing for {model_path.name}: expected {model_path}.json",
+                             hint="download the .onnx.json that belongs to this voice and put it beside the .onnx")
+        self.model_path = model_path
+        self.config_path = config_path
+        self.voice_config = PiperVoiceConfig.read(config_path)
+        use_cuda = device in ("gpu", "auto") and _cuda_available()
+        if device == "gpu" and not use_cuda:
+            _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
+        try:
+            self._voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
+            raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
+                             hint="the file may be truncated or not a Piper .onnx voice") from None
+        providers = self._voice.session.get_providers()
+        self.device = "gpu" if providers and providers[0] == "CUDAExecutionProvider" else "cpu"
+        if device == "gpu" and use_cuda and self.device != "gpu":
+            _LOGGER.warning("CUDA is not usable (no GPU or driver); Piper runs on the CPU")
+        _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice_config.sample_rate
+
+    @property
+    def num_speakers(self) -> int:
+        return self.voice_config.num_speakers
+
+    def speaker_id(self, speaker: str | int | None) -> int | None:
+        """Resolve a speaker name or index, with a clear error for bad ones."""
+        if speaker is None or speaker == "":
+            return None
+        cfg = self.voice_config
+        if cfg.num_speakers <= 1:
+            raise InputError(f"voice {self.model_path.stem} has a single speaker; --speaker {speaker} cannot be used",
+                             hint="drop --speaker")
+        if isinstance(speaker, str) and speaker in cfg.speaker_id_map:
+            return int(cfg.speaker_id_map[speaker])
+        try:
+            index = int(speaker)
+        except (TypeError, ValueError):
+            names = ", ".join(list(cfg.speaker_id_map)[:10])
+            raise InputError(f"unknown speaker '{speaker}' for voice {self.model_path.stem}",
+                             hint=f"use an index 0-{cfg.num_speakers - 1} or a name such as {names}") from None
+        if not 0 <= index < cfg.num_speakers:
+            raise InputError(f"speaker {index} is out of range for voice {self.model_path.stem}",
+                             hint=f"use 0-{cfg.num_speakers - 1}")
+        return index
+
+    def _syn_config(self, options: PiperOptions):
+        from piper import SynthesisConfig
+
+        return SynthesisConfig(
+            speaker_id=options.speaker_id,
+            length_scale=options.length_scale,
+            noise_scale=options.noise_scale,
+            noise_w_scale=options.noise_w,
+            volume=options.volume,
+        )
+
+    def synthesize(self, text: str, options: PiperOptions | None = None, **_: object) -> Iterator[Audio]:
+        """Yield one chunk per sentence (with ``sentence_silence`` appended)."""
+        options = options or PiperOptions()
+        syn_config = self._syn_config(options)
+        silence = np.zeros(int(round(options.sentence_silence * self.sample_rate)), dtype=np.float32)
+        try:
+            for chunk in self._voice.synthesize(text, syn_config=syn_config):
+                samples = chunk.audio_float_array
+                if len(silence):
+                    samples = np.concatenate([samples, silence])
+                yield Audio(samples, chunk.sample_rate)
+        except (InputError, EngineError):
+            raise
+        except Exception as exc:
+            raise EngineError(f"Piper synthesis failed: {type(exc).__name__}: {exc}") from exc
+
+    def synthesize_all(self, text: str, options: PiperOptions | None = None) -> Audio:
+        chunks = list(self.synthesize(text, options))
+        if not chunks:
+            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+        return Audio(np.concatenate([c.samples for c in chunks]), self.sample_rate)

@@ -1,0 +1,80 @@
+"""The error hierarchy every user-facing failure goes through.
+
+A ``DemodError`` carries a one-line message naming what was wrong, an optional
+hint saying what to do, and the process exit code the CLI uses:
+
+* 2 -- usage or input error (bad argument, missing file, invalid config)
+* 1 -- runtime failure (an engine crashed, a download failed)
+* 130 -- interrupted (Ctrl-C), handled by the CLI itself
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class DemodError(Exception):
+    """Base class: a message for the user, a hint, and an exit code."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form, used by the server and batch reports."""
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+class UsageError(DemodError):
+    """A bad command-line argument or combination of arguments."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(DemodError):
+    """A missing, unreadable or invalid input (file, text, model, voice)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(InputError):
+    """An invalid configuration value; the message names the key path."""
+
+
+class ModelNotFoundError(InputError):
+    """A model or voice that cannot be found locally."""
+
+
+class UnsafeCheckpointError(InputError):
+    """A checkpoint that would need arbitrary unpickling to load."""
+
+
+class NotAvailableError(DemodError):
+    """A capability that is not installed (missing extra) or not built yet."""
+
+    exit_code = EXIT_USAGE
+
+
+class EngineError(DemodError):
+    """An engine failed while running (runtime failure, exit 1)."""
+
+    exit_code = EXIT_FAILURE
+
+
+def missing_extra(package: str, extra: str) -> NotAvailableError:
+    """The error for an optional dependency that is not installed."""
+    return NotAvailableError(
+        f"the Python package '{package}' is not installed",
+        hint=f"install the '{extra}' extra: pip install 'demod-voice[{extra}]'",
+    )

@@ -1,0 +1,78 @@
+"""Text input handling: reading TEXT arguments, normalising, sentence splitting."""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+from demod_voice.errors import InputError, UsageError
+
+_SPACE = re.compile(r"\s+")
+# A sentence ends at . ! ? (or their CJK/Devanagari forms) followed by space or the end.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f\u0964])[\"'\u201d\u2019)\]]*\s+")
+
+
+def normalize(text: str) -> str:
+    """NFC-normalise and collapse runs of whitespace (used for cache keys too)."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def require_text(text: str, what: str = "text") -> str:
+    """Return the normalised text, or raise when nothing speakable is left."""
+    clean = normalize(text)
+    if not clean:
+        raise InputError(f"{what} is empty or only whitespace", hint="give the words to speak")
+    return clean
+
+
+def read_text_argument(text: str | None, text_file: str | None, stdin=None) -> str:
+    """Resolve TEXT / ``-`` (stdin) / ``--text-file`` into validated text."""
+    if text is not None and text_file is not None:
+        raise UsageError("give the text either as TEXT or with --text-file, not both")
+    if text_file is not None:
+        path = Path(text_file)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"text file not found: {path}", hint="check the path") from None
+        except IsADirectoryError:
+            raise InputError(f"text file is a folder: {path}") from None
+        except OSError as exc:
+            raise InputError(f"cannot read text file {path}: {exc.strerror}") from None
+        try:
+            content = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"text file {path} is not valid UTF-8 (byte {exc.start})",
+                             hint="convert it, e.g. iconv -f latin1 -t utf-8") from None
+        return require_text(content, f"text file {path}")
+    if text is None:
+        raise UsageError("no text given", hint="pass TEXT, '-' to read standard input, or --text-file FILE")
+    if text == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        raw = stream.read()
+        try:
+            content = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            raise InputError(f"standard input is not valid UTF-8 (byte {exc.start})") from None
+        return require_text(content, "text from standard input")
+    return require_text(text)
+
+
+def split_sentences(text: str, max_chars: int = 250) -> list[str]:
+    """Split into sentences; sentences longer than ``max_chars`` are split at commas or spaces."""
+    out: list[str] = []
+    for sentence in _SENTENCE_END.split(normalize(text)):
+        sentence = sentence.strip()
+        while len(sentence) > max_chars:
+            cut = max(sentence.rfind(", ", 0, max_chars), sentence.rfind("; ", 0, max_chars))
+            if cut <= 0:
+                cut = sentence.rfind(" ", 0, max_chars)
+            if cut <= 0:
+                cut = max_chars
+            out.append(sentence[: cut + 1].strip())
+            sentence = sentence[cut + 1:].strip()
+        if sentence:
+            out.append(sentence)
+    return out
