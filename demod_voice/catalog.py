@@ -15,9 +15,9 @@ import importlib
 import importlib.metadata as md
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from demod_voice.config import Config
 from demod_voice.errors import InputError

@@ -17,9 +17,10 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from demod_voice import paths
 from demod_voice.errors import ConfigError

@@ -35,7 +35,8 @@ def register(sub, common) -> None:
 
 
 def run(args, ctx) -> int:
-    from demod_voice import catalog, output, text as text_mod
+    from demod_voice import catalog, output
+    from demod_voice import text as text_mod
     from demod_voice.engines import piper
 
     if args.speed is not None and args.length_scale is not None:

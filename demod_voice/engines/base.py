@@ -9,7 +9,8 @@ Engines are loaded once per process and reused; they keep no per-request state.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from demod_voice.audio import Audio
 

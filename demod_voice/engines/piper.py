@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from demod_voice.errors import EngineError, InputError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, str], "PiperEngine"] = {}
+_CACHE: dict[tuple[str, str], PiperEngine] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -56,7 +56,7 @@ class PiperVoiceConfig:
     noise_w: float = 0.8
 
     @staticmethod
-    def read(config_path: Path) -> "PiperVoiceConfig":
+    def read(config_path: Path) -> PiperVoiceConfig:
         try:
             data = json.loads(Path(config_path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -90,7 +90,7 @@ def config_path_for(model_path: Path) -> Path | None:
     return None
 
 
-def load(model_path: str | Path, device: str = "cpu") -> "PiperEngine":
+def load(model_path: str | Path, device: str = "cpu") -> PiperEngine:
     """The process-wide engine for a voice file, loading it on first use."""
     model_path = Path(model_path).resolve()
     key = (str(model_path), device)
