@@ -14,7 +14,7 @@ def xtts_checkpoint(tmp_path_factory) -> Path:
     pytest.importorskip("TTS.tts.models.xtts")
     from tests.xtts.checkpoint import build
 
-    return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=16)
+    return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=12)
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,12 @@ def xtts_engine(xtts_checkpoint):
     from demod_voice.engines import xtts
 
     return xtts.load(xtts_checkpoint, "cpu", "fp32")
+
+
+@pytest.fixture(scope="session")
+def xtts_latents(xtts_engine, speech_wav):
+    """Conditioning latents of the Joe reference, computed once."""
+    return xtts_engine.conditioning([speech_wav], None)
 
 
 @pytest.fixture(scope="session")
