@@ -14,7 +14,7 @@ def xtts_checkpoint(tmp_path_factory) -> Path:
     pytest.importorskip("TTS.tts.models.xtts")
     from tests.xtts.checkpoint import build
 
-    return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=12)
+    return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=8)
 
 
 @pytest.fixture(scope="session")
