@@ -27,9 +27,9 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, missing_extra
 

@@ -105,7 +105,8 @@ def rvc_hook(chunks, name: str, ctx):
 
 
 def run(args, ctx) -> int:
-    from demod_voice import output, text as text_mod
+    from demod_voice import output
+    from demod_voice import text as text_mod
     from demod_voice.engines import xtts
 
     references, text_arg = _sort_positionals(args)

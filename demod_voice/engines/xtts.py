@@ -23,9 +23,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_
 #: Defaults of XttsConfig for the conditioning parameters (used when config.json omits them).
 _CONDITIONING_DEFAULTS = {"gpt_cond_len": 12, "gpt_cond_chunk_len": 4, "max_ref_len": 10, "sound_norm_refs": False}
 
-_CACHE: dict[tuple[str, str, str], "XttsEngine"] = {}
+_CACHE: dict[tuple[str, str, str], XttsEngine] = {}
 _CACHE_LOCK = threading.Lock()
 #: One lock per device: GPU (or CPU) work of concurrent requests never interleaves.
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
@@ -276,7 +277,7 @@ class XttsLatents:
             save_file(self.tensors(), str(tmp), metadata=meta)
 
     @staticmethod
-    def load(path: Path, source: str) -> "XttsLatents":
+    def load(path: Path, source: str) -> XttsLatents:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -415,7 +416,7 @@ def saved_voices(cfg) -> list:
 
 # --- the engine (torch from here on) --------------------------------------------------
 
-def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32") -> "XttsEngine":
+def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32") -> XttsEngine:
     """The process-wide engine for a checkpoint folder, loading it on first use."""
     model_dir = Path(model_dir).resolve()
     key = (str(model_dir), device, precision)
