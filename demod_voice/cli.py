@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "batch",
     "health",
     "voices",
+    "models",
     "config",
 )
 

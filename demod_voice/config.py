@@ -76,6 +76,11 @@ SCHEMA: dict[str, Any] = {
         "repetition_penalty": S("float", 10.0, "repetition penalty", min=1.0, max=100.0),
         "length_penalty": S("float", 1.0, "length penalty", min=-10.0, max=10.0),
         "speed": S("float", 1.0, "speech speed", min=0.25, max=4.0),
+        "stream_chunk_size": S("int", 20, "GPT tokens per streamed chunk (--stream)", min=1, max=400),
+        "latents_cache": S("bool", True, "cache conditioning latents on disk (<cache_dir>/xtts-latents)"),
+    },
+    "models": {
+        "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),
     },
     "rvc": {
         "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),

@@ -2,15 +2,170 @@
 
 from __future__ import annotations
 
-from demod_voice.commands._common import add_format_argument, add_text_arguments, not_available
+import argparse
+import time
+
+from demod_voice.commands._common import add_format_argument, add_text_arguments, positive_float
+from demod_voice.errors import UsageError
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value!r}")
+    return number
+
+
+def _float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
 
 
 def register(sub, common) -> None:
-    p = sub.add_parser("xtts-zero-shot", parents=[common], help="clone a voice from reference audio (XTTS-v2)",
-                       description="Speak TEXT in the voice of REFERENCE audio with XTTS-v2.")
-    p.add_argument("reference", metavar="REFERENCE", help="reference audio of the voice to clone")
+    p = sub.add_parser(
+        "xtts-zero-shot", parents=[common], help="clone a voice from reference audio (XTTS-v2)",
+        description="Speak TEXT in the voice of REFERENCE audio with XTTS-v2. REFERENCE may be a file or a folder "
+                    "of recordings; with --reference (repeatable) or --voice NAME the first positional argument "
+                    "is TEXT.",
+        epilog="Exit codes: 0 success, 1 runtime failure, 2 usage or input error (bad reference, unknown language, "
+               "missing model), 130 interrupted.",
+    )
+    p.add_argument("reference", nargs="?", metavar="REFERENCE",
+                   help="reference audio (any format soundfile reads) or a folder of it")
     add_text_arguments(p)
-    p.add_argument("-o", "--output", metavar="OUT", help="output file (default: output.wav)")
-    p.add_argument("--language", default=None, help="language code, e.g. en")
+    p.add_argument("-o", "--output", metavar="OUT", help="output file, or '-' for standard output (default: output.wav)")
+    p.add_argument("--language", default=None, help="language code, e.g. en (default: config xtts.language)")
+    p.add_argument("--reference", dest="references", action="append", default=[], metavar="AUDIO",
+                   help="another reference file or folder (repeatable; all are used together)")
+    p.add_argument("--voice", metavar="NAME", help="use a voice saved with --save-voice (no reference audio needed)")
+    p.add_argument("--save-voice", metavar="NAME", help="save the reference's conditioning as a named voice")
     add_format_argument(p)
-    p.set_defaults(func=not_available("xtts-zero-shot"))
+    p.add_argument("--stream", action="store_true",
+                   help="write raw 16-bit mono PCM (24 kHz) to standard output, chunk by chunk as it is generated")
+    p.add_argument("--split-sentences", action=argparse.BooleanOptionalAction, default=True,
+                   help="synthesise sentence by sentence (default: on)")
+    p.add_argument("--temperature", type=positive_float, metavar="X", help="sampling temperature (default 0.75)")
+    p.add_argument("--top-k", type=_positive_int, metavar="N", help="top-k sampling (default 50)")
+    p.add_argument("--top-p", type=positive_float, metavar="X", help="nucleus sampling (default 0.85)")
+    p.add_argument("--repetition-penalty", type=positive_float, metavar="X", help="repetition penalty (default 10)")
+    p.add_argument("--length-penalty", type=_float, metavar="X", help="length penalty (default 1)")
+    p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (default 1.0)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed, for repeatable output")
+    p.add_argument("--model-dir", metavar="DIR", help="XTTS checkpoint folder (config.json, model.pth, vocab.json)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU precision (default: config; CPU is fp32)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
+    p.add_argument("--rvc", metavar="NAME", help="convert the result with an RVC voice (needs the RVC engine)")
+    p.set_defaults(func=run)
+
+
+def _sort_positionals(args) -> tuple[list[str], str | None]:
+    """(references, text): with --reference/--voice the lone positional is TEXT, not REFERENCE."""
+    references = list(args.references)
+    text = args.text
+    positional = args.reference
+    if positional is not None and text is None and args.text_file is None and (references or args.voice):
+        return references, positional
+    if positional is not None:
+        references.insert(0, positional)
+    return references, text
+
+
+def _check_sampling(args) -> dict:
+    if args.top_p is not None and args.top_p > 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.repetition_penalty is not None and args.repetition_penalty < 1:
+        raise UsageError(f"--repetition-penalty must be >= 1, got {args.repetition_penalty}")
+    return {key: getattr(args, key) for key in
+            ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")}
+
+
+def rvc_hook(chunks, name: str, ctx):
+    """Chain an RVC conversion after XTTS. The RVC engine plugs in here.
+
+    Raises NotAvailableError while ``demod_voice.engines.rvc`` is not
+    installed. When it is, it must provide ``convert_stream(chunks, name, cfg)``
+    returning an iterator of ``Audio``.
+    """
+    from demod_voice.errors import NotAvailableError
+
+    try:
+        from demod_voice.engines import rvc
+    except ImportError:
+        raise NotAvailableError("--rvc needs the RVC engine, which is not part of this build",
+                                hint="drop --rvc, or convert the output with the RVC command") from None
+    convert = getattr(rvc, "convert_stream", None)
+    if convert is None:
+        raise NotAvailableError("this RVC engine cannot be chained after XTTS yet", hint="drop --rvc")
+    return convert(chunks, name, ctx.cfg)
+
+
+def run(args, ctx) -> int:
+    from demod_voice import output
+    from demod_voice import text as text_mod
+    from demod_voice.engines import xtts
+
+    references, text_arg = _sort_positionals(args)
+    if args.voice and references:
+        raise UsageError("give either reference audio or --voice NAME, not both")
+    if not args.voice and not references:
+        raise UsageError("no reference audio given", hint="pass REFERENCE (a file or a folder), --reference, or --voice NAME")
+    if args.save_voice:
+        from demod_voice.paths import validate_name
+
+        validate_name(args.save_voice, "voice name")
+        if args.voice:
+            raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")
+    sampling = _check_sampling(args)
+    for key, value in sampling.items():
+        if value is not None and key != "top_k":
+            ctx.flags[f"xtts.{key}"] = value
+    if sampling["top_k"] is not None:
+        ctx.flags["xtts.top_k"] = sampling["top_k"]
+    if args.language:
+        ctx.flags["xtts.language"] = args.language
+    if args.precision:
+        ctx.flags["xtts.precision"] = args.precision
+    cfg = ctx.cfg
+    speak = text_arg is not None or args.text_file is not None
+    if not speak and not args.save_voice:
+        raise UsageError("no text given", hint="pass TEXT, '-' to read standard input, or --text-file FILE")
+
+    # Everything that can fail on user input is checked before the model loads.
+    text = text_mod.read_text_argument(text_arg, args.text_file) if speak else None
+    target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format")) if speak else None
+    model_dir = xtts.resolve_model_dir(cfg, args.model_dir)
+    languages = xtts.model_languages(xtts.read_model_config(model_dir))
+    language = xtts.check_language(cfg.get("xtts.language"), languages) if speak else None
+    cache_dir = None if args.no_cache or not cfg.get("xtts.latents_cache") else cfg.cache_dir
+    latents = xtts.load_voice(args.voice, cfg.data_dir) if args.voice else None
+    plan = xtts.plan_conditioning(references, model_dir, cache_dir) if references else None
+    if args.rvc:
+        rvc_hook(iter(()), args.rvc, ctx)  # fail fast when RVC is not available
+
+    started = time.perf_counter()
+    engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"))
+    if plan is not None:
+        latents = engine.conditioning(plan)
+    if args.save_voice:
+        folder = xtts.save_voice(args.save_voice, latents, cfg.data_dir, plan.files if plan else None)
+        ctx.say(f"saved XTTS voice '{args.save_voice}' in {folder}")
+    if not speak:
+        return 0
+    chunks = engine.synthesize(
+        text, language=language, latents=latents, stream=args.stream, split_sentences=args.split_sentences,
+        seed=args.seed, stream_chunk_size=cfg.get("xtts.stream_chunk_size"),
+        **{key: cfg.get(f"xtts.{key}") for key in xtts.SAMPLING_KEYS},
+    )
+    if args.rvc:
+        chunks = rvc_hook(chunks, args.rvc, ctx)
+    result = output.deliver(chunks, target)
+    elapsed = time.perf_counter() - started
+    if not target.to_stdout:
+        ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "
+                f"in {elapsed:.1f} s")
+    return 0

@@ -1,0 +1,407 @@
+"""Known models: where they come from, what their files must hash to, where they live.
+
+Each ``ModelEntry`` names a model hub repository at a pinned revision (a
+commit, so a re-upload upstream cannot change what users get), its files with
+their sizes and sha256 digests, and its licence. ``pull`` downloads with
+``huggingface_hub.hf_hub_download`` (which honours ``HF_ENDPOINT`` for mirrors
+and retries a dropped connection with an HTTP Range request, resuming where it
+stopped), then checks every file's sha256: a file that does not match is
+deleted and the pull fails. Files already present and verified are skipped, so
+re-running an interrupted pull only fetches what is missing.
+
+A model lives in ``<data_dir>/models/<name>/``. Extra entries (more Piper
+voices, fine-tuned XTTS checkpoints, mirrors) come from YAML/JSON files named
+in the config key ``models.registry``; they use the same fields as the
+built-in ones (see docs/models.md).
+
+Where no public sha256 could be confirmed for a file, its ``sha256`` is
+``None``: it is then verified by size only, and ``models list``/``verify`` say
+so. Nothing here is guessed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, missing_extra
+
+_LOGGER = logging.getLogger(__name__)
+
+VERIFIED_FILE = ".demod-verified.json"
+LICENSES_FILE = "accepted-licenses.json"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One file of a model."""
+
+    path: str
+    """Path inside the repository (and inside the local model folder)."""
+    size: int | None = None
+    """Size in bytes, when known."""
+    sha256: str | None = None
+    """Hex sha256 digest, or None when no public digest could be confirmed (size-only check)."""
+    required: bool = True
+    """False for files the engine can do without."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model the registry knows how to fetch and check."""
+
+    name: str
+    kind: str
+    """"xtts", "rvc-aux", "piper", ..."""
+    repo: str
+    """Model hub repository, e.g. coqui/XTTS-v2."""
+    revision: str
+    """Pinned commit of that repository."""
+    files: tuple[ModelFile, ...]
+    license: str
+    license_url: str = ""
+    license_gate: bool = False
+    """True: 'models pull' needs --accept-license once."""
+    license_summary: str = ""
+    description: str = ""
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["files"] = [asdict(f) for f in self.files]
+        return data
+
+
+#: Pins checked against several independent public manifests of these repositories.
+BUILTIN: dict[str, ModelEntry] = {
+    "xtts-v2": ModelEntry(
+        name="xtts-v2",
+        kind="xtts",
+        repo="coqui/XTTS-v2",
+        revision="6c2b0d75eae4b7047358e3b6bd9325f857d43f77",
+        files=(
+            ModelFile("config.json", 4368, "ef262b1454dd2a77e1461b0b2cd53e19b8a7624cc131b837d36df67356bc75e8"),
+            ModelFile("vocab.json", 361219, "928260878a59da8a72a2a5b7687fea29d5106137669d90945430fe17e415304a"),
+            ModelFile("model.pth", 1867929118, "c7ea20001c6a0a841c77e252d8409f6a74fb423e79b3206a0771ba5989776187"),
+            ModelFile("speakers_xtts.pth", 7754818,
+                      "f0f6137c19a4eab0cbbe4c99b5babacf68b1746e50da90807708c10e645b943b", required=False),
+            ModelFile("LICENSE.txt", 4014, "190f6d7c19b8984f91b97712b94ce92d2b2e640fc677dacab966e955ece9d043",
+                      required=False),
+        ),
+        license="Coqui Public Model License 1.0.0 (CPML)",
+        license_url="https://coqui.ai/cpml",
+        license_gate=True,
+        license_summary=(
+            "The XTTS-v2 weights are licensed under the Coqui Public Model License: non-commercial use only, of the "
+            "model and of its outputs; anyone you give the model, a modification of it or its outputs to must get "
+            "these terms (or their URL). The full text is LICENSE.txt in the model folder after the pull and at "
+            "https://coqui.ai/cpml."),
+        description="XTTS-v2 (v2.0.3) multilingual zero-shot voice cloning, 17 languages, 24 kHz",
+    ),
+    "rvc-aux": ModelEntry(
+        name="rvc-aux",
+        kind="rvc-aux",
+        repo="lj1995/VoiceConversionWebUI",
+        revision="88e42f0cb3662ddc0dd263a4814206ce96d53214",
+        files=(
+            ModelFile("hubert_base.pt", 189507909, "f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96"),
+            ModelFile("rmvpe.pt", 181184272, "6d62215f4306e3ca278246188607209f09af3dc77ed4232efdd069798c4ec193"),
+        ),
+        license="MIT (repository licence of lj1995/VoiceConversionWebUI)",
+        license_url="https://huggingface.co/lj1995/VoiceConversionWebUI",
+        description="RVC auxiliary weights: HuBERT content features and the RMVPE pitch model",
+    ),
+}
+
+
+# --- registry -----------------------------------------------------------------------
+
+def _entry_from_dict(name: str, data: dict, origin: str) -> ModelEntry:
+    def bad(msg: str) -> InputError:
+        return InputError(f"model registry {origin}: entry '{name}' {msg}", hint="see docs/models.md for the fields")
+
+    if not isinstance(data, dict):
+        raise bad("must be a mapping")
+    try:
+        files = tuple(
+            ModelFile(str(f["path"]), int(f["size"]) if f.get("size") is not None else None,
+                      str(f["sha256"]).lower() if f.get("sha256") else None, bool(f.get("required", True)))
+            for f in data["files"])
+        entry = ModelEntry(name=name, kind=str(data.get("kind", "other")), repo=str(data["repo"]),
+                           revision=str(data["revision"]), files=files, license=str(data.get("license", "unknown")),
+                           license_url=str(data.get("license_url", "")),
+                           license_gate=bool(data.get("license_gate", False)),
+                           license_summary=str(data.get("license_summary", "")),
+                           description=str(data.get("description", "")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"is missing or has a bad field: {exc}") from None
+    for f in entry.files:
+        if f.sha256 is not None and (len(f.sha256) != 64 or any(c not in "0123456789abcdef" for c in f.sha256)):
+            raise bad(f"has a malformed sha256 for {f.path}")
+        if Path(f.path).is_absolute() or ".." in Path(f.path).parts:
+            raise bad(f"has an unsafe file path {f.path!r}")
+    return entry
+
+
+def registry(cfg) -> dict[str, ModelEntry]:
+    """Built-in entries plus those from the files in config ``models.registry``."""
+    from demod_voice.config import load_yaml_file
+    from demod_voice.paths import validate_name
+
+    entries = dict(BUILTIN)
+    for file in cfg.get("models.registry") or []:
+        data = load_yaml_file(file, what="model registry")
+        for name, spec in data.items():
+            validate_name(str(name), "model name")
+            entries[str(name)] = _entry_from_dict(str(name), spec, str(file))
+    return entries
+
+
+def get(name: str, cfg) -> ModelEntry:
+    entries = registry(cfg)
+    if name in entries:
+        return entries[name]
+    close = difflib.get_close_matches(name, entries, n=2)
+    raise InputError(f"unknown model '{name}'",
+                     hint=("did you mean " + ", ".join(close) + "?") if close else "known: " + ", ".join(entries))
+
+
+def local_dir(entry: ModelEntry, cfg) -> Path:
+    from demod_voice.paths import safe_join
+
+    return safe_join(Path(cfg.data_dir) / "models", entry.name, what="model name")
+
+
+# --- file checks --------------------------------------------------------------------
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(4 << 20):
+            digest.update(block)
+            if progress:
+                progress(len(block))
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from demod_voice.audio import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def record_verified(folder: Path, name: str, sha256: str, original: str | None = None) -> None:
+    """Remember that ``folder/name`` (as it is now) was checked, so pulls skip re-hashing it."""
+    book = _read_json(folder / VERIFIED_FILE)
+    book[name] = {"stamp": _stamp(folder / name), "sha256": sha256}
+    if original:
+        book[name]["rewritten_from"] = original
+    _write_json(folder / VERIFIED_FILE, book)
+
+
+def record_rewrite(folder: Path, name: str) -> None:
+    """coqui-tts rewrote a verified file on first load: record its new digest, tied to the verified original.
+
+    Only done when the file had been verified before the rewrite; an unverified
+    file stays unverified.
+    """
+    folder = Path(folder)
+    book = _read_json(folder / VERIFIED_FILE)
+    before = book.get(name)
+    if not before:
+        return
+    record_verified(folder, name, sha256_file(folder / name), original=before.get("rewritten_from") or before["sha256"])
+
+
+@dataclass
+class FileStatus:
+    """The state of one file on disk."""
+
+    path: str
+    state: str
+    """"ok", "ok (size only)", "ok (rewritten by coqui-tts)", "missing", "size mismatch", "sha256 mismatch", "unchecked"."""
+    size: int | None = None
+    detail: str = ""
+
+    @property
+    def good(self) -> bool:
+        return self.state.startswith("ok")
+
+
+def check_file(entry: ModelEntry, folder: Path, spec: ModelFile, full: bool = True) -> FileStatus:
+    """Check one file: presence, size, and (``full``) its sha256."""
+    path = folder / spec.path
+    if not path.is_file():
+        return FileStatus(spec.path, "missing")
+    size = path.stat().st_size
+    book = _read_json(folder / VERIFIED_FILE).get(spec.path) or {}
+    rewritten = book.get("rewritten_from") == spec.sha256 and spec.sha256 is not None
+    if spec.size is not None and size != spec.size and not rewritten:
+        return FileStatus(spec.path, "size mismatch", size, f"expected {spec.size} bytes, found {size}")
+    if spec.sha256 is None:
+        return FileStatus(spec.path, "ok (size only)", size, "no published sha256 is pinned for this file")
+    if not full:
+        known = book.get("stamp") == _stamp(path) and (book.get("sha256") == spec.sha256 or rewritten)
+        return FileStatus(spec.path, "ok" if known else "unchecked", size)
+    digest = sha256_file(path)
+    if digest == spec.sha256:
+        record_verified(folder, spec.path, digest)
+        return FileStatus(spec.path, "ok", size)
+    if rewritten and digest == book.get("sha256"):
+        return FileStatus(spec.path, "ok (rewritten by coqui-tts)", size,
+                          "the verified original was converted by coqui-tts on first load")
+    return FileStatus(spec.path, "sha256 mismatch", size, f"expected {spec.sha256}, found {digest}")
+
+
+def status(entry: ModelEntry, cfg, full: bool = False) -> list[FileStatus]:
+    folder = local_dir(entry, cfg)
+    return [check_file(entry, folder, spec, full=full) for spec in entry.files]
+
+
+def summary(statuses: list[FileStatus], entry: ModelEntry) -> str:
+    """One word for ``models list``."""
+    required = {f.path for f in entry.files if f.required}
+    states = {s.path: s for s in statuses}
+    if all(states[p].state == "missing" for p in required):
+        return "not installed"
+    if any(not states[p].good and states[p].state != "unchecked" for p in required):
+        return "incomplete"
+    if any(states[p].state == "unchecked" for p in required):
+        return "installed (unverified)"
+    return "installed"
+
+
+# --- licences -----------------------------------------------------------------------
+
+def _licenses_path(cfg) -> Path:
+    return Path(cfg.data_dir) / "models" / LICENSES_FILE
+
+
+def license_accepted(entry: ModelEntry, cfg) -> bool:
+    record = _read_json(_licenses_path(cfg)).get(entry.name)
+    return bool(record) and record.get("license") == entry.license
+
+
+def accept_license(entry: ModelEntry, cfg) -> None:
+    book = _read_json(_licenses_path(cfg))
+    book[entry.name] = {"license": entry.license, "url": entry.license_url,
+                        "accepted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    _write_json(_licenses_path(cfg), book)
+
+
+def license_notice(entry: ModelEntry) -> str:
+    lines = [f"{entry.name} is licensed under the {entry.license}.", entry.license_summary or "",
+             f"Licence: {entry.license_url}" if entry.license_url else ""]
+    return "\n".join(line for line in lines if line)
+
+
+# --- pulling ------------------------------------------------------------------------
+
+def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, quiet: bool = False,
+         say: Callable[[str], None] = lambda m: None) -> list[FileStatus]:
+    """Download every file not already present and verified; check sha256; return the final states."""
+    if entry.license_gate and not license_accepted(entry, cfg):
+        if not accept:
+            raise UsageError(f"the licence of {entry.name} must be accepted before it is downloaded: "
+                             f"{entry.license} ({entry.license_url})",
+                             hint=f"read it, then run: demod-voice models pull {entry.name} --accept-license")
+        accept_license(entry, cfg)
+        say(f"accepted the {entry.license} for {entry.name} (remembered in {_licenses_path(cfg)})")
+    try:
+        import huggingface_hub
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError:
+        raise missing_extra("huggingface_hub", "xtts") from None
+    if quiet:
+        huggingface_hub.utils.disable_progress_bars()
+    folder = local_dir(entry, cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    results: list[FileStatus] = []
+    for spec in entry.files:
+        current = check_file(entry, folder, spec, full=False)
+        if current.good and not force:
+            results.append(current)
+            continue
+        target = folder / spec.path
+        if target.exists() and not force:
+            current = check_file(entry, folder, spec, full=True)  # present but not yet checked: hash it
+            if current.good:
+                results.append(current)
+                continue
+            target.unlink()  # wrong size or digest: fetch it again
+        elif force and target.exists():
+            target.unlink()
+        say(f"downloading {spec.path} ({_human(spec.size)}) from {entry.repo}@{entry.revision[:10]}")
+        try:
+            hf_hub_download(repo_id=entry.repo, filename=spec.path, revision=entry.revision, local_dir=str(folder),
+                            force_download=force)
+        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+            raise EngineError(f"the model hub has no {spec.path} in {entry.repo} at revision {entry.revision}: "
+                              f"{type(exc).__name__}",
+                              hint=f"check HF_ENDPOINT ({endpoint}) or the registry entry") from None
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+            raise EngineError(f"downloading {spec.path} of {entry.name} from {endpoint} failed: "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                              hint=f"re-run the pull to continue (finished files are kept), or place the files "
+                                   f"by hand in {folder}") from None
+        state = check_file(entry, folder, spec, full=True)
+        if not state.good:
+            target.unlink(missing_ok=True)
+            raise EngineError(f"downloaded {spec.path} of {entry.name} failed its check ({state.state}: "
+                              f"{state.detail}); the file was deleted",
+                              hint="re-run the pull; if it fails again the mirror serves a different file")
+        results.append(state)
+    return results
+
+
+def verify(entry: ModelEntry, cfg) -> list[FileStatus]:
+    folder = local_dir(entry, cfg)
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"{entry.name} is not installed (no folder {folder})",
+                                 hint=f"run: demod-voice models pull {entry.name}")
+    return [check_file(entry, folder, spec, full=True) for spec in entry.files]
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+human_size = _human

@@ -1,0 +1,92 @@
+"""The real coqui-tts XTTS code paths, in process, on the tiny random-weight checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _finite_and_audible(chunks, sample_rate):
+    assert chunks
+    for chunk in chunks:
+        assert chunk.sample_rate == sample_rate
+        assert np.isfinite(chunk.samples).all()
+    whole = np.concatenate([c.samples for c in chunks])
+    assert np.abs(whole).max() > 1e-3
+    return whole
+
+
+def test_latents_cache_skips_conditioning(xtts_engine, speech_wav, second_speech_wav, tmp_path):
+    engine = xtts_engine
+    before = dict(engine.stats)
+    first = engine.conditioning([speech_wav, second_speech_wav], tmp_path)
+    assert first.source == "computed"
+    assert engine.stats["latents_computed"] == before["latents_computed"] + 1
+    cached = list((tmp_path / "xtts-latents").glob("*.safetensors"))
+    assert len(cached) == 1 and cached[0].stem == first.key
+
+    plan = engine.plan([speech_wav, second_speech_wav], tmp_path)
+    assert plan.audio is None  # a hit does not even decode the references
+    second = engine.conditioning(plan)
+    assert second.source == "cache"
+    assert engine.stats["latents_computed"] == before["latents_computed"] + 1
+    assert engine.stats["latents_cached"] == before["latents_cached"] + 1
+    assert np.array_equal(first.gpt_cond_latent.numpy(), second.gpt_cond_latent.numpy())
+
+    # Another order is another key (the GPT conditions on the joined audio); another cache dir misses.
+    assert engine.plan([second_speech_wav, speech_wav], tmp_path).key != first.key
+    assert engine.plan([speech_wav, second_speech_wav], tmp_path / "elsewhere").cached() is None
+    assert first.gpt_cond_latent.shape[-1] == engine.gpt_width
+    assert tuple(first.speaker_embedding.shape) == (1, 512, 1)
+
+
+def test_inference_is_seeded_and_split_by_sentence(xtts_engine, xtts_latents):
+    engine = xtts_engine
+    split = list(engine.synthesize("One. Two!", language="en", latents=xtts_latents, seed=7, temperature=0.7))
+    assert len(split) == 2  # one chunk per sentence
+    a = _finite_and_audible(split[:1], engine.sample_rate)
+    # The same seed gives the same audio; split off, the text is one piece.
+    again = list(engine.synthesize("One.", language="en", latents=xtts_latents, seed=7, temperature=0.7))
+    assert np.array_equal(a, _finite_and_audible(again, engine.sample_rate))
+    assert len(engine.sentences("One. Two!", "en", split_sentences=False)) == 1
+
+
+def test_inference_stream_yields_several_chunks(xtts_engine, xtts_latents):
+    engine = xtts_engine
+    chunks = list(engine.synthesize("Streaming test.", language="en", latents=xtts_latents, stream=True,
+                                    stream_chunk_size=4, seed=3))
+    assert len(chunks) >= 2
+    _finite_and_audible(chunks, engine.sample_rate)
+
+
+def test_engine_errors(xtts_engine, xtts_latents):
+    from demod_voice.errors import InputError, UsageError
+
+    latents = xtts_latents
+    with pytest.raises(InputError, match="not supported"):
+        list(xtts_engine.synthesize("Hi.", language="klingon", latents=latents))
+    with pytest.raises(UsageError, match="unknown XTTS option"):
+        list(xtts_engine.synthesize("Hi.", language="en", latents=latents, beams=3))
+    with pytest.raises(InputError, match="too long for XTTS"):
+        list(xtts_engine.synthesize("word " * 500, language="en", latents=latents, split_sentences=False))
+
+
+def test_engine_is_loaded_once_per_process(xtts_engine, xtts_checkpoint):
+    from demod_voice.engines import xtts
+
+    assert xtts.load(xtts_checkpoint, "cpu", "fp32") is xtts_engine
+    assert xtts_engine.name == "xtts" and xtts_engine.sample_rate == 24000 and "en" in xtts_engine.languages
+    assert xtts_engine.model_id == xtts.model_identity(xtts_checkpoint)
+
+
+def test_saved_voice_round_trip(xtts_engine, xtts_latents, speech_wav, tmp_path):
+    from demod_voice.engines import xtts
+
+    latents = xtts_latents
+    folder = xtts.save_voice("narrator", latents, tmp_path, [speech_wav])
+    assert (folder / "latents.safetensors").is_file() and (folder / "voice.json").is_file()
+    again = xtts.load_voice("narrator", tmp_path)
+    assert again.source == "voice narrator" and again.model_id == xtts_engine.model_id
+    assert np.array_equal(again.speaker_embedding.numpy(), latents.speaker_embedding.numpy())
