@@ -92,6 +92,8 @@ def apply_flags(args, ctx) -> None:
     for key, attr in (("rvc.hubert", "hubert"), ("rvc.rmvpe", "rmvpe")):
         if getattr(args, attr, None):
             ctx.flags[key] = getattr(args, attr)
+            if ctx._cfg is not None:  # config already loaded: the flag still wins
+                ctx._cfg.set(key, getattr(args, attr), "command line")
 
 
 def options(args, prefix: str = "") -> dict:

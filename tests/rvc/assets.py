@@ -42,7 +42,7 @@ def shrunk_config(sample_rate: int = 40000) -> list:
     cfg[4] = 64                   # filter channels
     cfg[6] = 2                    # attention layers
     cfg[10], cfg[11] = [3], [[1, 3, 5]]
-    cfg[13] = 64                  # upsample_initial_channel
+    cfg[13] = 32                  # upsample_initial_channel
     cfg[15], cfg[16] = 4, 32      # speakers, gin channels
     return cfg
 
