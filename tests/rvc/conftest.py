@@ -45,8 +45,8 @@ def short_speech(speech_wav, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_speech(speech_wav, tmp_path_factory) -> Path:
-    """0.6 s of real speech, for full-size crepe (slow on CPU)."""
-    return _excerpt(speech_wav, tmp_path_factory.mktemp("tiny") / "joe-0.6s.wav", 0.6)
+    """0.3 s of real speech, for full-size crepe (slow on CPU)."""
+    return _excerpt(speech_wav, tmp_path_factory.mktemp("tiny") / "joe-0.3s.wav", 0.3)
 
 
 @pytest.fixture
