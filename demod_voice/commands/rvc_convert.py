@@ -20,7 +20,8 @@ def register(sub, common) -> None:
     p.add_argument("-m", "--model", required=True, metavar="MODEL",
                    help="RVC voice .pth, or a name registered with 'demod-voice rvc add'")
     p.add_argument("-o", "--output", metavar="OUT",
-                   help="output file (default: output.wav); for a folder INPUT, an output folder "
+                   help="output file, or '-' for standard output (default: output.wav); for a folder INPUT, "
+                        "an output folder "
                         "(default: INPUT_rvc)")
     add_format_argument(p)
     add_conversion_arguments(p)
@@ -60,13 +61,21 @@ def run(args, ctx) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         audio_mod.check_writable_dir(out_dir / f"x.{fmt}")
         return _convert_folder(args, ctx, files, out_dir, fmt)
+    to_stdout = args.output == "-"
     target = Path(args.output or f"output.{default_fmt}").expanduser()
-    fmt = audio_mod.format_for(target, args.format, default_fmt)
-    audio_mod.check_writable_dir(target)
+    fmt = audio_mod.format_for(None if to_stdout else target, args.format, default_fmt)
+    if not to_stdout:
+        audio_mod.check_writable_dir(target)
     speech = audio_mod.read(source, what="input audio")
     started = time.perf_counter()
     engine = load_engine(args, ctx, args.model)
     result = engine.convert(speech, **options(args))
+    if to_stdout:
+        import sys
+
+        sys.stdout.buffer.write(audio_mod.encode(result, fmt))
+        sys.stdout.buffer.flush()
+        return 0
     audio_mod.write(result, target, fmt)
     ctx.say(f"wrote {target} ({result.duration:.1f} s, {result.sample_rate} Hz, {fmt}) in "
             f"{time.perf_counter() - started:.1f} s")

@@ -158,6 +158,11 @@ def test_usage_errors(run_main, rvc_assets, short_speech, tmp_path):
     assert code == 2 and "unknown RVC voice 'no-such-voice'" in err
     code, err = run_main(*base, "--index", rvc_assets["index256"])
     assert code == 2 and "768" in err and "256" in err
+    blip = tmp_path / "blip.wav"
+    sf.write(str(blip), np.zeros(100, np.float32), 22050)
+    code, err = run_main("rvc-convert", blip, "--model", rvc_assets["v2"], "--hubert", rvc_assets["hubert_dir"],
+                         "-o", out)
+    assert code == 2 and "too short" in err
     assert not out.exists()
 
 

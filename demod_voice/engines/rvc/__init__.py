@@ -173,6 +173,9 @@ class RvcEngine:
                 resample_sr: int | None = None, **_: object) -> Audio:
         """Convert speech into this voice; ``None`` options take the config/RVC defaults."""
         options = self._options(pitch, f0_method, index_rate, filter_radius, rms_mix_rate, protect, resample_sr)
+        if audio.duration < 0.02:
+            raise InputError(f"the input audio is too short to convert ({audio.duration * 1000:.0f} ms)",
+                             hint="give at least a few tenths of a second of speech")
         rmvpe = self._rmvpe_for(options)
         with self._lock:
             try:
