@@ -88,6 +88,21 @@ def add_chain_arguments(p: argparse.ArgumentParser) -> None:
     add_conversion_arguments(group, prefix="rvc-")
 
 
+def check_chain_arguments(args) -> None:
+    """``--rvc-*`` options mean nothing without ``--rvc``: say so instead of ignoring them."""
+    from demod_voice.errors import UsageError
+
+    if getattr(args, "rvc", None):
+        return
+    given = [name for name in ("pitch", "f0_method", "index", "index_rate", "filter_radius", "rms_mix_rate",
+                               "protect", "resample_sr") if getattr(args, f"rvc_{name}", None)]
+    given += [name for name in ("hubert", "rmvpe") if getattr(args, name, None)]
+    if given:
+        flag = given[0].replace("_", "-")
+        raise UsageError(f"--{flag if flag in ('hubert', 'rmvpe') else 'rvc-' + flag} needs --rvc MODEL",
+                         hint="add --rvc NAME to convert the speech, or drop the RVC options")
+
+
 def apply_flags(args, ctx) -> None:
     for key, attr in (("rvc.hubert", "hubert"), ("rvc.rmvpe", "rmvpe")):
         if getattr(args, attr, None):

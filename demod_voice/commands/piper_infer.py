@@ -10,7 +10,7 @@ from demod_voice.commands._common import (
     non_negative_float,
     positive_float,
 )
-from demod_voice.commands._rvc import add_chain_arguments
+from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -40,6 +40,7 @@ def run(args, ctx) -> int:
     from demod_voice import catalog, output, text as text_mod
     from demod_voice.engines import piper
 
+    check_chain_arguments(args)
     if args.speed is not None and args.length_scale is not None:
         raise UsageError("--speed and --length-scale set the same thing; give only one")
     length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale

@@ -39,6 +39,8 @@ def test_add_list_and_convert_by_name(run_main, rvc_assets, short_speech, tmp_pa
 
 def test_piper_infer_chains_into_rvc(run_main, rvc_assets, joe_voice, tmp_path):
     """piper-infer ... --rvc: synthesise with the real Joe voice, then convert, in one process."""
+    code, err = run_main("piper-infer", joe_voice, "Hi.", "-o", tmp_path / "x.wav", "--rvc-pitch", "3")
+    assert code == 2 and "--rvc-pitch needs --rvc" in err
     code, err = run_main("rvc", "add", "carol", rvc_assets["v2_nof0"])
     assert code == 0, err
     out = tmp_path / "chained.wav"
