@@ -51,3 +51,12 @@ def test_weight_norm_folding_matches_torch():
     assert set(folded) == {"dec.ups.0.weight", "dec.ups.0.bias"}
     conv(torch.zeros(1, 6, 2))  # recompute weight from g and v
     np.testing.assert_allclose(folded["dec.ups.0.weight"].numpy(), conv.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_rmvpe_mel_filterbank_matches_librosa():
+    """RMVPE was trained on librosa's HTK-scale, Slaney-normalised filters; ours are written out by hand."""
+    librosa = pytest.importorskip("librosa")
+    from demod_voice.engines.rvc.rmvpe import _mel_filterbank
+
+    want = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=128, fmin=30, fmax=8000, htk=True)
+    np.testing.assert_allclose(_mel_filterbank(), want, rtol=1e-4, atol=1e-7)
