@@ -110,6 +110,7 @@ def piper_voices(cfg: Config) -> list[VoiceEntry]:
 LISTERS: dict[str, str] = {
     "piper": "demod_voice.catalog:piper_voices",
     "xtts": "demod_voice.engines.xtts:saved_voices",
+    "rvc": "demod_voice.engines.rvc.voices:catalog_entries",
 }
 
 

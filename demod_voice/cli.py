@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "xtts_zero_shot",
     "piper_infer",
     "piper_preprocess",
+    "rvc_convert",
+    "rvc",
     "batch",
     "health",
     "voices",

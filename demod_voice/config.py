@@ -86,6 +86,10 @@ SCHEMA: dict[str, Any] = {
         "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),
         "rmvpe": S("path", None, "RMVPE weights (rmvpe.pt)", nullable=True),
         "f0_method": S("str", "rmvpe", "pitch extraction method", choices=("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")),
+        "index_rate": S("float", 0.75, "share of retrieved (index) features, 0-1", min=0.0, max=1.0),
+        "filter_radius": S("int", 3, "median filter on harvest f0 when >= 3", min=0, max=7),
+        "rms_mix_rate": S("float", 0.25, "1 keeps the converted loudness envelope, 0 follows the input's", min=0.0, max=1.0),
+        "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
     },
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),

@@ -10,6 +10,7 @@ from demod_voice.commands._common import (
     non_negative_float,
     positive_float,
 )
+from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -31,6 +32,7 @@ def register(sub, common) -> None:
     p.add_argument("--noise-w", type=non_negative_float, metavar="X", help="phoneme width noise (0 = deterministic)")
     p.add_argument("--sentence-silence", type=non_negative_float, metavar="SEC", help="silence after each sentence")
     p.add_argument("--volume", type=non_negative_float, metavar="X", help="volume multiplier (default 1.0)")
+    add_chain_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -39,6 +41,7 @@ def run(args, ctx) -> int:
     from demod_voice import text as text_mod
     from demod_voice.engines import piper
 
+    check_chain_arguments(args)
     if args.speed is not None and args.length_scale is not None:
         raise UsageError("--speed and --length-scale set the same thing; give only one")
     length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale
@@ -62,7 +65,12 @@ def run(args, ctx) -> int:
         volume=cfg.get("piper.volume"),
         sentence_silence=cfg.get("piper.sentence_silence"),
     )
-    result = output.deliver(engine.synthesize(text, options), target)
+    chunks = engine.synthesize(text, options)
+    if args.rvc:
+        from demod_voice.commands._rvc import chain
+
+        chunks = chain(chunks, args, ctx, stream=target.stream)
+    result = output.deliver(chunks, target)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "

@@ -1,0 +1,147 @@
+"""RVC options shared by ``rvc-convert`` and the TTS commands that chain into RVC (``--rvc NAME``).
+
+Importing this module is light: the engine loads only when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Iterator
+
+F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
+
+
+def semitones(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of semitones, got {value!r}") from None
+    if not -24 <= number <= 24:
+        raise argparse.ArgumentTypeError(f"pitch must be between -24 and 24 semitones, got {value!r}")
+    return number
+
+
+def unit_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
+    return number
+
+
+def protect_float(value: str) -> float:
+    number = unit_float(value)
+    if number > 0.5:
+        raise argparse.ArgumentTypeError(f"protect goes from 0 to 0.5 (0.5 = off), got {value!r}")
+    return number
+
+
+def radius(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 0 <= number <= 7:
+        raise argparse.ArgumentTypeError(f"filter radius goes from 0 to 7, got {value!r}")
+    return number
+
+
+def sample_rate(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a sample rate in Hz, got {value!r}") from None
+    if number != 0 and not 8000 <= number <= 192000:
+        raise argparse.ArgumentTypeError(f"sample rate must be 8000-192000 Hz (0 = the model's), got {value!r}")
+    return number
+
+
+def add_conversion_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The conversion knobs; ``prefix='rvc-'`` for TTS commands (``--rvc-pitch`` ...)."""
+    p.add_argument(f"--{prefix}pitch", type=semitones, default=0.0, metavar="SEMITONES",
+                   help="transpose by -24..24 semitones (+12 = one octave up)")
+    p.add_argument(f"--{prefix}f0-method", choices=F0_METHODS, metavar="METHOD", default=None,
+                   help="pitch extraction: rmvpe (default), crepe, crepe-tiny, harvest, dio; "
+                        "pm needs the GPL extra praat-parselmouth")
+    p.add_argument(f"--{prefix}index", metavar="FILE.index", help="faiss retrieval index (default: the voice's own)")
+    p.add_argument(f"--{prefix}index-rate", type=unit_float, metavar="X",
+                   help="share of retrieved features, 0-1 (default 0.75)")
+    p.add_argument(f"--{prefix}filter-radius", type=radius, metavar="N",
+                   help="median filter on harvest pitch when >= 3 (default 3)")
+    p.add_argument(f"--{prefix}rms-mix-rate", type=unit_float, metavar="X",
+                   help="1 keeps the converted loudness envelope, 0 follows the input's (default 0.25)")
+    p.add_argument(f"--{prefix}protect", type=protect_float, metavar="X",
+                   help="keep original features on breaths/consonants, 0-0.5 (0.5 = off; default 0.33)")
+    p.add_argument(f"--{prefix}resample-sr", type=sample_rate, metavar="HZ",
+                   help="resample the output to this rate (default: the model's rate)")
+    p.add_argument("--hubert", metavar="PATH", help="HuBERT/ContentVec weights: hubert_base.pt or a transformers "
+                                                    "folder (config rvc.hubert)")
+    p.add_argument("--rmvpe", metavar="PATH", help="RMVPE weights rmvpe.pt (config rvc.rmvpe)")
+
+
+def add_chain_arguments(p: argparse.ArgumentParser) -> None:
+    """``--rvc NAME`` plus ``--rvc-*`` options for TTS commands."""
+    group = p.add_argument_group("RVC voice conversion (chained after synthesis)")
+    group.add_argument("--rvc", metavar="MODEL", help="convert the speech with this RVC voice (name or .pth)")
+    add_conversion_arguments(group, prefix="rvc-")
+
+
+def check_chain_arguments(args) -> None:
+    """``--rvc-*`` options mean nothing without ``--rvc``: say so instead of ignoring them."""
+    from demod_voice.errors import UsageError
+
+    if getattr(args, "rvc", None):
+        return
+    given = [name for name in ("pitch", "f0_method", "index", "index_rate", "filter_radius", "rms_mix_rate",
+                               "protect", "resample_sr") if getattr(args, f"rvc_{name}", None)]
+    given += [name for name in ("hubert", "rmvpe") if getattr(args, name, None)]
+    if given:
+        flag = given[0].replace("_", "-")
+        raise UsageError(f"--{flag if flag in ('hubert', 'rmvpe') else 'rvc-' + flag} needs --rvc MODEL",
+                         hint="add --rvc NAME to convert the speech, or drop the RVC options")
+
+
+def apply_flags(args, ctx) -> None:
+    for key, attr in (("rvc.hubert", "hubert"), ("rvc.rmvpe", "rmvpe")):
+        if getattr(args, attr, None):
+            ctx.flags[key] = getattr(args, attr)
+            if ctx._cfg is not None:  # config already loaded: the flag still wins
+                ctx._cfg.set(key, getattr(args, attr), "command line")
+
+
+def options(args, prefix: str = "") -> dict:
+    """Keyword options for ``RvcEngine.convert`` from parsed args."""
+    p = prefix.replace("-", "_")
+    return {
+        "pitch": getattr(args, f"{p}pitch"),
+        "f0_method": getattr(args, f"{p}f0_method"),
+        "index_rate": getattr(args, f"{p}index_rate"),
+        "filter_radius": getattr(args, f"{p}filter_radius"),
+        "rms_mix_rate": getattr(args, f"{p}rms_mix_rate"),
+        "protect": getattr(args, f"{p}protect"),
+        "resample_sr": getattr(args, f"{p}resample_sr") or None,
+    }
+
+
+def load_engine(args, ctx, model: str, prefix: str = ""):
+    from demod_voice.engines import rvc
+
+    apply_flags(args, ctx)
+    return rvc.load(model, ctx.cfg, ctx.device, index=getattr(args, f"{prefix.replace('-', '_')}index"))
+
+
+def chain(chunks: Iterable, args, ctx, stream: bool = False) -> Iterator:
+    """Convert synthesised chunks with ``--rvc``: sentence by sentence when streaming, else as one piece."""
+    from demod_voice.audio import concat
+
+    engine = load_engine(args, ctx, args.rvc, prefix="rvc-")
+    opts = options(args, prefix="rvc-")
+    if stream:
+        for chunk in chunks:
+            yield engine.convert(chunk, **opts)
+        return
+    collected = list(chunks)
+    if collected:
+        yield engine.convert(concat(collected), **opts)
