@@ -9,7 +9,9 @@ audio and needs no model:
   noise floor (10th percentile of the frames that are not digital silence).
   Recordings with pauses between words measure well; a recording with no pause
   at all gets a pessimistic estimate, which is the safe direction.
-* **clipping ratio** -- the fraction of samples at full scale.
+* **clipping ratio** -- the fraction of samples stuck at full scale: at least
+  two neighbours in a row at the same rail. A peak-normalised recording touches
+  full scale on a few isolated samples; that is not clipping.
 * **silence ratio** -- the fraction of frames more than 40 dB below the
   loudest frame (long lead-in/lead-out or dead air).
 * **duration** -- very short clips carry too little speech to learn from or to
@@ -27,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from demod_voice.audio import Audio, clipping_ratio, frame_rms_db
+from demod_voice.audio import Audio, frame_rms_db
 
 #: Frames below this level (dBFS) count as digital silence, not as noise floor.
 DIGITAL_SILENCE_DB = -90.0
@@ -85,6 +87,20 @@ def estimate_snr_db(levels_db: np.ndarray) -> float:
     if len(active) < len(levels_db) * 0.5 and floor < signal - 60:
         return 60.0
     return float(min(60.0, max(0.0, signal - floor)))
+
+
+def clipping_ratio(audio: Audio, level: float = 0.999) -> float:
+    """Fraction of samples in flat runs (2+ samples) at the positive or negative rail."""
+    x = audio.samples
+    if len(x) < 2:
+        return 0.0
+    high, low = x >= level, x <= -level
+    run_high = high[1:] & high[:-1]
+    run_low = low[1:] & low[:-1]
+    stuck = np.zeros(len(x), dtype=bool)
+    stuck[1:] |= run_high | run_low
+    stuck[:-1] |= run_high | run_low
+    return float(np.mean(stuck))
 
 
 def score_audio(audio: Audio) -> QualityScore:

@@ -272,8 +272,8 @@ def _raise_if_strict(report: dict) -> None:
     totals = report["totals"]
     bad = [e for e in report["utterances"] if e["status"] == "invalid"]
     if bad:
-        first = "; ".join(f"{e['where']}: {e['issues'][0]['message']}" for e in bad[:3] if e["issues"])
-        raise InputError(f"--strict: {len(bad)} invalid row(s): {first}" + (" ..." if len(bad) > 3 else ""),
+        first = "; ".join(f"{e['where']}: {e['issues'][0]['message']}" for e in bad[:5] if e["issues"])
+        raise InputError(f"--strict: {len(bad)} invalid row(s): {first}" + (" ..." if len(bad) > 5 else ""),
                          hint="fix or remove those rows, or run without --strict to skip them (see --dry-run)")
     if not totals["enough_audio"]:
         raise InputError(f"--strict: {_minutes(totals['seconds_kept'])} of usable audio, "
