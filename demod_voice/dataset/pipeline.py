@@ -197,9 +197,11 @@ def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> d
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            # spawn: workers start clean (no inherited threads from Whisper/ONNX Runtime).
-            pool = ProcessPoolExecutor(max_workers=min(opts.workers, len(jobs)),
-                                       mp_context=multiprocessing.get_context("spawn"),
+            # forkserver: workers start clean (no threads inherited from Whisper), and the
+            # server imports the heavy modules (torch for the legacy tensors) once for all workers.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["demod_voice.dataset.process"] + (["torch"] if settings.legacy else []))
+            pool = ProcessPoolExecutor(max_workers=min(opts.workers, len(jobs)), mp_context=context,
                                        initializer=process.init_worker, initargs=(settings.language, id_map))
             try:
                 futures = {pool.submit(process.handle, job, settings): key for key, job in jobs.items()}
