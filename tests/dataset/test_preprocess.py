@@ -171,3 +171,52 @@ def test_bad_options(cli, make_pairs, tmp_path, args, message):
 def test_missing_input_dir(cli, tmp_path):
     proc = cli("piper-preprocess", "--input-dir", tmp_path / "nope", "--output-dir", tmp_path / "o")
     assert proc.returncode == 2 and "input folder not found" in proc.stderr.decode()
+
+
+def test_multi_speaker_and_voice_id_map(cli, speech_corpus, tmp_path, joe_voice):
+    import shutil
+
+    src = tmp_path / "multi"
+    (src / "wavs").mkdir(parents=True)
+    lines = []
+    for index, (utt_id, text) in enumerate(list(speech_corpus.texts.items())[:6]):
+        shutil.copyfile(speech_corpus.wav(utt_id), src / "wavs" / f"{utt_id}.wav")
+        lines.append(f"{utt_id}|{'bob' if index % 2 else 'alice'}|{text}")
+    (src / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    voice_config = Path(f"{joe_voice}.json")
+    proc = cli("piper-preprocess", "--input-dir", src, "--output-dir", out, "--voice-config", voice_config,
+               "--sample-rate", "16000", "--trainer", "legacy")
+    assert proc.returncode == 0, proc.stderr.decode()
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["num_speakers"] == 2 and config["speaker_id_map"] == {"alice": 0, "bob": 1}
+    joe = json.loads(voice_config.read_text(encoding="utf-8"))
+    assert config["phoneme_id_map"] == joe["phoneme_id_map"] and config["audio"]["sample_rate"] == 16000
+    lines = [json.loads(line) for line in (out / "dataset.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(d["speaker"], d["speaker_id"]) for d in lines[:2]] == [("alice", 0), ("bob", 1)]
+    assert sf.info(str(out / "wavs" / "utt_000.wav")).samplerate == 16000
+    assert not (out / "metadata.csv").exists()  # --trainer legacy only
+
+
+def test_ljspeech_column_layouts(tmp_path):
+    from demod_voice.dataset.layouts import read_rows
+
+    folder = tmp_path / "lj"
+    (folder / "wavs").mkdir(parents=True)
+    for name in ("a1", "a2"):
+        (folder / "wavs" / f"{name}.wav").write_bytes(b"")
+    # LJSpeech's own id|text|normalized text: the middle column has spaces, so it is text.
+    (folder / "metadata.csv").write_text("a1|Dr. Smith|Doctor Smith\na2|In 1990|In nineteen ninety\n", encoding="utf-8")
+    rows, multi = read_rows(folder, "auto")
+    assert not multi and [r.text for r in rows] == ["Doctor Smith", "In nineteen ninety"]
+    # id|speaker|text with speaker names; --single-speaker forces the LJSpeech reading.
+    (folder / "metadata.csv").write_text("a1|anna|Hello there.\na2|ben|Good day.\n", encoding="utf-8")
+    rows, multi = read_rows(folder, "auto")
+    assert multi and [(r.speaker, r.text) for r in rows] == [("anna", "Hello there."), ("ben", "Good day.")]
+    rows, multi = read_rows(folder, "auto", speakers="single")
+    assert not multi and rows[0].text == "Hello there."
+    # Multi-speaker needs three columns; a pipe inside quotes stays text.
+    (folder / "metadata.csv").write_text('a1|anna|"Hello | there."\na2|Good day.\n', encoding="utf-8")
+    rows, multi = read_rows(folder, "ljspeech", speakers="multi")
+    assert rows[0].text == "Hello | there." and rows[0].valid
+    assert [i.code for i in rows[1].issues] == ["columns"] and rows[1].line == 2
