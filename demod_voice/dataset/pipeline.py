@@ -316,6 +316,8 @@ def render_summary(report: dict, dry_run: bool = False) -> str:
             f"--data.audio_dir {out}/wavs --data.espeak_voice {report['language']} "
             f"--model.sample_rate {report['sample_rate']} ...",
         ]
+        if report["settings"]["voice_config"]:
+            lines.append(f"  {out}/phoneme_id_map.json   the voice's id map: add --data.phonemes_path with it")
         if report["settings"]["trainer"] != "piper1":
             lines.append(f"  {out}/config.json + dataset.jsonl   legacy: python -m piper_train --dataset-dir {out} ...")
         lines.append(f"  {out}/report.json   every row, its issues and quality scores")
@@ -327,7 +329,9 @@ def _write_outputs(output_dir: Path, kept: list[dict], report: dict, multi: bool
     speaker_ids = {name: i for i, name in enumerate(sorted({e["speaker"] for e in kept if e["speaker"]}))} if multi else {}
     if opts.trainer in ("both", "piper1"):
         writers.write_metadata_csv(output_dir / "metadata.csv", kept, multi)
-        written.append(output_dir / "metadata.csv")
+        # For piper1-gpl's --data.phonemes_path: the id map the phoneme ids were made with.
+        writers.write_json(output_dir / "phoneme_id_map.json", id_map)
+        written += [output_dir / "metadata.csv", output_dir / "phoneme_id_map.json"]
     if opts.trainer in ("both", "legacy"):
         writers.write_dataset_jsonl(output_dir / "dataset.jsonl", output_dir, kept, speaker_ids)
         writers.write_json(output_dir / "config.json", writers.voice_config(
