@@ -19,6 +19,9 @@ _LOGGER = logging.getLogger(__name__)
 #: Below this much kept audio Piper training tends to fail or overfit: warn (error with --strict).
 DEFAULT_MIN_TOTAL_SECONDS = 600.0
 TRAINERS = ("both", "piper1", "legacy")
+#: Imported once by the forkserver, so each worker starts with them loaded.
+_WORKER_MODULES = ("demod_voice.dataset.process", "demod_voice.dataset.phonemes", "demod_voice.quality",
+                   "soundfile", "soxr", "pyloudnorm", "piper.phonemize_espeak", "piper.phoneme_ids", "tqdm")
 
 
 @dataclass
@@ -200,7 +203,7 @@ def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> d
             # forkserver: workers start clean (no threads inherited from Whisper), and the
             # server imports the heavy modules (torch for the legacy tensors) once for all workers.
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["demod_voice.dataset.process"] + (["torch"] if settings.legacy else []))
+            context.set_forkserver_preload(list(_WORKER_MODULES) + (["torch"] if settings.legacy else []))
             pool = ProcessPoolExecutor(max_workers=min(opts.workers, len(jobs)), mp_context=context,
                                        initializer=process.init_worker, initargs=(settings.language, id_map))
             try:
