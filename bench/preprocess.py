@@ -66,7 +66,8 @@ def main() -> None:
         t0 = time.perf_counter()
         build_corpus(src, args.utterances)
         print(f"corpus: {args.utterances} utterances synthesised in {time.perf_counter() - t0:.1f} s")
-        for trainer in ("piper1", "both"):
+        # "both" first: the forkserver (started once per process) then preloads torch for every run.
+        for trainer in ("both", "piper1"):
             best = {}
             for workers in (1, 2):
                 best[workers] = min(run_once(src, workers, trainer) for _ in range(args.repeat))

@@ -6,9 +6,9 @@ import hashlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from demod_voice.dataset import layouts, process, writers
 from demod_voice.dataset.layouts import Row

@@ -181,6 +181,8 @@ def _write_legacy_tensors(audio, out: Path, utt_id: str) -> tuple[str, str]:
 
         raise NotAvailableError("the legacy piper_train output needs torch, which is not installed",
                                 hint="install torch, or pass --trainer piper1") from None
+    # Parallelism is across utterances (--workers); torch's own threads only fight each other here.
+    torch.set_num_threads(1)
     samples = torch.from_numpy(audio.samples.copy())
     spec = linear_spectrogram(samples)
     norm_rel, spec_rel = f"cache/{utt_id}.pt", f"cache/{utt_id}.spec.pt"

@@ -74,7 +74,7 @@ def test_ljspeech_with_broken_rows(cli, make_ljspeech, tmp_path, speech_corpus):
         rows = list(csv.reader(fh, delimiter="|"))
     assert [r[0] for r in rows] == [f"{i}.wav" for i in speech_corpus.texts]
     assert [r[1] for r in rows] == SENTENCES
-    for index, (name, _text) in enumerate(rows):
+    for name, _text in rows:
         info = sf.info(str(out / "wavs" / name))
         assert info.samplerate == 22050 and info.channels == 1 and info.subtype == "PCM_16"
         source = next((src / "wavs").glob(name.removesuffix(".wav") + ".*"))
