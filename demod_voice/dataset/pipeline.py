@@ -12,7 +12,7 @@ from pathlib import Path
 
 from demod_voice.dataset import layouts, process, writers
 from demod_voice.dataset.layouts import Row
-from demod_voice.errors import InputError, UsageError
+from demod_voice.errors import EngineError, InputError, UsageError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -199,6 +199,7 @@ def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> d
         else:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures.process import BrokenProcessPool
 
             # forkserver: workers start clean (no threads inherited from Whisper), and the
             # server imports the heavy modules (torch for the legacy tensors) once for all workers.
@@ -209,7 +210,12 @@ def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> d
             try:
                 futures = {pool.submit(process.handle, job, settings): key for key, job in jobs.items()}
                 for future in as_completed(futures):
-                    results[futures[future]] = future.result()
+                    try:
+                        results[futures[future]] = future.result()
+                    except BrokenProcessPool:
+                        raise EngineError(f"a worker process died while preparing '{futures[future]}' "
+                                          "(out of memory, or killed)",
+                                          hint="run the command again to resume; try fewer --workers") from None
                     bar.update()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
