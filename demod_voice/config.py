@@ -93,6 +93,7 @@ SCHEMA: dict[str, Any] = {
     },
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
+        "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
     },
     "cache": {
         "enabled": S("bool", False, "use the audio cache for CLI commands (the server enables it itself)"),
