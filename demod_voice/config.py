@@ -84,6 +84,9 @@ SCHEMA: dict[str, Any] = {
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
     },
+    "batch": {
+        "workers": S("int", 1, "worker processes for 'batch' (each loads its engines once)", min=1, max=256),
+    },
     "cache": {
         "enabled": S("bool", False, "use the audio cache for CLI commands (the server enables it itself)"),
         "max_size_mb": S("int", 2048, "audio cache size limit (LRU eviction)", min=1),
