@@ -20,9 +20,10 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from demod_voice import audio as audio_mod
 from demod_voice.batch import adapters
@@ -186,7 +187,7 @@ def _read_csv(path: Path, text: str) -> Iterator[tuple[int, dict | DemodError]]:
             if header is None and not positional:
                 names = [_normalise_key(c) for c in row]
                 if "text" in names or "output" in names or "input" in names:
-                    unknown = [c for c, n in zip(row, names) if n not in known]
+                    unknown = [c for c, n in zip(row, names, strict=False) if n not in known]
                     if unknown:
                         raise InputError(f"unknown column '{unknown[0]}' in the header of {path} (line {start})",
                                          hint="known columns: " + ", ".join(sorted(known)))
@@ -206,7 +207,7 @@ def _read_csv(path: Path, text: str) -> Iterator[tuple[int, dict | DemodError]]:
                     yield start, InputError(f"{len(row)} fields but {len(columns)} columns",
                                             hint="quote text that contains commas: \"Hello, world\"")
                     continue
-            yield start, {name: cell for name, cell in zip(columns, row) if cell.strip() != ""}
+            yield start, {name: cell for name, cell in zip(columns, row, strict=False) if cell.strip() != ""}
     except csv.Error as exc:
         raise InputError(f"{path} is not valid CSV near line {reader.line_num}: {exc}",
                          hint="check quoting: text with commas or quotes must be in double quotes") from None

@@ -102,13 +102,13 @@ class LocalBackend:
         return done
 
     def close(self, force: bool = False) -> None:
-        for slot, conn in list(self._conns.items()):
+        for _slot, conn in list(self._conns.items()):
             try:
                 if not force:
                     conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        for slot, proc in list(self._procs.items()):
+        for _slot, proc in list(self._procs.items()):
             if force:
                 proc.terminate()
             proc.join(10)

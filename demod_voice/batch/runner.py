@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import json
 import logging
 import signal
@@ -119,7 +120,7 @@ def _error_line(line: int, kind: str, error: dict) -> str:
 def _remove_stale_parts(output: Path) -> None:
     """Temp files an earlier killed run left beside an output (``.NAME.*.part``)."""
     if output.parent.is_dir():
-        for stale in output.parent.glob(f".{output.name}.*.part"):
+        for stale in output.parent.glob(f".{glob.escape(output.name)}.*.part"):
             with contextlib.suppress(OSError):
                 stale.unlink()
 
