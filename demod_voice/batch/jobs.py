@@ -274,9 +274,11 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
     model = _str_field(record, "voice") or _str_field(record, "model")
     if record.get("voice") and record.get("model") and engine != "rvc":
         raise InputError("give either 'voice' or 'model', not both")
-    if model and (Path(model).expanduser().is_absolute() is False) and (
-            "/" in model or model.startswith(".") or model.endswith((".onnx", ".pth", ".pt")) or (base / model).exists()):
-        model = str(base / model)
+    if model.startswith("~"):
+        model = str(Path(model).expanduser())
+    looks_like_path = "/" in model or model.startswith(".") or model.endswith((".onnx", ".pth", ".pt"))
+    if model and not Path(model).is_absolute() and (looks_like_path or (base / model).exists()):
+        model = str(base / model)  # relative to the job file, like every other path in it
     input_value = _str_field(record, "input")
     options: dict[str, Any] = {}
     for name in sorted(adapters.all_option_names()):

@@ -122,3 +122,13 @@ def test_scheduler_keeps_workers_on_their_group():
     assert sched.next(0).n == 3 and sched.next(1).n == 4 and sched.next(0).n == 5
     assert sched.next(0).n == 6  # group a is finished: worker 0 takes the group nobody holds
     assert sched.next(1) is None and len(sched) == 0
+
+
+def test_voice_paths_are_relative_to_the_job_file(jobdir, joe_voice, cfg):
+    voices = jobdir / "voices"
+    voices.mkdir()
+    (voices / "joe.onnx").symlink_to(joe_voice)
+    (voices / "joe.onnx.json").symlink_to(f"{joe_voice}.json")
+    path = write_csv(jobdir / "jobs.csv", ["voice", "text", "output"], [["voices/joe.onnx", "Hi.", "a.wav"]])
+    (job,) = jobs.load(path, cfg).jobs
+    assert job.model == str(joe_voice.resolve())
