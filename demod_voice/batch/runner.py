@@ -256,15 +256,17 @@ def _dispatch(pending: list, cfg, settings: Settings, state: ResumeState, summar
             while inflight:
                 for slot, outcome in backend.wait(0.5):
                     job = inflight.pop(slot)
-                    ok = _finish(job, outcome, state, summary, bar)
-                    bar.update(1)
-                    if not ok and settings.fail_fast:
+                    if not outcome.ok and settings.fail_fast:
                         stopping.setdefault("reason", "fail-fast")
-                    if not stopping:
+                    if not stopping:  # hand out the next job first, so the worker runs while we write
                         nxt = scheduler.next(slot)
                         if nxt is not None:
                             backend.submit(slot, nxt)
                             inflight[slot] = nxt
+                    ok = _finish(job, outcome, state, summary, bar)
+                    bar.update(1)
+                    if not ok and settings.fail_fast:
+                        stopping.setdefault("reason", "fail-fast")
             backend.close()
     except KeyboardInterrupt:
         stopping["reason"] = "interrupted"
