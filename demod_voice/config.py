@@ -95,6 +95,9 @@ SCHEMA: dict[str, Any] = {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
         "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
     },
+    "batch": {
+        "workers": S("int", 1, "worker processes for 'batch' (each loads its engines once)", min=1, max=256),
+    },
     "cache": {
         "enabled": S("bool", False, "use the audio cache for CLI commands (the server enables it itself)"),
         "max_size_mb": S("int", 2048, "audio cache size limit (LRU eviction)", min=1),

@@ -1,0 +1,350 @@
+"""Reading and validating a job file (CSV or JSONL).
+
+CSV: the original columns ``reference,text,output[,language,speaker]`` work
+unchanged, with or without a header row. A header may also name the extended
+columns (``engine``, ``voice``, ``model``, ``input``, ``format``, ``id``) and
+per-job options (``speed``, ``noise_scale``, ``temperature``, ``pitch``...).
+JSONL: one object per line with the same names; ``reference`` may be a list,
+options may also sit under ``"options"``.
+
+Every job is validated before anything runs; a bad job becomes an
+``InvalidJob`` carrying its line number and the reason, the others run.
+Problems with the file as a whole (unreadable, bad header, no jobs) raise
+``InputError`` (exit 2).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demod_voice import audio as audio_mod
+from demod_voice.batch import adapters
+from demod_voice.errors import DemodError, InputError
+
+#: The original, positional CSV columns.
+ORIGINAL_COLUMNS = ("reference", "text", "output", "language", "speaker")
+#: Columns every engine understands.
+BASE_COLUMNS = ORIGINAL_COLUMNS + ("id", "engine", "voice", "model", "input", "format")
+#: Bump when the meaning of a job changes so old resume records stop matching.
+HASH_VERSION = 1
+
+
+@dataclass
+class Job:
+    """One validated unit of work: synthesise (or convert) into one output file."""
+
+    line: int
+    """Line number in the job file (where the record starts)."""
+    engine: str
+    output: Path
+    """Absolute output path."""
+    fmt: str
+    """Output format (from ``format`` or the output suffix)."""
+    text: str = ""
+    reference: list[Path] = field(default_factory=list)
+    """Reference audio (XTTS), absolute paths."""
+    model: str = ""
+    """Voice or model: a Piper voice name/.onnx, an XTTS model folder, an RVC model."""
+    input: Path | None = None
+    """Input audio (RVC)."""
+    language: str = ""
+    speaker: str = ""
+    options: dict = field(default_factory=dict)
+    id: str = ""
+    hash: str = ""
+    """Job hash recorded beside the output for resume (set by validation)."""
+    group: tuple = ()
+    """Jobs with the same group share a loaded model and conditioning."""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["output"] = str(self.output)
+        data["reference"] = [str(p) for p in self.reference]
+        data["input"] = str(self.input) if self.input else None
+        data["group"] = list(self.group)
+        return data
+
+
+@dataclass
+class InvalidJob:
+    """A record that cannot run, with its line number and why."""
+
+    line: int
+    error: DemodError
+    output: str = ""
+    engine: str = ""
+    id: str = ""
+
+    def describe(self) -> str:
+        hint = f"; {self.error.hint}" if self.error.hint else ""
+        return f"line {self.line}: {self.error.message}{hint}"
+
+
+@dataclass
+class JobFile:
+    path: Path
+    jobs: list[Job]
+    invalid: list[InvalidJob]
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs) + len(self.invalid)
+
+
+# --- reading -----------------------------------------------------------------------
+
+def _normalise_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def _known_columns() -> set[str]:
+    return set(BASE_COLUMNS) | adapters.all_option_names() | {"options"}
+
+
+def _detect_kind(path: Path, text: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    return "jsonl" if text.lstrip().startswith("{") else "csv"
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict | DemodError]]:
+    """Yield ``(line, record)`` for every job in the file, or ``(line, error)`` for a broken line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"job file not found: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"job file is a folder: {path}", hint="pass a .csv or .jsonl file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read job file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"job file {path} is not UTF-8 text (byte {exc.start})",
+                         hint="save it as UTF-8 CSV or JSONL") from None
+    if _detect_kind(path, text) == "jsonl":
+        yield from _read_jsonl(text)
+    else:
+        yield from _read_csv(path, text)
+
+
+def _read_jsonl(text: str) -> Iterator[tuple[int, dict | DemodError]]:
+    known = _known_columns()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, InputError(f"not valid JSON: {exc.msg} (column {exc.colno})",
+                                     hint="each line must be one JSON object")
+            continue
+        if not isinstance(record, dict):
+            yield number, InputError(f"expected a JSON object, found {type(record).__name__}")
+            continue
+        record = {_normalise_key(str(k)): v for k, v in record.items()}
+        unknown = sorted(k for k in record if k not in known)
+        if unknown:
+            yield number, InputError(f"unknown field '{unknown[0]}'", hint="known fields: " + ", ".join(sorted(known)))
+            continue
+        options = record.pop("options", None) or {}
+        if not isinstance(options, dict):
+            yield number, InputError("'options' must be a JSON object")
+            continue
+        for key, value in options.items():
+            key = _normalise_key(str(key))
+            if key not in known:
+                yield number, InputError(f"unknown option '{key}'")
+                break
+            record.setdefault(key, value)
+        else:
+            yield number, record
+
+
+def _read_csv(path: Path, text: str) -> Iterator[tuple[int, dict | DemodError]]:
+    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect)
+    known = _known_columns()
+    header: list[str] | None = None
+    positional = False
+    last_line = 0
+    try:
+        for row in reader:
+            start, last_line = last_line + 1, reader.line_num
+            if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
+                continue
+            if header is None and not positional:
+                names = [_normalise_key(c) for c in row]
+                if "text" in names or "output" in names or "input" in names:
+                    unknown = [c for c, n in zip(row, names, strict=False) if n not in known]
+                    if unknown:
+                        raise InputError(f"unknown column '{unknown[0]}' in the header of {path} (line {start})",
+                                         hint="known columns: " + ", ".join(sorted(known)))
+                    if "output" not in names:
+                        raise InputError(f"the header of {path} has no 'output' column (line {start})",
+                                         hint="every job needs an output file")
+                    duplicated = {n for n in names if names.count(n) > 1}
+                    if duplicated:
+                        raise InputError(f"column '{sorted(duplicated)[0]}' appears twice in the header of {path}")
+                    header = names
+                    continue
+                positional = True  # the original headerless reference,text,output[,language,speaker]
+            columns = header or list(ORIGINAL_COLUMNS)
+            if len(row) > len(columns):
+                extra = row[len(columns):]
+                if any(cell.strip() for cell in extra):
+                    yield start, InputError(f"{len(row)} fields but {len(columns)} columns",
+                                            hint="quote text that contains commas: \"Hello, world\"")
+                    continue
+            yield start, {name: cell for name, cell in zip(columns, row, strict=False) if cell.strip() != ""}
+    except csv.Error as exc:
+        raise InputError(f"{path} is not valid CSV near line {reader.line_num}: {exc}",
+                         hint="check quoting: text with commas or quotes must be in double quotes") from None
+
+
+# --- validation ----------------------------------------------------------------------
+
+def _str_field(record: dict, name: str) -> str:
+    value = record.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise InputError(f"field '{name}' must be a string, found {type(value).__name__}")
+    return str(value).strip()
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _infer_engine(record: dict) -> str:
+    engine = _str_field(record, "engine").lower()
+    if engine:
+        if engine not in adapters.ADAPTERS:
+            raise InputError(f"unknown engine '{engine}'", hint="use one of " + ", ".join(adapters.ADAPTERS))
+        return engine
+    if record.get("input"):
+        return "rvc"
+    if record.get("reference"):
+        return "xtts"
+    if record.get("voice") or record.get("model"):
+        return "piper"
+    raise InputError("cannot tell which engine to use",
+                     hint="give a reference (XTTS), a voice (Piper), an input and model (RVC), or an 'engine' column")
+
+
+def _check_output_folder(output: Path) -> None:
+    if output.is_dir():
+        raise InputError(f"output is a folder: {output}", hint="give a file name, e.g. out/line1.wav")
+    parent = output.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"output folder is not a folder: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder is not writable: {parent}")
+
+
+def build_job(line: int, record: dict, base: Path, cfg) -> Job:
+    """Turn one record into a validated ``Job`` (raises ``InputError`` naming the problem)."""
+    engine = _infer_engine(record)
+    adapter = adapters.get(engine)
+    output_value = _str_field(record, "output")
+    if not output_value:
+        raise InputError("no output file", hint="fill the 'output' column")
+    output = _resolve(base, output_value).absolute()
+    fmt = audio_mod.format_for(output, _str_field(record, "format") or None, cfg.get("output.format"))
+    references = record.get("reference") or []
+    if isinstance(references, str):
+        references = [r for r in (p.strip() for p in references.split("|")) if r]
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        raise InputError("'reference' must be a path or a list of paths")
+    model = _str_field(record, "voice") or _str_field(record, "model")
+    if record.get("voice") and record.get("model") and engine != "rvc":
+        raise InputError("give either 'voice' or 'model', not both")
+    if model.startswith("~"):
+        model = str(Path(model).expanduser())
+    looks_like_path = "/" in model or model.startswith(".") or model.endswith((".onnx", ".pth", ".pt"))
+    if model and not Path(model).is_absolute() and (looks_like_path or (base / model).exists()):
+        model = str(base / model)  # relative to the job file, like every other path in it
+    input_value = _str_field(record, "input")
+    options: dict[str, Any] = {}
+    for name in sorted(adapters.all_option_names()):
+        if name in record and record[name] not in ("", None):
+            if name not in adapter.OPTIONS:
+                raise InputError(f"option '{name}' does not apply to {engine} jobs",
+                                 hint=f"{engine} options: " + (", ".join(sorted(adapter.OPTIONS)) or "none"))
+            options[name] = adapter.OPTIONS[name].parse(name, record[name])
+    job = Job(
+        line=line, engine=engine, output=output, fmt=fmt,
+        text=_str_field(record, "text"),
+        reference=[_resolve(base, r).absolute() for r in references],
+        model=model,
+        input=_resolve(base, input_value).absolute() if input_value else None,
+        language=_str_field(record, "language"),
+        speaker=_str_field(record, "speaker"),
+        options=options,
+        id=_str_field(record, "id"),
+    )
+    for path in (*job.reference, *([job.input] if job.input else [])):
+        if path.resolve() == job.output.resolve():
+            raise InputError(f"output {job.output.name} would overwrite an input of the same job")
+    _check_output_folder(job.output)
+    identity = adapter.validate(job, cfg)
+    job.group = tuple(adapter.group_key(job))
+    job.hash = job_hash(job, identity)
+    return job
+
+
+def job_hash(job: Job, identity: Any) -> str:
+    """A digest of everything that determines the output: text, options, format and input files."""
+    payload = {
+        "v": HASH_VERSION, "engine": job.engine, "output": str(job.output), "format": job.fmt, "text": job.text,
+        "language": job.language, "speaker": job.speaker, "options": job.options, "identity": identity,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load(path: str | os.PathLike, cfg) -> JobFile:
+    """Read and validate every job in ``path``."""
+    path = Path(path).expanduser()
+    base = path.absolute().parent
+    jobs: list[Job] = []
+    invalid: list[InvalidJob] = []
+    outputs: dict[Path, int] = {}
+    for line, record in read_records(path):
+        if isinstance(record, DemodError):
+            invalid.append(InvalidJob(line, record))
+            continue
+        try:
+            job = build_job(line, record, base, cfg)
+        except DemodError as exc:
+            invalid.append(InvalidJob(line, exc, output=str(record.get("output", "") or ""),
+                                      engine=str(record.get("engine", "") or ""), id=str(record.get("id", "") or "")))
+            continue
+        key = job.output.resolve()
+        if key in outputs:
+            invalid.append(InvalidJob(line, InputError(f"output {job.output} is also written by line {outputs[key]}",
+                                                       hint="give every job its own output file"),
+                                      output=str(job.output), engine=job.engine, id=job.id))
+            continue
+        if key == path.absolute().resolve():
+            invalid.append(InvalidJob(line, InputError("output would overwrite the job file itself")))
+            continue
+        outputs[key] = line
+        jobs.append(job)
+    if not jobs and not invalid:
+        raise InputError(f"no jobs in {path}", hint="add rows: reference,text,output[,language,speaker]")
+    return JobFile(path=path, jobs=jobs, invalid=invalid)
