@@ -109,6 +109,7 @@ def piper_voices(cfg: Config) -> list[VoiceEntry]:
 #: Engine name -> "module:function" returning list[VoiceEntry] for a Config.
 LISTERS: dict[str, str] = {
     "piper": "demod_voice.catalog:piper_voices",
+    "profile": "demod_voice.voices:profile_voices",
 }
 
 
