@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "batch",
     "health",
     "voices",
+    "serve",
     "config",
 )
 

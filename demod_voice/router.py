@@ -199,9 +199,31 @@ def _file_version(path: Path) -> str:
 class PiperProvider:
     name = "piper"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, catalog_ttl: float = 10.0):
         self.cfg = cfg
         self._device: str | None = None
+        self._ttl = catalog_ttl
+        self._entries: tuple[float, list] = (0.0, [])
+        self._installed: bool | None = None
+
+    def entries(self) -> list:
+        """Installed Piper voices, re-scanned at most every ``catalog_ttl`` seconds (scanning costs ms)."""
+        from demod_voice import catalog
+
+        stamp, entries = self._entries
+        if time.monotonic() - stamp > self._ttl:
+            entries = catalog.piper_voices(self.cfg)
+            self._entries = (time.monotonic(), entries)
+        return entries
+
+    def resolve(self, name: str) -> Path:
+        from demod_voice import catalog
+
+        if not catalog.looks_like_path(name):
+            for entry in self.entries():
+                if entry.name == name:
+                    return Path(entry.path)
+        return catalog.resolve_piper_model(name, self.cfg)
 
     def device(self) -> str:
         if self._device is None:
@@ -215,18 +237,18 @@ class PiperProvider:
         return self._device
 
     def model_for(self, voice: Voice) -> Path:
-        from demod_voice import catalog
-
         if voice.piper_path is not None:
             return voice.piper_path
         name = (voice.profile.piper_voice if voice.profile else "") or self.cfg.get("piper.default_voice")
         try:
-            return catalog.resolve_piper_model(name, self.cfg)
+            return self.resolve(name)
         except InputError as exc:
             raise Fallback(MODEL_MISSING, exc.message) from None
 
     def prepare(self, req: TTSRequest, voice: Voice) -> Candidate:
-        if importlib.util.find_spec("piper") is None:
+        if self._installed is None:
+            self._installed = importlib.util.find_spec("piper") is not None
+        if not self._installed:
             raise Fallback(NOT_INSTALLED, "piper-tts is not installed")
         model = self.model_for(voice)
         if not model.is_file():
@@ -250,6 +272,16 @@ class PiperProvider:
         return {"length_scale": length, "noise_scale": p.get("noise_scale", cfg.get("piper.noise_scale")),
                 "noise_w": p.get("noise_w", cfg.get("piper.noise_w")), "volume": p.get("volume", cfg.get("piper.volume")),
                 "sentence_silence": p.get("sentence_silence", cfg.get("piper.sentence_silence"))}
+
+
+_FOUND: dict[str, bool] = {}
+
+
+def _has_module(name: str) -> bool:
+    """``find_spec`` once per process (installing an engine needs a restart anyway)."""
+    if name not in _FOUND:
+        _FOUND[name] = importlib.util.find_spec(name) is not None
+    return _FOUND[name]
 
 
 def _torch_device(cfg) -> str:
@@ -286,7 +318,7 @@ class XttsProvider:
         missing = [p.name for p in refs if not p.is_file()]
         if missing:
             raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
-        if importlib.util.find_spec("TTS") is None:
+        if not _has_module("TTS"):
             raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
         xtts = self.module()
         try:
@@ -370,7 +402,7 @@ class Router:
         for candidate in dict.fromkeys([name, mapped]):
             if not catalog.looks_like_path(candidate) and store.exists(candidate):
                 return Voice(candidate, "profile", profile=store.get(candidate))
-        for entry in catalog.piper_voices(self.cfg):
+        for entry in self.providers["piper"].entries():
             if entry.name == mapped:
                 return Voice(entry.name, "piper", piper_path=Path(entry.path))
         raise ModelNotFoundError(f"unknown voice '{name}'", hint="list voices with GET /v1/audio/voices or "
@@ -382,7 +414,7 @@ class Router:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
                 "reference": bool(p.reference)} for p in self.store(user).list()]
         out += [{"id": v.name, "name": v.name, "engine": "piper", "language": v.language, "source": v.source}
-                for v in catalog.piper_voices(self.cfg)]
+                for v in self.providers["piper"].entries()]
         out += [{"id": k, "name": k, "engine": "alias", "maps_to": v, "source": "voice_map"}
                 for k, v in self.voice_map().items()]
         return out

@@ -238,6 +238,8 @@ class VoiceStore:
                description: str = "") -> Profile:
         if engine not in ENGINES:
             raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(ENGINES))
+        if piper_voice:
+            validate_name(piper_voice, "Piper voice name")
         folder = self._dir(name)
         with _LOCK:
             if (folder / "manifest.json").is_file():
@@ -259,6 +261,8 @@ class VoiceStore:
                     raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(ENGINES))
                 if key not in ("engine", "language", "piper_voice", "description"):
                     raise InputError(f"cannot change '{key}' of a voice")
+                if key == "piper_voice" and value:
+                    validate_name(value, "Piper voice name")
                 setattr(profile, key, value)
             self._save(profile)
         return profile
