@@ -258,7 +258,10 @@ class PiperProvider:
         def start() -> Iterator[Audio]:
             from demod_voice.engines import piper
 
-            engine = piper.load(model, self.cfg.get("device"))
+            try:
+                engine = piper.load(model, self.cfg.get("device"))
+            except InputError as exc:  # a broken voice file is the engine's failure, not the request's
+                raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None
             return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict))
 
