@@ -188,7 +188,8 @@ class AuditLog:
 
 # --- providers -------------------------------------------------------------------------
 
-def _file_version(path: Path) -> str:
+def file_version(path: Path) -> str:
+    """Path, size and mtime: changes whenever the model file is replaced."""
     try:
         st = path.stat()
     except OSError:
@@ -265,7 +266,7 @@ class PiperProvider:
             speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None
             return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict))
 
-        return Candidate(self.name, _file_version(model), self.device(), start)
+        return Candidate(self.name, file_version(model), self.device(), start)
 
     def options(self, req: TTSRequest) -> dict:
         p, cfg = req.params, self.cfg
@@ -328,7 +329,7 @@ class XttsProvider:
             model_dir = Path(xtts.resolve_model_dir(self.cfg))
         except ModelNotFoundError as exc:
             raise Fallback(MODEL_MISSING, exc.message) from None
-        version = "|".join(_file_version(model_dir / f) for f in ("model.pth", "config.json"))
+        version = "|".join(file_version(model_dir / f) for f in ("model.pth", "config.json"))
         language = req.language or profile.language or self.cfg.get("xtts.language")
         options = {k: req.params[k] for k in self.PARAMS if k in req.params}
         if req.speed and req.speed != 1.0:

@@ -71,3 +71,12 @@ def test_quality_score_orders_recordings(speech_wav):
     assert quiet.overall < clean.overall and any("quiet" in p for p in quiet.problems)
     assert short.overall < clean.overall and any("short" in p for p in short.problems)
     assert silent.overall == 0.0
+
+
+def test_cli_uses_the_audio_cache_when_enabled(cli, tmp_path):
+    env = {"DEMOD_VOICE_CACHE__ENABLED": "true"}
+    first = cli("piper-infer", "en_US-joe-medium", "Cached on the command line.", "-o", str(tmp_path / "a.wav"), env=env)
+    assert first.returncode == 0 and "and cached it" in first.stderr.decode()
+    second = cli("piper-infer", "en_US-joe-medium", "Cached  on the command line.", "-o", str(tmp_path / "b.wav"), env=env)
+    assert second.returncode == 0 and "from the audio cache" in second.stderr.decode()
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
