@@ -385,12 +385,17 @@ class Router:
         path = audit_path or cfg.get("router.audit_log") or (cfg.data_dir / "logs" / "audit.jsonl")
         self.audit = AuditLog(Path(path))
         self._lock = threading.Lock()
+        self._stores: dict[str, VoiceStore] = {}
 
     # -- voices --
     def store(self, user: str) -> VoiceStore:
+        """The user's voice store (kept per user: building one resolves paths)."""
         from demod_voice.voices import store_for
 
-        return store_for(self.cfg, user)
+        store = self._stores.get(user)
+        if store is None:
+            store = self._stores[user] = store_for(self.cfg, user)
+        return store
 
     def voice_map(self) -> dict[str, str]:
         mapping = {name: self.cfg.get("piper.default_voice") for name in OPENAI_VOICES}

@@ -199,7 +199,9 @@ class VoiceStore:
 
     # -- voices --
     def _dir(self, name: str) -> Path:
-        return safe_join(self.root, name, what="voice name")
+        # ``root`` is resolved once; a validated name has no separator and is never "." or "..",
+        # so joining it cannot leave the root (and skips a realpath per request).
+        return self.root / validate_name(name, "voice name")
 
     def exists(self, name: str) -> bool:
         return (self._dir(name) / "manifest.json").is_file()
