@@ -20,9 +20,10 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from demod_voice import audio as audio_mod
 from demod_voice.text import normalize
@@ -43,7 +44,7 @@ CREATE INDEX IF NOT EXISTS entries_tag ON entries(tag);
 """
 
 #: Every cache opened in this process, so a reference change can invalidate them all.
-_OPEN: "weakref.WeakSet[AudioCache]" = weakref.WeakSet()
+_OPEN: weakref.WeakSet[AudioCache] = weakref.WeakSet()
 _OPEN_LOCK = threading.Lock()
 
 
@@ -63,7 +64,7 @@ class Entry:
 class Claim:
     """The right (``leader``) or the wait (follower) for one key being computed."""
 
-    def __init__(self, cache: "AudioCache", key: str, future: concurrent.futures.Future, leader: bool):
+    def __init__(self, cache: AudioCache, key: str, future: concurrent.futures.Future, leader: bool):
         self.cache, self.key, self.future, self.leader = cache, key, future, leader
 
     def resolve(self, data: bytes | None, meta: dict | None = None, tag: str = "", store: bool = True) -> None:
@@ -98,7 +99,7 @@ class AudioCache:
             _OPEN.add(self)
 
     @staticmethod
-    def from_config(cfg, enabled: bool | None = None) -> "AudioCache | None":
+    def from_config(cfg, enabled: bool | None = None) -> AudioCache | None:
         """The configured cache, or ``None`` when disabled (``cache.enabled``)."""
         if not (cfg.get("cache.enabled") if enabled is None else enabled):
             return None

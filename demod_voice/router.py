@@ -27,9 +27,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
@@ -418,8 +419,6 @@ class Router:
                                                                  "'demod-voice voices list'")
 
     def voices(self, user: str) -> list[dict]:
-        from demod_voice import catalog
-
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
                 "reference": bool(p.reference)} for p in self.store(user).list()]
         out += [{"id": v.name, "name": v.name, "engine": "piper", "language": v.language, "source": v.source}

@@ -36,7 +36,8 @@ def register(sub, common) -> None:
 
 def run(args, ctx) -> int:
     from demod_voice import audio as audio_mod
-    from demod_voice import catalog, output, text as text_mod
+    from demod_voice import catalog, output
+    from demod_voice import text as text_mod
     from demod_voice.cache import AudioCache, make_key
     from demod_voice.engines import piper
     from demod_voice.router import file_version

@@ -15,8 +15,8 @@ import logging
 import struct
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from demod_voice import audio as audio_mod
 from demod_voice.audio import Audio
