@@ -39,6 +39,11 @@ def run(args, ctx) -> int:
     app = create_app(cfg)
     host, port = cfg.get("server.host"), cfg.get("server.port")
     ctx.say(f"serving on http://{host}:{port} (docs: /docs, page: /)")
+    # uvicorn drains requests in flight on SIGTERM, then re-raises the signal with the previous handler:
+    # a no-op handler makes a requested stop exit 0 (Ctrl-C still ends as "interrupted", 130).
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(app, host=host, port=port, log_level="warning" if not ctx.verbose else "info",
                 timeout_graceful_shutdown=args.graceful_timeout, access_log=ctx.verbose)
     return 0
