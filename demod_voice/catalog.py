@@ -111,6 +111,7 @@ LISTERS: dict[str, str] = {
     "piper": "demod_voice.catalog:piper_voices",
     "xtts": "demod_voice.engines.xtts:saved_voices",
     "rvc": "demod_voice.engines.rvc.voices:catalog_entries",
+    "profile": "demod_voice.voices:profile_voices",
 }
 
 

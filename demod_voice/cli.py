@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "health",
     "voices",
     "models",
+    "serve",
     "config",
 )
 

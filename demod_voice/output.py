@@ -80,3 +80,12 @@ def deliver(chunks: Iterable[Audio], target: Target) -> Audio:
     else:
         audio_mod.atomic_write_bytes(target.path, data)
     return whole
+
+
+def deliver_bytes(data: bytes, target: Target) -> None:
+    """Write already-encoded audio (e.g. from the audio cache) to ``target``, atomically for files."""
+    if target.to_stdout:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        audio_mod.atomic_write_bytes(target.path, data)

@@ -37,9 +37,12 @@ def register(sub, common) -> None:
 
 
 def run(args, ctx) -> int:
+    from demod_voice import audio as audio_mod
     from demod_voice import catalog, output
     from demod_voice import text as text_mod
+    from demod_voice.cache import AudioCache, make_key
     from demod_voice.engines import piper
+    from demod_voice.router import file_version
 
     check_chain_arguments(args)
     if args.speed is not None and args.length_scale is not None:
@@ -56,15 +59,37 @@ def run(args, ctx) -> int:
     model_path = catalog.resolve_piper_model(args.model, cfg)
 
     started = time.perf_counter()
-    engine = piper.load(model_path, ctx.device)
-    options = piper.PiperOptions(
-        speaker_id=engine.speaker_id(args.speaker),
-        length_scale=cfg.get("piper.length_scale"),
-        noise_scale=cfg.get("piper.noise_scale"),
-        noise_w=cfg.get("piper.noise_w"),
-        volume=cfg.get("piper.volume"),
-        sentence_silence=cfg.get("piper.sentence_silence"),
-    )
+
+    def prepare():
+        engine = piper.load(model_path, ctx.device)
+        return engine, piper.PiperOptions(
+            speaker_id=engine.speaker_id(args.speaker),
+            length_scale=cfg.get("piper.length_scale"),
+            noise_scale=cfg.get("piper.noise_scale"),
+            noise_w=cfg.get("piper.noise_w"),
+            volume=cfg.get("piper.volume"),
+            sentence_silence=cfg.get("piper.sentence_silence"),
+        )
+
+    # The audio cache (cache.enabled): a hit needs no engine at all.
+    # (Not with --rvc: the conversion's own settings are not part of the key.)
+    cache = None if target.stream or args.rvc else AudioCache.from_config(cfg)
+    if cache is not None:
+        settings = {k: cfg.get(f"piper.{k}") for k in ("length_scale", "noise_scale", "noise_w", "volume", "sentence_silence")}
+        key = make_key(text, command="piper-infer", model=file_version(model_path), speaker=args.speaker,
+                       settings=settings, fmt=target.fmt)
+
+        def compute():
+            engine, options = prepare()
+            return audio_mod.encode(engine.synthesize_all(text, options), target.fmt), {}
+
+        entry, hit = cache.get_or_compute(key, compute, tag=f"piper/{model_path.stem}")
+        output.deliver_bytes(entry.data, target)
+        if not target.to_stdout:
+            ctx.say(f"wrote {target.path} ({'from the audio cache' if hit else 'and cached it'}) "
+                    f"in {time.perf_counter() - started:.1f} s")
+        return 0
+    engine, options = prepare()
     chunks = engine.synthesize(text, options)
     if args.rvc:
         from demod_voice.commands._rvc import chain

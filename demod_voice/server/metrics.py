@@ -1,0 +1,70 @@
+"""``GET /metrics``: Prometheus text built at scrape time from the service's own counters."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+
+class RequestCounter:
+    """HTTP requests by route template, method and status, and their total latency."""
+
+    def __init__(self):
+        self.counts: collections.Counter = collections.Counter()
+        self.seconds: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self.counts[(route, method, str(status))] += 1
+            self.seconds[(route, method)] += seconds
+
+
+def render(service, requests: RequestCounter) -> bytes:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class Collector:
+        def collect(self):
+            http = CounterMetricFamily("demod_http_requests", "HTTP requests", labels=["route", "method", "status"])
+            with requests._lock:
+                for (route, method, status), n in requests.counts.items():
+                    http.add_metric([route, method, status], n)
+                secs = CounterMetricFamily("demod_http_request_seconds", "time spent answering", labels=["route", "method"])
+                for (route, method), s in requests.seconds.items():
+                    secs.add_metric([route, method], s)
+            yield http
+            yield secs
+            engines = service.router.engines()
+            fam = {
+                "requests": CounterMetricFamily("demod_engine_requests", "synthesis attempts", labels=["engine"]),
+                "failures": CounterMetricFamily("demod_engine_failures", "failed attempts", labels=["engine"]),
+                "fallbacks": CounterMetricFamily("demod_engine_fallbacks", "times the next engine was tried", labels=["engine"]),
+            }
+            latency = GaugeMetricFamily("demod_engine_latency_seconds", "moving-average request latency", labels=["engine"])
+            circuit = GaugeMetricFamily("demod_engine_circuit_open", "1 while the engine is skipped", labels=["engine"])
+            for name, st in engines.items():
+                for key, f in fam.items():
+                    f.add_metric([name], st[key])
+                if st["latency_avg_s"] is not None:
+                    latency.add_metric([name], st["latency_avg_s"])
+                circuit.add_metric([name], 1 if st["circuit"] == "open" else 0)
+            yield from fam.values()
+            yield latency
+            yield circuit
+            events = CounterMetricFamily("demod_fallback_events", "fallbacks by engine and reason", labels=["engine", "reason"])
+            for (engine, reason), n in list(service.router.audit.counts.items()):
+                events.add_metric([engine, reason], n)
+            yield events
+            yield GaugeMetricFamily("demod_active_jobs", "synthesis jobs running", value=service.active)
+            yield CounterMetricFamily("demod_synthesis_jobs", "synthesis jobs started", value=service.synth_count)
+            if service.cache is not None:
+                st = service.cache.stats()
+                yield CounterMetricFamily("demod_cache_hits", "audio cache hits", value=st["hits"])
+                yield CounterMetricFamily("demod_cache_misses", "audio cache misses", value=st["misses"])
+                yield GaugeMetricFamily("demod_cache_entries", "audio cache entries", value=st["entries"])
+                yield GaugeMetricFamily("demod_cache_bytes", "audio cache size", value=st["bytes"])
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    return generate_latest(registry)

@@ -1,0 +1,288 @@
+"""The logic behind the HTTP routes: plan, cache, run on the right worker, encode, stream.
+
+Routes stay thin; everything that is not HTTP lives here or below (router,
+cache, voices). Engines run in worker threads: one single-thread queue per
+GPU device (requests on one device never interleave) and a bounded pool for
+CPU engines, so the event loop -- and ``/health`` -- stays responsive while
+synthesis is under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from demod_voice import audio as audio_mod
+from demod_voice.audio import Audio
+from demod_voice.cache import AudioCache, Claim, make_key
+from demod_voice.errors import DemodError, InputError
+from demod_voice.router import Plan, Router, TTSRequest
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Formats written to the client chunk by chunk as sentences are synthesised.
+STREAMABLE = ("wav", "pcm")
+
+
+class HTTPProblem(DemodError):
+    """An error with an explicit HTTP status (limits, auth, conflicts)."""
+
+    def __init__(self, status: int, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.status = status
+
+
+class Workers:
+    """One single-thread executor per GPU device plus a bounded CPU pool."""
+
+    def __init__(self, cpu_workers: int):
+        self.cpu = concurrent.futures.ThreadPoolExecutor(max_workers=cpu_workers, thread_name_prefix="cpu-engine")
+        self.devices: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
+
+    def executor_for(self, device: str) -> concurrent.futures.ThreadPoolExecutor:
+        if device == "cpu":
+            return self.cpu
+        device = "cuda:0" if device == "gpu" else device
+        with self._lock:
+            if device not in self.devices:
+                self.devices[device] = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"queue-{device}")
+            return self.devices[device]
+
+    def shutdown(self) -> None:
+        for executor in [self.cpu, *self.devices.values()]:
+            executor.shutdown(wait=True, cancel_futures=False)
+
+
+def wav_stream_header(sample_rate: int) -> bytes:
+    """A 16-bit mono WAV header for a stream of unknown length (sizes set to the maximum)."""
+    unknown = 0xFFFFFFFF
+    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+            + b"data" + struct.pack("<I", unknown))
+
+
+@dataclass
+class Result:
+    """What a synthesis request answers with: bytes (whole) or an async byte stream."""
+
+    media_type: str
+    headers: dict
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+class Service:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.router = Router(cfg)
+        self.cache: AudioCache | None = AudioCache.from_config(cfg, enabled=cfg.get("server.cache"))
+        self.workers = Workers(cfg.get("server.cpu_workers"))
+        self.started = time.time()
+        self.active = 0
+        self.synth_count = 0
+        self._lock = threading.Lock()
+
+    # -- helpers --
+    def check_text(self, text: str) -> str:
+        from demod_voice.text import normalize
+
+        limit = self.cfg.get("server.max_text_chars")
+        if len(text) > limit:
+            raise HTTPProblem(413, f"input text is {len(text)} characters; the limit is {limit}",
+                              hint="split the text into several requests (server.max_text_chars)")
+        if not normalize(text):
+            raise InputError("input text is empty", hint="give the words to speak")
+        return text
+
+    def _busy(self, delta: int) -> None:
+        with self._lock:
+            self.active += delta
+            if delta > 0:
+                self.synth_count += 1
+
+    # -- synthesis --
+    async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True) -> Result:
+        """Synthesise ``req`` as ``fmt``; ``stream`` sends wav/pcm sentence by sentence."""
+        self.check_text(req.text)
+        fmt = audio_mod.format_for(None, fmt)
+        stream = stream and fmt in STREAMABLE
+        plan = await asyncio.to_thread(self.router.plan, req)
+        headers = {"X-Voice": plan.voice.name}
+        if plan.skipped:
+            headers["X-Fallback"] = ", ".join(f"{n}: {r}" for n, r, _ in plan.skipped)
+        media_type = audio_mod.MEDIA_TYPES[fmt]
+        claim: Claim | None = None
+        if self.cache is not None and use_cache:
+            key = make_key(req.text, fmt=fmt, stream=stream, **plan.cache_parts())
+            entry = self.cache.get(key)
+            if entry is None:
+                claim = self.cache.claim(key)
+                if not claim.leader:
+                    entry = await asyncio.wrap_future(claim.future)
+                    claim = None  # if the leader failed (entry None), compute without caching
+            if entry is not None:
+                return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
+            headers["X-Cache"] = "miss"
+        else:
+            headers["X-Cache"] = "off"
+        try:
+            engine, queue, cancel = await self._start(plan)
+        except BaseException:
+            if claim:
+                claim.resolve(None)
+            raise
+        headers["X-Engine"] = engine
+        if engine != plan.candidates[0].engine:
+            fell = [f"{c.engine}: failed" for c in plan.candidates if c.engine != engine][:1]
+            headers["X-Fallback"] = ", ".join(filter(None, [headers.get("X-Fallback", ""), *fell]))
+        cache_headers = {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback")}
+        # cache only what the first choice produced: a fallback result must not outlive the failure
+        store = engine == plan.candidates[0].engine
+        if stream:
+            return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
+        try:
+            chunks = await self._collect(queue)
+            data = await asyncio.to_thread(audio_mod.encode, audio_mod.concat(chunks), fmt)
+        except BaseException:
+            cancel.set()
+            if claim:
+                claim.resolve(None)
+            raise
+        if claim:
+            claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
+        return Result(media_type, headers, body=data)
+
+    async def _start(self, plan: Plan) -> tuple[str, asyncio.Queue, threading.Event]:
+        """Run the plan on its worker; return (engine, chunk queue, cancel flag) once audio flows."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        engine_ready: asyncio.Future = loop.create_future()
+        cancel = threading.Event()
+        rvc = plan.request.rvc
+
+        def settle(fut: asyncio.Future, value=None, error: BaseException | None = None) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+        def job() -> None:
+            self._busy(+1)
+            try:
+                engine, chunks = self.router.run(plan)
+                loop.call_soon_threadsafe(settle, engine_ready, engine)
+                for chunk in chunks:
+                    if cancel.is_set():
+                        chunks.close()
+                        return
+                    if rvc:
+                        chunk = self.router.convert(chunk, rvc)
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except BaseException as exc:  # handed to the request, which reports it
+                if engine_ready.done():
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                else:
+                    loop.call_soon_threadsafe(settle, engine_ready, None, exc)
+            finally:
+                self._busy(-1)
+
+        self.workers.executor_for(plan.candidates[0].device).submit(job)
+        timeout = self.cfg.get("server.request_timeout_s")
+        try:
+            engine = await asyncio.wait_for(engine_ready, timeout)
+        except asyncio.TimeoutError:
+            cancel.set()
+            raise HTTPProblem(504, f"synthesis did not start within {timeout:.0f} s",
+                              hint="try again later or raise server.request_timeout_s") from None
+        return engine, queue, cancel
+
+    async def _next(self, queue: asyncio.Queue, deadline: float):
+        remaining = deadline - time.monotonic()
+        try:
+            item = await asyncio.wait_for(queue.get(), max(0.001, remaining))
+        except asyncio.TimeoutError:
+            raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
+                              hint="shorten the text or raise server.request_timeout_s") from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def _collect(self, queue: asyncio.Queue) -> list[Audio]:
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        chunks = []
+        while (chunk := await self._next(queue, deadline)) is not None:
+            chunks.append(chunk)
+        return chunks
+
+    async def _stream(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, claim: Claim | None,
+                      headers: dict, store: bool) -> AsyncIterator[bytes]:
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        sent: list[bytes] = []
+        finished = False
+        try:
+            sample_rate = None
+            while (chunk := await self._next(queue, deadline)) is not None:
+                parts = []
+                if sample_rate is None:
+                    sample_rate = chunk.sample_rate
+                    if fmt == "wav":
+                        parts.append(wav_stream_header(sample_rate))
+                elif chunk.sample_rate != sample_rate:
+                    chunk = audio_mod.resample(chunk, sample_rate)
+                parts.append(chunk.to_pcm16())
+                data = b"".join(parts)
+                sent.append(data)
+                yield data
+            finished = True
+        finally:
+            cancel.set()
+            if claim:
+                claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
+
+    async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
+        source = audio_mod.read(data, what="uploaded audio")
+        executor = self.workers.executor_for("cpu" if self.cfg.get("device") == "cpu" else "gpu")
+
+        def job() -> bytes:
+            self._busy(+1)
+            try:
+                return audio_mod.encode(self.router.convert(source, options), fmt)
+            finally:
+                self._busy(-1)
+
+        timeout = self.cfg.get("server.request_timeout_s")
+        try:
+            out = await asyncio.wait_for(asyncio.wrap_future(executor.submit(job)), timeout)
+        except asyncio.TimeoutError:
+            raise HTTPProblem(504, f"conversion took longer than {timeout:.0f} s") from None
+        return out, {"X-Engine": "rvc"}
+
+    def preload(self) -> None:
+        """Load the default Piper voice now (``--preload``)."""
+        from demod_voice.engines import piper
+
+        path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
+        piper.load(path, self.cfg.get("device"))
+
+    def health(self) -> dict:
+        return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),
+                "cache": self.cache.stats() if self.cache else None,
+                "engines": {name: {"installed": s["installed"], "circuit": s["circuit"]}
+                            for name, s in self.router.engines().items()}}
+
+    def close(self) -> None:
+        self.workers.shutdown()
+        if self.cache is not None:
+            self.cache.close()
+
