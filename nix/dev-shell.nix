@@ -3,6 +3,7 @@
 # put on PYTHONPATH so `python -m pytest tests/<area>` runs the working tree.
 {
   lib,
+  stdenv,
   mkShell,
   ffmpeg-headless,
   espeak-ng,
@@ -21,7 +22,7 @@ mkShell {
     espeak-ng
     nixfmt-rfc-style
   ]
-  ++ lib.optionals (lib.meta.availableOn chromium.stdenv.hostPlatform chromium) [ chromium ];
+  ++ lib.optionals (lib.meta.availableOn stdenv.hostPlatform chromium) [ chromium ];
 
   shellHook = ''
     export PYTHONPATH="$PWD''${PYTHONPATH:+:$PYTHONPATH}"

@@ -112,6 +112,14 @@ in
       description = "File of DEMOD_VOICE_* variables for secrets, read by systemd at start.";
     };
 
+    configFile = mkOption {
+      type = types.path;
+      readOnly = true;
+      default = configFile;
+      defaultText = lib.literalExpression "a YAML file made from settings, host, port and dataDir";
+      description = "The generated config file the service reads; `demod-voice --config <it> health` checks it by hand.";
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -159,7 +167,7 @@ in
           [
             (lib.getExe cfg.package)
             "--config"
-            "${configFile}"
+            "${cfg.configFile}"
             "serve"
           ]
           ++ cfg.extraArgs

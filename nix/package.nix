@@ -17,7 +17,7 @@ let
 
   # The version lives in one place: demod_voice/__init__.py.
   version = builtins.head (
-    builtins.match ''.*__version__ = "([^"]+)".*'' (builtins.readFile (src + "/demod_voice/__init__.py"))
+    builtins.match ''.*__version__ = "([^"]+)".*'' (builtins.readFile "${src}/demod_voice/__init__.py")
   );
 
   demod-voice = ps.buildPythonApplication {
@@ -29,7 +29,8 @@ let
       ps.setuptools
       ps.wheel
     ];
-    dependencies = packagesFor runtimeExtras;
+    # With CUDA, the "gpu" extra (onnxruntime with its CUDA provider) joins in.
+    dependencies = packagesFor (runtimeExtras ++ lib.optional cudaSupport "gpu");
 
     # torchcodec (XTTS audio) loads FFmpeg's libraries; the CLI finds ffmpeg on PATH.
     makeWrapperArgs = [
