@@ -74,8 +74,8 @@ trap 'rm -rf "$host_home"' EXIT
 mkdir -p "$WORK/out" && rm -f "$WORK/out/"*.wav && chmod 0777 "$WORK/out"
 env -u DEMOD_VOICE_CONFIG HOME="$host_home" XDG_CONFIG_HOME="$host_home/config" \
   XDG_DATA_HOME="$host_home/data" XDG_CACHE_HOME="$host_home/cache" \
-  "$VENV/bin/demod-voice" -q piper-infer "$VOICE" --noise-scale 0 --noise-w 0 \
-  --text "$TEXT" --output "$WORK/out/host.wav"
+  "$VENV/bin/demod-voice" -q piper-infer "$VOICE" "$TEXT" --noise-scale 0 --noise-w 0 \
+  --output "$WORK/out/host.wav"
 
 # 3. The image, with every version pinned to what the host venv has.
 mkdir -p build/containers
@@ -99,8 +99,8 @@ podman build --quiet --format docker "${secret[@]}" \
 say "health inside the container"
 podman run --rm "$IMAGE" health --require piper
 say "synthesis inside the container"
-podman run --rm -v "$WORK/out:/out" "$IMAGE" -q piper-infer "$VOICE" --noise-scale 0 --noise-w 0 \
-  --text "$TEXT" --output /out/container.wav
+podman run --rm -v "$WORK/out:/out" "$IMAGE" -q piper-infer "$VOICE" "$TEXT" --noise-scale 0 --noise-w 0 \
+  --output /out/container.wav
 
 # 5. Nothing secret baked in: the CA secret was a build-time mount only.
 if podman run --rm --entrypoint sh "$IMAGE" -c 'test -e /run/secrets/ca || env | grep -q PIP_CERT'; then

@@ -52,8 +52,8 @@ in
 
   # Zero noise scales make Piper deterministic: the same bytes on every run.
   piper-synthesis = check "piper-synthesis" ''
-    ${exe} piper-infer en_US-joe-medium --noise-scale 0 --noise-w 0 \
-      --text "Reproducible builds make reproducible voices." --output $out/hello.wav
+    ${exe} piper-infer en_US-joe-medium "Reproducible builds make reproducible voices." \
+      --noise-scale 0 --noise-w 0 --output $out/hello.wav
     test "$(head -c 4 $out/hello.wav)" = RIFF
     test "$(stat -c %s $out/hello.wav)" -gt 20000
   '';
