@@ -97,17 +97,19 @@ podman build --quiet --format docker "${secret[@]}" \
 
 # 4. Inside the container: health, then the same synthesis.
 say "health inside the container"
-podman run --rm "$IMAGE" health --require piper
+podman run --rm --no-healthcheck "$IMAGE" health --require piper
 say "synthesis inside the container"
-podman run --rm -v "$WORK/out:/out" "$IMAGE" -q piper-infer "$VOICE" "$TEXT" --noise-scale 0 --noise-w 0 \
+podman run --rm --no-healthcheck -v "$WORK/out:/out" "$IMAGE" -q piper-infer "$VOICE" "$TEXT" --noise-scale 0 --noise-w 0 \
   --output /out/container.wav
 
 # 5. Nothing secret baked in: the CA secret was a build-time mount only.
-if podman run --rm --entrypoint sh "$IMAGE" -c 'test -e /run/secrets/ca || env | grep -q PIP_CERT'; then
+if podman run --rm --no-healthcheck --entrypoint sh "$IMAGE" -c 'test -e /run/secrets/ca || env | grep -q PIP_CERT'; then
   echo "FAIL containers: the build CA bundle leaked into the image"; exit 1
 fi
 user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
 [ "$user" = demod-voice ] || { echo "FAIL containers: image runs as '$user', expected demod-voice"; exit 1; }
+healthcheck=$(podman image inspect --format '{{.Config.Healthcheck}}' "$IMAGE")
+case "$healthcheck" in *health*) ;; *) echo "FAIL containers: image has no HEALTHCHECK ($healthcheck)"; exit 1 ;; esac
 
 if cmp "$WORK/out/host.wav" "$WORK/out/container.wav"; then
   result="PASS containers: container WAV is byte-identical to the host's ($(stat -c %s "$WORK/out/host.wav") bytes, sha256 $(sha256sum "$WORK/out/host.wav" | cut -c1-16))"
