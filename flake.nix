@@ -64,10 +64,17 @@
           inherit pythonEnv demod-voice;
           dockerImage = pkgs.callPackage ./nix/docker-image.nix { inherit demod-voice; };
           devShell = pkgs.callPackage ./nix/dev-shell.nix { inherit pythonEnv; };
-          checks = pkgs.callPackage ./nix/checks.nix {
-            inherit demod-voice src;
-            inherit (pythonEnv) devEnv;
-            nixosModule = self.nixosModules.default;
+          # The package's own tests (passthru.tests) plus the NixOS VM test,
+          # which needs the module only the flake knows.
+          checks = demod-voice.tests // {
+            inherit
+              (pkgs.callPackage ./nix/checks.nix {
+                inherit demod-voice src;
+                inherit (pythonEnv) devEnv;
+                nixosModule = self.nixosModules.default;
+              })
+              nixos-module
+              ;
           };
         };
 

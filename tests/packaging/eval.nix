@@ -164,6 +164,8 @@ in
     in
     {
       names = builtins.attrNames c;
+      # The suite comes through the package's passthru.tests.
+      fromPassthru = c.pytest == self.packages.${x86}.cpu.tests.pytest;
       scripts = lib.mapAttrs (_: v: v.recorded.script or "") (builtins.removeAttrs c [ "nixos-module" ]);
       vm = {
         inherit (c.nixos-module.recorded) name testScript;

@@ -220,6 +220,7 @@ def test_dev_shell_has_the_test_tools():
 
 def test_checks_run_suite_cli_and_deterministic_piper():
     checks = nix_eval("checks")
+    assert checks["fromPassthru"] is True
     scripts = checks["scripts"]
     assert "pytest" in scripts["pytest"] and "not gpu" in scripts["pytest"]
     assert "--help" in scripts["help"]
