@@ -127,6 +127,6 @@
           services.demod-voice.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.cpu;
         };
 
-      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixfmt-rfc-style);
+      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
     };
 }

@@ -9,7 +9,7 @@
   espeak-ng,
   chromium,
   ruff,
-  nixfmt-rfc-style,
+  nixfmt,
   pythonEnv,
 }:
 
@@ -20,7 +20,7 @@ mkShell {
     ruff
     ffmpeg-headless
     espeak-ng
-    nixfmt-rfc-style
+    nixfmt
   ]
   ++ lib.optionals (lib.meta.availableOn stdenv.hostPlatform chromium) [ chromium ];
 

@@ -106,7 +106,7 @@ let
     espeak-ng = drv "espeak-ng" { };
     chromium = drv "chromium" { meta.platforms = [ "x86_64-linux" "aarch64-linux" ]; };
     ruff = drv "ruff" { };
-    nixfmt-rfc-style = drv "nixfmt" { };
+    nixfmt = drv "nixfmt" { };
 
     runCommand = name: env: script: drv name { inherit env script; };
     mkShell = args: drv (args.name or "shell") args;
