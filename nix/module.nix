@@ -30,17 +30,14 @@ let
   };
   configFile = settingsFormat.generate "demod-voice.yaml" effectiveSettings;
 
-  # GPU device nodes the service may open (NVIDIA and the DRI/render nodes).
+  # GPU devices the service may open, by device class in /proc/devices: every
+  # /dev/nvidia* node (any number of GPUs), the unified memory and capability
+  # nodes, and DRI render nodes.
   gpuDevices = [
-    "/dev/nvidia0"
-    "/dev/nvidia1"
-    "/dev/nvidia2"
-    "/dev/nvidia3"
-    "/dev/nvidiactl"
-    "/dev/nvidia-uvm"
-    "/dev/nvidia-uvm-tools"
-    "/dev/nvidia-modeset"
-    "/dev/dri"
+    "char-nvidia-frontend"
+    "char-nvidia-uvm"
+    "char-nvidia-caps"
+    "char-drm"
   ];
 in
 {

@@ -256,7 +256,7 @@ def test_module_gpu_settings_and_firewall():
     unit = nix_eval("module.gpu")
     sc = unit["systemd"]["services"]["demod-voice"]["serviceConfig"]
     assert sc["PrivateDevices"] is False and sc["DevicePolicy"] == "closed"
-    assert "/dev/nvidiactl rw" in sc["DeviceAllow"] and "/dev/nvidia-uvm rw" in sc["DeviceAllow"]
+    assert {"char-nvidia-frontend rw", "char-nvidia-uvm rw", "char-drm rw"} <= set(sc["DeviceAllow"])
     assert set(sc["SupplementaryGroups"]) == {"video", "render"}
     assert sc["EnvironmentFile"] == ["/run/secrets/demod-voice.env"]
     assert unit["systemd"]["services"]["demod-voice"]["environment"]["LD_LIBRARY_PATH"] == "/run/opengl-driver/lib"
