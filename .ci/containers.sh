@@ -19,7 +19,7 @@ ROOT=$(pwd)
 start=$(date +%s)
 
 skip() { echo "SKIP containers: $*"; exit 0; }
-say() { echo "== containers: $*"; }
+say() { echo "== containers: [$(( $(date +%s) - start )) s] $*"; }
 
 VENV=${VENV:-.venv}
 WORK=${DEMOD_VOICE_CONTAINER_WORK:-/var/tmp/demod-voice-containers}
