@@ -31,6 +31,8 @@ def register(sub, common) -> None:
     p.add_argument("--noise-w", type=non_negative_float, metavar="X", help="phoneme width noise (0 = deterministic)")
     p.add_argument("--sentence-silence", type=non_negative_float, metavar="SEC", help="silence after each sentence")
     p.add_argument("--volume", type=non_negative_float, metavar="X", help="volume multiplier (default 1.0)")
+    p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
+                   help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
     p.set_defaults(func=run)
 
 
@@ -43,7 +45,7 @@ def run(args, ctx) -> int:
     length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale
     for key, value in (("piper.length_scale", length_scale), ("piper.noise_scale", args.noise_scale),
                        ("piper.noise_w", args.noise_w), ("piper.sentence_silence", args.sentence_silence),
-                       ("piper.volume", args.volume)):
+                       ("piper.volume", args.volume), ("piper.backend", args.backend)):
         if value is not None:
             ctx.flags[key] = value
     cfg = ctx.cfg
@@ -52,7 +54,7 @@ def run(args, ctx) -> int:
     model_path = catalog.resolve_piper_model(args.model, cfg)
 
     started = time.perf_counter()
-    engine = piper.load(model_path, ctx.device)
+    engine = piper.load(model_path, ctx.device, backend=cfg.get("piper.backend"))
     options = piper.PiperOptions(
         speaker_id=engine.speaker_id(args.speaker),
         length_scale=cfg.get("piper.length_scale"),
