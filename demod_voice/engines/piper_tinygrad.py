@@ -223,6 +223,9 @@ def _random_normal_like(x, dtype=None, mean: float = 0.0, scale: float = 1.0, se
 
 _OVERRIDES = {"ScatterND": _scatter_nd, "RandomNormalLike": _random_normal_like}
 
+#: Phoneme sequences are padded to a multiple of this (0 = no padding): fewer distinct shapes to compile.
+PAD_TO = 32
+
 
 class TinygradSession:
     """Runs a Piper ``.onnx`` graph with tinygrad; mimics the ONNX Runtime session API piper-tts calls."""
@@ -274,11 +277,28 @@ class TinygradSession:
         missing = [name for name in self.input_names if name not in feeds]
         if missing:
             raise InputError(f"the voice expects inputs {', '.join(missing)} that were not given")
+        feeds = self._pad_phonemes(feeds)
         with self._lock, self._context():
             values = self._execute(feeds)
             wanted = output_names or self.output_names
             return [np.asarray(values[name].numpy() if not isinstance(values[name], np.ndarray) else values[name])
                     for name in wanted]
+
+    def _pad_phonemes(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Pad phoneme ids to a multiple of ``PAD_TO`` so sentences share compiled kernels.
+
+        The VITS graph masks everything past ``input_lengths`` and gives padded
+        positions zero duration, so the audio does not change.
+        """
+        ids, lengths = feeds.get("input"), feeds.get("input_lengths")
+        if ids is None or lengths is None or ids.ndim != 2 or not PAD_TO:
+            return feeds
+        width = -(-ids.shape[1] // PAD_TO) * PAD_TO
+        if width == ids.shape[1]:
+            return feeds
+        padded = np.zeros((ids.shape[0], width), dtype=ids.dtype)
+        padded[:, :ids.shape[1]] = ids
+        return {**feeds, "input": padded}
 
     # --- the interpreter -------------------------------------------------------------------------
 
