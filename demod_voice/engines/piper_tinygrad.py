@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -68,8 +69,10 @@ def pick_device(device: str) -> str:
         raise NotAvailableError("tinygrad found no usable device (its CPU device needs the 'clang' compiler)",
                                 hint=f"install clang (apt-get install clang) or {_FALLBACK_HINT}")
     wanted = device.upper()
-    if wanted == "AUTO":
-        return devices[0]
+    if wanted == "AUTO":  # tinygrad's own choice, which honours its DEV variable
+        from tinygrad.device import Device
+
+        return Device.canonicalize(None)
     if wanted == "GPU":
         gpus = [d for d in devices if d.split(":")[0] in _GPU_DEVICES]
         if not gpus:
@@ -237,7 +240,10 @@ class TinygradSession:
         from tinygrad.nn.onnx import OnnxRunner, onnx_ops, required_input_python_consts
 
         self.device = device
-        self._context = lambda: Context(DEV=device)
+        # Keep a DEV the user set for this device (e.g. DEV=CPU:LLVM picks a renderer); else pin the device.
+        user_dev = os.environ.get("DEV", "")
+        self._context = (Context if user_dev.split(":")[0].upper() == device.split(":")[0]
+                         else lambda: Context(DEV=device))
         self._python_consts = required_input_python_consts
         self._lock = threading.Lock()
         with self._context():
