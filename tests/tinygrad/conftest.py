@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-# tinygrad reads CACHEDB when it is first imported: point it at a per-session folder so the
-# kernels compiled by the in-process tests are reused by the CLI subprocesses (whose XDG cache
-# is isolated) instead of being compiled again.
+# tinygrad reads CACHEDB when it is first imported: keep its kernel cache in a per-session
+# folder (shared with the CLI subprocesses, whose XDG cache is isolated), not in ~/.cache.
 _KERNELS = Path(tempfile.mkdtemp(prefix="demod-voice-tinygrad-"))
 os.environ["CACHEDB"] = str(_KERNELS / "cache.db")
 
