@@ -26,7 +26,8 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def _slice(data, starts, ends, axes=None, steps=None):
     axes = _ints(axes) if axes is not None else list(range(len(starts)))
     steps = _ints(steps) if steps is not None else [1] * len(starts)
     index = [slice(None)] * data.ndim
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         dim = data.shape[axis]
         start = start + dim if start < 0 else start
         end = end + dim if end < 0 else end
@@ -323,7 +324,7 @@ class TinygradSession:
                 outputs = (np.asarray(_HOST_OPS[node.op](*inputs, **self._host_opts[index])),)
             else:
                 outputs = self._device_op(index, node, inputs, values)
-            values.update(zip(node.outputs, outputs[:len(node.outputs)]))
+            values.update(zip(node.outputs, outputs[:len(node.outputs)], strict=True))
             for name in node.inputs:  # drop what no later node reads
                 if self._last_use.get(name) == index and name not in self._static:
                     values.pop(name, None)

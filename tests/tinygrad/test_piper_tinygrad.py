@@ -27,7 +27,7 @@ def test_tinygrad_matches_onnxruntime_sentence_by_sentence(tiny_engine, ort_engi
     tiny = list(tiny_engine.synthesize(TEXT, options))
     ref = list(ort_engine.synthesize(TEXT, options))
     assert len(tiny) == len(ref) == 2  # one chunk per sentence: streaming works as with onnxruntime
-    for got, want in zip(tiny, ref):
+    for got, want in zip(tiny, ref, strict=True):
         assert got.sample_rate == want.sample_rate == 22050
         assert len(got.samples) == len(want.samples) > 4000
         assert got.samples.dtype == np.float32
@@ -136,3 +136,15 @@ def test_unknown_backend_is_refused(cli):
     proc = cli("piper-infer", "en_US-joe-medium", "Hi.", "--backend", "jax")
     assert proc.returncode == 2
     assert b"invalid choice: 'jax'" in proc.stderr
+
+
+def test_broken_voice_file_is_an_input_error(cli, isolated_home, tmp_path, joe_voice, needs_tinygrad_cpu):
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(joe_voice.read_bytes()[:5000])  # a truncated download
+    shutil.copy(f"{joe_voice}.json", f"{model}.json")
+    out = tmp_path / "broken.wav"
+    proc = cli("piper-infer", model, "Hi.", "-o", out, "--backend", "tinygrad", "--cpu")
+    assert proc.returncode == 2, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "cannot load Piper voice" in err and "broken.onnx" in err and "--backend onnxruntime" in err
+    assert not out.exists()
