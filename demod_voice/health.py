@@ -75,6 +75,22 @@ def check_torch_cuda() -> Check:
     return Check("torch-cuda", False, f"torch {torch.__version__}: no CUDA device", data={})
 
 
+def check_tinygrad_devices() -> Check:
+    """Devices tinygrad can open (the tinygrad Piper backend runs on the first one)."""
+    if importlib.util.find_spec("tinygrad") is None:
+        return Check("tinygrad-devices", False, "tinygrad not installed")
+    from demod_voice.engines.piper_tinygrad import available_devices
+
+    try:
+        devices = available_devices()
+    except Exception as exc:  # a broken runtime must not hide the rest of the report
+        return Check("tinygrad-devices", False, f"{type(exc).__name__}: {exc}")
+    if not devices:
+        return Check("tinygrad-devices", False, "none usable (its CPU device needs the 'clang' compiler)",
+                     data={"devices": []})
+    return Check("tinygrad-devices", True, ", ".join(devices), data={"devices": devices})
+
+
 def check_ffmpeg() -> Check:
     exe = shutil.which("ffmpeg")
     if not exe:
@@ -122,6 +138,7 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     checks.append(gpu)
     if probe_cuda:
         checks.append(check_torch_cuda())
+    checks.append(check_tinygrad_devices())
     checks.append(check_ffmpeg())
     if cfg is not None:
         checks.append(check_voices(cfg))

@@ -32,6 +32,8 @@ def register(sub, common) -> None:
     p.add_argument("--noise-w", type=non_negative_float, metavar="X", help="phoneme width noise (0 = deterministic)")
     p.add_argument("--sentence-silence", type=non_negative_float, metavar="SEC", help="silence after each sentence")
     p.add_argument("--volume", type=non_negative_float, metavar="X", help="volume multiplier (default 1.0)")
+    p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
+                   help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
     add_chain_arguments(p)
     p.set_defaults(func=run)
 
@@ -50,7 +52,7 @@ def run(args, ctx) -> int:
     length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale
     for key, value in (("piper.length_scale", length_scale), ("piper.noise_scale", args.noise_scale),
                        ("piper.noise_w", args.noise_w), ("piper.sentence_silence", args.sentence_silence),
-                       ("piper.volume", args.volume)):
+                       ("piper.volume", args.volume), ("piper.backend", args.backend)):
         if value is not None:
             ctx.flags[key] = value
     cfg = ctx.cfg
@@ -61,7 +63,7 @@ def run(args, ctx) -> int:
     started = time.perf_counter()
 
     def prepare():
-        engine = piper.load(model_path, ctx.device)
+        engine = piper.load(model_path, ctx.device, backend=cfg.get("piper.backend"))
         return engine, piper.PiperOptions(
             speaker_id=engine.speaker_id(args.speaker),
             length_scale=cfg.get("piper.length_scale"),
@@ -77,6 +79,7 @@ def run(args, ctx) -> int:
     if cache is not None:
         settings = {k: cfg.get(f"piper.{k}") for k in ("length_scale", "noise_scale", "noise_w", "volume", "sentence_silence")}
         key = make_key(text, command="piper-infer", model=file_version(model_path), speaker=args.speaker,
+                       backend=cfg.get("piper.backend"),
                        settings=settings, fmt=target.fmt)
 
         def compute():

@@ -20,7 +20,7 @@ from demod_voice.errors import EngineError, InputError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, str], PiperEngine] = {}
+_CACHE: dict[tuple, "PiperEngine"] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -90,14 +90,28 @@ def config_path_for(model_path: Path) -> Path | None:
     return None
 
 
-def load(model_path: str | Path, device: str = "cpu") -> PiperEngine:
-    """The process-wide engine for a voice file, loading it on first use."""
+BACKENDS = ("onnxruntime", "tinygrad")
+
+
+def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> "PiperEngine":
+    """The process-wide engine for a voice file, loading it on first use.
+
+    ``backend`` picks what runs the network: ONNX Runtime (default) or the
+    experimental tinygrad backend (engines/piper_tinygrad.py).
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown Piper backend '{backend}'", hint=f"use one of: {', '.join(BACKENDS)}")
     model_path = Path(model_path).resolve()
-    key = (str(model_path), device)
+    key = (str(model_path), device) if backend == "onnxruntime" else (str(model_path), device, backend)
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
-            engine = _CACHE[key] = PiperEngine(model_path, device)
+            if backend == "tinygrad":
+                from demod_voice.engines.piper_tinygrad import TinygradPiperEngine
+
+                engine = _CACHE[key] = TinygradPiperEngine(model_path, device)
+            else:
+                engine = _CACHE[key] = PiperEngine(model_path, device)
         return engine
 
 
