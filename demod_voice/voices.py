@@ -67,41 +67,30 @@ class QualityScore:
         return asdict(self)
 
 
-def _ramp(value: float, lo: float, hi: float) -> float:
-    """0 at ``lo``, 1 at ``hi``, linear between (works for lo > hi too)."""
-    if hi == lo:
-        return 1.0
-    return float(min(1.0, max(0.0, (value - lo) / (hi - lo))))
-
-
 def score_sample(audio: Audio) -> QualityScore:
-    """Score a recording from estimated SNR, clipping, silence ratio, duration and loudness.
+    """Score a recording as a cloning reference.
 
-    Kept self-contained; when ``demod_voice.quality.score_audio`` exists the two
-    should be unified (see the server report).
+    The measurements (estimated SNR, clipping, silence, duration) and their
+    0..1 sub-scores come from ``demod_voice.quality.score_audio``, shared with
+    ``piper-preprocess``; a reference additionally wants 3-30 s of speech at a
+    sensible loudness, and the problems are spelled out for the user.
     """
-    duration = audio.duration
-    if duration <= 0 or audio.peak <= 1e-5:
+    from demod_voice.quality import _ramp, score_audio
+
+    base = score_audio(audio)
+    duration = base.duration
+    if duration <= 0 or base.score <= 0.0 and audio.peak <= 1e-5:
         return QualityScore(0.0, 0.0, 0.0, 1.0, duration, None, ["silent or empty"])
-    levels = audio_mod.frame_rms_db(audio, 0.02)
-    top = float(np.percentile(levels, 95))
-    floor = float(np.percentile(levels, 10))
-    snr = float(min(60.0, max(0.0, top - floor)))
-    clipping = audio_mod.clipping_ratio(audio)
-    silence = float(np.mean((levels < top - 40.0) | (levels < -60.0)))
     lufs = audio_mod.loudness(audio)
     lufs_value = float(lufs) if np.isfinite(lufs) else None
 
     problems = []
-    snr_s = _ramp(snr, 10.0, 35.0)
-    if snr < 20:
-        problems.append(f"noisy (SNR {snr:.0f} dB)")
-    clip_s = 1.0 - _ramp(clipping, 0.0, 0.01)
-    if clipping > 0.001:
-        problems.append(f"clipped ({clipping:.1%} of samples)")
-    silence_s = 1.0 - _ramp(silence, 0.3, 0.9)
-    if silence > 0.5:
-        problems.append(f"mostly silence ({silence:.0%})")
+    if base.snr_db < 20:
+        problems.append(f"noisy (SNR {base.snr_db:.0f} dB)")
+    if base.clipping_ratio > 0.001:
+        problems.append(f"clipped ({base.clipping_ratio:.1%} of samples)")
+    if base.silence_ratio > 0.5:
+        problems.append(f"mostly silence ({base.silence_ratio:.0%})")
     if duration < 3.0:
         duration_s = _ramp(duration, 0.5, 3.0)
         problems.append(f"short ({duration:.1f} s; 3-30 s is best)")
@@ -120,9 +109,11 @@ def score_sample(audio: Audio) -> QualityScore:
         problems.append(f"very loud ({lufs_value:.0f} LUFS)")
     else:
         loud_s = 1.0
-    overall = 0.35 * snr_s + 0.2 * clip_s + 0.15 * silence_s + 0.15 * duration_s + 0.15 * loud_s
-    return QualityScore(round(overall, 3), round(snr, 1), round(clipping, 5), round(silence, 3),
-                        round(duration, 3), None if lufs_value is None else round(lufs_value, 1), problems)
+    c = base.components
+    overall = 0.35 * c["snr"] + 0.2 * c["clipping"] + 0.15 * c["silence"] + 0.15 * duration_s + 0.15 * loud_s
+    return QualityScore(round(overall, 3), round(base.snr_db, 1), round(base.clipping_ratio, 5),
+                        round(base.silence_ratio, 3), round(duration, 3),
+                        None if lufs_value is None else round(lufs_value, 1), problems)
 
 
 # --- profiles -------------------------------------------------------------------------

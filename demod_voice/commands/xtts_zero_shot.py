@@ -6,6 +6,7 @@ import argparse
 import time
 
 from demod_voice.commands._common import add_format_argument, add_text_arguments, positive_float
+from demod_voice.commands._rvc import add_chain_arguments, chain, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -59,7 +60,7 @@ def register(sub, common) -> None:
     p.add_argument("--model-dir", metavar="DIR", help="XTTS checkpoint folder (config.json, model.pth, vocab.json)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU precision (default: config; CPU is fp32)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
-    p.add_argument("--rvc", metavar="NAME", help="convert the result with an RVC voice (needs the RVC engine)")
+    add_chain_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -82,26 +83,6 @@ def _check_sampling(args) -> dict:
         raise UsageError(f"--repetition-penalty must be >= 1, got {args.repetition_penalty}")
     return {key: getattr(args, key) for key in
             ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")}
-
-
-def rvc_hook(chunks, name: str, ctx):
-    """Chain an RVC conversion after XTTS. The RVC engine plugs in here.
-
-    Raises NotAvailableError while ``demod_voice.engines.rvc`` is not
-    installed. When it is, it must provide ``convert_stream(chunks, name, cfg)``
-    returning an iterator of ``Audio``.
-    """
-    from demod_voice.errors import NotAvailableError
-
-    try:
-        from demod_voice.engines import rvc
-    except ImportError:
-        raise NotAvailableError("--rvc needs the RVC engine, which is not part of this build",
-                                hint="drop --rvc, or convert the output with the RVC command") from None
-    convert = getattr(rvc, "convert_stream", None)
-    if convert is None:
-        raise NotAvailableError("this RVC engine cannot be chained after XTTS yet", hint="drop --rvc")
-    return convert(chunks, name, ctx.cfg)
 
 
 def run(args, ctx) -> int:
@@ -144,8 +125,7 @@ def run(args, ctx) -> int:
     cache_dir = None if args.no_cache or not cfg.get("xtts.latents_cache") else cfg.cache_dir
     latents = xtts.load_voice(args.voice, cfg.data_dir) if args.voice else None
     plan = xtts.plan_conditioning(references, model_dir, cache_dir) if references else None
-    if args.rvc:
-        rvc_hook(iter(()), args.rvc, ctx)  # fail fast when RVC is not available
+    check_chain_arguments(args)
 
     started = time.perf_counter()
     engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"))
@@ -162,7 +142,7 @@ def run(args, ctx) -> int:
         **{key: cfg.get(f"xtts.{key}") for key in xtts.SAMPLING_KEYS},
     )
     if args.rvc:
-        chunks = rvc_hook(chunks, args.rvc, ctx)
+        chunks = chain(chunks, args, ctx, stream=target.stream)
     result = output.deliver(chunks, target)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

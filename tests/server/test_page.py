@@ -33,21 +33,21 @@ def test_page_plays_a_synthesis_and_shows_a_sample_score(server, browser, speech
     page.goto(server["url"] + "/")
     page.fill("#apikey", KEYS["carol"])
     page.dispatch_event("#apikey", "change")
-    page.wait_for_function("document.querySelectorAll('#voice option').length > 0")
+    page.wait_for_function("document.querySelectorAll('#voice option').length > 0", polling=100)
     page.select_option("#voice", "en_US-joe-medium")
     page.fill("#text", "Hello from the browser.")
     page.click("#speak")
     # the audio element got the synthesis and actually played it
-    page.wait_for_function("document.getElementById('speak-status').textContent.startsWith('play')", timeout=60000)
+    page.wait_for_function("document.getElementById('speak-status').textContent.startsWith('play')", polling=100, timeout=60000)
     assert "engine piper" in page.text_content("#speak-status")
     duration = page.evaluate("document.getElementById('player').duration")
     assert 0.8 < duration < 5
-    page.wait_for_function("document.getElementById('player').currentTime > 0", timeout=30000)
+    page.wait_for_function("document.getElementById('player').currentTime > 0", polling=100, timeout=30000)
 
     # create a voice, upload a sample, see its score, choose the reference
     page.fill("#new-voice", "carol-voice")
     page.click("#create-voice")
-    page.wait_for_function("document.getElementById('voice-status').textContent.startsWith('created')")
+    page.wait_for_function("document.getElementById('voice-status').textContent.startsWith('created')", polling=100)
     page.set_input_files("#sample-file", str(speech_wav))
     page.click("#upload")
     page.wait_for_selector("#samples tr td.score", timeout=30000)
@@ -55,7 +55,7 @@ def test_page_plays_a_synthesis_and_shows_a_sample_score(server, browser, speech
     assert 0.5 < score <= 1.0
     assert "scored" in page.text_content("#voice-status")
     page.click("#auto-ref")
-    page.wait_for_function("document.getElementById('voice-status').textContent.startsWith('reference:')")
+    page.wait_for_function("document.getElementById('voice-status').textContent.startsWith('reference:')", polling=100)
     assert page.is_checked("#samples tr input[type=checkbox]")
     assert errors == []
     page.close()
@@ -67,6 +67,6 @@ def test_page_shows_auth_errors(server, browser):
     page.fill("#apikey", "wrong-key-000")
     page.dispatch_event("#apikey", "change")
     page.click("#speak")
-    page.wait_for_function("document.getElementById('speak-status').className.includes('error')")
+    page.wait_for_function("document.getElementById('speak-status').className.includes('error')", polling=100)
     assert "missing or invalid API key" in page.text_content("#speak-status")
     page.close()

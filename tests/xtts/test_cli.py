@@ -75,3 +75,19 @@ def test_saved_voice_speaks_without_audio_and_is_listed(first_run, home, xtts_ch
     listed = run_cli("voices", "list", "--engine", "xtts", env=env)
     assert listed.returncode == 0
     assert "alice" in listed.stdout.decode() and "xtts" in listed.stdout.decode()
+
+
+def test_xtts_then_rvc_in_one_process(first_run, home, xtts_checkpoint, tmp_path):
+    """``--rvc`` converts the cloned speech with an RVC voice: the output is at the RVC model's rate."""
+    pytest.importorskip("demod_voice.engines.rvc")
+    from tests.rvc.tiny import build_tiny_rvc
+
+    root, env = home
+    voice, rvc_cfg = build_tiny_rvc(tmp_path / "rvc")
+    out = root / "converted.wav"
+    proc = run_cli("xtts-zero-shot", "--voice", "alice", "Converted speech.", "-o", out, "--model-dir", xtts_checkpoint,
+                   "--rvc", voice, "--hubert", rvc_cfg["rvc"]["hubert"], "--rmvpe", rvc_cfg["rvc"]["rmvpe"],
+                   "--rvc-pitch", "2", "--cpu", env=env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    data, sr = sf.read(str(out), dtype="float32")
+    assert sr == 40000 and np.isfinite(data).all() and len(data) > 0.05 * sr

@@ -68,13 +68,11 @@ def test_usage_errors(cli, tmp_path, xtts_checkpoint, speech_wav):
     assert proc.returncode == 2 and "invalid voice name" in proc.stderr.decode()
     proc = cli("xtts-zero-shot", speech_wav, "--model-dir", xtts_checkpoint)
     assert proc.returncode == 2 and "no text given" in proc.stderr.decode()
-    try:
-        import demod_voice.engines.rvc  # noqa: F401
-    except ImportError:  # until the RVC engine lands, --rvc says so before any model loads
-        proc = cli("xtts-zero-shot", speech_wav, "Hi.", "--rvc", "bob", "--model-dir", xtts_checkpoint,
-                   "-o", tmp_path / "r.wav")
-        assert proc.returncode == 2 and "--rvc needs the RVC engine" in proc.stderr.decode()
-        assert not (tmp_path / "r.wav").exists()
+    # RVC options without --rvc are refused before any model loads.
+    proc = cli("xtts-zero-shot", speech_wav, "Hi.", "--rvc-pitch", "3", "--model-dir", xtts_checkpoint,
+               "-o", tmp_path / "r.wav")
+    assert proc.returncode == 2 and "--rvc-pitch needs --rvc MODEL" in proc.stderr.decode()
+    assert not (tmp_path / "r.wav").exists()
 
 
 def test_long_reference_uses_its_best_window(tmp_path, speech_wav, caplog):
