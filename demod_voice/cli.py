@@ -71,6 +71,14 @@ class Context:
             print(message, file=sys.stderr, flush=True)
 
 
+class _Parser(argparse.ArgumentParser):
+    """No prefix matching of long options: ``--text`` must not silently mean ``--text-file``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     group = parser.add_argument_group("global options")
@@ -89,15 +97,16 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="demod-voice",
+        allow_abbrev=False,
         description="Offline-first voice cloning and text-to-speech: XTTS-v2, Piper, RVC, batch jobs and a server.",
         epilog="Exit codes: 0 success, 1 runtime failure, 2 usage or input error, 130 interrupted. "
                "Run 'demod-voice COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"demod-voice {__version__}")
     _global_options(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _global_options(common, suppress=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"demod_voice.commands.{name}").register(sub, common)
     return parser
