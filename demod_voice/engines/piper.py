@@ -20,7 +20,7 @@ from demod_voice.errors import EngineError, InputError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
 
-_CACHE: dict[tuple, "PiperEngine"] = {}
+_CACHE: dict[tuple, PiperEngine] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -82,6 +82,17 @@ class PiperVoiceConfig:
                              hint="it should be the .onnx.json that came with the voice") from None
 
 
+def check_voice_files(model_path: Path) -> Path:
+    """The voice's config path, after checking both files exist (clear errors otherwise)."""
+    if not model_path.is_file():
+        raise InputError(f"Piper voice not found: {model_path}", hint="check the path or run 'demod-voice voices list'")
+    config_path = config_path_for(model_path)
+    if config_path is None:
+        raise InputError(f"voice config missing for {model_path.name}: expected {model_path}.json",
+                         hint="download the .onnx.json that belongs to this voice and put it beside the .onnx")
+    return config_path
+
+
 def config_path_for(model_path: Path) -> Path | None:
     """``voice.onnx.json`` (piper's convention) or ``voice.json`` beside the model."""
     for candidate in (Path(f"{model_path}.json"), model_path.with_suffix(".json")):
@@ -93,7 +104,7 @@ def config_path_for(model_path: Path) -> Path | None:
 BACKENDS = ("onnxruntime", "tinygrad")
 
 
-def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> "PiperEngine":
+def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> PiperEngine:
     """The process-wide engine for a voice file, loading it on first use.
 
     ``backend`` picks what runs the network: ONNX Runtime (default) or the
@@ -131,12 +142,7 @@ class PiperEngine:
             from piper import PiperVoice
         except ImportError:
             raise missing_extra("piper-tts", "piper") from None
-        if not model_path.is_file():
-            raise InputError(f"Piper voice not found: {model_path}", hint="check the path or run 'demod-voice voices list'")
-        config_path = config_path_for(model_path)
-        if config_path is None:
-            raise InputError(f"voice config missing for {model_path.name}: expected {model_path}.json",
-                             hint="download the .onnx.json that belongs to this voice and put it beside the .onnx")
+        config_path = check_voice_files(model_path)
         self.model_path = model_path
         self.config_path = config_path
         self.voice_config = PiperVoiceConfig.read(config_path)

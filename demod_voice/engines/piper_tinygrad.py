@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from demod_voice.engines.piper import PiperEngine, config_path_for
+from demod_voice.engines.piper import PiperEngine, check_voice_files
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
@@ -386,12 +386,7 @@ class TinygradPiperEngine(PiperEngine):
             raise missing_extra("piper-tts", "piper") from None
         import json
 
-        if not model_path.is_file():
-            raise InputError(f"Piper voice not found: {model_path}", hint="check the path or run 'demod-voice voices list'")
-        config_path = config_path_for(model_path)
-        if config_path is None:
-            raise InputError(f"voice config missing for {model_path.name}: expected {model_path}.json",
-                             hint="download the .onnx.json that belongs to this voice and put it beside the .onnx")
+        config_path = check_voice_files(model_path)
         from demod_voice.engines.piper import PiperVoiceConfig
 
         self.model_path = model_path
