@@ -94,6 +94,7 @@ let
     };
     tinygrad = {
       tinygrad = ps.tinygrad;
+      piper-tts = ps.piper-tts;
     };
     # nixpkgs' onnxruntime carries the CUDA provider when cudaSupport is on.
     gpu = {
