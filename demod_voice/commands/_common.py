@@ -17,24 +17,34 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"output format ({', '.join(FORMATS)}); default: from the --output suffix")
 
 
-def positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
+def number_type(cast=float, *, low=None, high=None, above=None, unit="a number", rule=None, zero_ok=False):
+    """An argparse ``type`` that parses ``cast`` and checks its range, with a message naming both.
+
+    ``low``/``high`` are inclusive bounds, ``above`` an exclusive lower bound; ``zero_ok`` lets 0
+    through whatever the bounds say (e.g. "0 = the model's rate"); ``rule`` is the sentence shown
+    when the value is out of range.
+    """
+
+    def parse(value: str):
+        try:
+            number = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unit}, got {value!r}") from None
+        if zero_ok and number == 0:
+            return number
+        if (low is not None and number < low) or (high is not None and number > high) or (
+                above is not None and not number > above):
+            raise argparse.ArgumentTypeError(f"{rule or 'out of range'}, got {value!r}")
+        return number
+
+    parse.__name__ = unit.replace(" ", "_")
+    return parse
 
 
-def non_negative_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return number
+positive_float = number_type(above=0, rule="expected a positive number")
+non_negative_float = number_type(low=0, rule="expected a number >= 0")
+positive_int = number_type(int, low=1, unit="a whole number", rule="expected a whole number >= 1")
+any_float = number_type()
 
 
 def not_available(feature: str):

@@ -8,54 +8,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Iterator
 
+from demod_voice.commands._common import number_type
+
 F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
 
 
-def semitones(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of semitones, got {value!r}") from None
-    if not -24 <= number <= 24:
-        raise argparse.ArgumentTypeError(f"pitch must be between -24 and 24 semitones, got {value!r}")
-    return number
-
-
-def unit_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 0 <= number <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
-    return number
-
-
-def protect_float(value: str) -> float:
-    number = unit_float(value)
-    if number > 0.5:
-        raise argparse.ArgumentTypeError(f"protect goes from 0 to 0.5 (0.5 = off), got {value!r}")
-    return number
-
-
-def radius(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if not 0 <= number <= 7:
-        raise argparse.ArgumentTypeError(f"filter radius goes from 0 to 7, got {value!r}")
-    return number
-
-
-def sample_rate(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a sample rate in Hz, got {value!r}") from None
-    if number != 0 and not 8000 <= number <= 192000:
-        raise argparse.ArgumentTypeError(f"sample rate must be 8000-192000 Hz (0 = the model's), got {value!r}")
-    return number
+semitones = number_type(low=-24, high=24, unit="a number of semitones",
+                        rule="pitch must be between -24 and 24 semitones")
+unit_float = number_type(low=0, high=1, rule="expected a number from 0 to 1")
+protect_float = number_type(low=0, high=0.5, rule="protect goes from 0 to 0.5 (0.5 = off)")
+radius = number_type(int, low=0, high=7, unit="a whole number", rule="filter radius goes from 0 to 7")
+sample_rate = number_type(int, low=8000, high=192000, unit="a sample rate in Hz", zero_ok=True,
+                          rule="sample rate must be 8000-192000 Hz (0 = the model's)")
 
 
 def add_conversion_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:

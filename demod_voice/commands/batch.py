@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value!r}")
-    return number
+from demod_voice.commands._common import positive_int
 
 
 def register(sub, common) -> None:
@@ -27,7 +19,7 @@ def register(sub, common) -> None:
     )
     p.add_argument("file", metavar="FILE", help="CSV or JSONL job file")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed (or invalid) job")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
+    p.add_argument("--workers", type=positive_int, metavar="N",
                    help="worker processes (Ray: actors), each loading its engines once (default: config "
                         "batch.workers, 1; with --ray on GPUs: one per GPU)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,

@@ -5,26 +5,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from demod_voice.commands._common import add_format_argument, add_text_arguments, positive_float
+from demod_voice.commands._common import (
+    add_format_argument,
+    add_text_arguments,
+    any_float,
+    positive_float,
+    positive_int,
+)
 from demod_voice.commands._rvc import add_chain_arguments, chain, check_chain_arguments
 from demod_voice.errors import UsageError
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value!r}")
-    return number
-
-
-def _float(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
 
 
 def register(sub, common) -> None:
@@ -51,10 +40,10 @@ def register(sub, common) -> None:
     p.add_argument("--split-sentences", action=argparse.BooleanOptionalAction, default=True,
                    help="synthesise sentence by sentence (default: on)")
     p.add_argument("--temperature", type=positive_float, metavar="X", help="sampling temperature (default 0.75)")
-    p.add_argument("--top-k", type=_positive_int, metavar="N", help="top-k sampling (default 50)")
+    p.add_argument("--top-k", type=positive_int, metavar="N", help="top-k sampling (default 50)")
     p.add_argument("--top-p", type=positive_float, metavar="X", help="nucleus sampling (default 0.85)")
     p.add_argument("--repetition-penalty", type=positive_float, metavar="X", help="repetition penalty (default 10)")
-    p.add_argument("--length-penalty", type=_float, metavar="X", help="length penalty (default 1)")
+    p.add_argument("--length-penalty", type=any_float, metavar="X", help="length penalty (default 1)")
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (default 1.0)")
     p.add_argument("--seed", type=int, metavar="N", help="random seed, for repeatable output")
     p.add_argument("--model-dir", metavar="DIR", help="XTTS checkpoint folder (config.json, model.pth, vocab.json)")
