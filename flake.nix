@@ -56,7 +56,7 @@
       workspace = uv2nix.lib.workspace.loadWorkspace { workspaceRoot = ./.; };
 
       # What the package and its checks read, so unrelated edits do not rebuild
-      # it. The packaging tests read the container files and the lock.
+      # it. The packaging tests read the lock, the container files and .ci/.
       src = lib.fileset.toSource {
         root = ./.;
         fileset = lib.fileset.unions [
@@ -66,7 +66,7 @@
           ./tests
           ./examples
           ./containers
-          ./.ci/containers.sh
+          ./.ci
           ./.containerignore
           ./.dockerignore
           ./flake.nix
