@@ -32,7 +32,10 @@ let
         sha256 = file.sha256;
       };
 
-  fetch =
+  # A model folder as `models pull` lays it out (paths as in the repository);
+  # `flat = true` puts every file at the top (Piper voices: NAME.onnx + NAME.onnx.json).
+  fetchWith =
+    { flat }:
     name:
     let
       entry =
@@ -41,7 +44,7 @@ let
     in
     (linkFarm "demod-voice-model-${name}" (
       map (file: {
-        name = file.path;
+        name = if flat then baseNameOf file.path else file.path;
         path = fetchFile name entry file;
       }) entry.files
     )).overrideAttrs
@@ -51,9 +54,11 @@ let
           urls = map (file: fileUrl entry file.path) entry.files;
         };
       });
+  fetch = fetchWith { flat = false; };
+  fetchVoice = fetchWith { flat = true; };
 in
 {
-  inherit manifest models fileUrl fetch;
+  inherit manifest models fileUrl fetch fetchVoice;
   # Names by kind, for option checks: piper voices vs. everything else.
   voiceNames = lib.attrNames (lib.filterAttrs (_: e: e.kind == "piper") models);
   modelNames = lib.attrNames (lib.filterAttrs (_: e: e.kind != "piper") models);

@@ -196,7 +196,7 @@ let
           paths = {
             data_dir = config.stateDir;
             cache_dir = config.cacheDir;
-            voices = (config.settings.paths.voices or [ ]) ++ map (v: "${registry.fetch v}") config.voices;
+            voices = (config.settings.paths.voices or [ ]) ++ map (v: "${registry.fetchVoice v}") config.voices;
           };
           models.offline = true;
         }

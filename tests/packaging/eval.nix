@@ -101,6 +101,14 @@ in
 
   module = evalModule (builtins.fromJSON moduleConfig);
 
+  # Link names inside each extra voice's store folder (Piper voices are flattened).
+  voiceLinks =
+    let
+      extra = (builtins.fromJSON moduleConfig).services.demod-voice.extraModels or { };
+      registry = pkgs.callPackage (root + "/nix/models.nix") { extraModels = extra; };
+    in
+    lib.mapAttrs (name: _: map (e: e.name) (registry.fetchVoice name).entries) extra;
+
   # The VM test's machine, evaluated like any configuration (minus the VM's own options).
   vmTest =
     let

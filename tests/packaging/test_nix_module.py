@@ -137,10 +137,14 @@ def test_pinned_voice_from_extra_registry_entries_goes_on_the_voice_path():
     voice = {"kind": "piper", "repo": "example/voices", "revision": "f" * 40, "license": "MIT",
              "files": [{"path": "en_US-test-medium.onnx", "sha256": digest},
                        {"path": "en_US-test-medium.onnx.json", "sha256": digest}]}
-    out = evaluate(service({"speech": {"voices": ["en_US-test-medium"]}},
-                           extraModels={"en_US-test-medium": voice}))
+    voice["files"] = [{"path": f"en/en_US/test/medium/{f['path']}", "sha256": f["sha256"]} for f in voice["files"]]
+    config = service({"speech": {"voices": ["en_US-test-medium"]}}, extraModels={"en_US-test-medium": voice})
+    out = evaluate(config)
     voices = out["configs"]["speech"]["paths"]["voices"]
     assert len(voices) == 1 and voices[0].endswith("-demod-voice-model-en_US-test-medium")
+    # The voice folder holds NAME.onnx and NAME.onnx.json at its top, where the catalog looks.
+    proc = run_eval(EVAL, "voiceLinks", {"moduleConfig": json.dumps(config)})
+    assert json.loads(proc.stdout) == {"en_US-test-medium": ["en_US-test-medium.onnx", "en_US-test-medium.onnx.json"]}
 
 
 def test_old_single_instance_options_still_evaluate_with_a_warning():
