@@ -34,6 +34,15 @@ let
     in
     if m == null then null else lib.toInt (builtins.head m);
 
+  # A list of names, empty by default.
+  strings =
+    example: description:
+    mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      inherit example description;
+    };
+
   stateDir = name: "/var/lib/demod-voice/${name}";
   cacheDir = name: "/var/cache/demod-voice/${name}";
 
@@ -139,32 +148,10 @@ let
           description = "CUDA device index this instance may use (/dev/nvidia<N> only), or null for CPU only.";
         };
 
-        voices = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "en_US-lessac-medium" ];
-          description = "Piper voices from the model registry, fetched into the Nix store (fixed-output derivations).";
-        };
-
-        models = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "xtts-v2" ];
-          description = "Models from the model registry (xtts-v2, rvc-aux, ...), fetched into the Nix store.";
-        };
-
-        acceptLicenses = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          example = [ "coqui-public-model-license" ];
-          description = "Licences of gated models you accept (XTTS-v2: coqui-public-model-license, non-commercial).";
-        };
-
-        extraArgs = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-          description = "Extra arguments for `demod-voice serve`.";
-        };
+        voices = strings [ "en_US-lessac-medium" ] "Piper voices from the model registry, fetched into the Nix store (fixed-output derivations).";
+        models = strings [ "xtts-v2" ] "Models from the model registry (xtts-v2, rvc-aux, ...), fetched into the Nix store.";
+        acceptLicenses = strings [ "coqui-public-model-license" ] "Licences of gated models you accept (XTTS-v2: coqui-public-model-license, non-commercial).";
+        extraArgs = strings [ "--preload" ] "Extra arguments for `demod-voice serve`.";
 
         configFile = mkOption {
           type = types.path;
@@ -349,6 +336,17 @@ let
   allPorts = lib.concatMap portsOf (lib.attrValues enabledInstances);
 
   legacyIsSet = cfg.enable;
+  deprecated =
+    replacement: type: default:
+    mkOption {
+      inherit type default;
+      description = "Deprecated: services.demod-voice.instances.default.${replacement}.";
+    };
+  ignored = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    description = "Deprecated and ignored: each instance runs as its own dynamic user with state in /var/lib/demod-voice/<name>.";
+  };
 in
 {
   options.services.demod-voice = {
@@ -376,57 +374,17 @@ in
 
     # --- deprecated: the single instance of earlier versions, now instances.default ---
     enable = lib.mkEnableOption "the demod-voice server (deprecated: use services.demod-voice.instances.<name>)";
-    host = mkOption {
-      type = types.str;
-      default = "127.0.0.1";
-      description = "Deprecated: instances.default.host.";
-    };
-    port = mkOption {
-      type = types.ints.between 1 65535;
-      default = 5002;
-      description = "Deprecated: instances.default.port.";
-    };
-    openFirewall = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Deprecated: instances.default.openFirewall.";
-    };
-    gpu.enable = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Deprecated: instances.default.gpu.device = 0.";
-    };
-    settings = mkOption {
-      type = settingsFormat.type;
-      default = { };
-      description = "Deprecated: instances.default.settings.";
-    };
-    environmentFile = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Deprecated: instances.default.environmentFile.";
-    };
-    extraArgs = mkOption {
-      type = types.listOf types.str;
-      default = [ ];
-      description = "Deprecated: instances.default.extraArgs.";
-    };
+    host = deprecated "host" types.str "127.0.0.1";
+    port = deprecated "port" (types.ints.between 1 65535) 5002;
+    openFirewall = deprecated "openFirewall" types.bool false;
+    gpu.enable = deprecated "gpu.device = 0" types.bool false;
+    settings = deprecated "settings" settingsFormat.type { };
+    environmentFile = deprecated "environmentFile" (types.nullOr types.str) null;
+    extraArgs = deprecated "extraArgs" (types.listOf types.str) [ ];
     # Instances run as a DynamicUser with systemd-managed directories: these no longer apply.
-    dataDir = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Deprecated and ignored: instances keep state in /var/lib/demod-voice/<name>.";
-    };
-    user = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Deprecated and ignored: each instance runs as its own dynamic user.";
-    };
-    group = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "Deprecated and ignored: each instance runs as its own dynamic user.";
-    };
+    dataDir = ignored;
+    user = ignored;
+    group = ignored;
   };
 
   config = lib.mkMerge [
