@@ -226,6 +226,23 @@ in
       // lib.optionalAttrs (s ? torchcodec) { inherit (s) torchcodec; }
     );
 
+  # What autoPatchelf gets per package of the dev environment: test_every_wheel_library_resolves.
+  linkInputs =
+    let
+      s = (envFor false).pythonSet;
+    in
+    lib.listToAttrs (
+      map (
+        d:
+        lib.nameValuePair d.pname {
+          buildInputs = names (d.buildInputs or [ ]);
+          wheels = d.passthru.libraryWheels or [ ];
+          ignored = d.autoPatchelfIgnoreMissingDeps or [ ];
+          format = d.passthru.format or "local";
+        }
+      ) (s.resolveVirtualEnv { demod-voice = [ "all" "dev" ]; })
+    );
+
   # Packages built from an sdist (not a wheel) and the build inputs they get.
   sdistBuilds = lib.mapAttrs (_: d: names d.nativeBuildInputs) (
     lib.filterAttrs (n: d: lib.isDerivation d && (d.passthru.format or "") == "pyproject" && n != "demod-voice") (

@@ -274,6 +274,11 @@ def test_each_package_is_the_locked_file_by_its_hash(system):
         if pkg["format"] == "wheel":
             filename = pkg["url"].rsplit("/", 1)[1]
             assert parse_wheel_filename(filename)[3] & supported, f"{filename} does not fit CPython 3.13 on {system}"
+            if filename.endswith("-none-any.whl"):
+                # uv installs a matching platform wheel over the pure one (soundfile bundles libsndfile there).
+                platform_wheels = [u for u, (n, _, _) in files.items()
+                                   if n == name and re.search(rf"-none-manylinux[^/]*_{arch}\.whl$", u)]
+                assert not platform_wheels, f"{name}: the pure wheel was taken over {platform_wheels}"
         else:
             assert name in ("docopt", "pyworld", "webrtcvad", "monotonic-alignment-search"), f"{name}: sdist"
 
@@ -318,6 +323,56 @@ def test_every_sdist_build_gets_a_build_system(system):
     assert {"docopt", "pyworld", "webrtcvad"} <= set(builds)
     for name, inputs in builds.items():
         assert any(i.startswith("setuptools-") for i in inputs), f"{name} has no build system: {inputs}"
+
+
+# What the nixpkgs packages the fix-ups and nixpkgs' manylinux sets add provide (by stand-in name).
+NIXPKGS_LIBRARIES = {
+    "glibc": {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "libutil.so.1",
+              "libresolv.so.2", "libnsl.so.1", "libmvec.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"},
+    "gcc-lib": {"libstdc++.so.6", "libgcc_s.so.1", "libatomic.so.1", "libgomp.so.1"},
+    "zlib": {"libz.so.1"},
+    "ffmpeg-headless-7-lib": {"libavutil.so.59", "libavcodec.so.61", "libavformat.so.61", "libavdevice.so.61",
+                              "libavfilter.so.10", "libswscale.so.8", "libswresample.so.5"},
+}
+
+
+@needs_vendor
+def test_every_wheel_library_resolves():
+    """What autoPatchelf will meet: every library each locked wheel's ELF files name must be found.
+
+    The wheels are the ones installed here from the same lock (x86_64, this Python). A library
+    counts as found when the package ships it, a wheel on its search path ships it, a nixpkgs
+    package in its buildInputs provides it, or the fix-ups name it as optional/driver-provided.
+    """
+    import importlib.metadata as md
+
+    from tests.packaging.elf import needed_libraries
+
+    if sys.platform != "linux" or not (ROOT / ".venv" / ".stamp-test").exists():
+        pytest.skip("needs `make test`'s .venv (the locked wheels, installed) on Linux")
+    python = ".".join(map(str, sys.version_info[:3]))
+    inputs = nix_eval(EVAL, "linkInputs", pythonVersion=python, system="x86_64-linux")
+    files: dict[str, list[Path]] = {}
+    for dist in md.distributions():
+        name = normalize(dist.metadata["Name"])
+        if name in inputs and inputs[name]["format"] == "wheel":
+            files[name] = [Path(dist.locate_file(f)) for f in dist.files or []]
+    assert len(files) > 100, "the installed packages do not look like the lock's"
+    ships = {name: {p.name for p in paths} for name, paths in files.items()}
+    provides = dict(NIXPKGS_LIBRARIES)
+    provides[f"python3-{python}"] = {f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"}
+    unresolved = {}
+    for name, paths in files.items():
+        spec = inputs[name]
+        found = set(ships[name]).union(*(ships.get(w, set()) for w in spec["wheels"]),
+                                       *(provides.get(b, set()) for b in spec["buildInputs"]), spec["ignored"])
+        for path in paths:
+            if path.suffix in (".py", ".pyc", ".pyi", ".json", ".txt") or not path.is_file() or path.is_symlink():
+                continue
+            for library in needed_libraries(path) or []:
+                if library not in found:
+                    unresolved.setdefault(name, set()).add(library)
+    assert not unresolved, f"autoPatchelf would not resolve: {unresolved}"
 
 
 # --- the flake's source tree ------------------------------------------------------------------

@@ -80,6 +80,8 @@ let
       targetPlatform = platform;
       inherit (platform) isLinux isDarwin;
       inherit mkDerivation;
+      # gcc's runtime: libstdc++, libgcc_s, libatomic, libgomp.
+      cc.cc.lib = drv "gcc-lib" { };
       cc.libc = {
         pname = "glibc";
         version = "2.40"; # any glibc >= 2.34 selects the same manylinux wheels
@@ -123,11 +125,16 @@ let
     unzip = drv "unzip" { };
     uv = drv "uv" { };
     ugrep = drv "ugrep" { meta.mainProgram = "ugrep"; };
-    pythonManylinuxPackages = {
-      manylinux1 = [ ];
-      manylinux2010 = [ ];
-      manylinux2014 = [ (drv "glibc" { }) ];
+    # nixpkgs' manylinux library sets: glibc and gcc's runtime (libstdc++, libgcc_s).
+    pythonManylinuxPackages = rec {
+      manylinux2014 = [
+        (drv "glibc" { })
+        final.stdenv.cc.cc.lib
+      ];
+      manylinux2010 = manylinux2014;
+      manylinux1 = manylinux2014;
     };
+    zlib = drv "zlib" { };
     cacert = drv "nss-cacert" { };
     ffmpeg-headless = drv "ffmpeg-headless" {
       meta.mainProgram = "ffmpeg";
