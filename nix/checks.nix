@@ -68,9 +68,8 @@ in
   # QEMU): it runs wherever `nix flake check` has /dev/kvm, not on CI machines without it.
   nixos-module =
     let
-      # Test-only secrets; a real system keeps them out of the store (docs/nix.md).
-      keys = writeText "demod-voice-test-keys.yaml" "test-key-123: tester\n";
-      envFile = writeText "demod-voice-test.env" "DEMOD_VOICE_AUTH__KEYS_FILE=${keys}\n";
+      # Test-only secret; a real system keeps it out of the store (docs/nix.md).
+      envFile = writeText "demod-voice-test.env" "DEMOD_VOICE_API_KEYS=tester:test-key-123\n";
       speak = writeText "speak.json" (
         builtins.toJSON {
           model = "tts-1";

@@ -6,7 +6,7 @@
 #
 # Settings use the same keys as config.yaml (docs/config.md) and land in a YAML
 # file in the Nix store, so secrets (API keys) belong in `environmentFile`
-# (DEMOD_VOICE_AUTH__KEYS_FILE=/run/secrets/..., see docs/nix.md).
+# (DEMOD_VOICE_API_KEYS=user:key,..., see docs/nix.md).
 #
 # The old single-instance options (services.demod-voice.enable, host, port, ...)
 # still work: they define the instance `default` and print a deprecation warning.
@@ -42,6 +42,14 @@ let
       default = [ ];
       inherit example description;
     };
+
+  # Settings without the typed options left unset (null) and the sections that leaves empty.
+  prune =
+    value:
+    if builtins.isAttrs value then
+      lib.filterAttrs (_: v: v != null && v != { }) (lib.mapAttrs (_: prune) value)
+    else
+      value;
 
   stateDir = name: "/var/lib/demod-voice/${name}";
   cacheDir = name: "/var/cache/demod-voice/${name}";
@@ -120,15 +128,23 @@ let
                 defaultText = lib.literalExpression ''if gpu.device == null then "cpu" else "gpu"'';
                 description = "Where engines run.";
               };
+              # Typed, but written only when set: demod-voice's own defaults apply otherwise.
               auth.required = mkOption {
-                type = types.bool;
-                default = false;
-                description = "Refuse requests without a valid API key (keys via `environmentFile`).";
+                type = types.nullOr types.bool;
+                default = null;
+                description = "Refuse requests without a valid API key (keys: DEMOD_VOICE_API_KEYS in `environmentFile`).";
               };
               piper.default_voice = mkOption {
-                type = types.str;
-                default = "en_US-joe-medium";
+                type = types.nullOr types.str;
+                default = null;
+                example = "en_US-joe-medium";
                 description = "Voice used when a request names none.";
+              };
+              stt.model = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+                example = "whisper-base.en";
+                description = "Speech-to-text model (a registry name: list it in `models` to pin it in the store).";
               };
             };
           };
@@ -138,7 +154,7 @@ let
           type = types.nullOr types.str;
           default = null;
           example = "/run/secrets/demod-voice.env";
-          description = "File of DEMOD_VOICE_* variables (API keys: DEMOD_VOICE_AUTH__KEYS_FILE=...), read by systemd at start.";
+          description = "File of DEMOD_VOICE_* variables (API keys: DEMOD_VOICE_API_KEYS=user:key,...), read by systemd at start.";
         };
 
         gpu.device = mkOption {
@@ -175,7 +191,7 @@ let
       };
 
       config.configFile = settingsFormat.generate "demod-voice-${name}.yaml" (
-        lib.recursiveUpdate config.settings {
+        lib.recursiveUpdate (prune config.settings) {
           # What the module owns wins over free-form settings.
           server = {
             inherit (config) host port;

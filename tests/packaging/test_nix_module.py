@@ -76,6 +76,8 @@ def test_two_instances_get_their_own_units_ports_and_directories():
     assert out["configs"]["assist"]["server"] == {"host": "127.0.0.1", "port": 5003}
     assert out["configs"]["assist"]["piper"]["default_voice"] == "en_US-joe-medium"
     assert out["configs"]["speech"]["auth"]["required"] is True
+    # Typed settings left unset are not written: demod-voice's own defaults apply.
+    assert "auth" not in out["configs"]["assist"] and "stt" not in out["configs"]["speech"]
     assert speech["serviceConfig"]["EnvironmentFile"] == ["/run/secrets/speech.env"]
     # Only the instance that asked opens its ports (HTTP and Wyoming).
     assert sorted(out["firewall"]) == [5003, 10200]
@@ -171,6 +173,11 @@ def test_bad_port_is_an_evaluation_error(port):
     err = evaluation_error(service({"speech": {"port": port}}))
     assert "services.demod-voice.instances.speech.port" in err
     assert "between 1 and 65535" in err
+
+
+def test_typed_setting_with_a_wrong_type_is_an_evaluation_error():
+    err = evaluation_error(service({"speech": {"settings": {"auth": {"required": "yes"}}}}))
+    assert "services.demod-voice.instances.speech.settings.auth.required" in err
 
 
 def test_bad_wyoming_address_is_an_evaluation_error():
