@@ -342,6 +342,16 @@ let
         assertion = !(entry.license_gate or false) || builtins.elem entry.license_id inst.acceptLicenses;
         message = "services.demod-voice.instances.${name}.models: ${m} is licensed under the ${entry.license} (${entry.license_url}); read it, then set services.demod-voice.instances.${name}.acceptLicenses = [ \"${entry.license_id}\" ];";
       }
+    ) (builtins.filter (m: registry.models ? ${m}) (inst.models ++ inst.voices))
+    ++ map (
+      m:
+      let
+        unpinned = map (f: f.path) (builtins.filter (f: f.sha256 or null == null) registry.models.${m}.files);
+      in
+      {
+        assertion = unpinned == [ ];
+        message = "services.demod-voice.instances.${name}: ${m} cannot be pinned in the Nix store: the registry has no sha256 for ${lib.concatStringsSep ", " unpinned}; pin them (docs/models.md) or pull it at run time without this module";
+      }
     ) (builtins.filter (m: registry.models ? ${m}) (inst.models ++ inst.voices));
 
   # Ports taken by more than one instance would make one of them fail at start.

@@ -8,6 +8,8 @@
   system ? "x86_64-linux",
   # JSON of a NixOS configuration for `module` (tests/packaging/test_nix_module.py).
   moduleConfig ? "{}",
+  # A registry name for `fetchOne`.
+  model ? "",
 }:
 let
   root = ../..;
@@ -126,19 +128,25 @@ in
       registry = pkgs.callPackage (root + "/nix/models.nix") { };
     in
     lib.mapAttrs (
-      name: _:
+      name: entry:
       let
         d = self.lib.fetchModel pkgs name;
+        unpinned = map (f: f.path) (builtins.filter (f: f.sha256 or null == null) entry.files);
       in
-      {
-        inherit (d) urls;
-        files = map (e: {
-          inherit (e) name;
-          url = e.path.passthru.url;
-          hash = e.path.outputHash;
-        }) d.entries;
-      }
+      if unpinned != [ ] then
+        { inherit unpinned; }
+      else
+        {
+          inherit (d) urls;
+          files = map (e: {
+            inherit (e) name;
+            url = e.path.passthru.url;
+            hash = e.path.outputHash;
+          }) d.entries;
+        }
     ) registry.models;
+  # Every file of one model as a fixed-output derivation (its hash forced).
+  fetchOne = map (e: e.path.outputHash) (self.lib.fetchModel pkgs model).entries;
   manifest = self.lib.modelManifest;
 
   outputs = {
