@@ -203,7 +203,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from demod_voice.audio import atomic_write_bytes
+    from demod_voice.paths import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())

@@ -34,6 +34,7 @@ from typing import Any
 
 from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
+from demod_voice.paths import file_identity
 from demod_voice.voices import DEFAULT_USER, Profile, VoiceStore, voice_tag
 
 _LOGGER = logging.getLogger(__name__)
@@ -189,15 +190,6 @@ class AuditLog:
 
 # --- providers -------------------------------------------------------------------------
 
-def file_version(path: Path) -> str:
-    """Path, size and mtime: changes whenever the model file is replaced."""
-    try:
-        st = path.stat()
-    except OSError:
-        return f"{path}:missing"
-    return f"{path}:{st.st_size}:{int(st.st_mtime)}"
-
-
 class PiperProvider:
     name = "piper"
 
@@ -228,15 +220,9 @@ class PiperProvider:
         return catalog.resolve_piper_model(name, self.cfg)
 
     def device(self) -> str:
-        if self._device is None:
-            want = self.cfg.get("device")
-            if want == "cpu" or importlib.util.find_spec("onnxruntime") is None:
-                self._device = "cpu"
-            else:
-                import onnxruntime
+        from demod_voice import devices
 
-                self._device = "cuda:0" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
-        return self._device
+        return devices.queue_for(self.cfg.get("device"), engine_uses_gpu=devices.onnx_wants_cuda(self.cfg.get("device")))
 
     def model_for(self, voice: Voice) -> Path:
         if voice.piper_path is not None:
@@ -255,28 +241,30 @@ class PiperProvider:
         model = self.model_for(voice)
         if not model.is_file():
             raise Fallback(MODEL_MISSING, f"Piper voice file {model} is missing")
-        options_dict = self.options(req)
+        from demod_voice.adapters import piper as piper_adapter
+        from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
+
+        try:  # a broken voice file is the engine's failure, not the request's
+            PiperVoiceConfig.read(check_voice_files(model))
+        except InputError as exc:
+            raise Fallback(MODEL_MISSING, exc.message) from None
+        request = self.request(req, model)
+        plan = piper_adapter.options(request, self.cfg)  # a bad option is the request's fault: 400, no breaker
 
         def start() -> Iterator[Audio]:
-            from demod_voice.engines import piper
+            return piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan)
 
-            try:
-                engine = piper.load(model, self.cfg.get("device"))
-            except InputError as exc:  # a broken voice file is the engine's failure, not the request's
-                raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
-            speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None
-            return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict))
+        return Candidate(self.name, file_identity(model), self.device(), start)
 
-        return Candidate(self.name, file_version(model), self.device(), start)
+    @staticmethod
+    def request(req: TTSRequest, model: Path):
+        """The HTTP request as an engine-layer ``Request`` for the Piper adapter."""
+        from demod_voice.adapters import Request
+        from demod_voice.config import PIPER_SYNTHESIS_KEYS
 
-    def options(self, req: TTSRequest) -> dict:
-        p, cfg = req.params, self.cfg
-        length = p.get("length_scale", cfg.get("piper.length_scale"))
-        if req.speed and req.speed != 1.0:
-            length = (length or 1.0) / req.speed
-        return {"length_scale": length, "noise_scale": p.get("noise_scale", cfg.get("piper.noise_scale")),
-                "noise_w": p.get("noise_w", cfg.get("piper.noise_w")), "volume": p.get("volume", cfg.get("piper.volume")),
-                "sentence_silence": p.get("sentence_silence", cfg.get("piper.sentence_silence"))}
+        p = req.params
+        return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
+                       options={k: p[k] for k in PIPER_SYNTHESIS_KEYS if p.get(k) is not None})
 
 
 _FOUND: dict[str, bool] = {}
@@ -287,15 +275,6 @@ def _has_module(name: str) -> bool:
     if name not in _FOUND:
         _FOUND[name] = importlib.util.find_spec(name) is not None
     return _FOUND[name]
-
-
-def _torch_device(cfg) -> str:
-    want = cfg.get("device")
-    if want == "cpu":
-        return "cpu"
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 class XttsProvider:
@@ -325,25 +304,27 @@ class XttsProvider:
             raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
         if not _has_module("TTS"):
             raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
-        xtts = self.module()
+        self.module()
+        from demod_voice.adapters import Request
+        from demod_voice.adapters import xtts as xtts_adapter
+        from demod_voice.config import XTTS_SAMPLING_KEYS
+
+        p = req.params
+        request = Request(text=req.text, references=refs, language=req.language or profile.language,
+                          speed=req.speed, seed=p.get("seed"),
+                          options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None})
         try:
-            model_dir = Path(xtts.resolve_model_dir(self.cfg))
+            plan = xtts_adapter.options(request, self.cfg)
         except ModelNotFoundError as exc:
             raise Fallback(MODEL_MISSING, exc.message) from None
-        version = "|".join(file_version(model_dir / f) for f in ("model.pth", "config.json"))
-        language = req.language or profile.language or self.cfg.get("xtts.language")
-        options = {k: req.params[k] for k in self.PARAMS if k in req.params}
-        if req.speed and req.speed != 1.0:
-            options["speed"] = req.speed
-        device = self.cfg.get("device")
+        version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
 
         def start() -> Iterator[Audio]:
-            engine = xtts.load(model_dir, _torch_device(self.cfg) if device != "cpu" else "cpu",
-                               self.cfg.get("xtts.precision"))
-            latents = engine.conditioning(refs, cache_dir=profile.latents_dir)
-            return engine.synthesize(req.text, language=language, latents=latents, stream=True, **options)
+            return xtts_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan)
 
-        return Candidate(self.name, version, "cpu" if device == "cpu" else "gpu", start)
+        from demod_voice import devices
+
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
 
 
 class RvcProvider:
@@ -354,25 +335,34 @@ class RvcProvider:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def converter(self, model: str):
-        try:
-            rvc = importlib.import_module("demod_voice.engines.rvc")
-        except ImportError as exc:
-            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
-                                    hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'") from None
-        device = self.cfg.get("device")
-        return rvc.load(model, self.cfg, "cpu" if device == "cpu" else _torch_device(self.cfg))
+    def request(self, options: dict):
+        """An HTTP ``rvc`` object as a validated ``RvcRequest`` (voice names only: no paths from clients)."""
+        from demod_voice.adapters import RvcRequest
+        from demod_voice.adapters import rvc as rvc_adapter
+        from demod_voice.config import RVC_CONVERSION_KEYS
+        from demod_voice.paths import validate_name
 
-    def convert(self, audio: Audio, options: dict) -> Audio:
         options = dict(options)
         model = options.pop("voice", None) or options.pop("model", None)
         if not model:
             raise InputError("no RVC voice given", hint="pass rvc.voice (an RVC model name or path)")
-        from demod_voice.paths import validate_name
-
         validate_name(str(model), "RVC voice name")
-        allowed = {k: options[k] for k in ("pitch", "index_rate", "protect", "f0_method") if k in options}
-        return self.converter(str(model)).convert(audio, **allowed)
+        unknown = set(options) - set(RVC_CONVERSION_KEYS)
+        if unknown:
+            raise InputError(f"unknown rvc option(s) {', '.join(sorted(unknown))}",
+                             hint="known: voice, " + ", ".join(RVC_CONVERSION_KEYS))
+        request = RvcRequest(voice=str(model), options={k: v for k, v in options.items() if v is not None})
+        rvc_adapter.options(request, self.cfg)  # range errors now, before any engine runs
+        return request
+
+    def convert(self, audio: Audio, request) -> Audio:
+        from demod_voice.adapters import rvc as rvc_adapter
+
+        try:
+            return rvc_adapter.convert(audio, request, self.cfg, self.cfg.get("device"))
+        except ImportError as exc:
+            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
+                                    hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'") from None
 
 
 # --- the router -------------------------------------------------------------------------
@@ -549,13 +539,13 @@ class Router:
             raise
         self._success(engine, first_at, time.perf_counter() - started)
 
-    def convert(self, audio: Audio, options: dict) -> Audio:
-        """RVC conversion with statistics."""
+    def convert(self, audio: Audio, request) -> Audio:
+        """RVC conversion (an ``RvcRequest`` from ``self.rvc.request``) with statistics."""
         started = time.perf_counter()
         with self._lock:
             self.stats["rvc"].requests += 1
         try:
-            out = self.rvc.convert(audio, options)
+            out = self.rvc.convert(audio, request)
         except InputError:
             raise
         except (Exception, MemoryError) as exc:
@@ -593,10 +583,11 @@ def _first(start: Callable[[], Iterator[Audio]]) -> tuple[Iterator[Audio], Audio
 
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     """Run a request to completion (CLI helper): (engine, joined audio)."""
+    from demod_voice.adapters import chain
     from demod_voice.audio import concat
 
+    rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))
-    audio = concat(list(chunks))
-    if req.rvc:
-        audio = router.convert(audio, req.rvc)
-    return engine, audio
+    if rvc is not None:
+        chunks = chain.converted(chunks, lambda chunk: router.convert(chunk, rvc))
+    return engine, concat(list(chunks))

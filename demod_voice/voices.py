@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError, ModelNotFoundError
 from demod_voice.paths import safe_join, validate_name
@@ -166,7 +167,7 @@ class Profile:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    audio_mod.atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    paths.atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _reference_hash(samples_dir: Path, ids: list[str]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice.errors import InputError
 from demod_voice.quality import score_audio
 
@@ -168,7 +169,7 @@ def _finish(job: Job, settings: Settings, result: dict) -> dict:
     if not job.inspect_only:
         result["fingerprint"] = job_fingerprint(job, settings)
         path = record_path(Path(settings.output_dir), job.id)
-        audio_mod.atomic_write_bytes(path, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+        paths.atomic_write_bytes(path, json.dumps(result, ensure_ascii=False).encode("utf-8"))
     return result
 
 

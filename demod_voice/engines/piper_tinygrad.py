@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from demod_voice.engines.piper import PiperEngine, check_voice_files
+from demod_voice.engines.piper import PiperEngine, PiperVoiceConfig, check_voice_files
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
@@ -384,11 +384,7 @@ class TinygradPiperEngine(PiperEngine):
             from piper.config import PiperConfig
         except ImportError:
             raise missing_extra("piper-tts", "piper") from None
-        import json
-
         config_path = check_voice_files(model_path)
-        from demod_voice.engines.piper import PiperVoiceConfig
-
         self.model_path = model_path
         self.config_path = config_path
         self.voice_config = PiperVoiceConfig.read(config_path)
@@ -402,7 +398,7 @@ class TinygradPiperEngine(PiperEngine):
                              f"{str(exc).strip()[:300]}",
                              hint=f"the file may be truncated or not a Piper .onnx voice; or {_FALLBACK_HINT}") from None
         self._voice = PiperVoice(session=session,
-                                 config=PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8"))))
+                                 config=PiperConfig.from_dict(self.voice_config.raw))
         self.device = tiny_device
         _LOGGER.info("loaded Piper voice %s with tinygrad on %s", model_path.name, tiny_device)
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice import text as text_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, missing_extra
@@ -366,7 +367,7 @@ def save_voice(name: str, latents: XttsLatents, data_dir: Path, references: list
     meta = {"name": name, "engine": "xtts", "model_id": latents.model_id, "sample_rate": 24000,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "references": [str(p) for p in (references or [])]}
-    audio_mod.atomic_write_bytes(folder / "voice.json", json.dumps(meta, indent=2).encode())
+    paths.atomic_write_bytes(folder / "voice.json", json.dumps(meta, indent=2).encode())
     return folder
 
 
@@ -427,19 +428,6 @@ def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp
         return engine
 
 
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device in ("gpu", "auto", "cuda"):
-        if torch.cuda.is_available():
-            return "cuda"
-        if device != "auto":
-            _LOGGER.warning("no CUDA GPU is available; XTTS runs on the CPU (several times slower than real time)")
-        else:
-            _LOGGER.info("no CUDA GPU found; XTTS runs on the CPU")
-    return "cpu"
-
-
 class XttsEngine:
     """One loaded XTTS-v2 model. Keeps no per-request state; work is serialised per device."""
 
@@ -458,10 +446,12 @@ class XttsEngine:
                                      hint="run 'demod-voice models pull xtts-v2 --accept-license'")
         self.model_dir = Path(model_dir)
         self.config_dict = read_model_config(model_dir)
-        self.device = _pick_device(device)
+        from demod_voice import devices
+
+        self.device = devices.torch_device(device)
         if precision not in ("fp32", "fp16", "bf16"):
             raise UsageError(f"unknown precision '{precision}'", hint="use fp32, fp16 or bf16")
-        if precision != "fp32" and self.device != "cuda":
+        if precision != "fp32" and not self.device.startswith("cuda"):
             _LOGGER.warning("%s needs a CUDA GPU; XTTS runs in fp32 on the CPU", precision)
             precision = "fp32"
         self.precision = precision
@@ -497,7 +487,7 @@ class XttsEngine:
             from demod_voice import models
 
             models.record_rewrite(self.model_dir, "model.pth")
-        if self.device == "cuda":
+        if self.device.startswith("cuda"):
             model = model.cuda()
         self.model = model
         self.config = config
@@ -622,7 +612,7 @@ class XttsEngine:
         pieces = self.sentences(text, language, split_sentences)
         if seed is not None:
             torch.manual_seed(int(seed))
-            if self.device == "cuda":
+            if self.device.startswith("cuda"):
                 torch.cuda.manual_seed_all(int(seed))
         gpt = latents.gpt_cond_latent.to(self.model.device)
         speaker = latents.speaker_embedding.to(self.model.device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from importlib import resources
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, Field
 
 from demod_voice import __version__
+from demod_voice.config import PIPER_SYNTHESIS_KEYS, XTTS_SAMPLING_KEYS
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.router import OPENAI_VOICES, TIERS, TTSRequest
 from demod_voice.server import auth
@@ -79,8 +81,9 @@ class AutoReferenceBody(BaseModel):
     max_s: float = Field(12.0, gt=0)
 
 
-PIPER_PARAMS = {"speaker", "noise_scale", "noise_w", "length_scale", "volume", "sentence_silence"}
-XTTS_PARAMS = {"temperature", "top_k", "top_p", "repetition_penalty", "length_penalty"}
+#: Engine parameters a native request may set: the schema's names (ranges are checked by the adapters).
+PIPER_PARAMS = {"speaker", *PIPER_SYNTHESIS_KEYS}
+XTTS_PARAMS = {"seed", *(k for k in XTTS_SAMPLING_KEYS if k != "speed")}
 
 
 def _check_params(params: dict) -> dict:
@@ -89,8 +92,9 @@ def _check_params(params: dict) -> dict:
         raise InputError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
                          hint="known: " + ", ".join(sorted(PIPER_PARAMS | XTTS_PARAMS)))
     for key, value in params.items():
-        if key != "speaker" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise InputError(f"parameter {key} must be a number, got {value!r}")
+        if key != "speaker" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                 or not math.isfinite(value)):
+            raise InputError(f"parameter {key} must be a finite number, got {value!r}")
     return params
 
 
@@ -191,13 +195,13 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, "piper", "xtts"]))
 
     @app.post("/v1/audio/speech", tags=["openai"])
-    async def openai_speech(body: SpeechBody, user: str = Depends(current_user)):
+    async def openai_speech(body: SpeechBody, request: Request, user: str = Depends(current_user)):
         if body.stream_format == "sse":
             raise InputError("stream_format 'sse' is not supported", hint="use 'audio' (the default)")
         voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
         fmt = body.response_format or cfg.get("server.default_format")
         req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **model_choice(body.model))
-        return respond(await service.speak(req, fmt, stream=True))
+        return respond(await service.speak(req, fmt, stream=True, client_gone=request.is_disconnected))
 
     @app.get("/v1/audio/voices", tags=["openai"])
     async def openai_voices(user: str = Depends(current_user)):
@@ -211,7 +215,7 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     # -- native --------------------------------------------------------------------------------
     @app.post("/api/tts", tags=["native"])
-    async def api_tts(body: TTSBody, user: str = Depends(current_user)):
+    async def api_tts(body: TTSBody, request: Request, user: str = Depends(current_user)):
         if body.rvc is not None and not body.rvc.get("voice"):
             raise InputError("rvc.voice is required when rvc is given", hint='e.g. "rvc": {"voice": "NAME", "pitch": 0}')
         if body.rvc is not None:
@@ -225,7 +229,8 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
                          fallback=body.fallback, speed=body.speed, language=body.language,
                          params=_check_params(body.params), rvc=body.rvc)
-        return respond(await service.speak(req, body.format, stream=body.stream, use_cache=body.cache))
+        return respond(await service.speak(req, body.format, stream=body.stream, use_cache=body.cache,
+                                           client_gone=request.is_disconnected))
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(max_upload + 1)

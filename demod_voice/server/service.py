@@ -15,10 +15,11 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
+from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
@@ -69,6 +70,40 @@ def wav_stream_header(sample_rate: int) -> bytes:
             + b"data" + struct.pack("<I", unknown))
 
 
+class ClientGone(HTTPProblem):
+    """The HTTP client disconnected before its whole-body answer was ready (nginx's 499; nobody reads it)."""
+
+    def __init__(self, message: str = "the client disconnected"):
+        super().__init__(499, message)
+
+
+#: How often a waiting whole-body request checks whether its client is still there.
+_POLL_S = 0.25
+
+
+async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Event | None = None):
+    """``asyncio.wait_for`` that also gives up (and sets ``cancel``) when the client has disconnected."""
+    if client_gone is None:
+        return await asyncio.wait_for(awaitable, timeout)
+    task = asyncio.ensure_future(awaitable)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=min(_POLL_S, remaining))
+            if done:
+                return task.result()
+            if await client_gone():
+                if cancel is not None:
+                    cancel.set()
+                raise ClientGone()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
 @dataclass
 class Result:
     """What a synthesis request answers with: bytes (whole) or an async byte stream."""
@@ -109,9 +144,15 @@ class Service:
                 self.synth_count += 1
 
     # -- synthesis --
-    async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True) -> Result:
-        """Synthesise ``req`` as ``fmt``; ``stream`` sends wav/pcm sentence by sentence."""
+    async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True,
+                    client_gone: Callable[[], Awaitable[bool]] | None = None) -> Result:
+        """Synthesise ``req`` as ``fmt``; ``stream`` sends wav/pcm sentence by sentence.
+
+        ``client_gone`` (the HTTP request's ``is_disconnected``) is polled while a whole-body request
+        waits: when the client has left, its job is taken out of the queue or stopped at the next sentence.
+        """
         self.check_text(req.text)
+        rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
@@ -134,7 +175,7 @@ class Service:
         else:
             headers["X-Cache"] = "off"
         try:
-            engine, queue, cancel = await self._start(plan)
+            engine, queue, cancel = await self._start(plan, rvc, client_gone)
         except BaseException:
             if claim:
                 claim.resolve(None)
@@ -149,7 +190,7 @@ class Service:
         if stream:
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
         try:
-            chunks = await self._collect(queue)
+            chunks = await self._collect(queue, client_gone)
             data = await asyncio.to_thread(audio_mod.encode, audio_mod.concat(chunks), fmt)
         except BaseException:
             cancel.set()
@@ -160,13 +201,12 @@ class Service:
             claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
 
-    async def _start(self, plan: Plan) -> tuple[str, asyncio.Queue, threading.Event]:
+    async def _start(self, plan: Plan, rvc=None, client_gone=None) -> tuple[str, asyncio.Queue, threading.Event]:
         """Run the plan on its worker; return (engine, chunk queue, cancel flag) once audio flows."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         engine_ready: asyncio.Future = loop.create_future()
         cancel = threading.Event()
-        rvc = plan.request.rvc
 
         def settle(fut: asyncio.Future, value=None, error: BaseException | None = None) -> None:
             if fut.done():
@@ -179,14 +219,17 @@ class Service:
         def job() -> None:
             self._busy(+1)
             try:
+                if cancel.is_set():  # the client went away while the job waited in the queue
+                    loop.call_soon_threadsafe(settle, engine_ready, None, asyncio.CancelledError())
+                    return
                 engine, chunks = self.router.run(plan)
                 loop.call_soon_threadsafe(settle, engine_ready, engine)
+                if rvc is not None:
+                    chunks = chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc))
                 for chunk in chunks:
-                    if cancel.is_set():
+                    if cancel.is_set():  # stopped at the next sentence
                         chunks.close()
                         return
-                    if rvc:
-                        chunk = self.router.convert(chunk, rvc)
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except BaseException as exc:  # handed to the request, which reports it
@@ -200,17 +243,17 @@ class Service:
         self.workers.executor_for(plan.candidates[0].device).submit(job)
         timeout = self.cfg.get("server.request_timeout_s")
         try:
-            engine = await asyncio.wait_for(engine_ready, timeout)
+            engine = await _watching(engine_ready, timeout, client_gone, cancel)
         except asyncio.TimeoutError:
             cancel.set()
             raise HTTPProblem(504, f"synthesis did not start within {timeout:.0f} s",
                               hint="try again later or raise server.request_timeout_s") from None
         return engine, queue, cancel
 
-    async def _next(self, queue: asyncio.Queue, deadline: float):
+    async def _next(self, queue: asyncio.Queue, deadline: float, client_gone=None, cancel=None):
         remaining = deadline - time.monotonic()
         try:
-            item = await asyncio.wait_for(queue.get(), max(0.001, remaining))
+            item = await _watching(queue.get(), max(0.001, remaining), client_gone, cancel)
         except asyncio.TimeoutError:
             raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
                               hint="shorten the text or raise server.request_timeout_s") from None
@@ -218,10 +261,10 @@ class Service:
             raise item
         return item
 
-    async def _collect(self, queue: asyncio.Queue) -> list[Audio]:
+    async def _collect(self, queue: asyncio.Queue, client_gone=None) -> list[Audio]:
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
         chunks = []
-        while (chunk := await self._next(queue, deadline)) is not None:
+        while (chunk := await self._next(queue, deadline, client_gone)) is not None:
             chunks.append(chunk)
         return chunks
 
@@ -252,12 +295,13 @@ class Service:
 
     async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
         source = audio_mod.read(data, what="uploaded audio")
+        request = self.router.rvc.request(options)
         executor = self.workers.executor_for("cpu" if self.cfg.get("device") == "cpu" else "gpu")
 
         def job() -> bytes:
             self._busy(+1)
             try:
-                return audio_mod.encode(self.router.convert(source, options), fmt)
+                return audio_mod.encode(self.router.convert(source, request), fmt)
             finally:
                 self._busy(-1)
 
@@ -273,7 +317,7 @@ class Service:
         from demod_voice.engines import piper
 
         path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
-        piper.load(path, self.cfg.get("device"))
+        piper.load(path, self.cfg.get("device"), backend=self.cfg.get("piper.backend"))
 
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),

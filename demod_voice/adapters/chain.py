@@ -1,0 +1,49 @@
+"""TTS -> RVC, defined once for every front end.
+
+The speech is converted **sentence by sentence**, as each sentence is synthesised, in the CLI, in batch
+jobs and in the server alike (streaming or not), so one request gives the same audio everywhere.
+
+Why per sentence rather than the whole utterance: RVC works frame by frame (HuBERT features every 20 ms,
+pitch every 10 ms, with reflected padding at the edges), and TTS sentences start and end in silence, so
+converting them one at a time sounds the same as converting their concatenation. Per sentence the first
+converted audio arrives one sentence after the request instead of after the whole text, and memory stays
+bounded by the longest sentence rather than growing with the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from demod_voice.audio import Audio
+
+
+def run(engine: str, request, cfg, device: str | None = None, plan=None,
+        converter: Callable[[Audio], Audio] | None = None) -> Iterator[Audio]:
+    """Chunks of ``engine`` for ``request``, converted with ``request.rvc`` when given.
+
+    Everything checkable is checked before the first sentence is synthesised. ``converter`` lets the
+    server wrap the conversion with its statistics; by default it is ``adapters.rvc.convert``.
+    """
+    from demod_voice import adapters
+    from demod_voice.adapters import rvc as rvc_adapter
+
+    tts = adapters.get(engine)
+    plan = plan if plan is not None else tts.options(request, cfg)
+    if request.rvc is None:
+        return tts.synthesize(request, cfg, device, plan=plan)
+    values = rvc_adapter.options(request.rvc, cfg)
+    if converter is None:
+        def converter(chunk: Audio) -> Audio:
+            return rvc_adapter.convert(chunk, request.rvc, cfg, device, values)
+    return converted(tts.synthesize(request, cfg, device, plan=plan), converter)
+
+
+def converted(chunks: Iterator[Audio], converter: Callable[[Audio], Audio]) -> Iterator[Audio]:
+    """Each chunk (sentence) through ``converter`` as it arrives: the one TTS -> RVC rule."""
+    try:
+        for chunk in chunks:
+            yield converter(chunk)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
