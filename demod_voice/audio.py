@@ -186,11 +186,6 @@ def is_silent(audio: Audio, threshold_db: float = -60.0) -> bool:
     return audio.peak <= db_to_gain(threshold_db)
 
 
-def clipping_ratio(audio: Audio, level: float = 0.999) -> float:
-    """Fraction of samples at or above full scale."""
-    return float(np.mean(np.abs(audio.samples) >= level)) if len(audio.samples) else 0.0
-
-
 # --- encoding & writing -----------------------------------------------------------
 
 def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "wav") -> str:

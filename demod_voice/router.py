@@ -92,7 +92,8 @@ class TTSRequest:
     """Force this engine first (``fallback`` decides whether others may follow)."""
     tier: str | None = None
     fallback: bool = True
-    speed: float = 1.0
+    speed: float | None = None
+    """Speaking rate; None keeps the configured one (1 = the voice's own)."""
     language: str | None = None
     params: dict = field(default_factory=dict)
     """Engine parameters: Piper speaker/noise_scale/noise_w/length_scale/volume/sentence_silence;

@@ -239,9 +239,11 @@ def load_reference(path: Path) -> Audio:
         _LOGGER.warning("reference %s is %.0f s long; using its best %.1f s (from %.1f s) for cloning",
                         path.name, trimmed.duration, window.duration, start)
         trimmed = window
-    if audio_mod.clipping_ratio(trimmed) > 0.01:
+    from demod_voice.quality import clipping_ratio
+
+    if clipping_ratio(trimmed) > 0.01:
         _LOGGER.warning("reference %s is clipped (%.1f%% of samples at full scale); the clone may sound distorted",
-                        path.name, 100 * audio_mod.clipping_ratio(trimmed))
+                        path.name, 100 * clipping_ratio(trimmed))
     return trimmed
 
 

@@ -42,7 +42,7 @@ class SpeechBody(BaseModel):
     input: str
     voice: str | dict = "alloy"
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] | None = None
-    speed: float = Field(1.0, ge=0.25, le=4.0)
+    speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] | None = None
 
@@ -57,7 +57,7 @@ class TTSBody(BaseModel):
     fallback: bool = True
     format: Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "pcm"] = "wav"
     stream: bool = False
-    speed: float = Field(1.0, ge=0.25, le=4.0)
+    speed: float | None = Field(None, ge=0.25, le=4.0)
     language: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     rvc: dict[str, Any] | None = None

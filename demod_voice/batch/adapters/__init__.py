@@ -67,3 +67,20 @@ def all_option_names() -> set[str]:
     for engine in ADAPTERS:
         names.update(get(engine).OPTIONS)
     return names
+
+
+def chain_request(job):
+    """A TTS job's ``rvc`` column as an ``RvcRequest`` (None without one)."""
+    from demod_voice.adapters import RvcRequest
+
+    return RvcRequest(voice=job.rvc, options=dict(job.rvc_options)) if job.rvc else None
+
+
+def chain_identity(job, cfg) -> dict:
+    """Validate a TTS job's RVC options now; what the conversion depends on, for the job hash."""
+    if not job.rvc:
+        return {}
+    from demod_voice.adapters import rvc as rvc_adapter
+
+    rvc_adapter.options(chain_request(job), cfg)
+    return {"rvc": rvc_adapter.identity(chain_request(job), cfg)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from demod_voice.audio import Audio, concat
-from demod_voice.batch.adapters import schema_options
+from demod_voice.batch.adapters import chain_identity, chain_request, schema_options
 from demod_voice.config import PIPER_SYNTHESIS_KEYS
 from demod_voice.errors import InputError
 
@@ -15,7 +15,8 @@ def request(job):
 
     options = dict(job.options)
     speed = options.pop("speed", None)
-    return Request(text=job.text, voice=job.model, speaker=job.speaker or None, speed=speed, options=options)
+    return Request(text=job.text, voice=job.model, speaker=job.speaker or None, speed=speed, options=options,
+                   rvc=chain_request(job))
 
 
 def validate(job, cfg) -> dict:
@@ -31,7 +32,7 @@ def validate(job, cfg) -> dict:
         raise InputError("'speed' and 'length_scale' set the same thing; give only one")
     plan = piper_adapter.options(request(job), cfg)
     job.model = str(plan.model_path)
-    return piper_adapter.identity(request(job), cfg)
+    return {**piper_adapter.identity(request(job), cfg), **chain_identity(job, cfg)}
 
 
 def group_key(job) -> tuple:

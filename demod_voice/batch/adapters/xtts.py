@@ -8,7 +8,7 @@ model fails the jobs that need it, with the engine's message; the rest of the ru
 from __future__ import annotations
 
 from demod_voice.audio import Audio, concat
-from demod_voice.batch.adapters import schema_options
+from demod_voice.batch.adapters import chain_identity, chain_request, schema_options
 from demod_voice.config import XTTS_SAMPLING_KEYS
 from demod_voice.errors import EngineError, InputError, NotAvailableError
 
@@ -21,7 +21,7 @@ def request(job):
     options = dict(job.options)
     seed = options.pop("seed", None)
     return Request(text=job.text, references=list(job.reference), language=job.language or None,
-                   model=job.model or None, seed=seed, options=options)
+                   model=job.model or None, seed=seed, options=options, rvc=chain_request(job))
 
 
 def validate(job, cfg) -> dict:
@@ -44,7 +44,7 @@ def validate(job, cfg) -> dict:
             raise InputError(f"cannot read reference audio {ref}: {exc}",
                              hint="use WAV, FLAC, OGG or MP3") from None
     job.language = job.language or cfg.get("xtts.language")
-    return xtts_adapter.identity(request(job), cfg)
+    return {**xtts_adapter.identity(request(job), cfg), **chain_identity(job, cfg)}
 
 
 def group_key(job) -> tuple:
