@@ -216,10 +216,11 @@ def encode(audio: Audio, fmt: str) -> bytes:
         return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
     buf = io.BytesIO()
     samples = np.clip(audio.samples, -1.0, 1.0)
-    if fmt == "wav":
-        sf.write(buf, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
-    elif fmt == "flac":
-        sf.write(buf, samples, audio.sample_rate, format="FLAC", subtype="PCM_16")
+    if fmt in ("wav", "flac"):
+        # One float -> 16-bit rule everywhere (files, streams, raw pcm): ``float_to_pcm16``, so a WAV file
+        # and a streamed WAV of the same audio hold the same samples.
+        pcm = np.frombuffer(audio.to_pcm16(), dtype="<i2")
+        sf.write(buf, pcm, audio.sample_rate, format=fmt.upper(), subtype="PCM_16")
     elif fmt == "ogg":
         sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
     elif fmt == "opus":

@@ -242,6 +242,7 @@ class PiperProvider:
         model = self.model_for(voice)
         if not model.is_file():
             raise Fallback(MODEL_MISSING, f"Piper voice file {model} is missing")
+        from demod_voice.adapters import chain
         from demod_voice.adapters import piper as piper_adapter
         from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
 
@@ -253,7 +254,13 @@ class PiperProvider:
         plan = piper_adapter.options(request, self.cfg)  # a bad option is the request's fault: 400, no breaker
 
         def start() -> Iterator[Audio]:
-            return piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan)
+            from demod_voice.engines import piper
+
+            try:  # load first: a voice file that does not load is the engine's failure, not the request's
+                piper.load(plan.model_path, self.cfg.get("device"), backend=plan.backend)
+            except InputError as exc:
+                raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
+            return chain.finite(piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "piper")
 
         return Candidate(self.name, file_identity(model), self.device(), start)
 
@@ -306,7 +313,7 @@ class XttsProvider:
         if not _has_module("TTS"):
             raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
         self.module()
-        from demod_voice.adapters import Request
+        from demod_voice.adapters import Request, chain
         from demod_voice.adapters import xtts as xtts_adapter
         from demod_voice.config import XTTS_SAMPLING_KEYS
 
@@ -321,7 +328,7 @@ class XttsProvider:
         version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
 
         def start() -> Iterator[Audio]:
-            return xtts_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan)
+            return chain.finite(xtts_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "xtts")
 
         from demod_voice import devices
 
@@ -590,5 +597,5 @@ def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))
     if rvc is not None:
-        chunks = chain.converted(chunks, lambda chunk: router.convert(chunk, rvc))
+        chunks = chain.finite(chain.converted(chunks, lambda chunk: router.convert(chunk, rvc)), "rvc")
     return engine, concat(list(chunks))

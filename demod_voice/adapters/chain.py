@@ -29,13 +29,27 @@ def run(engine: str, request, cfg, device: str | None = None, plan=None,
 
     tts = adapters.get(engine)
     plan = plan if plan is not None else tts.options(request, cfg)
+    chunks = finite(tts.synthesize(request, cfg, device, plan=plan), engine)
     if request.rvc is None:
-        return tts.synthesize(request, cfg, device, plan=plan)
+        return chunks
     values = rvc_adapter.options(request.rvc, cfg)
     if converter is None:
         def converter(chunk: Audio) -> Audio:
             return rvc_adapter.convert(chunk, request.rvc, cfg, device, values)
-    return converted(tts.synthesize(request, cfg, device, plan=plan), converter)
+    return finite(converted(chunks, converter), "rvc")
+
+
+def finite(chunks: Iterator[Audio], engine: str) -> Iterator[Audio]:
+    """Refuse audio with NaN or infinite samples (an engine fault): it must never be written or cached."""
+    import numpy as np
+
+    from demod_voice.errors import EngineError
+
+    for chunk in chunks:
+        if not np.isfinite(chunk.samples).all():
+            raise EngineError(f"{engine} produced non-finite audio samples",
+                              hint="check the engine's options and model; nothing was written")
+        yield chunk
 
 
 def converted(chunks: Iterator[Audio], converter: Callable[[Audio], Audio]) -> Iterator[Audio]:

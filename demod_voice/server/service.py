@@ -91,7 +91,7 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise asyncio.TimeoutError
+                raise TimeoutError
             done, _ = await asyncio.wait({task}, timeout=min(_POLL_S, remaining))
             if done:
                 return task.result()
@@ -225,7 +225,7 @@ class Service:
                 engine, chunks = self.router.run(plan)
                 loop.call_soon_threadsafe(settle, engine_ready, engine)
                 if rvc is not None:
-                    chunks = chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc))
+                    chunks = chain.finite(chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc)), "rvc")
                 for chunk in chunks:
                     if cancel.is_set():  # stopped at the next sentence
                         chunks.close()
