@@ -20,7 +20,6 @@ imported on use, so they plug in as soon as their modules exist.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import importlib
 import importlib.util
 import json
@@ -53,10 +52,6 @@ TIERS = ("highest", "high", "medium", "fast")
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 SYNTH_ENGINES = ("xtts", "piper")
 
-#: Runs the first step of an engine so it can be abandoned after ``router.timeout_s``.
-_FIRST_CHUNK = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="first-chunk")
-
-
 class Fallback(Exception):
     """An engine cannot serve this request; the router tries the next one."""
 
@@ -74,7 +69,7 @@ def classify(exc: BaseException) -> str:
         return NOT_INSTALLED
     if isinstance(exc, ModelNotFoundError):
         return MODEL_MISSING
-    if isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return TIMEOUT
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return OUT_OF_MEMORY
@@ -497,51 +492,75 @@ class Router:
             stats.latency_avg_s = _ema(stats.latency_avg_s, total)
             stats.first_chunk_avg_s = _ema(stats.first_chunk_avg_s, first)
 
-    def run(self, plan: Plan) -> tuple[str, Iterator[Audio]]:
-        """(engine name, chunk iterator). Falls back until an engine yields its first chunk.
+    def attempt(self, cand: Candidate) -> Iterator[Audio]:
+        """Start one candidate in the calling thread and return its chunks once the first is ready.
 
-        Once audio has started flowing the engine is committed: a later failure
-        ends the stream with an error (it cannot be spliced with another voice).
+        The caller's thread is the engine's device queue (server) or the command itself, so the engine
+        never runs behind anyone's back. An engine fault is recorded and raised as ``Fallback``; an
+        ``InputError`` is the request's fault and passes through (it never counts against the breaker).
         """
-        timeout = self.cfg.get("router.timeout_s")
-        errors: list[str] = []
-        error: BaseException | None = None
+        with self._lock:
+            self.stats[cand.engine].requests += 1
+        started = time.perf_counter()
+        try:
+            iterator = iter(cand.start())
+            first = next(iterator, None)
+        except ModelNotFoundError as exc:
+            self._failure(cand.engine, exc)
+            raise Fallback(MODEL_MISSING, exc.message) from exc
+        except InputError:
+            raise  # the request itself is bad: another engine would not help
+        except (Exception, MemoryError) as exc:  # any engine failure is a fallback trigger; recorded, not hidden
+            self._failure(cand.engine, exc)
+            raise Fallback(classify(exc), str(exc)) from exc
+        if first is None:
+            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+        return self._watch(cand.engine, started, iterator, first)
+
+    def timed_out(self, cand: Candidate, seconds: float) -> Fallback:
+        """Record that ``cand`` gave no audio within ``seconds`` (the server abandons it at its next chunk)."""
+        error = TimeoutError(f"no audio after {seconds:.0f} s")
+        self._failure(cand.engine, error)
+        return Fallback(TIMEOUT, str(error))
+
+    def fell_back(self, plan: Plan, index: int, fallback: Fallback) -> None:
+        """Audit a failed candidate: a fallback when another one follows, else a log line."""
+        cand = plan.candidates[index]
+        if index + 1 < len(plan.candidates):
+            self._fallback(plan, cand.engine, fallback.reason, fallback.detail)
+        else:
+            _LOGGER.warning("engine %s failed: %s", cand.engine, fallback.detail)
+
+    def all_failed(self, plan: Plan, failures: list[tuple[str, Fallback]]) -> DemodError:
+        """The error for a request no candidate could serve (the engine's own when there was only one)."""
+        if len(failures) == 1 and not plan.skipped and isinstance(failures[0][1].__cause__, DemodError):
+            return failures[0][1].__cause__
+        return EngineError("every engine failed: " + "; ".join(f"{e}: {f.reason} ({f.detail})" for e, f in failures),
+                           hint="see GET /api/engines for details")
+
+    def run(self, plan: Plan) -> tuple[str, Iterator[Audio]]:
+        """(engine name, chunk iterator), trying candidates in order in this thread (no timeout here).
+
+        Once audio has started flowing the engine is committed: a later failure ends the stream with an
+        error (it cannot be spliced with another voice). The server runs the same steps on its device
+        queues, with the first-chunk timeout (``Service``).
+        """
+        failures: list[tuple[str, Fallback]] = []
         for index, cand in enumerate(plan.candidates):
-            with self._lock:
-                self.stats[cand.engine].requests += 1
-            started = time.perf_counter()
             try:
-                future = _FIRST_CHUNK.submit(_first, cand.start)
-                iterator, first = future.result(timeout=timeout)
-            except ModelNotFoundError as exc:
-                error, reason = exc, MODEL_MISSING
-            except InputError:
-                raise  # the request itself is bad: another engine would not help
-            except concurrent.futures.TimeoutError:
-                error, reason = TimeoutError(f"no audio after {timeout:.0f} s"), TIMEOUT
-            except (Exception, MemoryError) as exc:  # any engine failure is a fallback trigger; recorded, not hidden
-                error, reason = exc, classify(exc)
-            else:
-                if first is None:
-                    raise InputError("the text produced no speech", hint="give words, not only punctuation")
-                return cand.engine, self._watch(cand.engine, started, iterator, first)
-            self._failure(cand.engine, error)
-            errors.append(f"{cand.engine}: {reason} ({error})")
-            if index + 1 < len(plan.candidates):
-                self._fallback(plan, cand.engine, reason, str(error))
-            else:
-                _LOGGER.warning("engine %s failed: %s", cand.engine, error)
-        if isinstance(error, DemodError) and len(errors) == 1 and not plan.skipped:
-            raise error
-        raise EngineError("every engine failed: " + "; ".join(errors), hint="see GET /api/engines for details")
+                return cand.engine, self.attempt(cand)
+            except Fallback as exc:
+                failures.append((cand.engine, exc))
+                self.fell_back(plan, index, exc)
+        raise self.all_failed(plan, failures)
 
     def _watch(self, engine: str, started: float, iterator: Iterator[Audio], first: Audio) -> Iterator[Audio]:
         first_at = time.perf_counter() - started
         try:
             yield first
             yield from iterator
-        except GeneratorExit:
-            raise
+        except (GeneratorExit, InputError):
+            raise  # stopped by the caller, or the request's own fault: not the engine's
         except BaseException as exc:
             self._failure(engine, exc)
             raise
@@ -582,11 +601,6 @@ class Router:
                     status["model"] = f"missing: {getattr(exc, 'message', exc)}"
             out[name] = status
         return out
-
-
-def _first(start: Callable[[], Iterator[Audio]]) -> tuple[Iterator[Audio], Audio | None]:
-    iterator = iter(start())
-    return iterator, next(iterator, None)
 
 
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:

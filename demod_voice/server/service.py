@@ -23,7 +23,7 @@ from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
-from demod_voice.router import Plan, Router, TTSRequest
+from demod_voice.router import Candidate, Fallback, Plan, Router, TTSRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -202,28 +202,60 @@ class Service:
         return Result(media_type, headers, body=data)
 
     async def _start(self, plan: Plan, rvc=None, client_gone=None) -> tuple[str, asyncio.Queue, threading.Event]:
-        """Run the plan on its worker; return (engine, chunk queue, cancel flag) once audio flows."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        engine_ready: asyncio.Future = loop.create_future()
-        cancel = threading.Event()
+        """Try the plan's candidates in order; return (engine, chunk queue, cancel flag) once audio flows.
 
-        def settle(fut: asyncio.Future, value=None, error: BaseException | None = None) -> None:
-            if fut.done():
+        The one mechanism for device work: each candidate runs as one job on its device's queue (a
+        single thread per GPU, a bounded pool for the CPU), where it starts, yields its chunks and checks
+        its cancel flag between them. A candidate that gives no audio within ``router.timeout_s`` is
+        cancelled -- it stops at its next chunk, and anything else for that device waits behind it in the
+        same queue -- and the next candidate goes to its own device's queue.
+        """
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        first_timeout = self.cfg.get("router.timeout_s")
+        failures: list = []
+        for index, cand in enumerate(plan.candidates):
+            queue: asyncio.Queue = asyncio.Queue()
+            cancel = threading.Event()
+            ready = self._submit(cand, queue, cancel, rvc)
+            remaining = deadline - time.monotonic()
+            try:
+                engine = await _watching(ready, max(0.001, min(first_timeout, remaining)), client_gone, cancel)
+            except TimeoutError:
+                cancel.set()
+                if remaining <= first_timeout:
+                    raise HTTPProblem(504, f"synthesis did not start within {self.cfg.get('server.request_timeout_s'):.0f} s",
+                                      hint="try again later or raise server.request_timeout_s") from None
+                fallback = self.router.timed_out(cand, first_timeout)
+            except Fallback as exc:
+                fallback = exc
+            else:
+                return engine, queue, cancel
+            failures.append((cand.engine, fallback))
+            self.router.fell_back(plan, index, fallback)
+        raise self.router.all_failed(plan, failures)
+
+    def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event, rvc) -> asyncio.Future:
+        """Queue one candidate on its device; the future settles with its engine name once audio flows."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future = loop.create_future()
+
+        def settle(value=None, error: BaseException | None = None) -> None:
+            if ready.done():
                 return
             if error is not None:
-                fut.set_exception(error)
+                ready.set_exception(error)
             else:
-                fut.set_result(value)
+                ready.set_result(value)
 
         def job() -> None:
+            started = False
             self._busy(+1)
             try:
-                if cancel.is_set():  # the client went away while the job waited in the queue
-                    loop.call_soon_threadsafe(settle, engine_ready, None, asyncio.CancelledError())
+                if cancel.is_set():  # the client went away (or the candidate was given up) while it queued
                     return
-                engine, chunks = self.router.run(plan)
-                loop.call_soon_threadsafe(settle, engine_ready, engine)
+                chunks = self.router.attempt(cand)
+                started = True
+                loop.call_soon_threadsafe(settle, cand.engine)
                 if rvc is not None:
                     chunks = chain.finite(chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc)), "rvc")
                 for chunk in chunks:
@@ -233,28 +265,21 @@ class Service:
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except BaseException as exc:  # handed to the request, which reports it
-                if engine_ready.done():
+                if started:
                     loop.call_soon_threadsafe(queue.put_nowait, exc)
                 else:
-                    loop.call_soon_threadsafe(settle, engine_ready, None, exc)
+                    loop.call_soon_threadsafe(settle, None, exc)
             finally:
                 self._busy(-1)
 
-        self.workers.executor_for(plan.candidates[0].device).submit(job)
-        timeout = self.cfg.get("server.request_timeout_s")
-        try:
-            engine = await _watching(engine_ready, timeout, client_gone, cancel)
-        except asyncio.TimeoutError:
-            cancel.set()
-            raise HTTPProblem(504, f"synthesis did not start within {timeout:.0f} s",
-                              hint="try again later or raise server.request_timeout_s") from None
-        return engine, queue, cancel
+        self.workers.executor_for(cand.device).submit(job)
+        return ready
 
     async def _next(self, queue: asyncio.Queue, deadline: float, client_gone=None, cancel=None):
         remaining = deadline - time.monotonic()
         try:
             item = await _watching(queue.get(), max(0.001, remaining), client_gone, cancel)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
                               hint="shorten the text or raise server.request_timeout_s") from None
         if isinstance(item, BaseException):
@@ -308,7 +333,7 @@ class Service:
         timeout = self.cfg.get("server.request_timeout_s")
         try:
             out = await asyncio.wait_for(asyncio.wrap_future(executor.submit(job)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HTTPProblem(504, f"conversion took longer than {timeout:.0f} s") from None
         return out, {"X-Engine": "rvc"}
 
