@@ -23,7 +23,7 @@ from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
-from demod_voice.router import Candidate, Fallback, Plan, Router, TTSRequest
+from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -125,6 +125,40 @@ class Service:
         self.synth_count = 0
         self._lock = threading.Lock()
 
+    # -- what routes ask (routes call only the Service) --
+    def voices(self, user: str) -> list[dict]:
+        return self.router.voices(user)
+
+    def store(self, user: str):
+        """The user's voice profiles (``voices.VoiceStore``)."""
+        return self.router.store(user)
+
+    def models(self) -> list[str]:
+        """OpenAI model ids: the configured names, the quality tiers and the engines."""
+        return list(dict.fromkeys([*(self.cfg.get("server.models") or {}), *TIERS, *self.router.providers]))
+
+    def model_choice(self, model: str) -> dict:
+        """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.models`` maps names)."""
+        mapping = self.cfg.get("server.models") or {}
+        target = mapping.get(model, model)
+        if target in TIERS:
+            return {"tier": target}
+        if target in self.router.providers:
+            return {"engine": target}
+        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, "piper", "xtts"]))
+
+    def rvc_available(self) -> bool:
+        return self.router.rvc_available()[0]
+
+    def skip_rvc(self, voice: str, user: str) -> None:
+        """Audit a conversion skipped because RVC is not installed (the request allowed fallback)."""
+        self.router.audit.record(engine="rvc", reason=self.router.rvc_available()[1], detail="conversion skipped",
+                                 voice=voice, user=user)
+
+    def engines_report(self) -> dict:
+        return {"engines": self.router.engines(), "tiers": self.cfg.get("router.tiers"),
+                "fallbacks": list(self.router.audit.recent)[-50:]}
+
     # -- helpers --
     def check_text(self, text: str) -> str:
         from demod_voice.text import normalize
@@ -216,13 +250,16 @@ class Service:
         for index, cand in enumerate(plan.candidates):
             queue: asyncio.Queue = asyncio.Queue()
             cancel = threading.Event()
-            ready = self._submit(cand, queue, cancel, rvc)
-            remaining = deadline - time.monotonic()
+            running, ready = self._submit(cand, queue, cancel, rvc)
             try:
+                # waiting for the device is bounded by the request's deadline; the engine's own
+                # first-chunk timeout starts when it runs
+                await _watching(running, max(0.001, deadline - time.monotonic()), client_gone, cancel)
+                remaining = deadline - time.monotonic()
                 engine = await _watching(ready, max(0.001, min(first_timeout, remaining)), client_gone, cancel)
             except TimeoutError:
                 cancel.set()
-                if remaining <= first_timeout:
+                if deadline - time.monotonic() <= 0.01:
                     raise HTTPProblem(504, f"synthesis did not start within {self.cfg.get('server.request_timeout_s'):.0f} s",
                                       hint="try again later or raise server.request_timeout_s") from None
                 fallback = self.router.timed_out(cand, first_timeout)
@@ -234,18 +271,21 @@ class Service:
             self.router.fell_back(plan, index, fallback)
         raise self.router.all_failed(plan, failures)
 
-    def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event, rvc) -> asyncio.Future:
-        """Queue one candidate on its device; the future settles with its engine name once audio flows."""
+    def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event,
+                rvc) -> tuple[asyncio.Future, asyncio.Future]:
+        """Queue one candidate on its device: (running, ready) futures; ``ready`` gives the engine name
+        once audio flows, ``running`` settles when the job leaves the queue."""
         loop = asyncio.get_running_loop()
+        running: asyncio.Future = loop.create_future()
         ready: asyncio.Future = loop.create_future()
 
-        def settle(value=None, error: BaseException | None = None) -> None:
-            if ready.done():
+        def settle(value=None, error: BaseException | None = None, fut: asyncio.Future = ready) -> None:
+            if fut.done():
                 return
             if error is not None:
-                ready.set_exception(error)
+                fut.set_exception(error)
             else:
-                ready.set_result(value)
+                fut.set_result(value)
 
         def job() -> None:
             started = False
@@ -253,6 +293,7 @@ class Service:
             try:
                 if cancel.is_set():  # the client went away (or the candidate was given up) while it queued
                     return
+                loop.call_soon_threadsafe(settle, True, None, running)
                 chunks = self.router.attempt(cand)
                 started = True
                 loop.call_soon_threadsafe(settle, cand.engine)
@@ -273,7 +314,7 @@ class Service:
                 self._busy(-1)
 
         self.workers.executor_for(cand.device).submit(job)
-        return ready
+        return running, ready
 
     async def _next(self, queue: asyncio.Queue, deadline: float, client_gone=None, cancel=None):
         remaining = deadline - time.monotonic()
