@@ -188,9 +188,9 @@ def test_piper_tinygrad_backend_from_config_everywhere(home, joe_voice):
 @pytest.fixture(scope="module")
 def tiny_xtts(tmp_path_factory) -> Path:
     pytest.importorskip("TTS.tts.models.xtts")
-    from tests.xtts.checkpoint import build
+    from tests.xtts.tiny import build_tiny_xtts
 
-    return build(tmp_path_factory.mktemp("same-xtts") / "xtts", max_audio_tokens=8)
+    return build_tiny_xtts(tmp_path_factory.mktemp("same-xtts") / "xtts")
 
 
 @pytest.fixture(scope="module")
