@@ -90,8 +90,10 @@ def home(tmp_path, isolated_home):
 
 
 def serve(home: Home):
-    """A real server on a free loopback port, with the case's config (the audio cache off)."""
-    return start_server(home.root / "server", home.config.read_text() + "server:\n  cache: false\n")
+    """A real server on a free loopback port, with the case's config (the audio cache off; a first-chunk
+    timeout long enough for loading XTTS on a busy CPU)."""
+    return start_server(home.root / "server", home.config.read_text()
+                        + "server:\n  cache: false\n  request_timeout_s: 900\nrouter:\n  timeout_s: 600\n")
 
 
 def post_ok(client: httpx.Client, path: str, body: dict, engine: str) -> bytes:
