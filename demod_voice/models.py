@@ -209,9 +209,10 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
-def _stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+def _stamp(path: Path) -> str:
+    from demod_voice.paths import file_identity
+
+    return file_identity(path)
 
 
 def record_verified(folder: Path, name: str, sha256: str, original: str | None = None) -> None:

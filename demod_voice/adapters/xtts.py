@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from demod_voice import config as config_mod
@@ -34,7 +34,6 @@ class XttsPlan:
     precision: str
     conditioning: object = None  # engines.xtts.ConditioningPlan (reference audio) or None
     saved_voice: object = None  # engines.xtts.XttsLatents of a saved voice, or None
-    extra: dict = field(default_factory=dict)
 
 
 def latents_dir(cfg) -> Path | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,8 +66,7 @@ class Job:
 
 
 def job_fingerprint(job: Job, settings: Settings) -> str:
-    stat = os.stat(job.audio_path)
-    data = [settings.fingerprint(), job.text, job.speaker, stat.st_size, stat.st_mtime_ns]
+    data = [settings.fingerprint(), job.text, job.speaker, paths.file_identity(job.audio_path)]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:24]
 
 
