@@ -157,15 +157,12 @@ class PiperEngine:
     name = "piper"
 
     def __init__(self, model_path: Path, device: str = "cpu"):
-        try:
-            from piper import PiperVoice
-        except ImportError:
-            raise missing_extra("piper-tts", "piper") from None
-        config_path = check_voice_files(model_path)
-        self.model_path = model_path
-        self.config_path = config_path
-        self.voice_config = PiperVoiceConfig.read(config_path)
+        self._read_voice(model_path)
+        from piper import PiperVoice
+
         from demod_voice import devices
+
+        config_path = self.config_path
 
         use_cuda = devices.onnx_wants_cuda(device)
         if device == "gpu" and not use_cuda:
@@ -180,6 +177,16 @@ class PiperEngine:
         if device == "gpu" and use_cuda and self.device != "gpu":
             _LOGGER.warning("CUDA is not usable (no GPU or driver); Piper runs on the CPU")
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
+
+    def _read_voice(self, model_path: Path) -> None:
+        """What every backend does first: piper-tts importable, both voice files there, the config read."""
+        try:
+            import piper  # noqa: F401
+        except ImportError:
+            raise missing_extra("piper-tts", "piper") from None
+        self.model_path = model_path
+        self.config_path = check_voice_files(model_path)
+        self.voice_config = PiperVoiceConfig.read(self.config_path)
 
     @property
     def sample_rate(self) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from demod_voice.engines.piper import PiperEngine, PiperVoiceConfig, check_voice_files
+from demod_voice.engines.piper import PiperEngine
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
@@ -379,15 +379,10 @@ class TinygradPiperEngine(PiperEngine):
     backend = "tinygrad"
 
     def __init__(self, model_path: Path, device: str = "cpu"):
-        try:
-            from piper import PiperVoice
-            from piper.config import PiperConfig
-        except ImportError:
-            raise missing_extra("piper-tts", "piper") from None
-        config_path = check_voice_files(model_path)
-        self.model_path = model_path
-        self.config_path = config_path
-        self.voice_config = PiperVoiceConfig.read(config_path)
+        self._read_voice(model_path)
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
         tiny_device = pick_device(device)
         try:
             session = TinygradSession(model_path, tiny_device)
