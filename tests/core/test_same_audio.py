@@ -163,6 +163,7 @@ def test_piper_request_options_mean_the_same_everywhere(home, joe_voice):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
 def test_piper_tinygrad_backend_from_config_everywhere(home, joe_voice):
     """``piper.backend: tinygrad`` reaches every front end (one short word: tinygrad is slow)."""
     import shutil
@@ -215,6 +216,7 @@ def make_profile(client: httpx.Client, name: str, reference: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
 def test_xtts_same_audio_everywhere(home, tiny_xtts, speech_wav):
     """Tiny XTTS at a fixed seed from the config, with non-default sampling: identical in every front end."""
     from demod_voice.adapters import Request
@@ -253,6 +255,7 @@ def _rvc_home(home, tiny_rvc, extra: dict) -> Home:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
 def test_piper_to_rvc_same_audio_everywhere(home, joe_voice, tiny_rvc):
     """Piper -> RVC, converted per sentence in the CLI, batch and /api/tts; RVC config settings honoured."""
     from demod_voice.adapters import Request, RvcRequest
@@ -278,6 +281,7 @@ def test_piper_to_rvc_same_audio_everywhere(home, joe_voice, tiny_rvc):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
 def test_xtts_to_rvc_same_audio_everywhere(home, tiny_xtts, tiny_rvc, speech_wav):
     from demod_voice.adapters import Request, RvcRequest
 
@@ -300,6 +304,7 @@ def test_xtts_to_rvc_same_audio_everywhere(home, tiny_xtts, tiny_rvc, speech_wav
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
 def test_rvc_conversion_same_everywhere(home, tiny_rvc, speech_wav):
     """rvc-convert, a batch RVC job and /api/convert: the RVC config (index rate, pitch, method) everywhere."""
     from demod_voice import audio, config
