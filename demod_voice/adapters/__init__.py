@@ -16,22 +16,11 @@ Adapters import their engine only when they run, so parsing and validation never
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from demod_voice.errors import InputError
-
-#: Engine name -> adapter module. Looked up by name, so importing this package loads no engine.
-ADAPTERS: dict[str, str] = {
-    "piper": "demod_voice.adapters.piper",
-    "xtts": "demod_voice.adapters.xtts",
-    "rvc": "demod_voice.adapters.rvc",
-}
-#: Engines that turn text into speech (RVC converts speech).
-TTS_ENGINES = ("piper", "xtts")
+from demod_voice.adapters.registry import ADAPTERS, TTS_ENGINES, get  # noqa: F401 (the public table)
 
 
 @dataclass
@@ -73,14 +62,6 @@ class Request:
     """Piper: ``onnxruntime`` or ``tinygrad`` instead of config ``piper.backend``."""
     rvc: RvcRequest | None = None
     """Convert the speech with this RVC voice afterwards."""
-
-
-def get(engine: str) -> ModuleType:
-    """The adapter module for an engine name."""
-    try:
-        return importlib.import_module(ADAPTERS[engine])
-    except KeyError:
-        raise InputError(f"unknown engine '{engine}'", hint="use one of " + ", ".join(ADAPTERS)) from None
 
 
 def synthesize(engine: str, request: Request, cfg, device: str | None = None, plan: Any = None):

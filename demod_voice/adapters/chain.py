@@ -24,10 +24,10 @@ def run(engine: str, request, cfg, device: str | None = None, plan=None,
     Everything checkable is checked before the first sentence is synthesised. ``converter`` lets the
     server wrap the conversion with its statistics; by default it is ``adapters.rvc.convert``.
     """
-    from demod_voice import adapters
     from demod_voice.adapters import rvc as rvc_adapter
+    from demod_voice.adapters.registry import get
 
-    tts = adapters.get(engine)
+    tts = get(engine)
     plan = plan if plan is not None else tts.options(request, cfg)
     chunks = finite(tts.synthesize(request, cfg, device, plan=plan), engine)
     if request.rvc is None:
