@@ -30,9 +30,14 @@ class Transcriber:
             from faster_whisper import WhisperModel
         except ImportError:
             raise missing_extra("faster-whisper", "dataset") from None
+        from demod_voice import offline
+
         self.language = language.split("-")[0].split("_")[0].lower() or None
+        local = Path(model).expanduser().exists()
+        if not local:
+            offline.refuse(f"fetching the Whisper model '{model}' (dataset.whisper_model)")
         try:
-            self._model = WhisperModel(str(Path(model).expanduser()) if Path(model).expanduser().exists() else model,
+            self._model = WhisperModel(str(Path(model).expanduser()) if local else model,
                                        device="cpu", compute_type="int8")
         except Exception as exc:  # CTranslate2 / huggingface_hub raise many untyped errors
             raise InputError(f"cannot load Whisper model '{model}' (dataset.whisper_model): {type(exc).__name__}: {exc}",
