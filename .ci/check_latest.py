@@ -4,8 +4,9 @@ In a scratch copy of the project (never the checkout, never .venv):
 1. `uv lock --upgrade`: the newest versions pyproject.toml's ranges allow; the diff against uv.lock;
 2. `uv sync --locked` of every extra into a scratch venv;
 3. `demod-voice health --deep` there (Piper, XTTS, RVC end to end) and the engine smoke tests;
-4. for each broken engine, which upgraded release breaks it: the original lock plus one upgraded
-   package at a time (`uv lock --upgrade-package NAME`), re-running that engine's self-test.
+4. for each broken engine, which upgraded release breaks it: the original lock plus a subset of the
+   upgrades (`uv lock --upgrade-package NAME ...`), halved until one release alone breaks the
+   engine's self-test (a bisection: about log2(n) installs, not n).
 
 Prints a report (also written to SCRATCH/report.md) and exits 1 when something broke.
 Environment: PYTHON, UV (set by the Makefile), CHECK_LATEST_DIR (scratch folder, default a new
@@ -91,6 +92,21 @@ def self_test(venv: Path, engine: str, env: dict) -> tuple[str, str]:
     return status, detail
 
 
+def bisect(suspects: list[str], breaks) -> None:
+    """Halve the upgraded packages until one release alone breaks the engine (log2(n) rounds, not n)."""
+    if not suspects:
+        return
+    if len(suspects) == 1:
+        breaks(suspects)
+        return
+    half = len(suspects) // 2
+    for part in (suspects[:half], suspects[half:]):
+        if breaks(part):
+            if len(part) > 1:
+                bisect(part, breaks)
+            return
+
+
 def main() -> int:
     started = time.monotonic()
     scratch = Path(os.environ.get("CHECK_LATEST_DIR") or tempfile.mkdtemp(prefix="demod-voice-latest-", dir="/var/tmp"))
@@ -121,18 +137,23 @@ def main() -> int:
     broken = [e for e, c in runs.items() if c["data"].get("status") == "broken"]
     culprits: dict[str, list[str]] = {}
     if broken and upgrades and os.environ.get("CHECK_LATEST_BISECT", "1") != "0":
-        # One upgraded package at a time on top of the original lock: which release alone breaks the engine?
         for engine in broken:
             suspects = sorted(closure(project, ENGINE_EXTRAS[engine], env) & set(upgrades))
-            culprits[engine] = []
-            for name in suspects:
+
+            def breaks(names: list[str], engine=engine) -> bool:
+                """The original lock plus only these upgrades: is the engine broken?"""
                 (project / "uv.lock").write_text((scratch / "uv.lock.orig").read_text())
-                sh([UV, "lock", "--upgrade-package", name], project, env)
+                sh([UV, "lock", *[f"--upgrade-package={n}" for n in names]], project, env)
                 sh(sync, project, env, timeout=7200)
                 status, detail = self_test(venv, engine, env)
-                print(f"   {engine} with only {name} {upgrades[name][1]}: {status}", flush=True)
-                if status == "broken":
-                    culprits[engine].append(f"{name} {upgrades[name][0]} -> {upgrades[name][1]}: {detail}")
+                print(f"   {engine} with only {', '.join(names)} upgraded: {status}", flush=True)
+                if status == "broken" and len(names) == 1:
+                    culprits.setdefault(engine, []).append(
+                        f"{names[0]} {upgrades[names[0]][0]} -> {upgrades[names[0]][1]}: {detail}")
+                return status == "broken"
+
+            bisect(suspects, breaks)
+            culprits.setdefault(engine, [])
 
     lines = ["# check-latest", "", f"{len(upgrades)} locked packages would change with `uv lock --upgrade`:", ""]
     lines += [f"- {name}: {before} -> {after}" for name, (before, after) in upgrades.items()] or ["- none"]
@@ -143,7 +164,7 @@ def main() -> int:
     summary = (pytest.stdout.strip().splitlines() or ["no output"])[-1]
     lines += ["", f"## engine smoke tests ({tests}): {summary}", ""] + [f"- {t}" for t in failed_tests]
     if culprits:
-        lines += ["", "## which upgrade breaks what (original lock + one upgraded package)", ""]
+        lines += ["", "## which upgrade breaks what (bisected: original lock + upgraded subsets)", ""]
         for engine, found in culprits.items():
             lines += [f"- {engine}: " + ("; ".join(found) if found else
                                          "no single upgrade breaks it alone (a combination does)")]
