@@ -11,13 +11,15 @@ In a scratch copy of the project (never the checkout, never .venv):
 Prints a report (also written to SCRATCH/report.md) and exits 1 when something broke.
 Environment: PYTHON, UV (set by the Makefile), CHECK_LATEST_DIR (scratch folder, default a new
 one under /var/tmp), CHECK_LATEST_TESTS (pytest arguments; default the engine smoke tests),
-CHECK_LATEST_BISECT=0 to skip step 4.
+CHECK_LATEST_BISECT=0 to skip step 4, CHECK_LATEST_RELAX="transformers ..." to drop the upper
+bounds of those requirements in the scratch pyproject.toml first (is a cap still needed?).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -43,6 +45,24 @@ def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, t
     if check and proc.returncode != 0:
         sys.exit(f"check-latest: {cmd[0]} failed ({proc.returncode}):\n{(proc.stderr or '')[-3000:]}")
     return proc
+
+
+def relax(pyproject: Path, names: list[str]) -> list[str]:
+    """Drop upper bounds (``<X``, ``<=X``, ``==X``) from these requirements; return the edited requirement strings."""
+    text, edited = pyproject.read_text(), []
+    for name in names:
+        pattern = re.compile(r'"(' + re.escape(name) + r')(\[[^\]]*\])?\s*([^";]*)((?:;[^"]*)?)"', re.I)
+
+        def loosen(m: re.Match) -> str:
+            lower = [s.strip() for s in m.group(3).split(",") if s.strip().startswith((">", "~=", "!="))]
+            new = f'"{m.group(1)}{m.group(2) or ""}{",".join(lower)}{m.group(4)}"'
+            if new != m.group(0):
+                edited.append(f"{m.group(0)} -> {new}")
+            return new
+
+        text = pattern.sub(loosen, text)
+    pyproject.write_text(text)
+    return edited
 
 
 def lock_versions(lock: Path) -> dict[str, set[str]]:
@@ -121,6 +141,9 @@ def main() -> int:
     original = lock_versions(project / "uv.lock")
     (scratch / "uv.lock.orig").write_text((project / "uv.lock").read_text())
 
+    relaxed = relax(project / "pyproject.toml", os.environ.get("CHECK_LATEST_RELAX", "").split())
+    for line in relaxed:
+        print(f"   relaxed {line}", flush=True)
     sh([UV, "lock", "--upgrade"], project, env)
     upgrades = changed(original, lock_versions(project / "uv.lock"))
     sync = [UV, "sync", "--locked", "--python", PYTHON, *[f"--extra={e}" for e in EXTRAS]]
@@ -155,7 +178,11 @@ def main() -> int:
             bisect(suspects, breaks)
             culprits.setdefault(engine, [])
 
-    lines = ["# check-latest", "", f"{len(upgrades)} locked packages would change with `uv lock --upgrade`:", ""]
+    lines = ["# check-latest", ""]
+    if relaxed:
+        lines += ["Upper bounds dropped in the scratch pyproject.toml (CHECK_LATEST_RELAX):", ""]
+        lines += [f"- {line}" for line in relaxed] + [""]
+    lines += [f"{len(upgrades)} locked packages would change with `uv lock --upgrade`:", ""]
     lines += [f"- {name}: {before} -> {after}" for name, (before, after) in upgrades.items()] or ["- none"]
     lines += ["", "## health --deep on the newest versions", ""]
     lines += [f"- {name}: {c['detail']}" if c["ok"] else f"- {name}: **{c['detail']}**" for name, c in runs.items()]

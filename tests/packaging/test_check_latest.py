@@ -23,6 +23,16 @@ def test_changed_lists_only_moved_packages(tmp_path):
     assert diff == {"b": ("2", "3"), "c": ("-", "1")}
 
 
+def test_relax_drops_only_upper_bounds(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('dependencies = ["transformers>=4.57,<5.24", "torchcodec>=0.8,<0.9; platform_machine == '
+                         '\'x86_64\'", "numpy>=1.24"]\nrvc = ["transformers>=4.40"]\n')
+    edited = check_latest.relax(pyproject, ["transformers", "torchcodec"])
+    assert len(edited) == 2
+    assert pyproject.read_text() == ('dependencies = ["transformers>=4.57", "torchcodec>=0.8; platform_machine == '
+                                     '\'x86_64\'", "numpy>=1.24"]\nrvc = ["transformers>=4.40"]\n')
+
+
 def _bisect(suspects, bad):
     tried = []
 
