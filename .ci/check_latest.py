@@ -4,9 +4,9 @@ In a scratch copy of the project (never the checkout, never .venv):
 1. `uv lock --upgrade`: the newest versions pyproject.toml's ranges allow; the diff against uv.lock;
 2. `uv sync --locked` of every extra into a scratch venv;
 3. `demod-voice health --deep` there (Piper, XTTS, RVC end to end) and the engine smoke tests;
-4. for each broken engine, which upgraded release breaks it: the original lock plus a subset of the
-   upgrades (`uv lock --upgrade-package NAME ...`), halved until one release alone breaks the
-   engine's self-test (a bisection: about log2(n) installs, not n).
+4. for each broken engine, which upgraded release breaks it: the original versions plus a subset of
+   the upgrades (the others held back with [tool.uv] constraint-dependencies), halved until one
+   release alone breaks the engine's self-test (a bisection: about log2(n) installs, not n).
 
 Prints a report (also written to SCRATCH/report.md) and exits 1 when something broke.
 Environment: PYTHON, UV (set by the Makefile), CHECK_LATEST_DIR (scratch folder, default a new
@@ -63,6 +63,24 @@ def relax(pyproject: Path, names: list[str]) -> list[str]:
         text = pattern.sub(loosen, text)
     pyproject.write_text(text)
     return edited
+
+
+def hold(pyproject: Path, text: str, held: dict[str, set[str]]) -> None:
+    """Write ``text`` with [tool.uv] constraint-dependencies keeping ``held`` packages at their original versions.
+
+    (A full `uv lock --upgrade` under constraints, rather than `--upgrade-package` on the old lock: uv
+    resolves the former where the latter can fail on a Python split the old lock never needed.)
+    """
+    def newest(versions: set[str]) -> str:
+        return max(versions, key=lambda v: [int(x) if x.isdigit() else 0 for x in re.split(r"[.+-]", v)])
+
+    pins = [f"{name}=={next(iter(v))}" if len(v) == 1 else f"{name}<={newest(v)}" for name, v in sorted(held.items())]
+    line = "constraint-dependencies = [" + ", ".join(json.dumps(p) for p in pins) + "]"
+    if "[tool.uv]" in text:
+        text = text.replace("[tool.uv]", "[tool.uv]\n" + line, 1)
+    else:
+        text += "\n[tool.uv]\n" + line + "\n"
+    pyproject.write_text(text)
 
 
 def lock_versions(lock: Path) -> dict[str, set[str]]:
@@ -142,6 +160,7 @@ def main() -> int:
     (scratch / "uv.lock.orig").write_text((project / "uv.lock").read_text())
 
     relaxed = relax(project / "pyproject.toml", os.environ.get("CHECK_LATEST_RELAX", "").split())
+    relaxed_text = (project / "pyproject.toml").read_text()
     for line in relaxed:
         print(f"   relaxed {line}", flush=True)
     sh([UV, "lock", "--upgrade"], project, env)
@@ -164,9 +183,10 @@ def main() -> int:
             suspects = sorted(closure(project, ENGINE_EXTRAS[engine], env) & set(upgrades))
 
             def breaks(names: list[str], engine=engine) -> bool:
-                """The original lock plus only these upgrades: is the engine broken?"""
-                (project / "uv.lock").write_text((scratch / "uv.lock.orig").read_text())
-                sh([UV, "lock", *[f"--upgrade-package={n}" for n in names]], project, env)
+                """The original versions plus only these upgrades: is the engine broken?"""
+                held = {n: original[n] for n in upgrades if n not in names and n in original}
+                hold(project / "pyproject.toml", relaxed_text, held)
+                sh([UV, "lock", "--upgrade"], project, env)
                 sh(sync, project, env, timeout=7200)
                 status, detail = self_test(venv, engine, env)
                 print(f"   {engine} with only {', '.join(names)} upgraded: {status}", flush=True)
@@ -191,7 +211,7 @@ def main() -> int:
     summary = (pytest.stdout.strip().splitlines() or ["no output"])[-1]
     lines += ["", f"## engine smoke tests ({tests}): {summary}", ""] + [f"- {t}" for t in failed_tests]
     if culprits:
-        lines += ["", "## which upgrade breaks what (bisected: original lock + upgraded subsets)", ""]
+        lines += ["", "## which upgrade breaks what (bisected: original versions + upgraded subsets)", ""]
         for engine, found in culprits.items():
             lines += [f"- {engine}: " + ("; ".join(found) if found else
                                          "no single upgrade breaks it alone (a combination does)")]

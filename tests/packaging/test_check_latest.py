@@ -33,6 +33,17 @@ def test_relax_drops_only_upper_bounds(tmp_path):
                                      '\'x86_64\'", "numpy>=1.24"]\nrvc = ["transformers>=4.40"]\n')
 
 
+def test_hold_keeps_other_upgrades_back_with_uv_constraints(tmp_path):
+    import tomllib
+
+    pyproject = tmp_path / "pyproject.toml"
+    text = (ROOT / "pyproject.toml").read_text()
+    check_latest.hold(pyproject, text, {"tokenizers": {"0.23.3"}, "numpy": {"2.4.6", "2.5.5"}})
+    uv = tomllib.loads(pyproject.read_text())["tool"]["uv"]
+    assert uv["constraint-dependencies"] == ["numpy<=2.5.5", "tokenizers==0.23.3"]
+    assert uv["environments"]  # the rest of [tool.uv] is kept
+
+
 def _bisect(suspects, bad):
     tried = []
 
