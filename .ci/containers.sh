@@ -206,6 +206,7 @@ import sys
 import time
 
 import httpx
+import numpy as np
 import soundfile as sf
 
 port, text, host_wav = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -223,10 +224,17 @@ while True:
 response = httpx.post(f"{base}/v1/audio/speech", timeout=120,
                       json={"model": "tts-1", "voice": "en_US-joe-medium", "input": text, "response_format": "pcm"})
 response.raise_for_status()
-host_pcm = sf.read(host_wav, dtype="int16")[0].tobytes()
-same = "identical to" if response.content == host_pcm else "differs from"
-print(f"/v1/audio/speech: {len(response.content)} bytes of PCM, {same} the host's piper-infer samples")
 assert len(response.content) > 22050, len(response.content)
+host = sf.read(host_wav, dtype="int16")[0]
+served = np.frombuffer(response.content, dtype="<i2")
+if response.content == host.tobytes():
+    print(f"/v1/audio/speech: {len(served)} samples, identical to the host's piper-infer samples")
+else:
+    n = min(len(host), len(served))
+    corr = float(np.corrcoef(host[:n].astype(float), served[:n].astype(float))[0, 1])
+    peak = int(np.abs(host[:n].astype(int) - served[:n].astype(int)).max())
+    print(f"/v1/audio/speech: {len(served)} samples (host {len(host)}), not identical to the host's piper-infer: "
+          f"correlation {corr:.6f}, largest sample difference {peak}")
 EOF
 podman rm --force "$server_id" >/dev/null 2>&1 || true
 server_id=
