@@ -121,9 +121,17 @@ mapfile -t args < <(paths "$WORK/out/host-piper.wav" "$WORK/assets" "${RVC_ARGS[
 host "$VENV/bin/demod-voice" "${args[@]}" --output "$WORK/out/host-rvc.wav"
 
 # 3. The image: every engine, exactly uv.lock, installed offline from the host's uv cache.
+# The lock's sdist-only packages (pyworld needs g++) are built here first, into that cache, by
+# syncing a throw-away venv (hardlinks; a no-op for wheels already cached): the image then needs
+# no compiler, and no download.
+say "host: the lock's sdist-only packages into the uv cache"
+UV_PROJECT_ENVIRONMENT="$WORK/sdist-venv" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 \
+  "$UV" sync --locked --no-dev --no-install-project --extra "$EXTRAS" --extra demo --python "$VENV/bin/python" \
+  >"$WORK/sdist-sync.log" 2>&1 || { tail -20 "$WORK/sdist-sync.log"; fail "uv sync on the host failed"; }
+rm -rf "$WORK/sdist-venv"
 uv_cache=$("$UV" cache dir)
 build_args=(--build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg EXTRAS="$EXTRAS" --build-arg DEMO_VOICE=1
-            --build-arg UV_OFFLINE=1 --build-arg UV_VERSION="$("$UV" --version | cut -d' ' -f2)")
+            --build-arg UV_OFFLINE=1 --build-arg BUILD_TOOLS= --build-arg UV_VERSION="$("$UV" --version | cut -d' ' -f2)")
 secret=()
 [ -s "$CA_BUNDLE" ] && secret=(--secret "id=ca,src=$CA_BUNDLE")
 say "build $IMAGE (extras: $EXTRAS, demo; uv cache $uv_cache)"

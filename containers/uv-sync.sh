@@ -13,6 +13,9 @@
 #                        onnxruntime-gpu of the "gpu" extra keeps the onnxruntime/ folder)
 #   UV_VERSION           the uv to use (the Makefile's pin)
 #   UV_OFFLINE=1         no downloads: every wheel must come from a mounted cache
+#   BUILD_TOOLS          Debian packages that build the lock's sdist-only packages (pyworld needs
+#                        g++ and python3-dev): installed for the dependency step only when missing,
+#                        purged after it; empty when a mounted cache already holds those wheels
 # Optional mounts (podman build -v): /mnt/uv-bin/uv (the host's pinned uv) and
 # /mnt/uv-cache (the host's uv cache: torch is not downloaded again). Without them
 # uv comes from PyPI and the cache is a throwaway folder. A CA bundle passed as the
@@ -55,6 +58,13 @@ export UV_PROJECT_ENVIRONMENT="${VIRTUAL_ENV:?}" UV_PYTHON=python3 UV_PYTHON_DOW
        UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_SYSTEM_CERTS=1 UV_NO_PROGRESS=1
 if [ "${UV_OFFLINE:-0}" = 1 ]; then export UV_OFFLINE=1; else unset UV_OFFLINE; fi
 
+added_tools=
+if [ "$stage" = --no-install-project ] && [ -n "${BUILD_TOOLS:-}" ] && ! dpkg -s ${BUILD_TOOLS} >/dev/null 2>&1; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ${BUILD_TOOLS} >/dev/null
+  added_tools=1
+fi
+
 cd /src
 case "$stage" in
   --no-install-project)
@@ -65,3 +75,8 @@ case "$stage" in
   *)
     echo "uv-sync.sh: unknown stage $stage" >&2; exit 2 ;;
 esac
+
+if [ -n "$added_tools" ]; then
+  apt-get purge -y -qq ${BUILD_TOOLS} >/dev/null  # not --auto-remove: python3 must stay
+  rm -rf /var/lib/apt/lists/*
+fi
