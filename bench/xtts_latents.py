@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     tokens = args.tokens or (100 if args.full_size else 8)
     work = Path(tempfile.mkdtemp(prefix="xtts-bench-"))

@@ -1,7 +1,9 @@
 """Environment report: what works on this machine and what does not.
 
 Built from package metadata and cheap probes so it runs in well under a
-second; torch is imported only when CUDA is explicitly probed.
+second; torch is imported only when CUDA is explicitly probed. ``deep=True``
+also runs every installed engine end to end (demod_voice.selftest, in child
+processes, so this process still imports no engine library).
 """
 
 from __future__ import annotations
@@ -127,13 +129,38 @@ def check_voices(cfg) -> Check:
     return Check("voices", bool(voices), detail, data={"voices": [v.name for v in voices]})
 
 
-def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = False) -> dict:
-    """Run every check; ``require`` names capabilities whose failure is fatal."""
+#: Engines ``deep`` runs end to end, and the capability each needs installed.
+DEEP_ENGINES = {"piper": "piper", "xtts": "xtts", "rvc": "rvc"}
+
+
+def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[Check]:
+    """``<engine>-run`` checks: an installed engine that fails to speak one word is ``broken`` and required."""
+    from demod_voice.selftest import run_engine
+
+    checks = []
+    for engine, capability in DEEP_ENGINES.items():
+        name = f"{engine}-run"
+        if not capabilities[capability].ok:
+            checks.append(Check(name, False, "skipped: not installed", data={"status": "skipped"}))
+            continue
+        outcome = run_engine(engine, global_args)
+        detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
+        checks.append(Check(name, outcome.ok, detail, required=outcome.status == "broken",
+                            data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
+    return checks
+
+
+def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = False, deep: bool = False,
+               global_args: tuple[str, ...] = ()) -> dict:
+    """Run every check; ``require`` names capabilities whose failure is fatal.
+
+    ``deep`` also runs each installed engine (``global_args``, e.g. ``--config F --cpu``, go to its CLI run).
+    """
     checks: list[Check] = []
     config_check, cfg = check_config(cfg_loader)
     checks.append(config_check)
-    for name in CAPABILITIES:
-        checks.append(check_capability(name))
+    capabilities = {name: check_capability(name) for name in CAPABILITIES}
+    checks.extend(capabilities.values())
     gpu = check_onnxruntime_providers()
     checks.append(gpu)
     if probe_cuda:
@@ -142,6 +169,8 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     checks.append(check_ffmpeg())
     if cfg is not None:
         checks.append(check_voices(cfg))
+    if deep and cfg is not None:
+        checks.extend(check_deep(capabilities, list(global_args)))
     wanted = set(DEFAULT_REQUIRED) | set(require)
     for check in checks:
         if check.name in wanted or (check.name in ("onnxruntime-gpu", "torch-cuda") and "gpu" in wanted):

@@ -14,6 +14,10 @@ def register(sub, common) -> None:
     p.add_argument("--require", metavar="LIST", default="",
                    help="comma-separated capabilities that must work: " + ", ".join([*CAPABILITIES, "gpu", "ffmpeg"]))
     p.add_argument("--cuda", action="store_true", help="also probe CUDA through torch (imports torch)")
+    p.add_argument("--deep", action="store_true",
+                   help="also run every installed engine end to end on one word (Piper, XTTS, RVC; XTTS and RVC "
+                        "use tiny random-weight models when none is installed); a failure reports 'broken' and "
+                        "makes health exit 1")
     p.set_defaults(func=run)
 
 
@@ -29,7 +33,13 @@ def run(args, ctx) -> int:
         raise UsageError(f"unknown capability in --require: {', '.join(unknown)}", hint="choose from " + ", ".join(sorted(known)))
     if ctx.flags.get("device") == "gpu":
         require += ("gpu",)
+    global_args = []
+    if getattr(args, "config", None):
+        global_args += ["--config", str(args.config)]
+    if ctx.flags.get("device"):
+        global_args.append(f"--{ctx.flags['device']}")
     report = run_checks(lambda: config.load(getattr(args, "config", None), flags=ctx.flags),
-                        require=require, probe_cuda=args.cuda or "gpu" in require)
+                        require=require, probe_cuda=args.cuda or "gpu" in require, deep=args.deep,
+                        global_args=tuple(global_args))
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0 if report["healthy"] else 1

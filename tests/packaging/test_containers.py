@@ -1,6 +1,7 @@
-"""The container path: Containerfiles say what the issue asks, and the CI
-script skips cleanly where podman cannot run. The build itself runs in CI
-through .ci/containers.sh (it needs root, podman and a few minutes)."""
+"""The container path: Containerfiles install from uv.lock, the CUDA image keeps
+onnxruntime-gpu, and the CI script skips cleanly where podman cannot run. The
+build itself runs in CI through .ci/containers.sh (it needs root, podman and a
+few minutes); test_image_lock.py compares what it installed with the lock."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".ci" / "containers.sh"
+SYNC_SCRIPT = ROOT / "containers" / "uv-sync.sh"
 CONTAINERFILES = [ROOT / "containers" / "Containerfile", ROOT / "containers" / "Containerfile.cuda"]
+UV = ROOT / ".uv" / "bin" / "uv"
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -48,15 +51,62 @@ def test_containerfile_shape(path):
     for src in args["COPY"]:
         assert not re.search(r"cert|\.crt|\.pem|secret|netrc|pip\.conf", src, re.I), src
     assert not any("PIP_CERT" in a or "ca-certificates.crt" in a for a in args.get("ENV", []))
-    pip_steps = [a for a in args["RUN"] if "pip install" in a]
-    assert pip_steps and all("--mount=type=secret,id=ca" in a for a in pip_steps)
+    assert not any("pip install" in a for a in args["RUN"])  # no second resolver: only the lock
+    install_steps = [a for a in args["RUN"] if "uv-sync.sh" in a]
+    assert len(install_steps) == 2 and all("--mount=type=secret,id=ca" in a for a in install_steps)
+    assert "--no-install-project" in install_steps[0] and "--finish" in install_steps[1]
+    assert any("uv.lock" in a for a in args["COPY"])
+
+
+def build_args(path: Path) -> dict[str, str]:
+    return dict(a.split("=", 1) for k, a in instructions(path) if k == "ARG" and "=" in a)
+
+
+@pytest.mark.parametrize("path", CONTAINERFILES, ids=lambda p: p.name)
+def test_containerfile_uses_the_makefiles_uv(path):
+    pinned = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert build_args(path)["UV_VERSION"] == pinned
+
+
+def test_sync_script_installs_only_the_lock():
+    subprocess.run(["sh", "-n", str(SYNC_SCRIPT)], check=True)
+    text = SYNC_SCRIPT.read_text()
+    syncs = [line for line in text.splitlines() if '"$uv" sync' in line]
+    assert len(syncs) == 2 and all("--locked" in line for line in syncs)
+    assert "--no-install-package" in text and "UV_OFFLINE" in text
+    assert not (ROOT / "containers" / "constraints.txt").exists()  # one pin list: uv.lock
+
+
+def _would_install(path: Path) -> dict[str, str]:
+    """What the image's `uv sync` would install (uv's dry run on this host's Python; nothing is downloaded)."""
+    if not UV.exists():
+        pytest.skip(f"no uv at {UV}: `make test` bootstraps the pinned uv into .uv/")
+    args = build_args(path)
+    extras = args["EXTRAS"].split(",") + (["demo"] if args.get("DEMO_VOICE") == "1" else [])
+    cmd = [str(UV), "sync", "--locked", "--dry-run", "--offline", "--no-dev", "--no-install-project",
+           *[f"--extra={e}" for e in extras],
+           *[f"--no-install-package={p}" for p in args.get("NO_INSTALL_PACKAGES", "").split()]]
+    env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(ROOT / "build" / "never-created-venv"))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return dict(m.groups() for m in re.finditer(r"^ \+ (\S+)==(\S+)$", proc.stderr + proc.stdout, re.M))
+
+
+def test_cuda_image_installs_onnxruntime_gpu_without_onnxruntime():
+    plan = _would_install(CONTAINERFILES[1])
+    assert "onnxruntime-gpu" in plan and "onnxruntime" not in plan
+    assert {"piper-tts", "torch", "coqui-tts", "faiss-cpu", "fastapi"} <= plan.keys()
+
+
+def test_cpu_image_keeps_onnxruntime():
+    plan = _would_install(CONTAINERFILES[0])
+    assert "onnxruntime" in plan and "onnxruntime-gpu" not in plan and "piper-tts" in plan
 
 
 def test_cuda_containerfile_keeps_onnxruntime_gpu():
+    args = build_args(CONTAINERFILES[1])
+    assert "gpu" in args["EXTRAS"].split(",") and args["NO_INSTALL_PACKAGES"] == "onnxruntime"
     run = " ".join(a for k, a in instructions(CONTAINERFILES[1]) if k == "RUN")
-    gpu_at = run.index("onnxruntime-gpu")
-    piper_at = run.index("--no-deps piper-tts")
-    assert gpu_at < piper_at
     assert "CUDAExecutionProvider" in run
     env = " ".join(a for k, a in instructions(CONTAINERFILES[1]) if k == "ENV")
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in env and "NVIDIA_VISIBLE_DEVICES=all" in env
@@ -66,7 +116,7 @@ def test_build_context_ignores_everything_but_the_package():
     for name in (".containerignore", ".dockerignore"):
         lines = [ln.strip() for ln in (ROOT / name).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
         assert lines[0] == "*"
-        assert {"!pyproject.toml", "!demod_voice"} <= set(lines)
+        assert {"!pyproject.toml", "!uv.lock", "!demod_voice", "!containers/uv-sync.sh"} <= set(lines)
 
 
 def test_script_is_valid_bash_and_documented():
@@ -77,6 +127,10 @@ def test_script_is_valid_bash_and_documented():
     assert 'default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]' in text
     assert 'runtime = "runc"' in text
     assert "debootstrap --variant=minbase" in text and "podman import" in text
+    # Every engine inside the image, the host's uv cache reused offline, the versions checked.
+    for step in ("EXTRAS=all", "health --deep", "xtts-zero-shot", "rvc-convert", " batch ", "/v1/audio/speech",
+                 "tests/packaging/test_image_lock.py", "/mnt/uv-cache", "UV_OFFLINE=1"):
+        assert step in text, step
 
 
 def test_script_skips_cleanly_without_podman(tmp_path):

@@ -57,8 +57,10 @@ def test_lock_matches_pyproject():
     assert proc.returncode == 0, proc.stderr
 
 
-def expected_for_this_python(uv: str) -> dict[str, str]:
-    """The lock's pins for this interpreter and machine (all + dev extras), markers evaluated.
+def expected_for_this_python(uv: str, extras: tuple[str, ...] = ("all", "dev"),
+                             environment: dict | None = None) -> dict[str, str]:
+    """The lock's pins for this interpreter and machine (or a PEP 508 ``environment``, e.g. a container
+    image's) with these extras, markers evaluated.
 
     A package can be locked twice (e.g. numpy for Python < 3.12 and >= 3.12); `uv export` lists
     each with its marker and `packaging` evaluates it here.
@@ -66,7 +68,7 @@ def expected_for_this_python(uv: str) -> dict[str, str]:
     from packaging.markers import Marker
 
     env = dict(os.environ, UV_OFFLINE="1", UV_PYTHON_DOWNLOADS="never")
-    proc = subprocess.run([uv, "export", "--frozen", "--extra", "all", "--extra", "dev", "--no-hashes",
+    proc = subprocess.run([uv, "export", "--frozen", *[f"--extra={e}" for e in extras], "--no-hashes",
                            "--no-emit-project", "--no-header", "--python", sys.executable],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -77,7 +79,7 @@ def expected_for_this_python(uv: str) -> dict[str, str]:
             continue
         spec, _, marker = line.partition(";")
         name, _, version = spec.strip().partition("==")
-        if not marker.strip() or Marker(marker.strip()).evaluate():
+        if not marker.strip() or Marker(marker.strip()).evaluate(environment):
             pins[normalize(name)] = version.strip()
     return pins
 

@@ -20,80 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: Full-size hyper-parameters as RVC WebUI writes them (v2 configs).
-FULL_CONFIGS = {
-    32000: [513, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, [10, 8, 2, 2], 512,
-            [20, 16, 4, 4], 109, 256, 32000],
-    40000: [1025, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, [10, 10, 2, 2], 512,
-            [16, 16, 4, 4], 109, 256, 40000],
-    48000: [1025, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], [[1, 3, 5]] * 3, [12, 10, 2, 2], 512,
-            [24, 20, 4, 4], 109, 256, 48000],
-}
-
-#: Layers RVC wraps in weight_norm (saved as weight_g / weight_v).
-_WEIGHT_NORMED = re.compile(r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|"
-                            r"flow\.flows\.\d+\.enc\.(in_layers\.\d+|res_skip_layers\.\d+|cond_layer))\.weight$")
-
-
-def shrunk_config(sample_rate: int = 40000) -> list:
-    """Same format and upsampling (so the same hop), far fewer channels: ~2 s per conversion."""
-    cfg = list(FULL_CONFIGS[sample_rate])
-    cfg[2] = cfg[3] = 32          # inter / hidden channels
-    cfg[4] = 64                   # filter channels
-    cfg[6] = 2                    # attention layers
-    cfg[10], cfg[11] = [3], [[1, 3, 5]]
-    cfg[13] = 32                  # upsample_initial_channel
-    cfg[15], cfg[16] = 4, 32      # speakers, gin channels
-    return cfg
-
-
-def _weight_norm_split(state: dict) -> dict:
-    out = {}
-    for key, value in state.items():
-        if _WEIGHT_NORMED.match(key):
-            prefix = key[: -len(".weight")]
-            norm = torch.linalg.vector_norm(value, dim=list(range(1, value.dim())), keepdim=True)
-            out[prefix + ".weight_g"] = norm
-            out[prefix + ".weight_v"] = value
-        else:
-            out[key] = value
-    return out
-
-
-def make_voice(path: Path, version: str = "v2", f0: bool = True, sample_rate: int = 40000, full: bool = False,
-               seed: int = 0) -> Path:
-    from demod_voice.engines.rvc.synthesizer import Synthesizer
-
-    torch.manual_seed(seed)
-    config = list(FULL_CONFIGS[sample_rate]) if full else shrunk_config(sample_rate)
-    model = Synthesizer(config, 256 if version == "v1" else 768, f0)
-    state = _weight_norm_split({k: v.half() for k, v in model.state_dict().items()})
-    ckpt = {"weight": state, "config": config, "info": f"random {version} test voice", "sr": f"{sample_rate // 1000}k",
-            "f0": int(f0), "version": version}
-    torch.save(ckpt, path)
-    return path
-
-
-def tiny_hubert_config(layers: int = 2):
-    from transformers import HubertConfig
-
-    return HubertConfig(hidden_size=768, num_hidden_layers=layers, num_attention_heads=12, intermediate_size=128,
-                        conv_dim=[32] * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16)
-
-
-def make_hubert_folder(folder: Path, seed: int = 0) -> Path:
-    """A transformers HubertModel folder that also holds final_proj (as ContentVec ports do)."""
-    from transformers import HubertModel
-
-    class HubertWithFinalProj(HubertModel):
-        def __init__(self, config):
-            super().__init__(config)
-            self.final_proj = torch.nn.Linear(config.hidden_size, 256)
-
-    torch.manual_seed(seed)
-    HubertWithFinalProj(tiny_hubert_config()).save_pretrained(str(folder))
-    return folder
-
+# The voice, HuBERT-folder and RMVPE builders live in the package (health --deep uses them too).
+from demod_voice.tiny_models import RVC_FULL_CONFIGS as FULL_CONFIGS  # noqa: F401
+from demod_voice.tiny_models import build_hubert_folder as make_hubert_folder  # noqa: F401
+from demod_voice.tiny_models import build_rmvpe as make_rmvpe  # noqa: F401
+from demod_voice.tiny_models import build_rvc_voice as make_voice  # noqa: F401
+from demod_voice.tiny_models import rvc_shrunk_config as shrunk_config  # noqa: F401
+from demod_voice.tiny_models import tiny_hubert_config
 
 _TO_FAIRSEQ = [
     (r"feature_extractor\.conv_layers\.(\d+)\.conv\.(\w+)", r"feature_extractor.conv_layers.\1.0.\2"),
@@ -174,16 +107,6 @@ def make_index(path: Path, dim: int, n: int = 512, lists: int = 8, seed: int = 0
     faiss.extract_index_ivf(index).nprobe = 1
     index.add(vectors)
     faiss.write_index(index, str(path))
-    return path
-
-
-def make_rmvpe(path: Path, full: bool = False, seed: int = 0) -> Path:
-    """An RMVPE state dict: full size (the public rmvpe.pt layout) or with fewer channels/blocks."""
-    from demod_voice.engines.rvc.rmvpe import E2E
-
-    torch.manual_seed(seed)
-    model = E2E() if full else E2E(n_blocks=1, base=4, inter_layers=1)
-    torch.save(model.state_dict(), path)
     return path
 
 

@@ -12,7 +12,7 @@ import pytest
 def xtts_checkpoint(tmp_path_factory) -> Path:
     """A tiny random-weight XTTS-v2 checkpoint in the genuine layout, built once per test run."""
     pytest.importorskip("TTS.tts.models.xtts")
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=8)
 
