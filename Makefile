@@ -8,7 +8,7 @@ UV := .uv/bin/uv
 PY := $(VENV)/bin/python
 # uv reads none of pip's configuration; it uses the system CA store and never fetches a Python.
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
-export UV_NATIVE_TLS := 1
+export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 SYNC := $(UV) sync --locked --python $(PYTHON)
 # Extras per purpose (pyproject.toml): the demo needs Piper and the bundled voice only.

@@ -51,7 +51,7 @@ def test_lock_matches_pyproject():
     uv = find_uv()
     if uv is None:
         pytest.skip("uv is not installed (make bootstraps it into .uv/)")
-    env = dict(os.environ, UV_NATIVE_TLS="1", UV_PYTHON_DOWNLOADS="never", UV_OFFLINE="1")
+    env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", UV_OFFLINE="1")
     proc = subprocess.run([uv, "lock", "--locked", "--python", sys.executable], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
