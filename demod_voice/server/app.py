@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from demod_voice import __version__
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.router import OPENAI_VOICES, TIERS, TTSRequest
-from demod_voice.server import auth
+from demod_voice.server import auth, stt_routes
 from demod_voice.server.metrics import RequestCounter, render
 from demod_voice.server.service import HTTPProblem, Result, Service
 
@@ -235,6 +235,8 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         if not data:
             raise InputError(f"upload {file.filename!r} is empty")
         return data
+
+    app.include_router(stt_routes.build(cfg, service, current_user, read_upload))
 
     @app.post("/api/convert", tags=["native"])
     async def api_convert(file: UploadFile = File(...), voice: str = Form(...), pitch: float = Form(0.0),
