@@ -127,6 +127,18 @@ def check_voices(cfg) -> Check:
     return Check("voices", bool(voices), detail, data={"voices": [v.name for v in voices]})
 
 
+def check_stt(cfg) -> Check:
+    """The speech-to-text engine and whether its configured Whisper model is in place (nothing is loaded)."""
+    from demod_voice.stt import stt_status
+
+    status = stt_status(cfg)
+    engine = f"faster-whisper {_version('faster-whisper')}" if status["installed"] else \
+        "faster-whisper missing (pip install 'demod-voice[stt]')"
+    model = f"model {status['model']}: " + (status.get("model_path", "") if status["model_installed"]
+                                            else status.get("problem", "not installed"))
+    return Check("stt", status["installed"] and status["model_installed"], f"{engine}; {model}", data=status)
+
+
 def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = False) -> dict:
     """Run every check; ``require`` names capabilities whose failure is fatal."""
     checks: list[Check] = []
@@ -142,6 +154,7 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     checks.append(check_ffmpeg())
     if cfg is not None:
         checks.append(check_voices(cfg))
+        checks.append(check_stt(cfg))
     wanted = set(DEFAULT_REQUIRED) | set(require)
     for check in checks:
         if check.name in wanted or (check.name in ("onnxruntime-gpu", "torch-cuda") and "gpu" in wanted):
