@@ -80,6 +80,20 @@ def test_zeroconf_registers_on_loopback(tmp_path, joe_voice, whisper_path):
         wait_until(proc, home, lambda: "advertised demod-voice-test" in (home / "server.log").read_text(),
                    "zeroconf registration")
         assert tcp_open(port)
+
+        async def resolve():
+            from zeroconf import IPVersion
+            from zeroconf.asyncio import AsyncZeroconf
+
+            browser = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+            try:
+                return await browser.async_get_service_info("_wyoming._tcp.local.",
+                                                            "demod-voice-test._wyoming._tcp.local.", timeout=5000)
+            finally:
+                await browser.async_close()
+
+        found = run(resolve())
+        assert found is not None and found.port == port and found.parsed_addresses() == ["127.0.0.1"]
     finally:
         assert stop(proc) == 0
 
