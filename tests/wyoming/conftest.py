@@ -17,15 +17,10 @@ import httpx
 import pytest
 
 from tests.helpers import REPO, cli_env
+from tests.server.conftest import free_port  # noqa: F401  (re-exported for the Wyoming tests)
 
 MAX_AUDIO_S = 30.0
 MAX_TEXT = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(home: Path, whisper: Path, xtts_dir: Path | None, extra: str = "") -> Path:
@@ -100,7 +95,8 @@ def tiny_xtts(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def wyoming_server(tmp_path_factory, joe_voice, whisper_path, tiny_xtts, speech_wav):
-    """HTTP on one free port, Wyoming on another; the saved XTTS voice 'narrator' belongs to user 'local'."""
+    """HTTP on one free port, Wyoming on another; the saved XTTS voice 'narrator' belongs to user 'local';
+    transcribed audio is collected into the saved voice 'inbox' (wyoming.collect_voice)."""
     pytest.importorskip("wyoming")
     from demod_voice.voices import VoiceStore
 
@@ -109,7 +105,8 @@ def wyoming_server(tmp_path_factory, joe_voice, whisper_path, tiny_xtts, speech_
     store.create("narrator", engine="xtts", language="en")
     store.add_sample("narrator", speech_wav)
     store.auto_reference("narrator")
-    config = write_config(home, whisper_path, tiny_xtts)
+    store.create("inbox", engine="piper", language="en")  # Wyoming collection target (opt-in)
+    config = write_config(home, whisper_path, tiny_xtts, extra="wyoming:\n  collect_voice: inbox\n")
     http_port, port = free_port(), free_port()
     proc = launch(home, config, ["--port", str(http_port), "--wyoming", f"tcp://127.0.0.1:{port}", "--preload"])
 

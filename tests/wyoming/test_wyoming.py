@@ -123,6 +123,13 @@ def test_transcribe_our_own_piper_output(wyoming_server, joe_voice):
     transcript = Transcript.from_event(event)
     assert transcript.language == "en"
     assert word_error_rate(PARAGRAPH, transcript.text) <= 0.1, transcript.text
+    # opt-in collection: the audio became a sample of the Wyoming user's voice 'inbox', with its transcript
+    collected = transcript.context["demod_voice"]["collected"]
+    from demod_voice.voices import VoiceStore
+
+    samples = VoiceStore(wyoming_server["home"] / "data", "local").samples("inbox")
+    assert [s.id for s in samples] == [collected["sample_id"]] and samples[0].transcript == transcript.text
+    assert collected["voice"] == "inbox" and collected["score"] == samples[0].score["overall"]
 
 
 @pytest.mark.parametrize("chained", [False, True])
