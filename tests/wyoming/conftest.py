@@ -37,6 +37,9 @@ paths:
   max_audio_s: {MAX_AUDIO_S}
 server:
   max_text_chars: {MAX_TEXT}
+  request_timeout_s: 900
+router:
+  timeout_s: 600
 {extra}""")
     return config
 
