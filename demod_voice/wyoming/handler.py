@@ -24,7 +24,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from demod_voice.errors import DemodError, InputError
-from demod_voice.router import TTSRequest
+from demod_voice.server.router import TTSRequest
 from demod_voice.text import complete_sentences
 from demod_voice.wyoming import info, speech
 
@@ -197,8 +197,7 @@ class Connection:
             from demod_voice.paths import validate_name
 
             rvc = {"voice": validate_name(rvc_name, "RVC voice name")}
-            available, _ = self.service.router.rvc_available()
-            if not available:
+            if not self.service.rvc_available():
                 raise InputError(f"voice '{voice.name}' needs RVC, which is not installed",
                                  hint="install the 'rvc' extra or pick a voice without '+'")
         if not name and voice is not None and voice.language:
@@ -213,7 +212,7 @@ class Connection:
         entries = self.service.router.providers["piper"].entries()
         matches = [e.name for e in entries if e.language.replace("-", "_").lower().startswith(wanted)]
         if default in matches or not matches:
-            for profile in self.service.router.store(self.user).list():
+            for profile in self.service.store(self.user).list():
                 if not matches and profile.language.lower().startswith(wanted[:2]):
                     return profile.name
             if not matches:

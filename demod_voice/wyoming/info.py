@@ -51,14 +51,13 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
                        languages=languages[e.name], speakers=_speakers(e.path)) for e in piper_entries]
-    for profile in service.router.store(user).list():
+    for profile in service.store(user).list():
         languages[profile.name] = [profile.language]
         voices.append(TtsVoice(name=profile.name, attribution=_ATTRIBUTION, installed=True, version=None,
                                description=f"cloned voice ({profile.engine}) of {user}"
                                            + ("" if profile.reference else ", no reference yet"),
                                languages=[profile.language]))
-    available, _ = service.router.rvc_available()
-    if available:
+    if service.rvc_available():
         from demod_voice.engines.rvc import voices as rvc_voices
 
         bases = cfg.get("wyoming.rvc_after") or [cfg.get("piper.default_voice")]

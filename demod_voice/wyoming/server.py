@@ -54,12 +54,10 @@ def parse_uri(uri: str) -> Address:
 
 class WyomingServer:
     def __init__(self, service, cfg, uri: str | None = None):
-        from demod_voice.stt import SpeechToText
-
         self.service = service
         self.cfg = cfg
         self.address = parse_uri(uri or cfg.get("wyoming.uri"))
-        self.stt = SpeechToText(cfg, service.router.store)
+        self.stt = service.stt
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._zeroconf = None

@@ -11,7 +11,7 @@ import struct
 from collections.abc import AsyncIterator
 
 from demod_voice.errors import EngineError
-from demod_voice.router import TTSRequest
+from demod_voice.server.router import TTSRequest
 
 WAV_HEADER = 44
 
