@@ -207,18 +207,17 @@ class Connection:
                           language=voice.language if voice is not None and voice.language and not rvc else None)
 
     def voice_for_language(self, language: str) -> str:
+        """A voice for a language only: the default Piper voice if it fits, another Piper voice, then a profile."""
         wanted = language.replace("-", "_").lower()
         default = self.cfg.get("piper.default_voice")
-        entries = self.service.router.providers["piper"].entries()
-        matches = [e.name for e in entries if e.language.replace("-", "_").lower().startswith(wanted)]
-        if default in matches or not matches:
-            for profile in self.service.store(self.user).list():
-                if not matches and profile.language.lower().startswith(wanted[:2]):
-                    return profile.name
-            if not matches:
-                raise InputError(f"no voice speaks language '{language}'", hint="send describe for the voices")
-            return default
-        return matches[0]
+        piper_voices = [e.name for e in self.service.router.providers["piper"].entries()
+                        if e.language.replace("-", "_").lower().startswith(wanted)]
+        if piper_voices:
+            return default if default in piper_voices else piper_voices[0]
+        for profile in self.service.store(self.user).list():
+            if profile.language.replace("-", "_").lower().startswith(wanted.split("_")[0]):
+                return profile.name
+        raise InputError(f"no voice speaks language '{language}'", hint="send describe for the voices")
 
     async def speak(self, text: str, voice) -> None:
         """Synthesise ``text`` and send its audio; audio-start only before the first audio of a response."""

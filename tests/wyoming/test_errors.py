@@ -62,6 +62,16 @@ def test_unknown_speaker_and_bad_names(wyoming_server):
         assert err.code in ("ModelNotFoundError", "InputError"), err
 
 
+def test_voice_by_language_only(wyoming_server):
+    port = wyoming_server["port"]
+    events = run(exchange(port, Synthesize(text="By language.", voice=SynthesizeVoice(language="en_US")).event(),
+                          until=("error", "audio-stop")))
+    assert events[-1].type == "audio-stop"
+    err = error_of(run(exchange(port, Synthesize(text="Hallo.", voice=SynthesizeVoice(language="de")).event(),
+                                until=("error", "audio-stop"))))
+    assert "no voice speaks language 'de'" in err.text
+
+
 def test_unknown_event_type(wyoming_server):
     err = error_of(run(exchange(wyoming_server["port"], Event(type="make-coffee", data={"sugar": 2}))))
     assert "unknown event type 'make-coffee'" in err.text
