@@ -93,6 +93,7 @@ SCHEMA: dict[str, Any] = {
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),
+        "offline": S("bool", False, "never use the network: 'models pull' and hub downloads refuse (env DEMOD_VOICE_OFFLINE=1)"),
     },
     "rvc": {
         "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),
@@ -386,19 +387,23 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, tuple[A
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in IGNORED_ENV:
             continue
-        key = name[len(ENV_PREFIX):].lower().replace("__", ".")
+        key = ENV_ALIASES.get(name) or name[len(ENV_PREFIX):].lower().replace("__", ".")
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         if SETTINGS.get(key) is not None and SETTINGS[key].type in ("str", "path") and value is not None:
             value = raw  # keep strings verbatim ("0123", "yes")
+        elif SETTINGS.get(key) is not None and SETTINGS[key].type == "bool" and raw.strip() in ("0", "1"):
+            value = raw.strip() == "1"  # DEMOD_VOICE_OFFLINE=1
         out[key] = (value, f"env {name}")
     return out
 
 
 #: Environment variables with the prefix that are not config keys.
 IGNORED_ENV = {"DEMOD_VOICE_CONFIG"}
+#: Short names for config keys (the offline switch is set by hand and by the NixOS module).
+ENV_ALIASES = {"DEMOD_VOICE_OFFLINE": "models.offline"}
 
 
 def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None = None,
@@ -419,6 +424,9 @@ def load(config_file: str | Path | None = None, flags: Mapping[str, Any] | None 
     for key, value in (flags or {}).items():
         if value is not None:
             cfg.set(key, value, "command line")
+    from demod_voice import offline
+
+    offline.apply(cfg)
     return cfg
 
 

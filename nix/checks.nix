@@ -5,8 +5,11 @@
   lib,
   runCommand,
   testers,
+  ffmpeg-headless,
+  clang,
+  writeText,
   demod-voice,
-  devEnv, # the interpreter with every test dependency (./python-env.nix)
+  devEnv, # the locked environment with the dev extra (./python-env.nix)
   src,
   nixosModule ? null,
 }:
@@ -31,6 +34,8 @@ in
         nativeBuildInputs = [
           devEnv
           demod-voice
+          ffmpeg-headless
+          clang
         ];
       }
       ''
@@ -59,30 +64,101 @@ in
   '';
 }
 // lib.optionalAttrs (nixosModule != null) {
-  # Boots a VM with the module enabled and talks to the running service.
-  nixos-module = testers.runNixOSTest {
-    name = "demod-voice-module";
-    nodes.machine =
-      { ... }:
-      {
-        imports = [ nixosModule ];
-        services.demod-voice = {
-          enable = true;
-          package = demod-voice;
-          port = 5002;
-          settings.piper.default_voice = "en_US-joe-medium";
+  # Boots a VM with two instances and talks to both. Needs KVM (nixosTest runs
+  # QEMU): it runs wherever `nix flake check` has /dev/kvm, not on CI machines without it.
+  nixos-module =
+    let
+      # Test-only secret; a real system keeps it out of the store (docs/nix.md).
+      envFile = writeText "demod-voice-test.env" "DEMOD_VOICE_API_KEYS=tester:test-key-123\n";
+      speak = writeText "speak.json" (
+        builtins.toJSON {
+          model = "tts-1";
+          input = "Hello from NixOS.";
+          voice = "alloy";
+          response_format = "wav";
+        }
+      );
+      # Wyoming client: describe, then synthesize, and check audio came back.
+      wyomingClient = writeText "wyoming-synth.py" ''
+        import asyncio, sys
+        from wyoming.client import AsyncTcpClient
+        from wyoming.audio import AudioChunk, AudioStop
+        from wyoming.tts import Synthesize
+
+        async def main():
+            async with AsyncTcpClient("127.0.0.1", 10200) as client:
+                await client.write_event(Synthesize(text="Hello over Wyoming.").event())
+                size = 0
+                while True:
+                    event = await client.read_event()
+                    if event is None:
+                        sys.exit("connection closed before audio-stop")
+                    if AudioChunk.is_type(event.type):
+                        size += len(AudioChunk.from_event(event).audio)
+                    if AudioStop.is_type(event.type):
+                        break
+                assert size > 10000, size
+                print("wyoming audio bytes", size)
+
+        asyncio.run(main())
+      '';
+    in
+    testers.runNixOSTest {
+      name = "demod-voice-module";
+      nodes.machine =
+        { ... }:
+        {
+          imports = [ nixosModule ];
+          services.demod-voice.package = demod-voice;
+          services.demod-voice.instances = {
+            # Piper over HTTP, API keys required.
+            speech = {
+              port = 5002;
+              settings.auth.required = true;
+              environmentFile = "${envFile}";
+            };
+            # Home Assistant: Wyoming plus HTTP, no keys.
+            assist = {
+              port = 5003;
+              wyoming = "tcp://127.0.0.1:10200";
+            };
+          };
+          virtualisation.memorySize = 4096;
         };
-        virtualisation.memorySize = 3072;
-      };
-    testScript = ''
-      machine.wait_for_unit("demod-voice.service")
-      machine.wait_for_open_port(5002)
-      # The service runs as its own user and owns its data directory.
-      machine.succeed("test \"$(stat -c %U /var/lib/demod-voice)\" = demod-voice")
-      machine.succeed("systemctl show -p User --value demod-voice.service | grep -qx demod-voice")
-      # Something answers HTTP on the configured port.
-      machine.succeed("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5002/ | grep -Eq '^[1-5][0-9][0-9]$'")
-      machine.succeed("${exe} health --require piper")
-    '';
-  };
+      testScript = ''
+        machine.wait_for_unit("demod-voice-speech.service")
+        machine.wait_for_unit("demod-voice-assist.service")
+        machine.wait_for_open_port(5002)
+        machine.wait_for_open_port(5003)
+        machine.wait_for_open_port(10200)
+
+        # Each instance runs as its own dynamic user with its own state directory.
+        user_a = machine.succeed("systemctl show -p User --value demod-voice-speech.service").strip()
+        user_b = machine.succeed("systemctl show -p User --value demod-voice-assist.service").strip()
+        assert user_a != user_b, (user_a, user_b)
+        machine.succeed("test -d /var/lib/demod-voice/speech && test -d /var/lib/demod-voice/assist")
+
+        # HTTP synthesis with a key works; without one it is refused.
+        machine.succeed(
+            "curl -sf -H 'Authorization: Bearer test-key-123' -H 'Content-Type: application/json' "
+            "--data @${speak} http://127.0.0.1:5002/v1/audio/speech -o /tmp/speech.wav"
+        )
+        machine.succeed("test \"$(head -c 4 /tmp/speech.wav)\" = RIFF")
+        code = machine.succeed(
+            "curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "
+            "--data @${speak} http://127.0.0.1:5002/v1/audio/speech"
+        ).strip()
+        assert code == "401", code
+
+        # The second instance: HTTP without keys, and Wyoming.
+        machine.succeed(
+            "curl -sf -H 'Content-Type: application/json' --data @${speak} "
+            "http://127.0.0.1:5003/v1/audio/speech -o /tmp/assist.wav"
+        )
+        machine.succeed("${devEnv}/bin/python ${wyomingClient}")
+
+        # Offline: the units carry the switch.
+        machine.succeed("systemctl show -p Environment demod-voice-speech.service | grep -q DEMOD_VOICE_OFFLINE=1")
+      '';
+    };
 }

@@ -1,14 +1,15 @@
-# `nix develop`: an interpreter with every runtime and test dependency, plus
-# ruff, ffmpeg, espeak-ng and chromium for the browser tests. The repository is
-# put on PYTHONPATH so `python -m pytest tests/<area>` runs the working tree.
+# `nix develop`: the locked environment with every extra and the test tools
+# (the same versions as `make test`'s .venv), plus ffmpeg, clang, espeak-ng and
+# chromium for the browser tests. The repository goes first on PYTHONPATH, so
+# `python -m pytest tests/<area>` runs the working tree.
 {
   lib,
   stdenv,
   mkShell,
   ffmpeg-headless,
+  clang,
   espeak-ng,
   chromium,
-  ruff,
   nixfmt,
   pythonEnv,
 }:
@@ -16,9 +17,9 @@
 mkShell {
   name = "demod-voice-dev";
   packages = [
-    pythonEnv.devEnv
-    ruff
+    pythonEnv.devEnv # ruff comes from the lock's dev extra
     ffmpeg-headless
+    clang
     espeak-ng
     nixfmt
   ]

