@@ -146,6 +146,30 @@ SCHEMA: dict[str, Any] = {
         "keys": S("dict", {}, "API key -> user name"),
         "keys_file": S("path", None, "YAML file of API key -> user name", nullable=True),
     },
+    "stt": {
+        "model": S("str", "whisper-base.en", "Whisper model: a registry name (models pull whisper-...) or a "
+                                             "faster-whisper (CTranslate2) folder"),
+        "device": S("str", None, "where Whisper runs (cpu or gpu); default: the global device", nullable=True,
+                    choices=("auto", "cpu", "gpu")),
+        "compute_type": S("str", "default", "CTranslate2 compute type",
+                          choices=("default", "int8", "int8_float16", "int8_float32", "float16", "float32")),
+        "beam_size": S("int", 5, "beam width of the Whisper decoder (1 is fastest)", min=1, max=20),
+        "max_audio_s": S("float", 600.0, "longest audio accepted for one transcription", min=1.0, max=86400.0),
+        "collect_min_score": S("float", 0.8, "quality score from which a collected sample triggers reference "
+                                             "re-selection", min=0.0, max=1.0),
+    },
+    "wyoming": {
+        "uri": S("str", None, "Wyoming (Home Assistant) listener: tcp://HOST:PORT or unix://PATH; null = off",
+                 nullable=True),
+        "zeroconf": S("bool", False, "advertise the Wyoming TCP listener over mDNS (needs the zeroconf package)"),
+        "zeroconf_name": S("str", None, "mDNS service name; default demod-voice-<host>", nullable=True),
+        "user": S("str", "local", "the user whose saved voices Wyoming serves (Wyoming has no authentication)"),
+        "rvc_after": S("list", [], "TTS voices offered with every RVC voice chained after them (empty: the "
+                                   "default Piper voice)"),
+        "collect_voice": S("str", None, "opt-in: add audio transcribed over Wyoming to this saved voice of the "
+                                        "Wyoming user", nullable=True),
+        "samples_per_chunk": S("int", 1024, "samples per Wyoming audio-chunk event", min=64, max=65536),
+    },
 }
 
 

@@ -150,6 +150,18 @@ def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[C
     return checks
 
 
+def check_stt(cfg) -> Check:
+    """The speech-to-text engine and whether its configured Whisper model is in place (nothing is loaded)."""
+    from demod_voice.stt import stt_status
+
+    status = stt_status(cfg)
+    engine = f"faster-whisper {_version('faster-whisper')}" if status["installed"] else \
+        "faster-whisper missing (pip install 'demod-voice[stt]')"
+    model = f"model {status['model']}: " + (status.get("model_path", "") if status["model_installed"]
+                                            else status.get("problem", "not installed"))
+    return Check("stt", status["installed"] and status["model_installed"], f"{engine}; {model}", data=status)
+
+
 def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = False, deep: bool = False,
                global_args: tuple[str, ...] = ()) -> dict:
     """Run every check; ``require`` names capabilities whose failure is fatal.
@@ -169,6 +181,7 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     checks.append(check_ffmpeg())
     if cfg is not None:
         checks.append(check_voices(cfg))
+        checks.append(check_stt(cfg))
     if deep and cfg is not None:
         checks.extend(check_deep(capabilities, list(global_args)))
     wanted = set(DEFAULT_REQUIRED) | set(require)

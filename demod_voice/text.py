@@ -76,3 +76,15 @@ def split_sentences(text: str, max_chars: int = 250) -> list[str]:
         if sentence:
             out.append(sentence)
     return out
+
+
+def complete_sentences(text: str) -> tuple[str, str]:
+    """(the complete sentences, the unfinished rest) of streamed text.
+
+    A sentence is complete once whitespace follows its end mark, so "Dr." at
+    the very end of a chunk waits for the next one.
+    """
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not ends:
+        return "", text
+    return text[: ends[-1]].strip(), text[ends[-1]:]

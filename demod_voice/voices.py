@@ -268,21 +268,27 @@ class VoiceStore:
         samples are used; if every sample is longer than ``max_s`` the best one
         is used alone.
         """
-        samples = [s for s in self.samples(name) if s.score.get("overall", 0) > 0]
-        if not samples:
+        chosen = choose_reference(self.samples(name), min_s, max_s)
+        if not chosen:
             raise InputError(f"voice '{name}' has no usable samples",
                              hint="add recordings with 'demod-voice voices samples add " + name + " FILE'")
-        ranked = sorted(samples, key=lambda s: (-s.score.get("overall", 0), s.added))
-        chosen, total = [], 0.0
-        for sample in ranked:
-            if total >= min_s:
-                break
-            if total + sample.duration <= max_s:
-                chosen.append(sample.id)
-                total += sample.duration
-        if not chosen:
-            chosen = [ranked[0].id]
         return self.set_reference(name, chosen)
+
+
+def choose_reference(samples: list[Sample], min_s: float, max_s: float) -> list[str]:
+    """The sample ids ``auto_reference`` picks (see there); empty when no sample is usable."""
+    ranked = sorted((s for s in samples if s.score.get("overall", 0) > 0),
+                    key=lambda s: (-s.score.get("overall", 0), s.added))
+    chosen, total = [], 0.0
+    for sample in ranked:
+        if total >= min_s:
+            break
+        if total + sample.duration <= max_s:
+            chosen.append(sample.id)
+            total += sample.duration
+    if not chosen and ranked:
+        chosen = [ranked[0].id]
+    return chosen
 
 
 def _invalidate_cache(user: str, voice: str, cache_root: Path | None) -> None:

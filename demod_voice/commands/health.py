@@ -27,7 +27,7 @@ def run(args, ctx) -> int:
     from demod_voice.health import format_table, run_checks
 
     require = tuple(r.strip() for r in args.require.split(",") if r.strip())
-    known = set(CAPABILITIES) | {"gpu", "ffmpeg", "config", "voices"}
+    known = set(CAPABILITIES) | {"gpu", "ffmpeg", "config", "voices", "stt"}
     unknown = [r for r in require if r not in known]
     if unknown:
         raise UsageError(f"unknown capability in --require: {', '.join(unknown)}", hint="choose from " + ", ".join(sorted(known)))

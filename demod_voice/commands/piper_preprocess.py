@@ -87,7 +87,7 @@ def run(args, ctx) -> int:
         strict=args.strict,
         trainer=args.trainer,
         voice_config=Path(args.voice_config).expanduser() if args.voice_config else None,
-        whisper_model=cfg.get("dataset.whisper_model"),
+        whisper_model=_whisper_folder(cfg) if args.transcribe else None,
         min_total_seconds=cfg.get("dataset.min_total_seconds"),
         quiet=ctx.quiet,
     )
@@ -97,3 +97,11 @@ def run(args, ctx) -> int:
         ctx.say(f"done: {result.processed} processed, {result.reused} reused from an earlier run, "
                 f"{result.transcribed} transcribed; {result.report['totals']['kept']} utterances in {opts.output_dir}")
     return 0
+
+
+def _whisper_folder(cfg) -> str | None:
+    """``dataset.whisper_model`` as a folder (a registry name resolves to its install folder)."""
+    from demod_voice.engines import whisper
+
+    name = cfg.get("dataset.whisper_model")
+    return str(whisper.resolve(name, cfg)) if name else None

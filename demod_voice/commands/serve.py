@@ -1,12 +1,14 @@
-"""``serve``: the HTTP voice service (OpenAI-compatible + native API, web page)."""
+"""``serve``: the HTTP voice service (OpenAI-compatible + native API, web page) and/or the Wyoming server."""
 
 from __future__ import annotations
 
 
 def register(sub, common) -> None:
-    p = sub.add_parser("serve", parents=[common], help="run the HTTP voice service",
-                       description="Serve an OpenAI-compatible speech API, the native API (/docs) and a web page at /. "
-                                   "Stops gracefully on Ctrl-C/SIGTERM: requests in flight finish first.")
+    p = sub.add_parser("serve", parents=[common], help="run the HTTP voice service (and Wyoming for Home Assistant)",
+                       description="Serve an OpenAI-compatible speech and transcription API, the native API (/docs) "
+                                   "and a web page at /; with --wyoming also Home Assistant's Wyoming protocol, in "
+                                   "the same process with the same voices. Stops gracefully on Ctrl-C/SIGTERM: "
+                                   "requests in flight finish first.")
     p.add_argument("--host", help="listen address (default: server.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: server.port, 5002)")
     p.add_argument("--preload", action="store_true", default=None, help="load the default voice before accepting requests")
@@ -14,6 +16,11 @@ def register(sub, common) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="CPU engine jobs at once (server.cpu_workers)")
     p.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SEC",
                    help="seconds to let requests in flight finish on shutdown (default 30)")
+    p.add_argument("--wyoming", metavar="URI",
+                   help="also serve Wyoming (Home Assistant) on tcp://HOST:PORT or unix://PATH (wyoming.uri)")
+    p.add_argument("--no-http", action="store_true", help="serve Wyoming only (needs --wyoming or wyoming.uri)")
+    p.add_argument("--zeroconf", action="store_true", default=None,
+                   help="advertise the Wyoming TCP listener over mDNS for Home Assistant discovery (wyoming.zeroconf)")
     p.set_defaults(func=run)
 
 
@@ -21,7 +28,8 @@ def run(args, ctx) -> int:
     from demod_voice.errors import NotAvailableError, UsageError
 
     for key, value in (("server.host", args.host), ("server.port", args.port),
-                       ("server.cpu_workers", args.workers), ("server.preload", args.preload)):
+                       ("server.cpu_workers", args.workers), ("server.preload", args.preload),
+                       ("wyoming.uri", args.wyoming), ("wyoming.zeroconf", args.zeroconf)):
         if value is not None:
             ctx.flags[key] = value
     if args.no_cache:
@@ -29,21 +37,77 @@ def run(args, ctx) -> int:
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is out of range", hint="use 1-65535")
     cfg = ctx.cfg
-    try:
-        import uvicorn
+    wyoming_uri = cfg.get("wyoming.uri")
+    if args.no_http and not wyoming_uri:
+        raise UsageError("--no-http leaves nothing to serve without a Wyoming address",
+                         hint="add --wyoming tcp://127.0.0.1:10200 (or set wyoming.uri)")
+    if cfg.get("wyoming.zeroconf") and not wyoming_uri:
+        raise UsageError("--zeroconf advertises the Wyoming server, but none is configured",
+                         hint="add --wyoming tcp://0.0.0.0:10200")
+    if wyoming_uri:
+        from demod_voice.wyoming.server import parse_uri
 
-        from demod_voice.server.app import create_app
+        parse_uri(wyoming_uri)  # a bad address is a usage error before anything loads
+    import asyncio
+    import signal
+
+    try:
+        if wyoming_uri:
+            import wyoming  # noqa: F401
+        if not args.no_http:
+            import uvicorn
+
+            from demod_voice.server.app import create_app
+        else:
+            from demod_voice.server.service import Service
     except ImportError as exc:
         raise NotAvailableError(f"the server needs {exc.name}, which is not installed",
                                 hint="install the 'server' extra: pip install 'demod-voice[server]'") from None
+    if args.no_http:
+        from demod_voice.wyoming.server import serve_forever
+
+        service = Service(cfg)
+        try:
+            if cfg.get("server.preload"):
+                service.preload()
+            asyncio.run(serve_forever(service, cfg, args.graceful_timeout,
+                                      ready=lambda server: ctx.say(f"serving Wyoming on {server.address}")))
+        finally:
+            service.close()
+        return 0
+
     app = create_app(cfg)
     host, port = cfg.get("server.host"), cfg.get("server.port")
     ctx.say(f"serving on http://{host}:{port} (docs: /docs, page: /)")
     # uvicorn drains requests in flight on SIGTERM, then re-raises the signal with the previous handler:
     # a no-op handler makes a requested stop exit 0 (Ctrl-C still ends as "interrupted", 130).
-    import signal
-
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(app, host=host, port=port, log_level="warning" if not ctx.verbose else "info",
-                timeout_graceful_shutdown=args.graceful_timeout, access_log=ctx.verbose)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning" if not ctx.verbose else "info",
+                            timeout_graceful_shutdown=args.graceful_timeout, access_log=ctx.verbose)
+    if not wyoming_uri:
+        uvicorn.Server(config).run()
+        return 0
+    asyncio.run(_serve_both(config, app, cfg, args.graceful_timeout, ctx))
     return 0
+
+
+async def _serve_both(config, app, cfg, grace: float, ctx) -> None:
+    """uvicorn and the Wyoming server on one event loop, sharing ``app.state.service``."""
+    import uvicorn
+
+    from demod_voice.wyoming.server import WyomingServer
+
+    wyoming = WyomingServer(app.state.service, cfg)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                await wyoming.start()
+                ctx.say(f"serving Wyoming on {wyoming.address}")
+
+        async def shutdown(self, sockets=None) -> None:
+            await wyoming.stop(grace)  # before the service closes under it
+            await super().shutdown(sockets)
+
+    await Server(config).serve()

@@ -1,9 +1,11 @@
-"""Fill missing transcripts with faster-whisper (``--transcribe``).
+"""Fill missing transcripts with Whisper (``--transcribe``).
 
 The model is named by the config key ``dataset.whisper_model``: a local
-CTranslate2 model folder or a faster-whisper model name (which faster-whisper
-fetches from its hub when online). It is loaded once per run, in the main
-process, and only when some row actually lacks a transcript.
+CTranslate2 model folder or a Whisper registry name (``whisper-base.en``,
+installed with ``demod-voice models pull``); the command resolves a name to
+its folder. It runs through the shared engine ``demod_voice.engines.whisper``
+(loaded once per process, in the main process, and only when some row
+actually lacks a transcript).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from demod_voice import audio as audio_mod
 from demod_voice import paths
-from demod_voice.errors import EngineError, InputError, missing_extra
+from demod_voice.errors import InputError
 
 _LOGGER = logging.getLogger(__name__)
 CACHE_FILE = "transcripts.json"
@@ -24,33 +26,16 @@ class Transcriber:
     def __init__(self, model: str | None, language: str):
         if not model:
             raise InputError("--transcribe needs a Whisper model, and config key 'dataset.whisper_model' is not set",
-                             hint="set it to a faster-whisper model folder, e.g. "
-                                  "DEMOD_VOICE_DATASET__WHISPER_MODEL=/path/to/whisper-small")
-        try:
-            from faster_whisper import WhisperModel
-        except ImportError:
-            raise missing_extra("faster-whisper", "dataset") from None
-        from demod_voice import offline
+                             hint="set it to a faster-whisper model folder or a registry name, e.g. "
+                                  "DEMOD_VOICE_DATASET__WHISPER_MODEL=whisper-base.en")
+        from demod_voice.engines import whisper
 
-        self.language = language.split("-")[0].split("_")[0].lower() or None
-        local = Path(model).expanduser().exists()
-        if not local:
-            offline.refuse(f"fetching the Whisper model '{model}' (dataset.whisper_model)")
-        try:
-            self._model = WhisperModel(str(Path(model).expanduser()) if local else model,
-                                       device="cpu", compute_type="int8")
-        except Exception as exc:  # CTranslate2 / huggingface_hub raise many untyped errors
-            raise InputError(f"cannot load Whisper model '{model}' (dataset.whisper_model): {type(exc).__name__}: {exc}",
-                             hint="give a local faster-whisper (CTranslate2) model folder") from None
-        _LOGGER.info("loaded Whisper model %s", model)
+        self._engine = whisper.load(model, "cpu", "int8")
+        self.language = self._engine.check_language(language)
 
     def __call__(self, path: str | Path) -> str:
         samples = audio_mod.read(path, 16000, what="recording").samples
-        try:
-            segments, _ = self._model.transcribe(samples, language=self.language, beam_size=5)
-            return " ".join(s.text.strip() for s in segments).strip()
-        except Exception as exc:  # noqa: BLE001 - the model's errors are untyped; name them
-            raise EngineError(f"transcription of {path} failed: {type(exc).__name__}: {exc}") from exc
+        return self._engine.transcribe(samples, language=self.language, beam_size=5).text
 
 
 def load_cache(output_dir: Path) -> dict:

@@ -1,7 +1,8 @@
 """The FastAPI application: ``create_app(cfg)`` wires the ``Service``, the middleware and the route surfaces.
 
 Read top-down: ``routes/openai.py`` (OpenAI-compatible), ``routes/native.py`` (``/api/tts`` and friends),
-``routes/voices.py`` (profiles), ``routes/ops.py`` (health, metrics, page); request and response shapes in
+``routes/voices.py`` (profiles), ``routes/ops.py`` (health, metrics, page), ``routes/stt.py`` (OpenAI
+speech-to-text); request and response shapes in
 ``schemas.py``; everything that is not HTTP in ``service.py`` and ``router.py``. ``demod-voice serve``
 runs the app under uvicorn. Every error is JSON: ``{"error": {"message", "type", "hint", "code"}}``.
 """
@@ -20,7 +21,7 @@ from demod_voice import __version__
 from demod_voice.errors import DemodError, EngineError, ModelNotFoundError, NotAvailableError
 from demod_voice.server import auth
 from demod_voice.server.metrics import RequestCounter
-from demod_voice.server.routes import native, openai, ops, voices
+from demod_voice.server.routes import native, openai, ops, stt, voices
 from demod_voice.server.schemas import error_body
 from demod_voice.server.service import HTTPProblem, Service
 
@@ -96,7 +97,7 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'bad value')}",
                       "invalid_request_error", "see /docs for the request schema")
 
-    for surface in (openai, native, voices, ops):
+    for surface in (openai, stt, native, voices, ops):
         app.include_router(surface.router)
     return app
 

@@ -24,6 +24,7 @@ from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
 from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
+from demod_voice.stt import SpeechToText
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class Service:
         self.active = 0
         self.synth_count = 0
         self._lock = threading.Lock()
+        self.stt = SpeechToText(cfg, self.store)
+        """Speech-to-text (HTTP transcriptions and the Wyoming ASR program share it)."""
 
     # -- what routes ask (routes call only the Service) --
     def voices(self, user: str) -> list[dict]:
@@ -389,7 +392,8 @@ class Service:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),
                 "cache": self.cache.stats() if self.cache else None,
                 "engines": {name: {"installed": s["installed"], "circuit": s["circuit"]}
-                            for name, s in self.router.engines().items()}}
+                            for name, s in self.router.engines().items()},
+                "stt": self.stt.status()}
 
     def close(self) -> None:
         self.workers.shutdown()

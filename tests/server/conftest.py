@@ -65,16 +65,17 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def auth_config() -> str:
+    """The config section every server test uses: keys required, one key per user of ``KEYS``."""
+    keys = "\n".join(f"    {key}: {user}" for user, key in KEYS.items())
+    return f"auth:\n  required: true\n  keys:\n{keys}\n"
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, joe_voice):
     home = tmp_path_factory.mktemp("server-home")
-    keys = "\n".join(f"    {key}: {user}" for user, key in KEYS.items())
     config = f"""
-auth:
-  required: true
-  keys:
-{keys}
-server:
+{auth_config()}server:
   max_text_chars: {MAX_TEXT}
   max_upload_mb: {MAX_UPLOAD_MB}
   cpu_workers: 2

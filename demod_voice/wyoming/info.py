@@ -1,0 +1,103 @@
+"""The ``describe`` answer: every voice a Home Assistant user can pick, and the Whisper models.
+
+TTS voices, each with its languages:
+- installed Piper voices, with their speakers;
+- the saved voice profiles (XTTS clones) of the Wyoming user (``wyoming.user``);
+- every RVC voice chained after the TTS voices of ``wyoming.rvc_after`` (default: the
+  default Piper voice), named ``TTS+RVC``; any ``TTS+RVC`` pair can be requested.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+from wyoming.info import AsrModel, AsrProgram, Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
+
+from demod_voice import __version__
+
+_LOGGER = logging.getLogger(__name__)
+
+CHAIN = "+"
+"""Separates a TTS voice from the RVC voice after it (never part of a valid name)."""
+_ATTRIBUTION = Attribution(name="demod-voice", url="https://github.com/demod-voice/demod-voice")
+_PIPER = Attribution(name="Piper (rhasspy)", url="https://github.com/OHF-Voice/piper1-gpl")
+_WHISPER = Attribution(name="OpenAI Whisper / faster-whisper", url="https://github.com/SYSTRAN/faster-whisper")
+
+
+def _speakers(path: str) -> list[TtsVoiceSpeaker] | None:
+    from pathlib import Path
+
+    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(Path(path))
+    if config is None:
+        return None
+    try:
+        voice = PiperVoiceConfig.read(config)
+    except InputError:
+        return None
+    if voice.num_speakers <= 1:
+        return None
+    names = list(voice.speaker_id_map) or [str(i) for i in range(voice.num_speakers)]
+    return [TtsVoiceSpeaker(name=n) for n in names]
+
+
+def tts_voices(service, cfg) -> list[TtsVoice]:
+    user = cfg.get("wyoming.user")
+    piper_entries = service.router.providers["piper"].entries()
+    languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
+    voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
+                       description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
+                       languages=languages[e.name], speakers=_speakers(e.path)) for e in piper_entries]
+    for profile in service.store(user).list():
+        languages[profile.name] = [profile.language]
+        voices.append(TtsVoice(name=profile.name, attribution=_ATTRIBUTION, installed=True, version=None,
+                               description=f"cloned voice ({profile.engine}) of {user}"
+                                           + ("" if profile.reference else ", no reference yet"),
+                               languages=[profile.language]))
+    if service.rvc_available():
+        from demod_voice.engines.rvc import voices as rvc_voices
+
+        bases = cfg.get("wyoming.rvc_after") or [cfg.get("piper.default_voice")]
+        for rvc in rvc_voices.registered(cfg):
+            for base in bases:
+                voices.append(TtsVoice(name=f"{base}{CHAIN}{rvc.name}", attribution=_ATTRIBUTION, installed=True,
+                                       version=None, description=f"{base} converted to RVC voice {rvc.name}",
+                                       languages=languages.get(base, [])))
+    return voices
+
+
+def asr_models(cfg) -> list[AsrModel]:
+    """The configured Whisper model and every other installed registry Whisper model."""
+    from demod_voice import models
+    from demod_voice.engines import whisper
+    from demod_voice.errors import DemodError
+
+    configured = cfg.get("stt.model")
+    names = [configured, *(n for n, e in models.registry(cfg).items() if e.kind == "whisper" and n != configured)]
+    out = []
+    for name in names:
+        try:
+            path = whisper.resolve(name, cfg)
+        except DemodError:
+            if name == configured:
+                out.append(AsrModel(name=name, attribution=_WHISPER, installed=False, version=None,
+                                    description=f"Whisper {name} (not installed)", languages=[]))
+            continue
+        out.append(AsrModel(name=name, attribution=_WHISPER, installed=True, version=None,
+                            description=f"Whisper {path.name}", languages=whisper.languages_of(path)))
+    return out
+
+
+def build(service, cfg) -> Info:
+    tts = TtsProgram(name="demod-voice", attribution=_ATTRIBUTION, installed=True, version=__version__,
+                     description="Cloned and Piper voices (XTTS, Piper, RVC) with router fallback",
+                     voices=tts_voices(service, cfg), supports_synthesize_streaming=True)
+    asr = []
+    if importlib.util.find_spec("faster_whisper") is not None:
+        asr.append(AsrProgram(name="demod-voice-whisper", attribution=_WHISPER, installed=True, version=__version__,
+                              description="Whisper speech-to-text (faster-whisper)", models=asr_models(cfg),
+                              supports_transcript_streaming=False))
+    return Info(tts=[tts], asr=asr)
