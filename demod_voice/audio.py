@@ -2,26 +2,26 @@
 
 Engines speak ``Audio`` (float32 mono samples in [-1, 1] and a sample rate);
 encoding to a file format happens only at the edges (file write, HTTP
-response). Every file written here goes to a temporary file beside the target
-and is renamed into place, so a crash or Ctrl-C never leaves a partial file.
+response). Every file written here goes through ``paths.atomic_output``: a temporary
+file beside the target renamed into place (a crash or Ctrl-C never leaves a
+partial file), or straight into a character device, FIFO or standard output.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from demod_voice.errors import DemodError, EngineError, InputError, UsageError
+from demod_voice.errors import EngineError, InputError, UsageError
+from demod_voice.paths import atomic_output as atomic_path  # noqa: F401  (re-exported: every writer uses it)
+from demod_voice.paths import atomic_write_bytes, check_output  # noqa: F401
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
 FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
@@ -253,56 +253,9 @@ def _encode_ffmpeg(audio: Audio, args: list[str]) -> bytes:
     return proc.stdout
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
-
-    On any exception (including KeyboardInterrupt) the temporary file is removed
-    and ``target`` is left untouched.
-    """
-    target = Path(target)
-    check_writable_dir(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder {target.parent}: {exc.strerror}",
-                         hint="choose another --output") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise DemodError(f"cannot write {target}: {exc.strerror or exc}", hint="check free space and permissions") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-    return Path(target)
-
-
 def check_writable_dir(target: str | os.PathLike) -> None:
-    """Fail early, with a clear message, when ``target``'s folder cannot take a file."""
-    target = Path(target)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"output path is a folder: {target}", hint="give a file name, e.g. out.wav")
-    if not parent.exists():
-        raise InputError(f"output folder does not exist: {parent}", hint=f"create it first: mkdir -p {parent}")
-    if not parent.is_dir():
-        raise InputError(f"output folder is not a folder: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder is not writable: {parent}", hint="choose another --output")
+    """Fail early, with a clear message, when ``target`` cannot take the output (see ``paths.check_output``)."""
+    check_output(target)
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from demod_voice import __version__
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.router import OPENAI_VOICES, TIERS, TTSRequest
-from demod_voice.server import auth
+from demod_voice.server import middleware, security
 from demod_voice.server.metrics import RequestCounter, render
 from demod_voice.server.service import HTTPProblem, Result, Service
 
@@ -117,8 +117,7 @@ def _error(status: int, message: str, kind: str, hint: str | None = None, header
 
 def create_app(cfg, preload: bool | None = None) -> FastAPI:
     service = Service(cfg)
-    keys = auth.load_keys(cfg)
-    required = bool(cfg.get("auth.required"))
+    keys = security.load_keys(cfg)
     counter = RequestCounter()
     max_upload = int(cfg.get("server.max_upload_mb") * 1024 * 1024)
 
@@ -131,25 +130,17 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         yield
         service.close()
 
-    app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan,
-                  description="Offline voice service: OpenAI-compatible speech, native TTS/voice-cloning API.")
+    # Swagger UI and ReDoc from the assets of the fastapi-offline package: /docs works offline.
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(title="demod-voice", version=__version__, lifespan=lifespan,
+                         description="Offline voice service: OpenAI-compatible speech, native TTS/voice-cloning API.")
     app.state.service = service
 
-    if cfg.get("server.cors_origins"):
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=cfg.get("server.cors_origins"), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["X-Engine", "X-Cache", "X-Fallback", "X-Voice"])
-
     @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next):
+    async def metrics_counter(request: Request, call_next):
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_upload + 64 * 1024:
-            response = _error(413, f"request body is {int(length)} bytes; the limit is {max_upload}",
-                              "request_too_large", "server.max_upload_mb")
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         counter.observe(getattr(route, "path", "other"), request.method, response.status_code,
                         time.perf_counter() - started)
@@ -168,11 +159,13 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'bad value')}",
                       "invalid_request_error", "see /docs for the request schema")
 
+    # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
+    middleware.install(app, cfg, keys)
+
     def current_user(request: Request) -> str:
-        user = auth.user_for_key(keys, auth.key_from_headers(request.headers), required)
-        if user is None:
-            raise HTTPProblem(401, "missing or invalid API key",
-                              hint="send 'Authorization: Bearer KEY' with a key from auth.keys")
+        user = request.scope.get(middleware.USER_KEY)
+        if user is None:  # only public paths skip the gate, and they do not ask for a user
+            raise HTTPProblem(401, "missing or invalid API key", hint="send 'Authorization: Bearer KEY'")
         return user
 
     def respond(result: Result) -> Response:
@@ -251,8 +244,18 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     @app.get("/api/engines", tags=["native"])
     async def api_engines(user: str = Depends(current_user)):
-        return {"engines": service.router.engines(), "tiers": cfg.get("router.tiers"),
-                "fallbacks": list(service.router.audit.recent)[-50:]}
+        return {"engines": visible_engines(service.router.engines(), user), "tiers": cfg.get("router.tiers"),
+                "fallbacks": [e for e in service.router.audit.recent if seen_by(e, user)][-50:]}
+
+    def seen_by(event: dict, user: str) -> bool:
+        """Audit details belong to the user whose request caused them; an admin sees all."""
+        return keys.is_admin(user) or event.get("user") == user
+
+    def visible_engines(engines: dict, user: str) -> dict:
+        """The last error text may name another user's voice or files: admins only."""
+        if keys.is_admin(user):
+            return engines
+        return {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
 
     def store(user: str):
         return service.router.store(user)

@@ -121,7 +121,8 @@ class Service:
         media_type = audio_mod.MEDIA_TYPES[fmt]
         claim: Claim | None = None
         if self.cache is not None and use_cache:
-            key = make_key(req.text, fmt=fmt, stream=stream, **plan.cache_parts())
+            # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
+            key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **plan.cache_parts())
             entry = self.cache.get(key)
             if entry is None:
                 claim = self.cache.claim(key)

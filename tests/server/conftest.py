@@ -68,13 +68,15 @@ def stop_server(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, joe_voice):
     home = tmp_path_factory.mktemp("server-home")
-    keys = "\n".join(f"    {key}: {user}" for user, key in KEYS.items())
+    from demod_voice.server.security import hash_key
+
+    keys = "\n".join(f"    {user}: '{hash_key(key)}'" for user, key in KEYS.items())
     config = f"""
 auth:
   required: true
-  keys:
-{keys}
 server:
+  api_keys:
+{keys}
   max_text_chars: {MAX_TEXT}
   max_upload_mb: {MAX_UPLOAD_MB}
   cpu_workers: 2
