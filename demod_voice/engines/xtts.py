@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -215,9 +216,13 @@ def best_window(audio: Audio, seconds: float = BEST_WINDOW_SECONDS) -> tuple[Aud
     return Audio(audio.samples[begin: begin + length], sr), begin / sr
 
 
+#: Only this much of a reference is decoded; the best 6-12 s window is chosen from it.
+MAX_REFERENCE_READ_SECONDS = 600.0
+
+
 def load_reference(path: Path) -> Audio:
     """Read one reference: mono, 22.05 kHz, silence-trimmed, 2-30 s (longer: its best 6-12 s)."""
-    audio = audio_mod.read(path, what="reference audio")
+    audio = audio_mod.read(path, what="reference audio", max_seconds=MAX_REFERENCE_READ_SECONDS)
     if not len(audio.samples):
         raise InputError(f"reference audio {path} is empty", hint="record at least 2 seconds of clear speech")
     audio = audio_mod.resample(audio, REFERENCE_RATE)
@@ -480,9 +485,7 @@ class XttsEngine:
             raise InputError(f"cannot load XTTS model from {self.model_dir}: {exc}",
                              hint="coqui-tts rewrites an original model.pth once on first load; make the folder "
                                   "writable (or load it once where it is)") from None
-        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
-            import pickle
-
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, pickle.UnpicklingError) as exc:
             if isinstance(exc, pickle.UnpicklingError):
                 from demod_voice.errors import UnsafeCheckpointError
 

@@ -57,8 +57,10 @@ class Workers:
             return self.devices[device]
 
     def shutdown(self) -> None:
+        """Drop queued jobs and return at once: uvicorn's graceful timeout already bounded the wait for
+        requests in flight, and a running engine job cannot be interrupted (``serve`` exits past it)."""
         for executor in [self.cpu, *self.devices.values()]:
-            executor.shutdown(wait=True, cancel_futures=False)
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def wav_stream_header(sample_rate: int) -> bytes:
