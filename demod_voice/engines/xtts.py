@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -136,6 +137,14 @@ def conditioning_params(config: dict) -> dict:
 
 
 def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The content hash of a reference, read with a bound: a device such as /dev/zero never ends."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"reference audio {path} is not a regular file",
+                         hint="save the recording to a file (WAV, FLAC, ...) and pass that")
+    if st.st_size > audio_mod.MAX_READ_BYTES:
+        raise InputError(f"reference audio {path} is larger than {audio_mod.MAX_READ_BYTES // (1024 * 1024)} MiB",
+                         hint="6-12 s of clear speech is enough; cut the recording")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

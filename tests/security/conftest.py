@@ -71,3 +71,12 @@ def bob(server):
 def root(server):
     with client(server, "root") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def xtts_checkpoint(tmp_path_factory):
+    """A tiny random-weight XTTS-v2 checkpoint in the genuine layout (as tests/xtts builds it)."""
+    pytest.importorskip("TTS.tts.models.xtts")
+    from tests.xtts.checkpoint import build
+
+    return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=8)

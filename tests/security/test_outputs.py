@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_cli
+from tests.xtts.test_models import hub  # noqa: F401  (the loopback model hub fixture)
 
 
 def char_device_identity(path: str) -> tuple[int, int, int]:
@@ -135,3 +136,23 @@ def test_config_init_to_dev_null(isolated_home, tmp_path):
     proc = run_cli("config", "init", "--path", "/dev/null", "--force", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert char_device_identity("/dev/null") == before
+
+
+# --- models pull: the same rules for downloaded model files ------------------------------
+
+def test_models_pull_follows_symlinks_and_refuses_fifos(cli, hub, tmp_path):  # noqa: F811
+    hub.write_registry()
+    hub.folder.mkdir(parents=True)
+    store = tmp_path / "shared-store"
+    store.mkdir()
+    (hub.folder / "model.bin").symlink_to(store / "model.bin")
+    os.mkfifo(hub.folder / "config.json")
+    refused = cli("models", "pull", "tiny", env=hub.env)
+    assert refused.returncode == 2 and "config.json" in refused.stderr.decode()
+    assert stat.S_ISFIFO(os.lstat(hub.folder / "config.json").st_mode)
+    (hub.folder / "config.json").unlink()
+    proc = cli("models", "pull", "tiny", env=hub.env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (hub.folder / "model.bin").is_symlink()
+    assert (store / "model.bin").read_bytes() == hub.files["model.bin"]
+    assert cli("models", "verify", "tiny", env=hub.env).returncode == 0
