@@ -188,7 +188,7 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
         path = f"{prefix}{key}"
         if value is None and path not in SETTINGS and any(k.startswith(path + ".") for k in SETTINGS):
             continue  # an empty section ("piper:" with nothing under it)
-        if isinstance(value, Mapping) and path not in SETTINGS:
+        if isinstance(value, Mapping) and path not in SETTINGS and path not in RENAMED:
             yield from _flatten(value, path + ".")
         else:
             yield path, value
