@@ -167,8 +167,10 @@ def test_full_stdout_is_a_clear_error(isolated_home, joe_voice, tmp_path):
 @pytest.mark.parametrize("field, value, needle", [("sample_rate", -5, "sample_rate"),
                                                   ("espeak", "xx-nonexistent", "espeak")])
 def test_broken_voice_config_is_an_input_error(isolated_home, joe_voice, tmp_path, field, value, needle):
+    import shutil
+
     model = tmp_path / "broken.onnx"
-    model.symlink_to(joe_voice)
+    shutil.copyfile(joe_voice, model)  # a copy: a symlink would resolve to the real voice and its config
     config = json.loads(Path(f"{joe_voice}.json").read_text())
     if field == "sample_rate":
         config["audio"]["sample_rate"] = value
