@@ -56,21 +56,27 @@ def client(server, user: str | None, **kwargs) -> httpx.Client:
 
 
 @pytest.fixture(scope="session")
-def alice(server):
-    with client(server, "alice") as c:
-        yield c
+def users(server):
+    """One authenticated client per user, for the whole session."""
+    clients = {user: client(server, user) for user in KEYS}
+    yield clients
+    for c in clients.values():
+        c.close()
 
 
-@pytest.fixture(scope="session")
-def bob(server):
-    with client(server, "bob") as c:
-        yield c
+@pytest.fixture
+def alice(users):
+    return users["alice"]
 
 
-@pytest.fixture(scope="session")
-def root(server):
-    with client(server, "root") as c:
-        yield c
+@pytest.fixture
+def bob(users):
+    return users["bob"]
+
+
+@pytest.fixture
+def root(users):
+    return users["root"]
 
 
 @pytest.fixture(scope="session")
