@@ -108,8 +108,11 @@ def same_origin(origin: str, host: str | None, scheme: str) -> bool:
     default = {"http": 80, "https": 443}
     try:
         page, here = urlsplit(origin), urlsplit("//" + host)
-        return (page.scheme == scheme and page.hostname is not None and page.hostname == here.hostname
-                and (page.port or default.get(page.scheme)) == (here.port or default.get(scheme)))
+        if page.hostname is None or page.hostname != here.hostname:
+            return False
+        if here.port is None:  # behind a TLS proxy: Host has no port and the scheme seen here is not the page's
+            return page.scheme in default
+        return page.scheme == scheme and (page.port or default.get(page.scheme)) == here.port
     except ValueError:
         return False
 

@@ -174,3 +174,16 @@ def test_keys_are_checked_against_hashes(server):
     config_text = (server["home"] / "server.yaml").read_text()
     assert all(key not in config_text for key in KEYS.values())
 
+
+
+def test_same_origin_rules():
+    from demod_voice.server.middleware import HostGuard, same_origin
+
+    assert same_origin("http://127.0.0.1:5002", "127.0.0.1:5002", "http")
+    assert same_origin("https://voice.example.org", "voice.example.org", "http")  # behind a TLS proxy
+    assert not same_origin("http://localhost:8080", "localhost:5002", "http")  # another app on this machine
+    assert not same_origin("http://evil.example", "voice.example.org", "http")
+    assert not same_origin("null", "127.0.0.1:5002", "http")
+    guard = HostGuard(None, ["voice.example.org"], "127.0.0.1")
+    assert all(guard.allows(h) for h in ("localhost:5002", "[::1]:5002", "10.1.2.3", "VOICE.example.org.", None))
+    assert not any(guard.allows(h) for h in ("attacker.example", "localhost.attacker.example", "127.0.0.1.nip.io"))
