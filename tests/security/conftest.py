@@ -52,7 +52,8 @@ def server(tmp_path_factory, joe_voice):
 def client(server, user: str | None, **kwargs) -> httpx.Client:
     headers = {"Authorization": f"Bearer {KEYS[user]}"} if user else {}
     headers.update(kwargs.pop("headers", {}))
-    return httpx.Client(base_url=server["url"], headers=headers, timeout=60, **kwargs)
+    kwargs.setdefault("timeout", 60)
+    return httpx.Client(base_url=server["url"], headers=headers, **kwargs)
 
 
 @pytest.fixture(scope="session")
