@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from importlib import resources
 from typing import Any, Literal
 
@@ -137,15 +136,6 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
                          description="Offline voice service: OpenAI-compatible speech, native TTS/voice-cloning API.")
     app.state.service = service
 
-    @app.middleware("http")
-    async def metrics_counter(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        counter.observe(getattr(route, "path", "other"), request.method, response.status_code,
-                        time.perf_counter() - started)
-        return response
-
     @app.exception_handler(DemodError)
     async def demod_error(request: Request, exc: DemodError):
         status = _status(exc)
@@ -160,7 +150,7 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
                       "invalid_request_error", "see /docs for the request schema")
 
     # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
-    middleware.install(app, cfg, keys)
+    middleware.install(app, cfg, keys, counter)
 
     def current_user(request: Request) -> str:
         user = request.scope.get(middleware.USER_KEY)

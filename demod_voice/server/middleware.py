@@ -14,6 +14,7 @@ In order, outermost first (``install`` adds them):
 * ``BodyLimit`` -- counts body bytes as they arrive, chunked or not, and answers 413 at the byte that
   passes ``server.max_body_bytes`` (or at once, from ``Content-Length``); a client that stalls
   mid-body for ``server.body_timeout_s`` gets 408. Either way the connection is closed.
+* ``Metrics`` (innermost) -- counts answered requests for ``/metrics``.
 
 Every refusal is the service's JSON error shape.
 """
@@ -24,6 +25,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 from demod_voice.server.security import KeyRing, key_from_headers
@@ -229,8 +231,41 @@ class BodyLimit:
             await send_error(send, *state["refused"])
 
 
-def install(app, cfg, keys: KeyRing) -> None:
-    """Add the guards to ``app`` (Starlette wraps the last added outermost)."""
+class Metrics:
+    """Counts every answered request by route, method and status (for ``/metrics``).
+
+    Pure ASGI on purpose: Starlette's ``BaseHTTPMiddleware`` wraps ``receive`` in a task group, which
+    hides a client's disconnect from ``Request.is_disconnected`` -- and the service uses that to cancel
+    work nobody waits for any more.
+    """
+
+    def __init__(self, app, counter):
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def observed_send(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            route = scope.get("route")
+            self.counter.observe(getattr(route, "path", "other"), scope["method"], status["code"],
+                                 time.perf_counter() - started)
+
+
+def install(app, cfg, keys: KeyRing, counter=None) -> None:
+    """Add the guards (and the request counter) to ``app`` (Starlette wraps the last added outermost)."""
+    if counter is not None:
+        app.add_middleware(Metrics, counter=counter)
     max_body = cfg.get("server.max_body_bytes") or int(cfg.get("server.max_upload_mb") * 1024 * 1024) + 64 * 1024
     app.add_middleware(BodyLimit, max_bytes=max_body, timeout_s=cfg.get("server.body_timeout_s"))
     app.add_middleware(AuthGate, keys=keys)
