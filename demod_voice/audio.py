@@ -21,8 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from demod_voice.errors import EngineError, InputError, UsageError
-from demod_voice.paths import atomic_output as atomic_path  # noqa: F401  (re-exported: every writer uses it)
-from demod_voice.paths import atomic_write_bytes, check_output  # noqa: F401
+from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
 FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
@@ -222,11 +221,6 @@ def is_silent(audio: Audio, threshold_db: float = -60.0) -> bool:
     return audio.peak <= db_to_gain(threshold_db)
 
 
-def clipping_ratio(audio: Audio, level: float = 0.999) -> float:
-    """Fraction of samples at or above full scale."""
-    return float(np.mean(np.abs(audio.samples) >= level)) if len(audio.samples) else 0.0
-
-
 # --- encoding & writing -----------------------------------------------------------
 
 def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "wav") -> str:
@@ -257,10 +251,11 @@ def encode(audio: Audio, fmt: str) -> bytes:
         return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
     buf = io.BytesIO()
     samples = np.clip(audio.samples, -1.0, 1.0)
-    if fmt == "wav":
-        sf.write(buf, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
-    elif fmt == "flac":
-        sf.write(buf, samples, audio.sample_rate, format="FLAC", subtype="PCM_16")
+    if fmt in ("wav", "flac"):
+        # One float -> 16-bit rule everywhere (files, streams, raw pcm): ``float_to_pcm16``, so a WAV file
+        # and a streamed WAV of the same audio hold the same samples.
+        pcm = np.frombuffer(audio.to_pcm16(), dtype="<i2")
+        sf.write(buf, pcm, audio.sample_rate, format=fmt.upper(), subtype="PCM_16")
     elif fmt == "ogg":
         sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
     elif fmt == "opus":
@@ -285,11 +280,6 @@ def _encode_ffmpeg(audio: Audio, args: list[str]) -> bytes:
     if proc.returncode != 0:
         raise EngineError(f"ffmpeg failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
     return proc.stdout
-
-
-def check_writable_dir(target: str | os.PathLike) -> None:
-    """Fail early, with a clear message, when ``target`` cannot take the output (see ``paths.check_output``)."""
-    check_output(target)
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:

@@ -211,3 +211,31 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes, what: str = "outp
     with open_output(target, what) as fh:
         fh.write(data)
     return Path(target)
+
+
+#: Older names for the writers above, still used across the code base.
+atomic_path = atomic_output
+
+
+def check_writable_dir(target: str | os.PathLike) -> None:
+    """Fail early, with a clear message, when ``target`` cannot take the output (see ``check_output``)."""
+    check_output(target)
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
+    """``atomic_write_bytes`` for UTF-8 text (configs, reports, metadata)."""
+    return atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def file_identity(path: str | os.PathLike) -> str:
+    """What changes when a file is replaced: resolved path, size and modification time (ns).
+
+    Used wherever a result depends on a file (cache keys, batch resume hashes, engine versions).
+    A missing file has an identity too, so callers can key on it and fail later with a clear error.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"

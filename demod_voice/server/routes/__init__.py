@@ -1,0 +1,46 @@
+"""The HTTP surfaces, one ``APIRouter`` each: ``openai``, ``native``, ``voices``, ``ops``.
+
+Routes parse, authenticate and call ``Service`` (the only thing they call); shared dependencies live here.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request, UploadFile
+
+from demod_voice.errors import InputError
+from demod_voice.server.middleware import USER_KEY
+from demod_voice.server.service import HTTPProblem, Result, Service
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def current_user(request: Request) -> str:
+    """The user the auth middleware found for the request's API key (the default user while auth is off)."""
+    user = request.scope.get(USER_KEY)
+    if user is None:  # only public paths skip the gate, and they do not ask for a user
+        raise HTTPProblem(401, "missing or invalid API key", hint="send 'Authorization: Bearer KEY'")
+    return user
+
+
+def is_admin(request: Request, user: str) -> bool:
+    return request.app.state.keys.is_admin(user)
+
+
+def respond(result: Result):
+    from fastapi.responses import Response, StreamingResponse
+
+    if result.stream is not None:
+        return StreamingResponse(result.stream, media_type=result.media_type, headers=result.headers)
+    return Response(result.body, media_type=result.media_type, headers=result.headers)
+
+
+async def read_upload(request: Request, file: UploadFile) -> bytes:
+    limit = request.app.state.max_upload
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPProblem(413, f"upload {file.filename!r} is larger than {limit} bytes", hint="server.max_upload_mb")
+    if not data:
+        raise InputError(f"upload {file.filename!r} is empty")
+    return data
