@@ -135,7 +135,7 @@ def write_report(path: Path, job_file: Path, state_path: Path | None, summary: S
         "state": str(state_path) if state_path else None,
         "runner": runner,
         "dry_run": settings.dry_run,
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(summary.seconds, 3),
         "interrupted": summary.interrupted,
         "stopped_by": summary.stopped_by,
