@@ -22,13 +22,22 @@ def raw_request(server, head: str, timeout: float = 10.0) -> socket.socket:
 
 
 def read_status(sock: socket.socket) -> tuple[int, bytes]:
+    """(status, raw response): the headers, then the body up to its Content-Length."""
     data = b""
     while b"\r\n\r\n" not in data:
         piece = sock.recv(65536)
         if not piece:
             break
         data += piece
-    return int(data.split(b" ", 2)[1]), data
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return int(data.split(b" ", 2)[1]), head + b"\r\n\r\n" + body
 
 
 def unique(text: str) -> str:
