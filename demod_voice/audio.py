@@ -2,8 +2,9 @@
 
 Engines speak ``Audio`` (float32 mono samples in [-1, 1] and a sample rate);
 encoding to a file format happens only at the edges (file write, HTTP
-response). Every file written here goes to a temporary file beside the target
-and is renamed into place, so a crash or Ctrl-C never leaves a partial file.
+response). Every file written here goes through ``paths.atomic_output``: a temporary
+file beside the target renamed into place (a crash or Ctrl-C never leaves a
+partial file), or straight into a character device, FIFO or standard output.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,20 +86,27 @@ def concat(parts: list[Audio], silence: float = 0.0) -> Audio:
 
 # --- reading ---------------------------------------------------------------------
 
-def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None = None, what: str = "audio file") -> Audio:
-    """Read any format libsndfile reads, mixed down to mono, optionally resampled."""
+#: The most bytes read from one audio source; more is refused (``/dev/zero`` would otherwise read forever).
+MAX_READ_BYTES = 256 * 1024 * 1024
+
+
+def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None = None, what: str = "audio file",
+         max_seconds: float | None = None, max_bytes: int = MAX_READ_BYTES) -> Audio:
+    """Read any format libsndfile reads, mixed down to mono, optionally resampled.
+
+    Work is bounded: a source larger than ``max_bytes`` is refused (a FIFO or device is read up to that
+    bound, never to its end), and with ``max_seconds`` only that much audio is decoded.
+    """
     import soundfile as sf
 
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", source))
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise InputError(f"{what} not found: {path}", hint="check the path")
-        if path.is_dir():
-            raise InputError(f"{what} is a folder, not a file: {path}")
     data_source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    if isinstance(source, (str, os.PathLike)):
+        data_source = _bounded_source(Path(source), what, max_bytes)
     try:
-        data, sr = sf.read(data_source, dtype="float32", always_2d=True)
+        with sf.SoundFile(data_source) as fh:
+            frames = -1 if max_seconds is None else int(max_seconds * fh.samplerate)
+            data, sr = fh.read(frames, dtype="float32", always_2d=True), fh.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise InputError(f"cannot read {what} {name}: {exc}",
                          hint="use WAV, FLAC, OGG, MP3 or another format libsndfile reads") from None
@@ -105,6 +114,32 @@ def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None =
     if sample_rate and sample_rate != sr:
         audio = resample(audio, sample_rate)
     return audio
+
+
+def _bounded_source(path: Path, what: str, max_bytes: int) -> Path | io.BytesIO:
+    """``path`` itself for a regular file within the bound; the bytes of a FIFO/device read up to the bound."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}", hint="check the path") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    too_big = InputError(f"{what} {path} is larger than {max_bytes // (1024 * 1024)} MiB",
+                         hint="use a shorter recording, or compress it (FLAC, OGG)")
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{what} is a folder, not a file: {path}")
+    if stat.S_ISREG(st.st_mode):
+        if st.st_size > max_bytes:
+            raise too_big
+        return path
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > max_bytes:
+        raise too_big
+    return io.BytesIO(data)
 
 
 def info(path: str | os.PathLike) -> tuple[int, int, float]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from demod_voice import __version__
-from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError
+from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError, UsageError
 
 #: Command modules under ``demod_voice.commands``, in help order. Each defines
 #: ``register(subparsers, common)`` and sets ``func`` on its parser(s).
@@ -132,7 +132,63 @@ def format_error(exc: DemodError) -> str:
     return f"error: {exc.message}" + (f"; {exc.hint}" if exc.hint else "")
 
 
+def _check_utf8(argv: Sequence[str]) -> None:
+    """Refuse arguments that are not valid UTF-8 (they reach Python as lone surrogates and break later)."""
+    for index, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise UsageError(f"argument {index} ({shown!r}) is not valid UTF-8",
+                             hint="pass text as UTF-8 (or through --text-file / standard input), "
+                                  "and give files UTF-8 names") from None
+
+
+class _Stdout:
+    """Wraps ``sys.stdout`` so a failed write (``/dev/full``, a closed descriptor) is a clear DemodError."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.failed = False
+
+    def _guard(self, method: str, *args):
+        try:
+            return getattr(self._inner, method)(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.failed = True
+            raise DemodError(f"cannot write standard output: {exc.strerror or exc}",
+                             hint="check free space, or write to a file with --output") from None
+
+    def write(self, text):
+        return self._guard("write", text)
+
+    def flush(self):
+        return self._guard("flush")
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def _release_stdout() -> None:
+    """Point descriptor 1 at /dev/null so the interpreter's final flush of stdout cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        _check_utf8(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(format_error(exc), file=sys.stderr)
+        return exc.exit_code
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
@@ -142,33 +198,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     flags = {"device": getattr(args, "device", None)}
     ctx = Context(args=args, flags={k: v for k, v in flags.items() if v is not None})
+    stdout = sys.stdout = _Stdout(sys.stdout)
     try:
-        return int(args.func(args, ctx) or 0)
+        code = int(args.func(args, ctx) or 0)
+        sys.stdout.flush()  # a full or closed stdout fails here, not in the interpreter's exit
+        return code
     except DemodError as exc:
         if verbose:
             import traceback
 
             traceback.print_exc()
         print(format_error(exc), file=sys.stderr)
+        if stdout.failed or exc.message.startswith("cannot write standard output"):
+            _release_stdout()
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly.
-        try:
-            sys.stdout = open(__import__("os").devnull, "w")
-        except OSError:
-            pass
+        _release_stdout()
         return EXIT_FAILURE
     except Exception as exc:  # the last resort: say what happened, hide the traceback unless -v
-        if verbose:
-            import traceback
+        return _unexpected(exc, verbose)
+    finally:
+        if sys.stdout is stdout:
+            sys.stdout = stdout._inner
 
-            traceback.print_exc()
-        print(f"error: unexpected {type(exc).__name__}: {exc}; run with -v for the traceback and please report it",
-              file=sys.stderr)
-        return EXIT_FAILURE
+
+def _unexpected(exc: BaseException, verbose: int) -> int:
+    """The last resort: say what happened, hide the traceback unless -v."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    print(f"error: unexpected {type(exc).__name__}: {exc}; run with -v for the traceback and please report it",
+          file=sys.stderr)
+    return EXIT_FAILURE
 
 
 if __name__ == "__main__":

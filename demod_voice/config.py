@@ -40,6 +40,8 @@ class Setting:
     min: float | None = None
     max: float | None = None
     nullable: bool = False
+    secret: bool = False
+    """Redacted by ``config show`` (API key hashes)."""
 
 
 S = Setting
@@ -127,11 +129,26 @@ SCHEMA: dict[str, Any] = {
         "cpu_workers": S("int", 2, "CPU engine jobs run at once (bounded pool)", min=1, max=256),
         "max_text_chars": S("int", 4096, "longest accepted input text", min=1),
         "max_upload_mb": S("float", 20.0, "largest accepted upload", min=0.001),
+        "max_body_bytes": S("int", None, "largest request body, enforced while it arrives (chunked or not); "
+                                         "default: max_upload_mb plus 64 KiB", min=1024, nullable=True),
+        "body_timeout_s": S("float", 30.0, "longest wait for the next piece of a request body (slow clients get 408)",
+                            min=0.1, max=3600.0),
+        "keep_alive_timeout_s": S("float", 5.0, "idle seconds before a kept-alive connection is closed (uvicorn)",
+                                  min=0.1, max=3600.0),
+        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
         "default_format": S("str", "mp3", "OpenAI route response_format default", choices=("mp3", "opus", "aac", "flac", "wav", "pcm")),
         "voice_map": S("dict", {}, "OpenAI voice name -> installed or saved voice (unmapped OpenAI names use piper.default_voice)"),
         "models": S("dict", {"tts-1": "fast", "tts-1-hd": "high"}, "OpenAI model name -> quality tier or engine name"),
-        "cors_origins": S("list", [], "origins allowed to call the API from a browser (empty: same origin only)"),
+        "allowed_origins": S("list", [], "web origins (scheme://host[:port]) allowed to call the API from a browser; "
+                                         "others get no CORS answer and their state-changing requests are refused"),
+        "allowed_hosts": S("list", [], "Host header values accepted (refuses DNS rebinding); default: localhost names "
+                                       "and the bound address; '*' accepts any"),
+        "api_keys": S("dict", {}, "user name -> salted API key hash (or a list of them), from 'config hash-key'",
+                      secret=True),
+        "api_keys_file": S("path", None, "YAML file of plain API key -> user name, hashed in memory at start "
+                                         "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
+        "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
     },
     "router": {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
@@ -142,9 +159,7 @@ SCHEMA: dict[str, Any] = {
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
     },
     "auth": {
-        "required": S("bool", False, "reject requests without a valid API key"),
-        "keys": S("dict", {}, "API key -> user name"),
-        "keys_file": S("path", None, "YAML file of API key -> user name", nullable=True),
+        "required": S("bool", False, "reject requests without a valid API key (keys: server.api_keys)"),
     },
     "stt": {
         "model": S("str", "whisper-base.en", "Whisper model: a registry name (models pull whisper-...) or a "
@@ -170,6 +185,15 @@ SCHEMA: dict[str, Any] = {
                                         "Wyoming user", nullable=True),
         "samples_per_chunk": S("int", 1024, "samples per Wyoming audio-chunk event", min=64, max=65536),
     },
+}
+
+
+#: Keys that existed before, and what replaced them (an old config gets this as its hint).
+RENAMED = {
+    "auth.keys": "API keys are stored hashed now: put 'demod-voice config hash-key' output under server.api_keys, "
+                 "or the plain keys in server.api_keys_file",
+    "auth.keys_file": "renamed to server.api_keys_file (same format: plain key -> user)",
+    "server.cors_origins": "renamed to server.allowed_origins",
 }
 
 
@@ -204,7 +228,7 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, A
         path = f"{prefix}{key}"
         if value is None and path not in SETTINGS and any(k.startswith(path + ".") for k in SETTINGS):
             continue  # an empty section ("piper:" with nothing under it)
-        if isinstance(value, Mapping) and path not in SETTINGS:
+        if isinstance(value, Mapping) and path not in SETTINGS and path not in RENAMED:
             yield from _flatten(value, path + ".")
         else:
             yield path, value
@@ -217,6 +241,8 @@ def _type_name(value: Any) -> str:
 def _check(key: str, value: Any, origin: str) -> Any:
     """Validate one value against its setting; return the normalised value."""
     setting = SETTINGS.get(key)
+    if setting is None and key in RENAMED:
+        raise ConfigError(f"config key '{key}' (from {origin}) is no longer used", hint=RENAMED[key])
     if setting is None:
         close = difflib.get_close_matches(key, SETTINGS, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "run 'demod-voice config show' for the known keys"
@@ -401,7 +427,7 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, tuple[A
 
 
 #: Environment variables with the prefix that are not config keys.
-IGNORED_ENV = {"DEMOD_VOICE_CONFIG"}
+IGNORED_ENV = {"DEMOD_VOICE_CONFIG", "DEMOD_VOICE_API_KEYS"}
 #: Short names for config keys (the offline switch is set by hand and by the NixOS module).
 ENV_ALIASES = {"DEMOD_VOICE_OFFLINE": "models.offline"}
 
@@ -465,5 +491,13 @@ def _yaml_scalar(value: Any) -> str:
 
 
 def render_effective(cfg: Config) -> list[tuple[str, Any, str]]:
-    """(key, value, source) rows for ``config show``."""
-    return [(key, cfg.get(key), cfg.source(key)) for key in SETTINGS]
+    """(key, value, source) rows for ``config show``; secrets are redacted."""
+    return [(key, redact(cfg.get(key)) if setting.secret else cfg.get(key), cfg.source(key))
+            for key, setting in SETTINGS.items()]
+
+
+def redact(value: Any) -> Any:
+    """A secret's shape without its content: mapping keys stay (user names), values become ``<redacted>``."""
+    if isinstance(value, dict):
+        return {k: "<redacted>" for k in value}
+    return "<redacted>" if value else value

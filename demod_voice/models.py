@@ -26,12 +26,14 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, missing_extra
+from demod_voice.paths import atomic_output, check_output
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -345,6 +347,8 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
             results.append(current)
             continue
         target = folder / spec.path
+        check_output(target, f"model file {spec.path}", streams=False)  # no folder, device or FIFO in its place
+        link = os.readlink(target) if target.is_symlink() else None
         if target.exists() and not force:
             current = check_file(entry, folder, spec, full=True)  # present but not yet checked: hash it
             if current.good:
@@ -366,6 +370,8 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
                               hint=f"re-run the pull to continue (finished files are kept), or place the files "
                                    f"by hand in {folder}") from None
+        if link is not None:
+            _restore_link(target, link)
         state = check_file(entry, folder, spec, full=True)
         if not state.good:
             target.unlink(missing_ok=True)
@@ -374,6 +380,14 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                               hint="re-run the pull; if it fails again the mirror serves a different file")
         results.append(state)
     return results
+
+
+def _restore_link(path: Path, link: str) -> None:
+    """The hub client replaced a symlink with the downloaded file: move the file to where the link pointed
+    (atomically, through the shared writer) and put the link back."""
+    with atomic_output(path.parent / link, f"model file {path.name}") as tmp:
+        shutil.move(path, tmp)
+    path.symlink_to(link)
 
 
 def verify(entry: ModelEntry, cfg) -> list[FileStatus]:

@@ -1,4 +1,4 @@
-"""Delivering synthesised audio: to a file (atomically), to stdout, or streamed.
+"""Delivering synthesised audio: to a file (atomically), a device/FIFO, stdout, or streamed.
 
 Shared by every synthesis command so streaming and file output behave the
 same whatever the engine.
@@ -6,10 +6,9 @@ same whatever the engine.
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from demod_voice import audio as audio_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError, UsageError
+from demod_voice.paths import STDOUT, atomic_write_bytes, check_output, open_output
 
 
 @dataclass
@@ -46,20 +46,20 @@ def plan_target(output: str | None, fmt: str | None, stream: bool, default_fmt: 
     path = output or f"output.{default_fmt if default_fmt != 'pcm' else 'pcm'}"
     target = Target(path, audio_mod.format_for(None if path == "-" else path, fmt, default_fmt))
     if not target.to_stdout:
-        audio_mod.check_writable_dir(Path(path))
+        check_output(path)
     return target
 
 
 def stream_pcm(chunks: Iterable[Audio], out: BinaryIO | None = None) -> Audio:
     """Write each chunk as raw PCM as soon as it arrives; return the whole audio."""
-    out = out or sys.stdout.buffer
     parts: list[np.ndarray] = []
     sample_rate = 0
-    for chunk in chunks:
-        sample_rate = chunk.sample_rate
-        out.write(chunk.to_pcm16())
-        out.flush()
-        parts.append(chunk.samples)
+    with contextlib.nullcontext(out) if out is not None else open_output(STDOUT) as fh:
+        for chunk in chunks:
+            sample_rate = chunk.sample_rate
+            fh.write(chunk.to_pcm16())
+            fh.flush()
+            parts.append(chunk.samples)
     if not parts:
         raise InputError("the text produced no speech", hint="give words, not only punctuation")
     return Audio(np.concatenate(parts), sample_rate)
@@ -73,19 +73,10 @@ def deliver(chunks: Iterable[Audio], target: Target) -> Audio:
     if not collected:
         raise InputError("the text produced no speech", hint="give words, not only punctuation")
     whole = audio_mod.concat(collected)
-    data = audio_mod.encode(whole, target.fmt)
-    if target.to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        audio_mod.atomic_write_bytes(target.path, data)
+    atomic_write_bytes(STDOUT if target.to_stdout else target.path, audio_mod.encode(whole, target.fmt))
     return whole
 
 
 def deliver_bytes(data: bytes, target: Target) -> None:
     """Write already-encoded audio (e.g. from the audio cache) to ``target``, atomically for files."""
-    if target.to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        audio_mod.atomic_write_bytes(target.path, data)
+    atomic_write_bytes(STDOUT if target.to_stdout else target.path, data)

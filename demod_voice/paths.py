@@ -9,9 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from demod_voice.errors import DemodError, InputError
 
@@ -66,7 +70,162 @@ def safe_join(root: Path, *names: str, what: str = "name") -> Path:
     return path
 
 
-# --- files: identity and atomic writes ---------------------------------------------------
+# --- writing outputs ----------------------------------------------------------------------
+#
+# Every writer (CLI, batch, models pull, dataset, caches) goes through these helpers. A regular
+# file is written to a temporary file beside it and renamed over it, so a partial file never
+# exists. A character device (``/dev/null``, a terminal) or a FIFO cannot be "replaced": renaming
+# a regular file over ``/dev/null`` as root is how ``-o /dev/null`` used to destroy it. Those are
+# streamed into directly. A symlink is followed, and the file it points to is replaced atomically.
+
+#: The output name that means standard output.
+STDOUT = "-"
+
+
+@dataclass(frozen=True)
+class OutputPath:
+    """Where an output really goes, decided before any work starts."""
+
+    given: str
+    """The path as the user gave it (for messages)."""
+    kind: str
+    """"stdout", "stream" (a character device or FIFO, written straight into) or "file" (atomic rename)."""
+    path: Path | None
+    """The device/FIFO, or the real destination file (symlinks resolved); None for stdout."""
+
+
+def check_output(target: str | os.PathLike, what: str = "output", streams: bool = True) -> OutputPath:
+    """Classify ``target`` and refuse what cannot take a file: folders, sockets, block devices, bad parents.
+
+    ``streams=False`` refuses standard output, devices and FIFOs too (a model file must be a real file).
+    """
+    given = os.fspath(target)
+    if given == STDOUT:
+        if not streams:
+            raise InputError(f"{what} cannot be standard output", hint="give a file name")
+        return OutputPath(given, "stdout", None)
+    if not given:
+        raise InputError(f"{what} path is empty", hint="give a file name, e.g. out.wav")
+    real = Path(os.path.realpath(given))  # follows symlinks, also a dangling one to its would-be target
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InputError(f"cannot use {what} {given}: {exc.strerror}", hint="check the path") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{what} path is a folder: {given}", hint="give a file name, e.g. out.wav")
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+            if not streams:
+                raise InputError(f"{what} {given} is a device or FIFO, not a regular file", hint="give a file name")
+            return OutputPath(given, "stream", real)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "block device" if stat.S_ISBLK(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "special file"
+            raise InputError(f"{what} {given} is a {kind}; refusing to write to it",
+                             hint="give a regular file, a character device, a FIFO or '-'")
+    parent = real.parent
+    if not parent.exists():
+        raise InputError(f"output folder does not exist: {parent}", hint=f"create it first: mkdir -p {parent}")
+    if not parent.is_dir():
+        raise InputError(f"output folder is not a folder: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"output folder is not writable: {parent}", hint="choose another output")
+    return OutputPath(given, "file", real)
+
+
+def _write_failed(given: str, exc: OSError) -> DemodError:
+    where = "standard output" if given == STDOUT else given
+    return DemodError(f"cannot write {where}: {exc.strerror or exc}", hint="check free space and permissions")
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+    """Yield the path to write ``target``'s content to.
+
+    A regular (or new) file: a temporary file beside the real destination, fsynced and renamed over
+    it on success, removed on any failure (Ctrl-C included). A character device or FIFO: the device
+    itself, written straight into. Standard output has no path: use ``open_output`` for it.
+    """
+    out = check_output(target, what)
+    if out.kind == "stdout":
+        raise InputError(f"{what} cannot be written to standard output here", hint="give a file name")
+    if out.kind == "stream":
+        try:
+            yield out.path
+        except OSError as exc:
+            raise _write_failed(out.given, exc) from None
+        return
+    real = out.path
+    try:
+        mode = stat.S_IMODE(os.stat(real).st_mode)  # replacing a file keeps its permissions (a 0600 config stays 0600)
+    except FileNotFoundError:
+        mode = 0o644
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write to output folder {real.parent}: {exc.strerror}",
+                         hint="choose another output") from None
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, mode)
+        os.replace(tmp_path, real)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise _write_failed(out.given, exc) from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def open_output(target: str | os.PathLike, what: str = "output") -> Iterator[BinaryIO]:
+    """A binary file object for ``target``: standard output (``-``), a device/FIFO, or an atomic file."""
+    given = os.fspath(target)
+    if given == STDOUT:
+        out = sys.stdout.buffer
+        try:
+            yield out
+            out.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI stops quietly
+        except OSError as exc:
+            raise _write_failed(given, exc) from None
+        return
+    with atomic_output(given, what) as path:
+        try:
+            with open(path, "wb") as fh:
+                yield fh
+        except BrokenPipeError as exc:  # a FIFO whose reader left
+            raise _write_failed(given, exc) from None
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes, what: str = "output") -> Path:
+    """Write ``data`` to ``target`` (file atomically; device, FIFO or ``-`` streamed)."""
+    with open_output(target, what) as fh:
+        fh.write(data)
+    return Path(target)
+
+
+#: Older names for the writers above, still used across the code base.
+atomic_path = atomic_output
+
+
+def check_writable_dir(target: str | os.PathLike) -> None:
+    """Fail early, with a clear message, when ``target`` cannot take the output (see ``check_output``)."""
+    check_output(target)
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
+    """``atomic_write_bytes`` for UTF-8 text (configs, reports, metadata)."""
+    return atomic_write_bytes(target, text.encode("utf-8"))
+
 
 def file_identity(path: str | os.PathLike) -> str:
     """What changes when a file is replaced: resolved path, size and modification time (ns).
@@ -80,60 +239,3 @@ def file_identity(path: str | os.PathLike) -> str:
     except OSError:
         return f"{path}:missing"
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
-
-    On any exception (including KeyboardInterrupt) the temporary file is removed
-    and ``target`` is left untouched.
-    """
-    target = Path(target)
-    check_writable_dir(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder {target.parent}: {exc.strerror}",
-                         hint="choose another --output") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise DemodError(f"cannot write {target}: {exc.strerror or exc}", hint="check free space and permissions") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-    return Path(target)
-
-
-def check_writable_dir(target: str | os.PathLike) -> None:
-    """Fail early, with a clear message, when ``target``'s folder cannot take a file."""
-    target = Path(target)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"output path is a folder: {target}", hint="give a file name, e.g. out.wav")
-    if not parent.exists():
-        raise InputError(f"output folder does not exist: {parent}", hint=f"create it first: mkdir -p {parent}")
-    if not parent.is_dir():
-        raise InputError(f"output folder is not a folder: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder is not writable: {parent}", hint="choose another --output")
-
-
-def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
-    """``atomic_write_bytes`` for UTF-8 text (configs, reports, metadata)."""
-    return atomic_write_bytes(target, text.encode("utf-8"))

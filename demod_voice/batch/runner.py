@@ -15,6 +15,7 @@ import datetime as dt
 import glob
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 from demod_voice import audio as audio_mod
 from demod_voice import paths
 from demod_voice.batch import jobs as jobs_mod
-from demod_voice.batch.state import ResumeState, default_path
+from demod_voice.batch.state import ResumeState, default_path, owned_paths
 from demod_voice.batch.worker import Outcome
 from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, DemodError, InputError
 
@@ -185,6 +186,7 @@ def run(path: str | Path, cfg, settings: Settings) -> int:
                                                error=bad.error.to_dict())
 
     state_path = Path(settings.state).expanduser() if settings.state else default_path(path)
+    _refuse_own_files(job_file.jobs, path, state_path, settings.report)
     state = ResumeState(state_path, readonly=settings.dry_run)
     try:
         recorded = state.recorded() if settings.resume else {}
@@ -217,6 +219,19 @@ def run(path: str | Path, cfg, settings: Settings) -> int:
         write_report(settings.report, path, state_path, summary, settings, runner_name)
         say(f"report: {settings.report}")
     return summary.exit_code
+
+
+def _refuse_own_files(jobs: list, job_file: Path, state_path: Path, report: Path | None) -> None:
+    """A job must not overwrite the job file, the resume state (or its SQLite/lock files) or the report."""
+    own = {p: "the resume state of this batch" for p in owned_paths(state_path)}
+    own[Path(os.path.realpath(job_file))] = "the job file itself"
+    if report is not None:
+        own[Path(os.path.realpath(report))] = "the --report file"
+    for job in jobs:
+        what = own.get(Path(os.path.realpath(job.output)))
+        if what:
+            raise InputError(f"line {job.line}: output {job.output} is {what}",
+                             hint="choose another output path for this job")
 
 
 def _make_backend(cfg, settings: Settings, count: int):

@@ -8,6 +8,8 @@ hash equals the job's hash; any change to the text, options, voice or reference 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -30,6 +32,47 @@ def default_path(job_file: Path) -> Path:
     return job_file.absolute().parent / f"{job_file.name}.batch-state.sqlite"
 
 
+def owned_paths(state: Path) -> list[Path]:
+    """The state file and the files SQLite and the lock keep beside it: no job may write to these."""
+    state = Path(os.path.realpath(state))
+    return [state, *(state.with_name(state.name + suffix) for suffix in ("-wal", "-shm", "-journal", ".lock"))]
+
+
+class StateLock:
+    """An exclusive lock on a resume state, so two runs never work through the same jobs at once.
+
+    ``flock`` on ``STATE.lock`` (released by the kernel when the process dies, even by SIGKILL); the
+    file holds the owner's pid so a second run can say who has it.
+    """
+
+    def __init__(self, state: Path):
+        self.path = Path(f"{state}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"cannot create the lock {self.path}: {exc.strerror}",
+                             hint="pass --state PATH in a writable folder") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise InputError(f"the resume state {self.path.with_suffix('')} is in use by another batch run "
+                             f"(pid {holder})", hint="wait for it to finish, or pass --state PATH for a separate run"
+                             ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+
 class ResumeState:
     """Read and record finished outputs. Only the driver process writes."""
 
@@ -37,8 +80,12 @@ class ResumeState:
         self.path = Path(path)
         self.readonly = readonly
         self._db: sqlite3.Connection | None = None
+        self._lock: StateLock | None = None
         if readonly and not self.path.exists():
             return
+        if not readonly:
+            self._lock = StateLock(self.path)
+            self._lock.acquire()
         try:
             uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
             self._db = sqlite3.connect(uri, uri=readonly, timeout=30, isolation_level=None)
@@ -47,6 +94,7 @@ class ResumeState:
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise InputError(f"cannot use the resume state file {self.path}: {exc}",
                              hint="delete it to start over, or pass --state PATH / --no-resume") from None
 
@@ -73,3 +121,6 @@ class ResumeState:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -20,6 +20,12 @@ def register(sub, common) -> None:
     init.add_argument("--path", metavar="FILE", help="where to write it (default: the user config file; '-' prints it)")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     init.set_defaults(func=run_init)
+    hk = csub.add_parser("hash-key", parents=[common], help="make a salted hash of an API key for server.api_keys",
+                         description="Read an API key from standard input (or make a new random one with --new) and "
+                                     "print its salted hash for server.api_keys. The plain key is never stored.")
+    hk.add_argument("--new", action="store_true", help="generate a random key; print it (once) on stderr")
+    hk.add_argument("--user", metavar="NAME", help="print a ready config line 'NAME: HASH'")
+    hk.set_defaults(func=run_hash_key)
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1])
 
 
@@ -61,4 +67,31 @@ def run_init(args, ctx) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, text.encode())
     ctx.say(f"wrote {target}")
+    return 0
+
+
+def run_hash_key(args, ctx) -> int:
+    import sys
+
+    from demod_voice.errors import InputError
+    from demod_voice.paths import validate_name
+    from demod_voice.server import security
+
+    if args.user:
+        validate_name(args.user, "user name")
+    if args.new:
+        key = security.new_key()
+        print(f"new API key (give it to the client; it is not shown again): {key}", file=sys.stderr)
+    else:
+        if sys.stdin.isatty():
+            import getpass
+
+            key = getpass.getpass("API key: ")
+        else:
+            key = sys.stdin.readline().strip()
+        if len(key) < security.MIN_KEY_CHARS:
+            raise InputError(f"the API key is {len(key)} characters; use at least {security.MIN_KEY_CHARS}",
+                             hint="or pass --new for a random one")
+    hashed = security.hash_key(key)
+    print(f"{args.user}: {hashed}" if args.user else hashed)
     return 0

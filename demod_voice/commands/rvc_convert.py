@@ -69,13 +69,9 @@ def run(args, ctx) -> int:
     speech = audio_mod.read(source, what="input audio")
     started = time.perf_counter()
     result = _converter(args, ctx)(speech)
+    audio_mod.write(result, "-" if to_stdout else target, fmt)
     if to_stdout:
-        import sys
-
-        sys.stdout.buffer.write(audio_mod.encode(result, fmt))
-        sys.stdout.buffer.flush()
         return 0
-    audio_mod.write(result, target, fmt)
     ctx.say(f"wrote {target} ({result.duration:.1f} s, {result.sample_rate} Hz, {fmt}) in "
             f"{time.perf_counter() - started:.1f} s")
     return 0

@@ -78,20 +78,24 @@ def run(args, ctx) -> int:
 
     app = create_app(cfg)
     host, port = cfg.get("server.host"), cfg.get("server.port")
+    sock = bind(host, port)
     ctx.say(f"serving on http://{host}:{port} (docs: /docs, page: /)")
     # uvicorn drains requests in flight on SIGTERM, then re-raises the signal with the previous handler:
     # a no-op handler makes a requested stop exit 0 (Ctrl-C still ends as "interrupted", 130).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning" if not ctx.verbose else "info",
-                            timeout_graceful_shutdown=args.graceful_timeout, access_log=ctx.verbose)
-    if not wyoming_uri:
-        uvicorn.Server(config).run()
-        return 0
-    asyncio.run(_serve_both(config, app, cfg, args.graceful_timeout, ctx))
+    config = uvicorn.Config(app, log_level="warning" if not ctx.verbose else "info", access_log=ctx.verbose,
+                            timeout_graceful_shutdown=args.graceful_timeout,
+                            timeout_keep_alive=cfg.get("server.keep_alive_timeout_s"),
+                            limit_concurrency=cfg.get("server.max_connections"))
+    if wyoming_uri:
+        asyncio.run(_serve_both(config, app, cfg, args.graceful_timeout, ctx, sock))
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+    stop_engines(app.state.service.active, args.graceful_timeout, ctx)
     return 0
 
 
-async def _serve_both(config, app, cfg, grace: float, ctx) -> None:
+async def _serve_both(config, app, cfg, grace: float, ctx, sock) -> None:
     """uvicorn and the Wyoming server on one event loop, sharing ``app.state.service``."""
     import uvicorn
 
@@ -110,4 +114,45 @@ async def _serve_both(config, app, cfg, grace: float, ctx) -> None:
             await wyoming.stop(grace)  # before the service closes under it
             await super().shutdown(sockets)
 
-    await Server(config).serve()
+    await Server(config).serve(sockets=[sock])
+
+
+def bind(host: str, port: int):
+    """The listening socket, bound here so a port in use is a clear error (exit 1), not uvicorn's own exit."""
+    import socket
+
+    from demod_voice.errors import DemodError
+
+    sock = None
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except socket.gaierror as exc:
+        raise DemodError(f"cannot listen on {host}: {exc.strerror}", hint="check server.host / --host",
+                         exit_code=2) from None
+    except OSError as exc:
+        if sock is not None:
+            sock.close()
+        raise DemodError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         hint="another process uses this port: stop it or choose --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def stop_engines(active: int, grace: float, ctx) -> None:
+    """Bound the shutdown: engine jobs still running when the graceful timeout has passed are abandoned.
+
+    uvicorn has already waited ``grace`` seconds for the requests; engine threads cannot be interrupted,
+    so the process exits now instead of waiting for them (nothing half-written survives: every file
+    write is atomic and the cache is closed).
+    """
+    if active:
+        import os
+        import sys
+
+        ctx.say(f"notice: stopping with {active} engine job(s) still running after the {grace:g} s graceful timeout")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -90,8 +90,11 @@ class PiperVoiceConfig:
         try:
             inference = data.get("inference", {})
             language = data.get("language", {})
+            sample_rate = int(data["audio"]["sample_rate"])
+            if not 1000 <= sample_rate <= 384_000:
+                raise ValueError(f"audio.sample_rate {sample_rate} is not a usable rate (1000-384000 Hz)")
             return PiperVoiceConfig(
-                sample_rate=int(data["audio"]["sample_rate"]),
+                sample_rate=sample_rate,
                 language=str(language.get("code") or data.get("espeak", {}).get("voice", "")),
                 quality=str(data.get("audio", {}).get("quality", "")),
                 num_speakers=int(data.get("num_speakers", 1)),
@@ -172,6 +175,11 @@ class PiperEngine:
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
+        try:  # an espeak voice espeak-ng does not know fails only at the first sentence: check now
+            self._voice.phonemize("a")
+        except RuntimeError as exc:
+            raise InputError(f"voice config {config_path} is unusable: {exc}",
+                             hint="its espeak.voice must be a voice espeak-ng knows, e.g. en-us") from None
         providers = self._voice.session.get_providers()
         self.device = "gpu" if providers and providers[0] == "CUDAExecutionProvider" else "cpu"
         if device == "gpu" and use_cuda and self.device != "gpu":

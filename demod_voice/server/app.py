@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from demod_voice import __version__
 from demod_voice.errors import DemodError, EngineError, ModelNotFoundError, NotAvailableError
-from demod_voice.server import auth
+from demod_voice.server import middleware, security
 from demod_voice.server.metrics import RequestCounter
 from demod_voice.server.routes import native, openai, ops, stt, voices
 from demod_voice.server.schemas import error_body
@@ -56,33 +55,15 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         yield
         service.close()
 
-    app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan,
-                  description="Offline voice service: OpenAI-compatible speech, native TTS/voice-cloning API.")
+    # Swagger UI and ReDoc from the assets of the fastapi-offline package: /docs works offline.
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(title="demod-voice", version=__version__, lifespan=lifespan,
+                         description="Offline voice service: OpenAI-compatible speech, native TTS/voice-cloning API.")
     app.state.service = service
-    app.state.keys = auth.load_keys(cfg)
-    app.state.auth_required = bool(cfg.get("auth.required"))
+    app.state.keys = security.load_keys(cfg)
     app.state.counter = RequestCounter()
-    app.state.max_upload = max_upload = int(cfg.get("server.max_upload_mb") * 1024 * 1024)
-
-    if cfg.get("server.cors_origins"):
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=cfg.get("server.cors_origins"), allow_methods=["*"],
-                           allow_headers=["*"], expose_headers=["X-Engine", "X-Cache", "X-Fallback", "X-Voice"])
-
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next):
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_upload + 64 * 1024:
-            response = _error(413, f"request body is {int(length)} bytes; the limit is {max_upload}",
-                              "request_too_large", "server.max_upload_mb")
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        app.state.counter.observe(getattr(route, "path", "other"), request.method, response.status_code,
-                                  time.perf_counter() - started)
-        return response
+    app.state.max_upload = int(cfg.get("server.max_upload_mb") * 1024 * 1024)
 
     @app.exception_handler(DemodError)
     async def demod_error(request: Request, exc: DemodError):
@@ -97,6 +78,8 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'bad value')}",
                       "invalid_request_error", "see /docs for the request schema")
 
+    # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
+    middleware.install(app, cfg, app.state.keys, app.state.counter)
     for surface in (openai, stt, native, voices, ops):
         app.include_router(surface.router)
     return app

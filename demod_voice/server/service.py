@@ -59,8 +59,10 @@ class Workers:
             return self.devices[device]
 
     def shutdown(self) -> None:
+        """Drop queued jobs and return at once: uvicorn's graceful timeout already bounded the wait for
+        requests in flight, and a running engine job cannot be interrupted (``serve`` exits past it)."""
         for executor in [self.cpu, *self.devices.values()]:
-            executor.shutdown(wait=True, cancel_futures=False)
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def wav_stream_header(sample_rate: int) -> bytes:
@@ -158,9 +160,14 @@ class Service:
         self.router.audit.record(engine="rvc", reason=self.router.rvc_available()[1], detail="conversion skipped",
                                  voice=voice, user=user)
 
-    def engines_report(self) -> dict:
-        return {"engines": self.router.engines(), "tiers": self.cfg.get("router.tiers"),
-                "fallbacks": list(self.router.audit.recent)[-50:]}
+    def engines_report(self, user: str, admin: bool = False) -> dict:
+        """Engine status for ``user``: only their own fallback events, and the engines' last error text
+        (which may name another user's voice or files) for admins only."""
+        engines = self.router.engines()
+        if not admin:
+            engines = {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
+        events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
+        return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:]}
 
     # -- helpers --
     def check_text(self, text: str) -> str:
@@ -199,7 +206,8 @@ class Service:
         media_type = audio_mod.MEDIA_TYPES[fmt]
         claim: Claim | None = None
         if self.cache is not None and use_cache:
-            key = make_key(req.text, fmt=fmt, stream=stream, **plan.cache_parts())
+            # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
+            key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **plan.cache_parts())
             entry = self.cache.get(key)
             if entry is None:
                 claim = self.cache.claim(key)

@@ -66,17 +66,21 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def auth_config() -> str:
-    """The config section every server test uses: keys required, one key per user of ``KEYS``."""
-    keys = "\n".join(f"    {key}: {user}" for user, key in KEYS.items())
-    return f"auth:\n  required: true\n  keys:\n{keys}\n"
+    """The config every server test starts with: keys required, one salted key hash per user of ``KEYS``.
+
+    It ends inside the ``server:`` section, so callers continue with more ``server`` keys (indented 2).
+    """
+    from demod_voice.server.security import hash_key
+
+    keys = "\n".join(f"    {user}: '{hash_key(key)}'" for user, key in KEYS.items())
+    return f"auth:\n  required: true\nserver:\n  api_keys:\n{keys}\n"
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, joe_voice):
     home = tmp_path_factory.mktemp("server-home")
     config = f"""
-{auth_config()}server:
-  max_text_chars: {MAX_TEXT}
+{auth_config()}  max_text_chars: {MAX_TEXT}
   max_upload_mb: {MAX_UPLOAD_MB}
   cpu_workers: 2
 """

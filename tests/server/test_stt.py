@@ -25,8 +25,7 @@ def stt_server(tmp_path_factory, joe_voice):
     pytest.importorskip("faster_whisper")
     home = tmp_path_factory.mktemp("stt-home")
     config = f"""
-{auth_config()}server:
-  max_upload_mb: 1.0
+{auth_config()}  max_upload_mb: 1.0
 stt:
   model: {models.get_model_path()}
   compute_type: int8

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 from demod_voice.errors import InputError, ModelNotFoundError, UsageError
@@ -89,6 +90,16 @@ def conditioning_params(config: dict) -> dict:
 
 
 def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The content hash of a reference, read with a bound: a device such as /dev/zero never ends."""
+    from demod_voice.audio import MAX_READ_BYTES
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"reference audio {path} is not a regular file",
+                         hint="save the recording to a file (WAV, FLAC, ...) and pass that")
+    if st.st_size > MAX_READ_BYTES:
+        raise InputError(f"reference audio {path} is larger than {MAX_READ_BYTES // (1024 * 1024)} MiB",
+                         hint="6-12 s of clear speech is enough; cut the recording")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):

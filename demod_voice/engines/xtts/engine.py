@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -89,9 +90,7 @@ class XttsEngine:
             raise InputError(f"cannot load XTTS model from {self.model_dir}: {exc}",
                              hint="coqui-tts rewrites an original model.pth once on first load; make the folder "
                                   "writable (or load it once where it is)") from None
-        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
-            import pickle
-
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, pickle.UnpicklingError) as exc:
             if isinstance(exc, pickle.UnpicklingError):
                 from demod_voice.errors import UnsafeCheckpointError
 

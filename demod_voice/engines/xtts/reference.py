@@ -74,9 +74,13 @@ def best_window(audio: Audio, seconds: float = BEST_WINDOW_SECONDS) -> tuple[Aud
     return Audio(audio.samples[begin: begin + length], sr), begin / sr
 
 
+#: Only this much of a reference is decoded; the best 6-12 s window is chosen from it.
+MAX_REFERENCE_READ_SECONDS = 600.0
+
+
 def load_reference(path: Path) -> Audio:
     """Read one reference: mono, 22.05 kHz, silence-trimmed, 2-30 s (longer: its best 6-12 s)."""
-    audio = audio_mod.read(path, what="reference audio")
+    audio = audio_mod.read(path, what="reference audio", max_seconds=MAX_REFERENCE_READ_SECONDS)
     if not len(audio.samples):
         raise InputError(f"reference audio {path} is empty", hint="record at least 2 seconds of clear speech")
     audio = audio_mod.resample(audio, REFERENCE_RATE)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from demod_voice.errors import InputError, NotAvailableError
-from demod_voice.server.routes import current_user, read_upload, respond, service
+from demod_voice.server.routes import current_user, is_admin, read_upload, respond, service
 from demod_voice.server.schemas import TTSBody, check_params
 from demod_voice.server.service import Service, TTSRequest
 
@@ -44,5 +44,5 @@ async def convert(request: Request, file: UploadFile = File(...), voice: str = F
 
 
 @router.get("/api/engines")
-async def engines(user: str = Depends(current_user), svc: Service = Depends(service)):
-    return svc.engines_report()
+async def engines(request: Request, user: str = Depends(current_user), svc: Service = Depends(service)):
+    return svc.engines_report(user, admin=is_admin(request, user))
