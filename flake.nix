@@ -56,7 +56,8 @@
       workspace = uv2nix.lib.workspace.loadWorkspace { workspaceRoot = ./.; };
 
       # What the package and its checks read, so unrelated edits do not rebuild
-      # it. The packaging tests read the lock, the container files and .ci/.
+      # it. The packaging tests read the lock, the container files, .ci/ and the
+      # Makefile (the pinned uv version).
       src = lib.fileset.toSource {
         root = ./.;
         fileset = lib.fileset.unions [
@@ -69,6 +70,7 @@
           ./.ci
           ./.containerignore
           ./.dockerignore
+          ./Makefile
           ./flake.nix
           ./flake.lock
           ./nix

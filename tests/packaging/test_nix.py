@@ -382,7 +382,7 @@ def test_src_fileset_holds_what_the_tests_read_and_collects(tmp_path):
     src = Path(nix_eval(EVAL, "package")["projectSrc"])
     for needed in ("uv.lock", "pyproject.toml", "containers/Containerfile", ".ci/containers.sh", ".ci/run",
                    ".containerignore", ".dockerignore", "flake.nix", "flake.lock", "nix/module.nix",
-                   "demod_voice/models_manifest.json", "tests/packaging/eval.nix"):
+                   "demod_voice/models_manifest.json", "tests/packaging/eval.nix", "Makefile"):
         assert (src / needed).exists(), f"{needed} is missing from the flake's src"
     assert not (src / ".venv").exists() and not (src / "docs").exists()
     tree = tmp_path / "source"
