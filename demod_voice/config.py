@@ -78,6 +78,10 @@ SCHEMA: dict[str, Any] = {
         "speed": S("float", 1.0, "speech speed", min=0.25, max=4.0),
         "stream_chunk_size": S("int", 20, "GPT tokens per streamed chunk (--stream)", min=1, max=400),
         "latents_cache": S("bool", True, "cache conditioning latents on disk (<cache_dir>/xtts-latents)"),
+        "max_batch": S("int", None, "concurrent requests decoded as one GPT batch; default 8 on GPU, 4 on CPU",
+                       min=1, max=64, nullable=True),
+        "batch_window_ms": S("float", 20.0, "how long an idle model waits for more requests to start a batch with",
+                             min=0.0, max=2000.0),
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),

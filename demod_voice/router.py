@@ -339,7 +339,7 @@ class XttsProvider:
 
         def start() -> Iterator[Audio]:
             engine = xtts.load(model_dir, _torch_device(self.cfg) if device != "cpu" else "cpu",
-                               self.cfg.get("xtts.precision"))
+                               self.cfg.get("xtts.precision"), cfg=self.cfg)
             latents = engine.conditioning(refs, cache_dir=profile.latents_dir)
             return engine.synthesize(req.text, language=language, latents=latents, stream=True, **options)
 

@@ -117,7 +117,7 @@ def run(args, ctx) -> int:
     check_chain_arguments(args)
 
     started = time.perf_counter()
-    engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"))
+    engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"), cfg=cfg)
     if plan is not None:
         latents = engine.conditioning(plan)
     if args.save_voice:

@@ -416,15 +416,20 @@ def saved_voices(cfg) -> list:
 
 # --- the engine (torch from here on) --------------------------------------------------
 
-def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32") -> XttsEngine:
-    """The process-wide engine for a checkpoint folder, loading it on first use."""
+def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32", cfg=None) -> XttsEngine:
+    """The process-wide engine for a checkpoint folder, loading it on first use.
+
+    ``cfg`` (a Config) applies ``xtts.max_batch`` and ``xtts.batch_window_ms`` to the model's decoding batch.
+    """
     model_dir = Path(model_dir).resolve()
     key = (str(model_dir), device, precision)
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
             engine = _CACHE[key] = XttsEngine(model_dir, device, precision)
-        return engine
+    if cfg is not None:
+        engine.configure_batching(cfg.get("xtts.max_batch"), cfg.get("xtts.batch_window_ms"))
+    return engine
 
 
 def _pick_device(device: str) -> str:

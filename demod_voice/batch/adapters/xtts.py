@@ -80,7 +80,8 @@ class Runner:
             try:
                 xtts = _engine_module()
                 model_dir = xtts.resolve_model_dir(self.cfg, model or None)
-                self._engines[model] = xtts.load(model_dir, self.device, self.cfg.get("xtts.precision"))
+                self._engines[model] = xtts.load(model_dir, self.device, self.cfg.get("xtts.precision"),
+                                                       cfg=self.cfg)
             except (InputError, NotAvailableError, EngineError) as exc:
                 self._failures[model] = exc
                 raise
