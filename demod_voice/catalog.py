@@ -73,7 +73,23 @@ def _scan_folder(folder: Path, source: str) -> Iterable[VoiceEntry]:
             yield entry
 
 
-def _package_voices() -> Iterable[VoiceEntry]:
+def _package_voices() -> list[VoiceEntry]:
+    """Voices shipped inside installed Python packages, found once per process.
+
+    Walking every distribution's metadata takes ~0.1-0.5 s, and installing a
+    package needs a restart anyway; a per-request rescan showed up as latency
+    before the first audio.
+    """
+    global _PACKAGE_VOICES
+    if _PACKAGE_VOICES is None:
+        _PACKAGE_VOICES = list(_scan_packages())
+    return list(_PACKAGE_VOICES)
+
+
+_PACKAGE_VOICES: list[VoiceEntry] | None = None
+
+
+def _scan_packages() -> Iterable[VoiceEntry]:
     """Voices shipped inside installed Python packages (no imports, metadata only)."""
     seen: set[str] = set()
     for dist in md.distributions():

@@ -261,7 +261,7 @@ class PiperProvider:
             from demod_voice.engines import piper
 
             try:
-                engine = piper.load(model, self.cfg.get("device"))
+                engine = piper.load(model, self.cfg.get("device"), threads=self.cfg.get("piper.onnx_threads"))
             except InputError as exc:  # a broken voice file is the engine's failure, not the request's
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None

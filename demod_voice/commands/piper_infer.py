@@ -63,7 +63,8 @@ def run(args, ctx) -> int:
     started = time.perf_counter()
 
     def prepare():
-        engine = piper.load(model_path, ctx.device, backend=cfg.get("piper.backend"))
+        engine = piper.load(model_path, ctx.device, backend=cfg.get("piper.backend"),
+                            threads=cfg.get("piper.onnx_threads"))
         return engine, piper.PiperOptions(
             speaker_id=engine.speaker_id(args.speaker),
             length_scale=cfg.get("piper.length_scale"),

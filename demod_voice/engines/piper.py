@@ -104,7 +104,8 @@ def config_path_for(model_path: Path) -> Path | None:
 BACKENDS = ("onnxruntime", "tinygrad")
 
 
-def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> PiperEngine:
+def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime",
+         threads: int | None = None) -> PiperEngine:
     """The process-wide engine for a voice file, loading it on first use.
 
     ``backend`` picks what runs the network: ONNX Runtime (default) or the
@@ -113,7 +114,7 @@ def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntim
     if backend not in BACKENDS:
         raise InputError(f"unknown Piper backend '{backend}'", hint=f"use one of: {', '.join(BACKENDS)}")
     model_path = Path(model_path).resolve()
-    key = (str(model_path), device) if backend == "onnxruntime" else (str(model_path), device, backend)
+    key = (str(model_path), device, threads) if backend == "onnxruntime" else (str(model_path), device, backend)
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
@@ -122,7 +123,7 @@ def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntim
 
                 engine = _CACHE[key] = TinygradPiperEngine(model_path, device)
             else:
-                engine = _CACHE[key] = PiperEngine(model_path, device)
+                engine = _CACHE[key] = PiperEngine(model_path, device, threads)
         return engine
 
 
@@ -137,9 +138,9 @@ class PiperEngine:
 
     name = "piper"
 
-    def __init__(self, model_path: Path, device: str = "cpu"):
+    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None):
         try:
-            from piper import PiperVoice
+            import piper  # noqa: F401
         except ImportError:
             raise missing_extra("piper-tts", "piper") from None
         config_path = check_voice_files(model_path)
@@ -150,7 +151,7 @@ class PiperEngine:
         if device == "gpu" and not use_cuda:
             _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
         try:
-            self._voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+            self._voice = self._load_voice(model_path, config_path, use_cuda, threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
@@ -159,6 +160,32 @@ class PiperEngine:
         if device == "gpu" and use_cuda and self.device != "gpu":
             _LOGGER.warning("CUDA is not usable (no GPU or driver); Piper runs on the CPU")
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
+
+    @staticmethod
+    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None):
+        """``PiperVoice.load`` with our own session options.
+
+        Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin
+        while they wait for work, which is cheap on an idle machine but steals
+        the cores that concurrent requests (server workers, other processes)
+        need. Spinning is turned off; ``threads`` (``piper.onnx_threads``)
+        caps the intra-op threads, None keeps ONNX Runtime's default (one per
+        core).
+        """
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
+                     else ["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        return PiperVoice(session=session, config=config)
 
     @property
     def sample_rate(self) -> int:

@@ -273,7 +273,7 @@ class Service:
         from demod_voice.engines import piper
 
         path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
-        piper.load(path, self.cfg.get("device"))
+        piper.load(path, self.cfg.get("device"), threads=self.cfg.get("piper.onnx_threads"))
 
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),

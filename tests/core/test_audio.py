@@ -104,3 +104,11 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     audio.write(tone(), target)
     assert sf.info(str(target)).samplerate == 22050
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_write_wav_is_the_encoded_bytes(tmp_path):
+    """audio.write streams WAV from libsndfile into the temp file; the file must equal encode()'s bytes."""
+    clip = Audio((np.random.default_rng(3).standard_normal(5001) * 0.7).astype(np.float32), 24000)
+    out = audio.write(clip, tmp_path / "a.wav")
+    assert out.read_bytes() == audio.encode(clip, "wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]  # no temporary file left behind

@@ -86,7 +86,7 @@ class Runner:
     def run(self, job) -> Audio:
         from demod_voice.engines import piper
 
-        engine = piper.load(job.model, self.device)
+        engine = piper.load(job.model, self.device, threads=self.cfg.get("piper.onnx_threads"))
         opts = job.options
         cfg = self.cfg
         length_scale = 1.0 / opts["speed"] if "speed" in opts else opts.get("length_scale", cfg.get("piper.length_scale"))
