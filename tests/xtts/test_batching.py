@@ -162,3 +162,24 @@ def test_a_closed_stream_leaves_the_batch(engine, latents):
     again = next(engine.synthesize(TEXTS[3], language="en", latents=latents, stream=True, stream_chunk_size=2,
                                    seed=5))
     assert np.array_equal(first.samples, again.samples)
+
+
+@pytest.mark.gpu
+def test_audio_is_identical_alone_and_in_a_batch_on_cuda(tmp_path_factory, speech_wav):
+    """On CUDA the rows are padded to max_batch (one fixed GEMM shape); check identity there too."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from demod_voice.engines import xtts
+    from tests.xtts.checkpoint import build
+
+    folder = build(tmp_path_factory.mktemp("xtts-cuda") / "tiny", max_audio_tokens=24, seed=1)
+    engine = xtts.load(folder, "cuda", "fp32")
+    latents = engine.conditioning([speech_wav], None)
+    for options in (GREEDY, SEEDED):
+        alone = [_speak(engine, latents, t, options) for t in TEXTS]
+        engine.configure_batching(max_batch=8, window_ms=3000)
+        together = _together(engine, latents, TEXTS, options)
+        engine.configure_batching(window_ms=20)
+        for a, b in zip(alone, together):
+            _same(a, b)
