@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as demod_voice.cli.main does, before torch loads
 
 from bench._common import machine  # noqa: E402
 
@@ -110,7 +111,8 @@ def main() -> int:
     latents = xtts.XttsLatents(torch.randn(1, 32, engine.gpt_width) * 0.5, torch.randn(1, 512, 1) * 0.1,
                                engine.model_id)
     run_concurrent(engine, latents, 1, args.chunk)  # warm up
-    print(f"machine: {machine()}; torch threads {torch.get_num_threads()}; device {engine.device} "
+    print(f"machine: {machine()}; torch threads {torch.get_num_threads()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; device {engine.device} "
           f"{engine.precision}; load average {os.getloadavg()[0]:.1f}")
     print(f"{args.tokens} tokens per request, chunks of {args.chunk}; max_batch {engine.scheduler.max_batch}")
     print(f"{'requests':>8} {'tokens/s':>9} {'TTFC mean':>10} {'TTFC max':>9} {'wall s':>7}")
