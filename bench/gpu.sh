@@ -26,12 +26,12 @@ if [ "$MODE" = gpu ]; then
   "$PY" -c 'import onnxruntime as o; print("onnxruntime providers:", o.get_available_providers())'
   TESTS_S=150; XTTS=(--full-size --skip-modes --device gpu --tokens 100); XTTS_S=120
   BATCH=(--device gpu --concurrency 1 4 16 --tokens 100 --chunk 20); BATCH_S=150
-  RVC=(--device gpu --methods rmvpe); RVC_S=60; PIPER=(--gpu); PIPER_S=30
+  RVC=(--device gpu --methods rmvpe); RVC_S=60; PIPER=(--gpu --backends onnxruntime); PIPER_S=30
 else
   echo "no CUDA GPU here: running the CPU fallback (small sizes; these are smoke runs, not GPU figures)"
   TESTS_S=120; XTTS=(--jobs 2 --skip-modes); XTTS_S=300
   BATCH=(--tiny --device cpu --concurrency 1 4 --tokens 6 --chunk 3 --no-coqui); BATCH_S=300
-  RVC=(--device cpu --methods harvest); RVC_S=400; PIPER=(); PIPER_S=120
+  RVC=(--device cpu --methods harvest); RVC_S=400; PIPER=(--backends onnxruntime); PIPER_S=120
 fi
 echo "mode $MODE; logs in $OUT; load average $(cut -d' ' -f1 /proc/loadavg)"
 
