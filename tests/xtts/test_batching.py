@@ -134,7 +134,7 @@ def test_greedy_tokens_match_coquis_own_generate(engine, latents):
     """Our decoding loop picks the tokens coqui's GPT.generate (transformers sampling) picks."""
     import torch
 
-    from demod_voice.engines.xtts_batching import DecodeJob, Sampling
+    from demod_voice.engines.xtts.batching import DecodeJob, Sampling
 
     model = engine.model
     gpt_latent = latents.gpt_cond_latent
