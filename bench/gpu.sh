@@ -29,7 +29,7 @@ if [ "$MODE" = gpu ]; then
   RVC=(--device gpu --methods rmvpe); RVC_S=60; PIPER=(--gpu --backends onnxruntime); PIPER_S=30
 else
   echo "no CUDA GPU here: running the CPU fallback (small sizes; these are smoke runs, not GPU figures)"
-  TESTS_S=120; XTTS=(--jobs 2 --skip-modes); XTTS_S=300
+  TESTS_S=120; XTTS=(--jobs 2); XTTS_S=300
   BATCH=(--tiny --device cpu --concurrency 1 4 --tokens 6 --chunk 3 --no-coqui); BATCH_S=300
   RVC=(--device cpu --methods harvest); RVC_S=400; PIPER=(--backends onnxruntime); PIPER_S=120
 fi
