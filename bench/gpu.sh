@@ -47,7 +47,7 @@ step() {  # step NAME LIMIT_S COMMAND...
   tail -n 3 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-step tests "$TESTS_S" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/xtts/test_batching.py tests/rvc
+step tests "$TESTS_S" "$PY" -m pytest -m gpu -q -p no:cacheprovider tests
 step xtts "$XTTS_S" "$PY" bench/xtts_latents.py "${XTTS[@]}"
 step batch "$BATCH_S" "$PY" bench/xtts_batch.py "${BATCH[@]}"
 step rvc "$RVC_S" "$PY" bench/rvc_convert.py "${RVC[@]}"
