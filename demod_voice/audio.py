@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,20 @@ def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "
     return default
 
 
+def wav_header(sample_rate: int, frames: int) -> bytes:
+    """The 44-byte header libsndfile writes for mono 16-bit PCM WAV.
+
+    With the samples already quantised by ``float_to_pcm16`` a WAV file is this
+    header plus those bytes; building it here skips soundfile's BytesIO round
+    trip through Python callbacks, which showed in the in-process Piper
+    overhead (docs/benchmarks.md). tests/core/test_audio.py checks the bytes
+    against soundfile's.
+    """
+    size = frames * 2
+    return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVE" + b"fmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16) + b"data" + struct.pack("<I", size))
+
+
 def encode(audio: Audio, fmt: str) -> bytes:
     """Encode to a complete file in ``fmt`` (see ``FORMATS``)."""
     import soundfile as sf
@@ -214,6 +229,8 @@ def encode(audio: Audio, fmt: str) -> bytes:
         return audio.to_pcm16()
     if fmt == "aac":
         return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
+    if fmt == "wav" and np.ndim(audio.samples) == 1:
+        return wav_header(audio.sample_rate, len(audio.samples)) + audio.to_pcm16()
     buf = io.BytesIO()
     samples = np.clip(audio.samples, -1.0, 1.0)
     if fmt in ("wav", "flac"):
@@ -248,17 +265,5 @@ def _encode_ffmpeg(audio: Audio, args: list[str]) -> bytes:
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:
-    """Encode and write atomically; the format comes from ``fmt`` or the suffix.
-
-    WAV goes straight from libsndfile into the temporary file: the same bytes
-    as ``encode``, without the in-memory round trip through Python callbacks
-    (measurable in the in-process Piper overhead, docs/benchmarks.md).
-    """
-    fmt = format_for(target, fmt)
-    if fmt != "wav":
-        return atomic_write_bytes(target, encode(audio, fmt))
-    import soundfile as sf
-
-    with atomic_path(target) as tmp:
-        sf.write(str(tmp), np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format="WAV", subtype="PCM_16")
-    return Path(target)
+    """Encode and write atomically; the format comes from ``fmt`` or the suffix."""
+    return atomic_write_bytes(target, encode(audio, format_for(target, fmt)))
