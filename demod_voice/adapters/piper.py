@@ -76,7 +76,8 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
 
     plan = plan or options(request, cfg)
     pieces = text_mod.split_sentences(text_mod.require_text(request.text), max_chars=MAX_SENTENCE_CHARS)
-    engine = piper.load(plan.model_path, device or cfg.get("device"), backend=plan.backend)
+    engine = piper.load(plan.model_path, device or cfg.get("device"), backend=plan.backend,
+                        threads=cfg.get("piper.onnx_threads"))
     produced = False
     for piece in pieces:
         for chunk in engine.synthesize(piece, plan.options):

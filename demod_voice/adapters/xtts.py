@@ -71,7 +71,7 @@ def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
 def engine_for(plan: XttsPlan, cfg, device: str | None = None):
     from demod_voice.engines import xtts
 
-    return xtts.load(plan.model_dir, device or cfg.get("device"), plan.precision)
+    return xtts.load(plan.model_dir, device or cfg.get("device"), plan.precision, cfg=cfg)
 
 
 def latents(plan: XttsPlan, engine):

@@ -136,21 +136,24 @@ BACKENDS = {
 }
 
 
-def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> PiperEngine:
+def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime",
+         threads: int | None = None) -> PiperEngine:
     """The process-wide engine for a voice file, loading it on first use.
 
     ``backend`` picks what runs the network: ONNX Runtime (default) or the
-    experimental tinygrad backend (engines/piper_tinygrad.py).
+    experimental tinygrad backend (engines/piper_tinygrad.py). ``threads``
+    (config ``piper.onnx_threads``) caps ONNX Runtime's intra-op threads.
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown Piper backend '{backend}'", hint=f"use one of: {', '.join(BACKENDS)}")
     model_path = Path(model_path).resolve()
-    key = (str(model_path), device) if backend == "onnxruntime" else (str(model_path), device, backend)
+    key = (str(model_path), device, threads) if backend == "onnxruntime" else (str(model_path), device, backend)
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
             module, _, cls = BACKENDS[backend].partition(":")
-            engine = _CACHE[key] = getattr(importlib.import_module(module), cls)(model_path, device)
+            extra = {"threads": threads} if backend == "onnxruntime" else {}
+            engine = _CACHE[key] = getattr(importlib.import_module(module), cls)(model_path, device, **extra)
         return engine
 
 
@@ -159,10 +162,8 @@ class PiperEngine:
 
     name = "piper"
 
-    def __init__(self, model_path: Path, device: str = "cpu"):
+    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None):
         self._read_voice(model_path)
-        from piper import PiperVoice
-
         from demod_voice import devices
 
         config_path = self.config_path
@@ -171,7 +172,7 @@ class PiperEngine:
         if device == "gpu" and not use_cuda:
             _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
         try:
-            self._voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+            self._voice = self._load_voice(model_path, config_path, use_cuda, threads)
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
@@ -185,6 +186,32 @@ class PiperEngine:
         if device == "gpu" and use_cuda and self.device != "gpu":
             _LOGGER.warning("CUDA is not usable (no GPU or driver); Piper runs on the CPU")
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
+
+    @staticmethod
+    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None):
+        """``PiperVoice.load`` with our own session options.
+
+        Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin
+        while they wait for work, which is cheap on an idle machine but steals
+        the cores that concurrent requests (server workers, other processes)
+        need. Spinning is turned off; ``threads`` (``piper.onnx_threads``)
+        caps the intra-op threads, None keeps ONNX Runtime's default (one per
+        core).
+        """
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
+                     else ["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        return PiperVoice(session=session, config=config)
 
     def _read_voice(self, model_path: Path) -> None:
         """What every backend does first: piper-tts importable, both voice files there, the config read."""

@@ -105,3 +105,20 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     audio.write(tone(), target)
     assert sf.info(str(target)).samplerate == 22050
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+
+
+def test_wav_is_byte_for_byte_what_libsndfile_writes(tmp_path):
+    """encode(..., "wav") builds header + float_to_pcm16 itself; the bytes must stay libsndfile's."""
+    import io
+
+    rng = np.random.default_rng(3)
+    for clip in (Audio((rng.standard_normal(5001) * 0.7).astype(np.float32), 24000),
+                 Audio(np.array([1.5, -2.0, 0.0, 1 / 65536], dtype=np.float32), 16000),
+                 Audio(np.zeros(0, dtype=np.float32), 22050)):
+        reference = io.BytesIO()
+        sf.write(reference, np.frombuffer(clip.to_pcm16(), dtype="<i2"), clip.sample_rate, format="WAV",
+                 subtype="PCM_16")
+        assert audio.encode(clip, "wav") == reference.getvalue()
+        out = audio.write(clip, tmp_path / "a.wav")
+        assert out.read_bytes() == reference.getvalue()
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]  # no temporary file left behind

@@ -11,8 +11,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from demod_voice import audio as audio_mod
 from demod_voice import text as text_mod
 from demod_voice.audio import Audio
@@ -37,15 +35,20 @@ _DEVICE_LOCKS: dict[str, threading.Lock] = {}
 
 
 
-def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32") -> XttsEngine:
-    """The process-wide engine for a checkpoint folder, loading it on first use."""
+def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32", cfg=None) -> XttsEngine:
+    """The process-wide engine for a checkpoint folder, loading it on first use.
+
+    ``cfg`` (a Config) applies ``xtts.max_batch`` and ``xtts.batch_window_ms`` to the model's decoding batch.
+    """
     model_dir = Path(model_dir).resolve()
     key = (str(model_dir), device, precision)
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
             engine = _CACHE[key] = XttsEngine(model_dir, device, precision)
-        return engine
+    if cfg is not None:
+        engine.configure_batching(cfg.get("xtts.max_batch"), cfg.get("xtts.batch_window_ms"))
+    return engine
 
 
 class XttsEngine:
@@ -115,6 +118,9 @@ class XttsEngine:
         self.gpt_width = int(config.model_args.gpt_n_model_channels)
         lock_key = self.device
         self._lock = _DEVICE_LOCKS.setdefault(lock_key, threading.Lock())
+        self._scheduler = None
+        self._batching: tuple[int, float] = (0, 0.0)
+        self.configure_batching()
         _LOGGER.info("loaded XTTS model %s on %s (%s) in %.1f s", self.model_dir, self.device, self.precision,
                      time.perf_counter() - started)
 
@@ -216,9 +222,12 @@ class XttsEngine:
     def synthesize(self, text: str, *, language: str, latents: XttsLatents, stream: bool = False,
                    split_sentences: bool = True, seed: int | None = None, stream_chunk_size: int = 20,
                    **sampling: Any) -> Iterator[Audio]:
-        """Yield one chunk per sentence, or per ``inference_stream`` chunk when ``stream``."""
-        import torch
+        """Yield one chunk per sentence, or one per ``stream_chunk_size`` GPT tokens when ``stream``.
 
+        The GPT decodes in the model's shared batch (``self.scheduler``), with
+        this request's own generator: ``seed`` gives the same audio whatever
+        else runs at the same time.
+        """
         unknown = set(sampling) - set(SAMPLING_KEYS)
         if unknown:
             raise UsageError(f"unknown XTTS option(s): {', '.join(sorted(unknown))}",
@@ -228,32 +237,110 @@ class XttsEngine:
         text = text_mod.require_text(text)
         self._check_latents(latents)
         pieces = self.sentences(text, language, split_sentences)
-        if seed is not None:
-            torch.manual_seed(int(seed))
-            if self.device.startswith("cuda"):
-                torch.cuda.manual_seed_all(int(seed))
-        gpt = latents.gpt_cond_latent.to(self.model.device)
-        speaker = latents.speaker_embedding.to(self.model.device)
+        generator = self._generator(seed)
+        sampling = self._sampling(options)
+        speed = float(options.get("speed", 1.0))
         for piece in pieces:
             try:
-                if stream:
-                    generator = self.model.inference_stream(piece, language, gpt, speaker,
-                                                            stream_chunk_size=int(stream_chunk_size),
-                                                            enable_text_splitting=False, **options)
-                    while True:
-                        with self._lock, self._autocast():
-                            chunk = next(generator, None)
-                        if chunk is None:
-                            break
-                        samples = chunk.detach().float().cpu().numpy().reshape(-1)
-                        if len(samples):
-                            yield Audio(samples, self.sample_rate)
-                else:
-                    with self._lock, self._autocast():
-                        out = self.model.inference(piece, language, gpt, speaker, enable_text_splitting=False,
-                                                   **options)
-                    yield Audio(np.asarray(out["wav"], dtype=np.float32), self.sample_rate)
+                yield from self._speak(piece, language, latents, generator, sampling, speed,
+                                       int(stream_chunk_size) if stream else 0)
             except (InputError, UsageError, EngineError):
                 raise
             except (RuntimeError, AssertionError, ValueError, IndexError) as exc:
                 raise EngineError(f"XTTS synthesis failed on '{piece[:40]}': {type(exc).__name__}: {exc}") from exc
+
+    # -- batched decoding (demod_voice.engines.xtts.batching) -------------------------------
+    def configure_batching(self, max_batch: int | None = None, window_ms: float | None = None) -> None:
+        """Set ``xtts.max_batch`` (None: 8 on GPU, 4 on CPU) and ``xtts.batch_window_ms`` for this model."""
+        from demod_voice.engines.xtts import batching as xtts_batching
+
+        self._batching = (max_batch or xtts_batching.default_max_batch(self.device),
+                          xtts_batching.DEFAULT_WINDOW_MS if window_ms is None else float(window_ms))
+        if self._scheduler is not None:
+            self._scheduler.configure(*self._batching)
+
+    @property
+    def scheduler(self):
+        """The model's one decoding loop, shared by every request in this process."""
+        from demod_voice.engines.xtts import batching as xtts_batching
+
+        with _CACHE_LOCK:
+            if self._scheduler is None:
+                max_batch, window_ms = self._batching
+                quantum, fixed = xtts_batching.row_quantum(self.device, max_batch)
+                decoder = xtts_batching.GptDecoder(self.model.gpt, quantum)
+                self._scheduler = xtts_batching.BatchScheduler(decoder, self._lock, self._autocast, max_batch,
+                                                               window_ms, fixed_rows=fixed)
+            return self._scheduler
+
+    def _generator(self, seed: int | None):
+        """A request's own random stream: seeded, or seeded from the global torch RNG (so torch.manual_seed holds)."""
+        import torch
+
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        generator = torch.Generator(device=self.model.device)
+        generator.manual_seed(int(seed))
+        return generator
+
+    @staticmethod
+    def _sampling(options: dict):
+        from demod_voice.engines.xtts.batching import Sampling
+
+        keys = ("temperature", "top_k", "top_p", "repetition_penalty")
+        return Sampling(**{k: type(getattr(Sampling, k))(options[k]) for k in keys if k in options})
+
+    def _speak(self, piece: str, language: str, latents: XttsLatents, generator, sampling, speed: float,
+               chunk_tokens: int) -> Iterator[Audio]:
+        """Decode one sentence in the shared batch; vocode here, every ``chunk_tokens`` tokens (0: once at the end).
+
+        Chunking, cross-fading and speed follow coqui's ``inference_stream``.
+        """
+        import torch
+
+        from demod_voice.engines.xtts.batching import DecodeJob
+
+        model = self.model
+        sent = piece.strip().lower()
+        tokens = torch.IntTensor(model.tokenizer.encode(sent, lang=language.split("-")[0])).unsqueeze(0)
+        scheduler = self.scheduler
+        with self._lock, self._autocast(), torch.inference_mode():
+            prompt = scheduler.decoder.prompt(latents.gpt_cond_latent.to(model.device), tokens.to(model.device))
+        job = scheduler.submit(DecodeJob(prompt, sampling, generator, scheduler.decoder.max_tokens))
+        speaker = latents.speaker_embedding.to(model.device)
+        length_scale = 1.0 / max(speed, 0.05)
+        steps = iter(job)
+        try:
+            yield from self._vocode(steps, speaker, length_scale, chunk_tokens)
+        finally:
+            job.cancel()
+
+    def _vocode(self, steps, speaker, length_scale: float, chunk_tokens: int) -> Iterator[Audio]:
+        import torch
+        import torch.nn.functional as F
+
+        model = self.model
+        all_latents: list = []
+        fresh = 0
+        wav_prev = overlap = None
+        done = False
+        while not done:
+            item = next(steps, None)
+            if item is None:
+                done = True
+            else:
+                all_latents.append(item[1])
+                fresh += 1
+            if not all_latents or not (done or (chunk_tokens > 0 and fresh >= chunk_tokens)):
+                continue
+            fresh = 0
+            with self._lock, self._autocast(), torch.inference_mode():
+                gpt_latents = torch.stack(all_latents)[None]
+                if length_scale != 1.0:
+                    gpt_latents = F.interpolate(gpt_latents.transpose(1, 2), scale_factor=length_scale,
+                                                mode="linear").transpose(1, 2)
+                wav = model.hifigan_decoder(gpt_latents, g=speaker).squeeze()
+                chunk, wav_prev, overlap = model.handle_chunks(wav, wav_prev, overlap, 1024, is_final=done)
+            samples = chunk.detach().float().cpu().numpy().reshape(-1)
+            if len(samples):
+                yield Audio(samples, self.sample_rate)
