@@ -98,7 +98,7 @@ def main() -> int:
     import torch
 
     from demod_voice.engines import xtts
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="xtts-batch-")) / "full"
     if not (folder / "model.pth").is_file():

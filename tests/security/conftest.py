@@ -84,6 +84,6 @@ def root(users):
 def xtts_checkpoint(tmp_path_factory):
     """A tiny random-weight XTTS-v2 checkpoint in the genuine layout (as tests/xtts builds it)."""
     pytest.importorskip("TTS.tts.models.xtts")
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     return build(tmp_path_factory.mktemp("xtts") / "tiny-xtts", max_audio_tokens=8)

@@ -25,7 +25,7 @@ SEEDED = {"seed": 1234, "temperature": 0.9, "top_k": 30, "top_p": 0.9}
 def engine(tmp_path_factory):
     pytest.importorskip("TTS.tts.models.xtts")
     from demod_voice.engines import xtts
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     folder = build(tmp_path_factory.mktemp("xtts-batch") / "tiny-xtts-24", max_audio_tokens=24, seed=1)
     return xtts.load(folder, "cpu", "fp32")
@@ -171,7 +171,7 @@ def test_audio_is_identical_alone_and_in_a_batch_on_cuda(tmp_path_factory, speec
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     from demod_voice.engines import xtts
-    from tests.xtts.checkpoint import build
+    from demod_voice.tiny_models import build_xtts as build
 
     folder = build(tmp_path_factory.mktemp("xtts-cuda") / "tiny", max_audio_tokens=24, seed=1)
     engine = xtts.load(folder, "cuda", "fp32")
