@@ -6,6 +6,7 @@ yields one ``Audio`` chunk per sentence, so callers can stream.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import threading
@@ -149,8 +150,12 @@ class PiperEngine:
         use_cuda = device in ("gpu", "auto") and _cuda_available()
         if device == "gpu" and not use_cuda:
             _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
+        # With the onnx package the graph is patched in memory to report samples per phoneme
+        # (word timings); the audio is the same either way.
+        self.alignments = importlib.util.find_spec("onnx") is not None
         try:
-            self._voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda)
+            self._voice = PiperVoice.load(model_path, config_path=config_path, use_cuda=use_cuda,
+                                          include_alignments=self.alignments)
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
@@ -200,17 +205,36 @@ class PiperEngine:
             volume=options.volume,
         )
 
-    def synthesize(self, text: str, options: PiperOptions | None = None, **_: object) -> Iterator[Audio]:
-        """Yield one chunk per sentence (with ``sentence_silence`` appended)."""
+    def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,
+                   **_: object) -> Iterator[Audio]:
+        """Yield one chunk per sentence (with ``sentence_silence`` appended).
+
+        ``words``: attach word timings (``Audio.words``) from Piper's phoneme alignments.
+        """
         options = options or PiperOptions()
         syn_config = self._syn_config(options)
         silence = np.zeros(int(round(options.sentence_silence * self.sample_rate)), dtype=np.float32)
+        mapper, sentences = None, 0
+        if words:
+            if not self.alignments:
+                raise missing_extra("onnx", "piper")
+            from demod_voice.alignment import PiperWordMapper
+
+            mapper = PiperWordMapper(text, self._voice.phonemize)
+            sentences = sum(1 for phonemes in self._voice.phonemize(text) if phonemes)
         try:
-            for chunk in self._voice.synthesize(text, syn_config=syn_config):
+            for index, chunk in enumerate(self._voice.synthesize(text, syn_config=syn_config,
+                                                                 include_alignments=mapper is not None)):
                 samples = chunk.audio_float_array
                 if len(silence):
                     samples = np.concatenate([samples, silence])
-                yield Audio(samples, chunk.sample_rate)
+                timings = None
+                if mapper is not None:
+                    from demod_voice.alignment import phoneme_word_spans
+
+                    spans = phoneme_word_spans(chunk.phoneme_alignments or (), chunk.sample_rate)
+                    timings = mapper.take(spans, last=index + 1 >= sentences)
+                yield Audio(samples, chunk.sample_rate, words=timings)
         except (InputError, EngineError):
             raise
         except Exception as exc:

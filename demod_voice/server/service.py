@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import struct
 import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
+from demod_voice import streaming
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
@@ -26,8 +26,8 @@ from demod_voice.router import Plan, Router, TTSRequest
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Formats written to the client chunk by chunk as sentences are synthesised.
-STREAMABLE = ("wav", "pcm")
+#: Formats written to the client chunk by chunk as sentences are synthesised (all but Ogg Vorbis).
+STREAMABLE = streaming.STREAMABLE
 
 
 class HTTPProblem(DemodError):
@@ -61,14 +61,6 @@ class Workers:
             executor.shutdown(wait=True, cancel_futures=False)
 
 
-def wav_stream_header(sample_rate: int) -> bytes:
-    """A 16-bit mono WAV header for a stream of unknown length (sizes set to the maximum)."""
-    unknown = 0xFFFFFFFF
-    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-            + b"data" + struct.pack("<I", unknown))
-
-
 @dataclass
 class Result:
     """What a synthesis request answers with: bytes (whole) or an async byte stream."""
@@ -77,6 +69,13 @@ class Result:
     headers: dict
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+
+
+def encode_whole(audio: Audio, fmt: str) -> bytes:
+    """A whole response: PyAV codecs with finished headers, the rest as ``audio.encode``."""
+    if fmt in streaming.CODECS:
+        return streaming.encode_whole(audio, fmt)
+    return audio_mod.encode(audio, fmt)
 
 
 class Service:
@@ -150,7 +149,7 @@ class Service:
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
         try:
             chunks = await self._collect(queue)
-            data = await asyncio.to_thread(audio_mod.encode, audio_mod.concat(chunks), fmt)
+            data = await asyncio.to_thread(encode_whole, audio_mod.concat(chunks), fmt)
         except BaseException:
             cancel.set()
             if claim:
@@ -230,23 +229,21 @@ class Service:
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
         finished = False
+        encoder = streaming.StreamEncoder(fmt)  # one encoder per response: the stream is one valid file
         try:
-            sample_rate = None
             while (chunk := await self._next(queue, deadline)) is not None:
-                parts = []
-                if sample_rate is None:
-                    sample_rate = chunk.sample_rate
-                    if fmt == "wav":
-                        parts.append(wav_stream_header(sample_rate))
-                elif chunk.sample_rate != sample_rate:
-                    chunk = audio_mod.resample(chunk, sample_rate)
-                parts.append(chunk.to_pcm16())
-                data = b"".join(parts)
+                data = await asyncio.to_thread(encoder.write, chunk)
+                if data:
+                    sent.append(data)
+                    yield data
+            data = await asyncio.to_thread(encoder.finish)
+            if data:
                 sent.append(data)
                 yield data
             finished = True
         finally:
             cancel.set()
+            encoder.close()
             if claim:
                 claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
 
