@@ -207,6 +207,11 @@ def whisper_words(model, audio: Audio, language: str | None = None, prompt: str 
 
 
 def align_text(text: str, heard: list[Word], duration: float) -> list[Word]:
+    """Put the words of ``text`` on the time axis of ``heard``; see ``align_text_anchored``."""
+    return align_text_anchored(text, heard, duration)[0]
+
+
+def align_text_anchored(text: str, heard: list[Word], duration: float) -> tuple[list[Word], list[bool]]:
     """Put the words of ``text`` on the time axis of ``heard`` (Whisper's words of the same audio).
 
     Matching words take Whisper's times; the others are spread over the gap
@@ -215,7 +220,7 @@ def align_text(text: str, heard: list[Word], duration: float) -> list[Word]:
     """
     words = text_words(text)
     if not words:
-        return []
+        return [], []
     ours = [_norm(w) for w in words]
     theirs = [_norm(w.word) for w in heard]
     times: list[tuple[float, float] | None] = [None] * len(words)
@@ -251,7 +256,7 @@ def align_text(text: str, heard: list[Word], duration: float) -> list[Word]:
             out.append(Word(word, round(at, 3), round(at + length * scale, 3)))
             at += length * scale
         i = j
-    return out
+    return out, [t is not None for t in times]
 
 
 class WhisperAligner:
@@ -268,6 +273,67 @@ class WhisperAligner:
             return []
         heard = whisper_words(self.model, audio, self.language, prompt=text[:200])
         return align_text(text, heard, audio.duration)
+
+
+def with_words(chunks, text: str, aligner_factory: Callable[[], WhisperAligner]):
+    """Pass chunks through, attaching word timings to those that carry none.
+
+    An engine's own timings (Piper) pass as they are. Otherwise each chunk is
+    transcribed as it comes and the text is aligned to everything heard so
+    far; a chunk leaves (one chunk late) with the words that ended inside it
+    and are anchored by a recognised word, the last chunk with all the rest.
+    ``aligner_factory`` is called only if some chunk needs it.
+    """
+    pending: Audio | None = None
+    timer: _WhisperTimer | None = None
+    for chunk in chunks:
+        if chunk.words is not None and timer is None:
+            yield chunk
+            continue
+        if timer is None:
+            timer = _WhisperTimer(text, aligner_factory())
+        timer.hear(chunk)
+        if pending is not None:
+            yield timer.release(pending, final=False)
+        pending = chunk
+    if pending is not None:
+        yield timer.release(pending, final=True)
+
+
+class _WhisperTimer:
+    """Whisper's words of the chunks heard so far, and the text words already handed out."""
+
+    def __init__(self, text: str, aligner: WhisperAligner):
+        self.text = text
+        self.aligner = aligner
+        self.heard: list[Word] = []
+        self.duration = 0.0
+        self.released_until = 0.0
+        self.given = 0
+
+    def hear(self, chunk: Audio) -> None:
+        if len(chunk.samples):
+            words = whisper_words(self.aligner.model, chunk, self.aligner.language, prompt=self.text[:200])
+            self.heard.extend(w.shifted(self.duration) for w in words)
+        self.duration += chunk.duration
+
+    def release(self, chunk: Audio, final: bool) -> Audio:
+        """``chunk`` (the oldest not yet released) with its words, relative to its own start."""
+        start = self.released_until
+        end = start + chunk.duration
+        words, anchored = align_text_anchored(self.text, self.heard, self.duration)
+        take = len(words)
+        if not final:
+            take = self.given
+            for index in range(self.given, len(words)):
+                if words[index].end > end + 1e-6:
+                    break
+                if anchored[index]:
+                    take = index + 1
+        out = [w.shifted(-start) for w in words[self.given:take]]
+        self.given = take
+        self.released_until = end
+        return Audio(chunk.samples, chunk.sample_rate, words=out)
 
 
 def whisper_model_name(cfg) -> str:

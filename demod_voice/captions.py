@@ -66,6 +66,19 @@ class Timeline:
         return placed
 
 
+def carry(source, converted):
+    """Give ``converted`` (e.g. an RVC conversion of ``source``) the source's word timings.
+
+    Voice conversion keeps the time axis (frame by frame), so timings carry over,
+    scaled by the duration ratio in case the converter rounded to its hop size.
+    """
+    if source.words is None:
+        return converted
+    ratio = converted.duration / source.duration if source.duration else 1.0
+    converted.words = [Word(w.word, round(w.start * ratio, 3), round(w.end * ratio, 3)) for w in source.words]
+    return converted
+
+
 # --- cues ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

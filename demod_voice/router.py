@@ -98,6 +98,8 @@ class TTSRequest:
     XTTS temperature/top_k/top_p/repetition_penalty/length_penalty."""
     rvc: dict | None = None
     """Optional voice conversion after TTS: {"voice": NAME, "pitch": semitones, ...}."""
+    words: bool = False
+    """Attach word timings to the chunks (``Audio.words``)."""
 
 
 @dataclass
@@ -265,7 +267,7 @@ class PiperProvider:
             except InputError as exc:  # a broken voice file is the engine's failure, not the request's
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None
-            return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict))
+            return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict), words=req.words)
 
         return Candidate(self.name, file_version(model), self.device(), start)
 
@@ -341,7 +343,13 @@ class XttsProvider:
             engine = xtts.load(model_dir, _torch_device(self.cfg) if device != "cpu" else "cpu",
                                self.cfg.get("xtts.precision"))
             latents = engine.conditioning(refs, cache_dir=profile.latents_dir)
-            return engine.synthesize(req.text, language=language, latents=latents, stream=True, **options)
+            chunks = engine.synthesize(req.text, language=language, latents=latents, stream=True, **options)
+            if req.words:
+                from demod_voice import alignment
+
+                name = alignment.whisper_model_name(self.cfg)
+                return alignment.with_words(chunks, req.text, lambda: alignment.WhisperAligner(name, language))
+            return chunks
 
         return Candidate(self.name, version, "cpu" if device == "cpu" else "gpu", start)
 

@@ -60,6 +60,8 @@ class TTSBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     rvc: dict[str, Any] | None = None
     cache: bool = True
+    timestamps: bool = False
+    """Answer JSON with the audio (base64) and word timings; with ``stream``, Server-Sent Events."""
 
 
 class VoiceBody(BaseModel):
@@ -192,12 +194,10 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     @app.post("/v1/audio/speech", tags=["openai"])
     async def openai_speech(body: SpeechBody, user: str = Depends(current_user)):
-        if body.stream_format == "sse":
-            raise InputError("stream_format 'sse' is not supported", hint="use 'audio' (the default)")
         voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
         fmt = body.response_format or cfg.get("server.default_format")
         req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **model_choice(body.model))
-        return respond(await service.speak(req, fmt, stream=True))
+        return respond(await service.speak(req, fmt, stream=True, sse=body.stream_format == "sse"))
 
     @app.get("/v1/audio/voices", tags=["openai"])
     async def openai_voices(user: str = Depends(current_user)):
@@ -225,7 +225,8 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
                          fallback=body.fallback, speed=body.speed, language=body.language,
                          params=_check_params(body.params), rvc=body.rvc)
-        return respond(await service.speak(req, body.format, stream=body.stream, use_cache=body.cache))
+        return respond(await service.speak(req, body.format, stream=body.stream, use_cache=body.cache,
+                                           timestamps=body.timestamps, sse=body.timestamps and body.stream))
 
     async def read_upload(file: UploadFile) -> bytes:
         data = await file.read(max_upload + 1)

@@ -10,7 +10,9 @@ synthesis is under way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
+import json
 import logging
 import threading
 import time
@@ -18,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
-from demod_voice import streaming
+from demod_voice import captions, streaming
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
@@ -108,10 +110,18 @@ class Service:
                 self.synth_count += 1
 
     # -- synthesis --
-    async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True) -> Result:
-        """Synthesise ``req`` as ``fmt``; ``stream`` sends wav/pcm sentence by sentence."""
+    async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True,
+                    timestamps: bool = False, sse: bool = False) -> Result:
+        """Synthesise ``req`` as ``fmt``; ``stream`` sends it sentence by sentence as it is made.
+
+        ``timestamps``: a JSON answer (base64 audio + word timings), or with
+        ``sse`` a stream of Server-Sent Events, each an audio delta and the
+        words it completes. ``sse`` alone: OpenAI's ``stream_format: "sse"``.
+        """
         self.check_text(req.text)
         fmt = audio_mod.format_for(None, fmt)
+        if timestamps or sse:
+            return await self._speak_events(req, fmt, words=timestamps, sse=sse)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -159,6 +169,67 @@ class Service:
             claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
 
+    async def _speak_events(self, req: TTSRequest, fmt: str, words: bool, sse: bool) -> Result:
+        """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
+        req.words = words
+        plan = await asyncio.to_thread(self.router.plan, req)
+        engine, queue, cancel = await self._start(plan)
+        headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
+        if sse:
+            return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
+                          stream=self._events(fmt, queue, cancel, words, len(req.text)))
+        try:
+            chunks = await self._collect(queue)
+        finally:
+            cancel.set()
+        timeline = captions.Timeline()
+        for chunk in chunks:
+            timeline.add(chunk.duration, chunk.words)
+        whole = audio_mod.concat(chunks)
+        data = await asyncio.to_thread(encode_whole, whole, fmt)
+        body = {"audio": base64.b64encode(data).decode("ascii"), "format": fmt,
+                "media_type": audio_mod.MEDIA_TYPES[fmt], "sample_rate": whole.sample_rate,
+                "duration": round(whole.duration, 3), "engine": engine,
+                "words": captions.words_to_dicts(timeline.words)}
+        return Result("application/json", headers, body=json.dumps(body).encode("utf-8"))
+
+    async def _events(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, words: bool,
+                      input_chars: int) -> AsyncIterator[bytes]:
+        """``speech.audio.delta`` events (audio bytes of one encoder, base64) then ``speech.audio.done``."""
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        encoder = streaming.StreamEncoder(fmt)
+        timeline = captions.Timeline()
+
+        def event(payload: dict) -> bytes:
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        def delta(data: bytes, placed: list | None) -> dict:
+            payload = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+            if words:
+                payload["words"] = captions.words_to_dicts(placed or [])
+            return payload
+
+        try:
+            while (chunk := await self._next(queue, deadline)) is not None:
+                data = await asyncio.to_thread(encoder.write, chunk)
+                placed = timeline.add(chunk.duration, chunk.words)
+                if data or placed:
+                    yield event(delta(data, placed))
+            tail = await asyncio.to_thread(encoder.finish)
+            if tail:
+                yield event(delta(tail, []))
+            done = {"type": "speech.audio.done", "duration": round(timeline.offset, 3),
+                    "usage": {"input_tokens": input_chars, "output_tokens": 0, "total_tokens": input_chars}}
+            if words:
+                done["words"] = captions.words_to_dicts(timeline.words)
+            yield event(done)
+        except DemodError as exc:  # the status line is gone: report in the stream (the SDK raises on "error")
+            yield event({"type": "error", "error": {"message": exc.message, "type": type(exc).__name__,
+                                                    "hint": exc.hint}})
+        finally:
+            cancel.set()
+            encoder.close()
+
     async def _start(self, plan: Plan) -> tuple[str, asyncio.Queue, threading.Event]:
         """Run the plan on its worker; return (engine, chunk queue, cancel flag) once audio flows."""
         loop = asyncio.get_running_loop()
@@ -185,7 +256,7 @@ class Service:
                         chunks.close()
                         return
                     if rvc:
-                        chunk = self.router.convert(chunk, rvc)
+                        chunk = captions.carry(chunk, self.router.convert(chunk, rvc))
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except BaseException as exc:  # handed to the request, which reports it
