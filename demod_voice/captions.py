@@ -79,6 +79,19 @@ def carry(source, converted):
     return converted
 
 
+def join(chunks: list):
+    """Concatenate chunks (``audio.concat``), keeping their word timings on the joined time axis."""
+    from demod_voice.audio import concat
+
+    whole = concat(chunks)
+    if any(c.words is not None for c in chunks):
+        timeline = Timeline()
+        for chunk in chunks:
+            timeline.add(chunk.duration, chunk.words)
+        whole.words = timeline.words
+    return whole
+
+
 # --- cues ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

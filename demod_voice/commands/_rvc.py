@@ -101,8 +101,7 @@ def chain(chunks: Iterable, args, ctx, stream: bool = False) -> Iterator:
 
     Word timings carry over (voice conversion keeps the time axis).
     """
-    from demod_voice.audio import concat
-    from demod_voice.captions import Timeline, carry
+    from demod_voice.captions import carry, join
 
     engine = load_engine(args, ctx, args.rvc, prefix="rvc-")
     opts = options(args, prefix="rvc-")
@@ -112,10 +111,5 @@ def chain(chunks: Iterable, args, ctx, stream: bool = False) -> Iterator:
         return
     collected = list(chunks)
     if collected:
-        whole = concat(collected)
-        if any(c.words is not None for c in collected):
-            timeline = Timeline()
-            for chunk in collected:
-                timeline.add(chunk.duration, chunk.words)
-            whole.words = timeline.words
+        whole = join(collected)
         yield carry(whole, engine.convert(whole, **opts))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demod_voice.audio import Audio, concat
+from demod_voice.audio import Audio
 from demod_voice.batch.adapters import Option, file_identity
+from demod_voice.captions import join
 from demod_voice.errors import InputError
 
 OPTIONS = {
@@ -98,7 +99,7 @@ class Runner:
             volume=opts.get("volume", cfg.get("piper.volume")),
             sentence_silence=opts.get("sentence_silence", cfg.get("piper.sentence_silence")),
         )
-        chunks = list(engine.synthesize(job.text, options))
+        chunks = list(engine.synthesize(job.text, options, words=job.captions is not None))
         if not chunks:
             raise InputError("the text produced no speech", hint="give words, not only punctuation")
-        return concat(chunks)
+        return join(chunks)

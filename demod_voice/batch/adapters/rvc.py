@@ -76,6 +76,16 @@ class Runner:
 
         engine = self._engine(job.model)
         source = audio.read(job.input, what="input audio")
+        if job.captions is not None:  # words of the input speech; conversion keeps the time axis
+            from demod_voice import alignment, captions
+
+            aligner = alignment.WhisperAligner(alignment.whisper_model_name(self.cfg), job.language or None)
+            source.words = (aligner.align(source, job.text) if job.text
+                            else alignment.whisper_words(aligner.model, source, aligner.language))
+            return captions.carry(source, self._convert(engine, source, job))
+        return self._convert(engine, source, job)
+
+    def _convert(self, engine, source: Audio, job) -> Audio:
         return engine.convert(source, pitch=job.options.get("pitch", 0),
                               f0_method=job.options.get("f0_method", self.cfg.get("rvc.f0_method")),
                               index_rate=job.options.get("index_rate", 0.75))

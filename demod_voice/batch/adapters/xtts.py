@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from demod_voice.audio import Audio, concat
+from demod_voice.audio import Audio
 from demod_voice.batch.adapters import Option, file_identity
+from demod_voice.captions import join
 from demod_voice.errors import EngineError, InputError, NotAvailableError
 
 OPTIONS = {
@@ -93,8 +94,14 @@ class Runner:
             self._latents[key] = engine.conditioning([Path(r) for r in job.reference],
                                                      cache_dir=Path(self.cfg.cache_dir) / "latents")
         sampling = {name: job.options.get(name, self.cfg.get(f"xtts.{name}")) for name in _SAMPLING}
-        chunks = list(engine.synthesize(job.text, language=job.language or self.cfg.get("xtts.language"),
-                                        latents=self._latents[key], **sampling))
+        language = job.language or self.cfg.get("xtts.language")
+        chunks = engine.synthesize(job.text, language=language, latents=self._latents[key], **sampling)
+        if job.captions is not None:  # XTTS has no alignments: Whisper aligns the text to the audio
+            from demod_voice import alignment
+
+            whisper = alignment.whisper_model_name(self.cfg)
+            chunks = alignment.with_words(chunks, job.text, lambda: alignment.WhisperAligner(whisper, language))
+        chunks = list(chunks)
         if not chunks:
             raise InputError("the text produced no speech", hint="give words, not only punctuation")
-        return concat(chunks)
+        return join(chunks)
