@@ -32,17 +32,23 @@ def browser():
         browser.close()
 
 
-@pytest.mark.slow
-def test_page_plays_a_synthesis_and_shows_a_sample_score(server, browser, speech_wav):
+def open_page(server, browser, user: str, text: str):
+    """The page with ``user``'s key, the Joe voice chosen and ``text`` typed; (page, page errors)."""
     page = browser.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server["url"] + "/")
-    page.fill("#apikey", KEYS["carol"])
+    page.fill("#apikey", KEYS[user])
     page.dispatch_event("#apikey", "change")
     page.wait_for_function("document.querySelectorAll('#voice option').length > 0", polling=100)
     page.select_option("#voice", "en_US-joe-medium")
-    page.fill("#text", "Hello from the browser.")
+    page.fill("#text", text)
+    return page, errors
+
+
+@pytest.mark.slow
+def test_page_plays_a_synthesis_and_shows_a_sample_score(server, browser, speech_wav):
+    page, errors = open_page(server, browser, "carol", "Hello from the browser.")
     page.click("#speak")
     # the audio element got the synthesis and actually played it
     page.wait_for_function("document.getElementById('speak-status').textContent.startsWith('play')", polling=100, timeout=60000)
@@ -89,15 +95,7 @@ def seconds_av(data: bytes) -> float:
 @pytest.mark.slow
 def test_page_plays_streamed_mp3_to_the_end(server, browser, alice):
     text = f"Streaming into the browser. It plays while the rest arrives. Take {uuid.uuid4().int % 997}."
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server["url"] + "/")
-    page.fill("#apikey", KEYS["alice"])
-    page.dispatch_event("#apikey", "change")
-    page.wait_for_function("document.querySelectorAll('#voice option').length > 0", polling=100)
-    page.select_option("#voice", "en_US-joe-medium")
-    page.fill("#text", text)
+    page, errors = open_page(server, browser, "alice", text)
     assert page.evaluate("MediaSource.isTypeSupported('audio/mpeg')")  # the page takes the streaming path
     page.click("#speak")
     page.wait_for_function("document.getElementById('speak-status').textContent.startsWith('played')",
