@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from demod_voice.audio import Audio
-from demod_voice.errors import EngineError, InputError, missing_extra
+from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -216,8 +216,11 @@ class PiperEngine:
         silence = np.zeros(int(round(options.sentence_silence * self.sample_rate)), dtype=np.float32)
         mapper, sentences = None, 0
         if words:
-            if not self.alignments:
-                raise missing_extra("onnx", "piper")
+            if not getattr(self, "alignments", False):
+                if type(self) is PiperEngine:
+                    raise missing_extra("onnx", "piper")
+                raise NotAvailableError(f"word timings are not available with the {getattr(self, 'backend', '')} backend",
+                                        hint="use the onnxruntime backend for captions")
             from demod_voice.alignment import PiperWordMapper
 
             mapper = PiperWordMapper(text, self._voice.phonemize)
