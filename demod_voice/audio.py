@@ -8,18 +8,16 @@ and is renamed into place, so a crash or Ctrl-C never leaves a partial file.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from demod_voice.errors import DemodError, InputError, UsageError
+from demod_voice.errors import InputError, UsageError
+from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
 FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
@@ -217,11 +215,6 @@ def is_silent(audio: Audio, threshold_db: float = -60.0) -> bool:
     return audio.peak <= db_to_gain(threshold_db)
 
 
-def clipping_ratio(audio: Audio, level: float = 0.999) -> float:
-    """Fraction of samples at or above full scale."""
-    return float(np.mean(np.abs(audio.samples) >= level)) if len(audio.samples) else 0.0
-
-
 # --- encoding & writing -----------------------------------------------------------
 
 def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "wav") -> str:
@@ -254,10 +247,11 @@ def encode(audio: Audio, fmt: str) -> bytes:
         return encode_whole(audio, "aac")
     buf = io.BytesIO()
     samples = np.clip(audio.samples, -1.0, 1.0)
-    if fmt == "wav":
-        sf.write(buf, samples, audio.sample_rate, format="WAV", subtype="PCM_16")
-    elif fmt == "flac":
-        sf.write(buf, samples, audio.sample_rate, format="FLAC", subtype="PCM_16")
+    if fmt in ("wav", "flac"):
+        # One float -> 16-bit rule everywhere (files, streams, raw pcm): ``float_to_pcm16``, so a WAV file
+        # and a streamed WAV of the same audio hold the same samples.
+        pcm = np.frombuffer(audio.to_pcm16(), dtype="<i2")
+        sf.write(buf, pcm, audio.sample_rate, format=fmt.upper(), subtype="PCM_16")
     elif fmt == "ogg":
         sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
     elif fmt == "opus":
@@ -268,58 +262,6 @@ def encode(audio: Audio, fmt: str) -> bytes:
     elif fmt == "mp3":
         sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
     return buf.getvalue()
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
-
-    On any exception (including KeyboardInterrupt) the temporary file is removed
-    and ``target`` is left untouched.
-    """
-    target = Path(target)
-    check_writable_dir(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder {target.parent}: {exc.strerror}",
-                         hint="choose another --output") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise DemodError(f"cannot write {target}: {exc.strerror or exc}", hint="check free space and permissions") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-    return Path(target)
-
-
-def check_writable_dir(target: str | os.PathLike) -> None:
-    """Fail early, with a clear message, when ``target``'s folder cannot take a file."""
-    target = Path(target)
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise InputError(f"output path is a folder: {target}", hint="give a file name, e.g. out.wav")
-    if not parent.exists():
-        raise InputError(f"output folder does not exist: {parent}", hint=f"create it first: mkdir -p {parent}")
-    if not parent.is_dir():
-        raise InputError(f"output folder is not a folder: {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"output folder is not writable: {parent}", hint="choose another --output")
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata as md
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -44,24 +43,20 @@ class VoiceEntry:
 
 
 def _read_piper_entry(onnx: Path, source: str) -> VoiceEntry | None:
-    config = Path(f"{onnx}.json")
-    if not config.is_file():
-        config = onnx.with_suffix(".json")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-        return VoiceEntry(
-            name=onnx.name[: -len(".onnx")],
-            engine="piper",
-            language=str((data.get("language") or {}).get("code") or (data.get("espeak") or {}).get("voice", "")),
-            quality=str((data.get("audio") or {}).get("quality", "")),
-            sample_rate=int((data.get("audio") or {}).get("sample_rate", 0)) or None,
-            speakers=int(data.get("num_speakers", 1)),
-            source=source,
-            path=str(onnx),
-        )
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        _LOGGER.info("skipping %s: no readable voice config (%s)", onnx, exc)
+    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(onnx)
+    if config is None:
+        _LOGGER.info("skipping %s: no voice config beside it", onnx)
         return None
+    try:
+        data = PiperVoiceConfig.read(config)
+    except InputError as exc:
+        _LOGGER.info("skipping %s: no readable voice config (%s)", onnx, exc.message)
+        return None
+    return VoiceEntry(name=onnx.name[: -len(".onnx")], engine="piper", language=data.language, quality=data.quality,
+                      sample_rate=data.sample_rate or None, speakers=data.num_speakers, source=source, path=str(onnx))
 
 
 def _scan_folder(folder: Path, source: str) -> Iterable[VoiceEntry]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice import paths
-from demod_voice.errors import ConfigError
+from demod_voice.errors import ConfigError, InputError
 
 ENV_PREFIX = "DEMOD_VOICE_"
 
@@ -42,6 +43,15 @@ class Setting:
 
 
 S = Setting
+
+#: Pitch extraction methods RVC knows (``pm`` needs the GPL extra praat-parselmouth).
+F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
+#: XTTS sampling settings a request may override (all under ``xtts.``).
+XTTS_SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")
+#: Piper synthesis settings a request may override (all under ``piper.``).
+PIPER_SYNTHESIS_KEYS = ("length_scale", "noise_scale", "noise_w", "sentence_silence", "volume")
+#: RVC conversion settings a request may override (all under ``rvc.``).
+RVC_CONVERSION_KEYS = ("pitch", "f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect", "resample_sr")
 
 #: The complete schema. Each section belongs to one capability; keys not listed
 #: here are rejected with a "did you mean" hint.
@@ -77,6 +87,8 @@ SCHEMA: dict[str, Any] = {
         "length_penalty": S("float", 1.0, "length penalty", min=-10.0, max=10.0),
         "speed": S("float", 1.0, "speech speed", min=0.25, max=4.0),
         "stream_chunk_size": S("int", 20, "GPT tokens per streamed chunk (--stream)", min=1, max=400),
+        "seed": S("int", None, "random seed for repeatable output (empty: a new draw each time)", min=0, max=2**32 - 1,
+                  nullable=True),
         "latents_cache": S("bool", True, "cache conditioning latents on disk (<cache_dir>/xtts-latents)"),
     },
     "models": {
@@ -85,11 +97,14 @@ SCHEMA: dict[str, Any] = {
     "rvc": {
         "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),
         "rmvpe": S("path", None, "RMVPE weights (rmvpe.pt)", nullable=True),
-        "f0_method": S("str", "rmvpe", "pitch extraction method", choices=("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")),
+        "f0_method": S("str", "rmvpe", "pitch extraction method", choices=F0_METHODS),
+        "pitch": S("float", 0.0, "transpose by this many semitones (+12 = one octave up)", min=-24.0, max=24.0),
         "index_rate": S("float", 0.75, "share of retrieved (index) features, 0-1", min=0.0, max=1.0),
         "filter_radius": S("int", 3, "median filter on harvest f0 when >= 3", min=0, max=7),
         "rms_mix_rate": S("float", 0.25, "1 keeps the converted loudness envelope, 0 follows the input's", min=0.0, max=1.0),
         "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
+        "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
+                         min=8000, max=192000, nullable=True),
     },
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
@@ -207,6 +222,8 @@ def _check(key: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         value = float(value)
+        if not math.isfinite(value):
+            raise bad("a finite number")
     elif kind in ("str", "path"):
         if not isinstance(value, str) or (kind == "path" and not value):
             raise bad("a string" if kind == "str" else "a path")
@@ -227,6 +244,43 @@ def _check(key: str, value: Any, origin: str) -> Any:
     if setting.max is not None and value > setting.max:
         raise bad(f"a value <= {setting.max}")
     return value
+
+
+def check_option(key: str, value: Any, origin: str = "request") -> Any:
+    """Validate one engine option from a request (CLI flag, batch cell, HTTP body) against the schema.
+
+    Strings are parsed as numbers where the setting is numeric (CSV cells, query strings); the
+    error is an ``InputError`` naming the option and the allowed range (exit 2, HTTP 400).
+    """
+    setting = SETTINGS.get(key)
+    if setting is not None and isinstance(value, str) and setting.type in ("int", "float"):
+        text = value.strip()
+        try:
+            value = int(text) if setting.type == "int" else float(text)
+        except ValueError:
+            pass  # _check names the expected type
+    if setting is not None and setting.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if setting is not None and setting.type == "int" and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    try:
+        return _check(key, value, origin)
+    except ConfigError as exc:
+        name = key.split(".", 1)[-1]
+        raise InputError(exc.message.replace(f"config key '{key}'", f"option '{name}'"), hint=exc.hint) from None
+
+
+def section_options(section: str, keys: tuple[str, ...], given: Mapping[str, Any], cfg: Config,
+                    origin: str = "request") -> dict:
+    """Effective options of one engine: each key from ``given`` (validated) or else from ``cfg``."""
+    unknown = set(given) - set(keys)
+    if unknown:
+        raise InputError(f"unknown {section} option(s) {', '.join(sorted(unknown))}", hint="known: " + ", ".join(keys))
+    out = {}
+    for key in keys:
+        value = given.get(key)
+        out[key] = check_option(f"{section}.{key}", value, origin) if value is not None else cfg.get(f"{section}.{key}")
+    return out
 
 
 def load_yaml_file(path: Path | str, what: str = "config file") -> dict:

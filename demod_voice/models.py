@@ -203,15 +203,16 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from demod_voice.audio import atomic_write_bytes
+    from demod_voice.paths import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
-def _stamp(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+def _stamp(path: Path) -> str:
+    from demod_voice.paths import file_identity
+
+    return file_identity(path)
 
 
 def record_verified(folder: Path, name: str, sha256: str, original: str | None = None) -> None:

@@ -25,7 +25,7 @@ to zero instead of being averaged away.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -136,3 +136,74 @@ def _duration_score(duration: float) -> float:
     if duration <= 20.0:
         return 1.0
     return max(0.5, 1.0 - 0.5 * _ramp(duration, 20.0, 40.0))
+
+
+# --- reference suitability (voice profiles) ------------------------------------------------
+
+@dataclass
+class ReferenceScore:
+    """How usable a recording is as a cloning reference (built on ``QualityScore``); ``overall`` is 0 (unusable) .. 1 (ideal)."""
+
+    overall: float
+    snr_db: float
+    """Estimated signal-to-noise ratio: loud-frame level minus noise-floor level."""
+    clipping: float
+    """Fraction of samples at full scale."""
+    silence: float
+    """Fraction of 20 ms frames more than 40 dB below the loudest frame (or below -60 dBFS)."""
+    duration: float
+    """Seconds."""
+    loudness_lufs: float | None
+    """Integrated loudness (ITU-R BS.1770); None when too short to measure."""
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_reference(audio: Audio) -> ReferenceScore:
+    """Score a recording as a cloning reference.
+
+    The measurements (estimated SNR, clipping, silence, duration) and their
+    0..1 sub-scores come from ``score_audio``, shared with ``piper-preprocess``; a reference additionally wants 3-30 s of speech at a
+    sensible loudness, and the problems are spelled out for the user.
+    """
+    from demod_voice import audio as audio_mod
+
+    base = score_audio(audio)
+    duration = base.duration
+    if duration <= 0 or base.score <= 0.0 and audio.peak <= 1e-5:
+        return ReferenceScore(0.0, 0.0, 0.0, 1.0, duration, None, ["silent or empty"])
+    lufs = audio_mod.loudness(audio)
+    lufs_value = float(lufs) if np.isfinite(lufs) else None
+
+    problems = []
+    if base.snr_db < 20:
+        problems.append(f"noisy (SNR {base.snr_db:.0f} dB)")
+    if base.clipping_ratio > 0.001:
+        problems.append(f"clipped ({base.clipping_ratio:.1%} of samples)")
+    if base.silence_ratio > 0.5:
+        problems.append(f"mostly silence ({base.silence_ratio:.0%})")
+    if duration < 3.0:
+        duration_s = _ramp(duration, 0.5, 3.0)
+        problems.append(f"short ({duration:.1f} s; 3-30 s is best)")
+    elif duration > 30.0:
+        duration_s = max(0.3, 30.0 / duration)
+        problems.append(f"long ({duration:.0f} s; 3-30 s is best)")
+    else:
+        duration_s = 1.0
+    if lufs_value is None:
+        loud_s = 0.5
+    elif lufs_value < -35:
+        loud_s = _ramp(lufs_value, -50.0, -35.0)
+        problems.append(f"quiet ({lufs_value:.0f} LUFS)")
+    elif lufs_value > -10:
+        loud_s = 1.0 - _ramp(lufs_value, -10.0, 0.0)
+        problems.append(f"very loud ({lufs_value:.0f} LUFS)")
+    else:
+        loud_s = 1.0
+    c = base.components
+    overall = 0.35 * c["snr"] + 0.2 * c["clipping"] + 0.15 * c["silence"] + 0.15 * duration_s + 0.15 * loud_s
+    return ReferenceScore(round(overall, 3), round(base.snr_db, 1), round(base.clipping_ratio, 5),
+                        round(base.silence_ratio, 3), round(duration, 3),
+                        None if lufs_value is None else round(lufs_value, 1), problems)

@@ -25,12 +25,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from demod_voice import audio as audio_mod
-from demod_voice.audio import Audio
+from demod_voice import paths
 from demod_voice.errors import InputError, ModelNotFoundError
 from demod_voice.paths import safe_join, validate_name
+from demod_voice.quality import score_reference
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,78 +41,6 @@ REFERENCE_MIN_S = 6.0
 REFERENCE_MAX_S = 12.0
 
 _LOCK = threading.RLock()
-
-
-# --- quality scoring ----------------------------------------------------------------
-
-@dataclass
-class QualityScore:
-    """How usable a recording is as cloning reference; ``overall`` is 0 (unusable) .. 1 (ideal)."""
-
-    overall: float
-    snr_db: float
-    """Estimated signal-to-noise ratio: loud-frame level minus noise-floor level."""
-    clipping: float
-    """Fraction of samples at full scale."""
-    silence: float
-    """Fraction of 20 ms frames more than 40 dB below the loudest frame (or below -60 dBFS)."""
-    duration: float
-    """Seconds."""
-    loudness_lufs: float | None
-    """Integrated loudness (ITU-R BS.1770); None when too short to measure."""
-    problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def score_sample(audio: Audio) -> QualityScore:
-    """Score a recording as a cloning reference.
-
-    The measurements (estimated SNR, clipping, silence, duration) and their
-    0..1 sub-scores come from ``demod_voice.quality.score_audio``, shared with
-    ``piper-preprocess``; a reference additionally wants 3-30 s of speech at a
-    sensible loudness, and the problems are spelled out for the user.
-    """
-    from demod_voice.quality import _ramp, score_audio
-
-    base = score_audio(audio)
-    duration = base.duration
-    if duration <= 0 or base.score <= 0.0 and audio.peak <= 1e-5:
-        return QualityScore(0.0, 0.0, 0.0, 1.0, duration, None, ["silent or empty"])
-    lufs = audio_mod.loudness(audio)
-    lufs_value = float(lufs) if np.isfinite(lufs) else None
-
-    problems = []
-    if base.snr_db < 20:
-        problems.append(f"noisy (SNR {base.snr_db:.0f} dB)")
-    if base.clipping_ratio > 0.001:
-        problems.append(f"clipped ({base.clipping_ratio:.1%} of samples)")
-    if base.silence_ratio > 0.5:
-        problems.append(f"mostly silence ({base.silence_ratio:.0%})")
-    if duration < 3.0:
-        duration_s = _ramp(duration, 0.5, 3.0)
-        problems.append(f"short ({duration:.1f} s; 3-30 s is best)")
-    elif duration > 30.0:
-        duration_s = max(0.3, 30.0 / duration)
-        problems.append(f"long ({duration:.0f} s; 3-30 s is best)")
-    else:
-        duration_s = 1.0
-    if lufs_value is None:
-        loud_s = 0.5
-    elif lufs_value < -35:
-        loud_s = _ramp(lufs_value, -50.0, -35.0)
-        problems.append(f"quiet ({lufs_value:.0f} LUFS)")
-    elif lufs_value > -10:
-        loud_s = 1.0 - _ramp(lufs_value, -10.0, 0.0)
-        problems.append(f"very loud ({lufs_value:.0f} LUFS)")
-    else:
-        loud_s = 1.0
-    c = base.components
-    overall = 0.35 * c["snr"] + 0.2 * c["clipping"] + 0.15 * c["silence"] + 0.15 * duration_s + 0.15 * loud_s
-    return QualityScore(round(overall, 3), round(base.snr_db, 1), round(base.clipping_ratio, 5),
-                        round(base.silence_ratio, 3), round(duration, 3),
-                        None if lufs_value is None else round(lufs_value, 1), problems)
 
 
 # --- profiles -------------------------------------------------------------------------
@@ -166,7 +93,7 @@ class Profile:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    audio_mod.atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    paths.atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _reference_hash(samples_dir: Path, ids: list[str]) -> str:
@@ -278,7 +205,7 @@ class VoiceStore:
             raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s)",
                              hint="record at least a few seconds of speech")
         sid = "s" + hashlib.sha256(audio.to_pcm16() + str(audio.sample_rate).encode()).hexdigest()[:12]
-        score = score_sample(audio)
+        score = score_reference(audio)
         sample = Sample(id=sid, duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
                         score=score.to_dict(), transcript=transcript.strip(), filename=Path(filename).name,
                         added=time.time())

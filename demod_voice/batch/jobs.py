@@ -32,7 +32,7 @@ from demod_voice.errors import DemodError, InputError
 #: The original, positional CSV columns.
 ORIGINAL_COLUMNS = ("reference", "text", "output", "language", "speaker")
 #: Columns every engine understands.
-BASE_COLUMNS = ORIGINAL_COLUMNS + ("id", "engine", "voice", "model", "input", "format", "captions")
+BASE_COLUMNS = ORIGINAL_COLUMNS + ("id", "engine", "voice", "model", "input", "format", "rvc", "captions")
 #: Bump when the meaning of a job changes so old resume records stop matching.
 HASH_VERSION = 1
 
@@ -58,13 +58,17 @@ class Job:
     language: str = ""
     speaker: str = ""
     options: dict = field(default_factory=dict)
+    rvc: str = ""
+    """TTS jobs: convert the speech with this RVC voice afterwards (sentence by sentence, like everywhere)."""
+    rvc_options: dict = field(default_factory=dict)
+    """RVC options (pitch, index_rate, ...) for ``rvc``."""
     id: str = ""
     hash: str = ""
     """Job hash recorded beside the output for resume (set by validation)."""
     group: tuple = ()
-    """Jobs with the same group share a loaded model and conditioning."""
     captions: Path | None = None
     """Also write word timings here (.srt, .vtt or .json)."""
+    """Jobs with the same group share a loaded model and conditioning."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -298,12 +302,19 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         model = str(base / model)  # relative to the job file, like every other path in it
     input_value = _str_field(record, "input")
     options: dict[str, Any] = {}
+    rvc_voice = _str_field(record, "rvc") if engine != "rvc" else ""
+    rvc_options: dict[str, Any] = {}
+    chain_options = adapters.get("rvc").OPTIONS if rvc_voice else {}
     for name in sorted(adapters.all_option_names()):
         if name in record and record[name] not in ("", None):
-            if name not in adapter.OPTIONS:
+            if name in adapter.OPTIONS:
+                options[name] = adapter.OPTIONS[name].parse(name, record[name])
+            elif name in chain_options:
+                rvc_options[name] = chain_options[name].parse(name, record[name])
+            else:
                 raise InputError(f"option '{name}' does not apply to {engine} jobs",
-                                 hint=f"{engine} options: " + (", ".join(sorted(adapter.OPTIONS)) or "none"))
-            options[name] = adapter.OPTIONS[name].parse(name, record[name])
+                                 hint=f"{engine} options: " + (", ".join(sorted(adapter.OPTIONS)) or "none")
+                                 + ("" if rvc_voice else "; RVC options need an 'rvc' voice"))
     job = Job(
         line=line, engine=engine, output=output, fmt=fmt,
         text=_str_field(record, "text"),
@@ -313,6 +324,8 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         language=_str_field(record, "language"),
         speaker=_str_field(record, "speaker"),
         options=options,
+        rvc=rvc_voice,
+        rvc_options=rvc_options,
         id=_str_field(record, "id"),
         captions=_captions_path(base, _str_field(record, "captions")),
     )
@@ -337,9 +350,10 @@ def job_hash(job: Job, identity: Any) -> str:
     payload = {
         "v": HASH_VERSION, "engine": job.engine, "output": str(job.output), "format": job.fmt, "text": job.text,
         "language": job.language, "speaker": job.speaker, "options": job.options, "identity": identity,
+        **({"rvc": job.rvc, "rvc_options": job.rvc_options} if job.rvc else {}),
+        # only when set, so jobs without captions keep their recorded hashes
+        **({"captions": str(job.captions)} if job.captions else {}),
     }
-    if job.captions:  # only when set, so jobs without captions keep their recorded hashes
-        payload["captions"] = str(job.captions)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice.batch import jobs as jobs_mod
 from demod_voice.batch.state import ResumeState, default_path
 from demod_voice.batch.worker import Outcome
@@ -140,7 +141,7 @@ def write_report(path: Path, job_file: Path, state_path: Path | None, summary: S
         "summary": summary.counts(),
         "jobs": [{k: v for k, v in vars(row).items()} for row in rows],
     }
-    audio_mod.atomic_write_bytes(path, (json.dumps(report, indent=2) + "\n").encode())
+    paths.atomic_write_bytes(path, (json.dumps(report, indent=2) + "\n").encode())
 
 
 class _Interrupts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from demod_voice.audio import FORMATS
 
@@ -66,6 +67,8 @@ def number_type(cast=float, *, low=None, high=None, above=None, unit="a number",
             number = cast(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {unit}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
         if zero_ok and number == 0:
             return number
         if (low is not None and number < low) or (high is not None and number > high) or (
@@ -75,6 +78,17 @@ def number_type(cast=float, *, low=None, high=None, above=None, unit="a number",
 
     parse.__name__ = unit.replace(" ", "_")
     return parse
+
+
+def setting_number(key: str, unit: str | None = None, zero_ok: bool = False):
+    """An argparse ``type`` whose range is the config schema's for ``key`` (ranges live only there)."""
+    from demod_voice.config import SETTINGS
+
+    setting = SETTINGS[key]
+    cast = int if setting.type == "int" else float
+    rule = f"{key.split('.', 1)[1].replace('_', ' ')} goes from {setting.min:g} to {setting.max:g}"
+    return number_type(cast, low=setting.min, high=setting.max, zero_ok=zero_ok,
+                       unit=unit or ("a whole number" if cast is int else "a number"), rule=rule)
 
 
 positive_float = number_type(above=0, rule="expected a positive number")

@@ -47,9 +47,9 @@ def run_validate(args, ctx) -> int:
 
 def run_init(args, ctx) -> int:
     from demod_voice import paths
-    from demod_voice.audio import atomic_write_bytes
     from demod_voice.config import example_yaml
     from demod_voice.errors import InputError
+    from demod_voice.paths import atomic_write_bytes
 
     text = example_yaml()
     if args.path == "-":

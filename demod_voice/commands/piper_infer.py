@@ -8,10 +8,12 @@ from demod_voice.commands._common import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,
-    non_negative_float,
+    check_captions,
+    deliver_with_captions,
     positive_float,
+    setting_number,
 )
-from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
+from demod_voice.commands._rvc import add_chain_arguments, apply_aux_flags, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -27,12 +29,12 @@ def register(sub, common) -> None:
     add_format_argument(p)
     p.add_argument("--stream", action="store_true",
                    help="write raw 16-bit mono PCM to standard output, sentence by sentence")
-    p.add_argument("--length-scale", type=positive_float, metavar="X", help="phoneme length (>1 slower)")
+    p.add_argument("--length-scale", type=setting_number("piper.length_scale"), metavar="X", help="phoneme length (>1 slower)")
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (the inverse of --length-scale)")
-    p.add_argument("--noise-scale", type=non_negative_float, metavar="X", help="generator noise (0 = deterministic)")
-    p.add_argument("--noise-w", type=non_negative_float, metavar="X", help="phoneme width noise (0 = deterministic)")
-    p.add_argument("--sentence-silence", type=non_negative_float, metavar="SEC", help="silence after each sentence")
-    p.add_argument("--volume", type=non_negative_float, metavar="X", help="volume multiplier (default 1.0)")
+    p.add_argument("--noise-scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
+    p.add_argument("--noise-w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
+    p.add_argument("--sentence-silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence after each sentence")
+    p.add_argument("--volume", type=setting_number("piper.volume"), metavar="X", help="volume multiplier (default 1.0)")
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
     add_chain_arguments(p)
@@ -40,68 +42,56 @@ def register(sub, common) -> None:
     p.set_defaults(func=run)
 
 
+def request_from_args(args, text: str):
+    """The parsed flags as an engine-layer ``Request`` (the adapter validates them against the schema)."""
+    from demod_voice.adapters import Request
+    from demod_voice.commands._rvc import rvc_request
+
+    if args.speed is not None and args.length_scale is not None:
+        raise UsageError("--speed and --length-scale set the same thing; give only one")
+    given = {"length_scale": args.length_scale, "noise_scale": args.noise_scale, "noise_w": args.noise_w,
+             "sentence_silence": args.sentence_silence, "volume": args.volume}
+    return Request(text=text, voice=args.model, speaker=args.speaker, speed=args.speed, backend=args.backend,
+                   options={k: v for k, v in given.items() if v is not None}, rvc=rvc_request(args))
+
+
 def run(args, ctx) -> int:
+    from demod_voice import adapters, output
     from demod_voice import audio as audio_mod
-    from demod_voice import catalog, output
     from demod_voice import text as text_mod
+    from demod_voice.adapters import piper as piper_adapter
     from demod_voice.cache import AudioCache, make_key
-    from demod_voice.commands._common import check_captions, deliver_with_captions
-    from demod_voice.engines import piper
-    from demod_voice.router import file_version
 
     check_chain_arguments(args)
     check_captions(args.captions)
-    if args.speed is not None and args.length_scale is not None:
-        raise UsageError("--speed and --length-scale set the same thing; give only one")
-    length_scale = 1.0 / args.speed if args.speed is not None else args.length_scale
-    for key, value in (("piper.length_scale", length_scale), ("piper.noise_scale", args.noise_scale),
-                       ("piper.noise_w", args.noise_w), ("piper.sentence_silence", args.sentence_silence),
-                       ("piper.volume", args.volume), ("piper.backend", args.backend)):
-        if value is not None:
-            ctx.flags[key] = value
     cfg = ctx.cfg
     text = text_mod.read_text_argument(args.text, args.text_file)
     target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format"))
-    model_path = catalog.resolve_piper_model(args.model, cfg)
+    request = request_from_args(args, text)
+    request.words = bool(args.captions)
+    plan = piper_adapter.options(request, cfg)  # every input error before any engine loads
 
     started = time.perf_counter()
-
-    def prepare():
-        engine = piper.load(model_path, ctx.device, backend=cfg.get("piper.backend"))
-        return engine, piper.PiperOptions(
-            speaker_id=engine.speaker_id(args.speaker),
-            length_scale=cfg.get("piper.length_scale"),
-            noise_scale=cfg.get("piper.noise_scale"),
-            noise_w=cfg.get("piper.noise_w"),
-            volume=cfg.get("piper.volume"),
-            sentence_silence=cfg.get("piper.sentence_silence"),
-        )
-
     # The audio cache (cache.enabled): a hit needs no engine at all.
     # (Not with --rvc: the conversion's own settings are not part of the key.)
     cache = None if target.stream or args.rvc or args.captions else AudioCache.from_config(cfg)
     if cache is not None:
-        settings = {k: cfg.get(f"piper.{k}") for k in ("length_scale", "noise_scale", "noise_w", "volume", "sentence_silence")}
-        key = make_key(text, command="piper-infer", model=file_version(model_path), speaker=args.speaker,
-                       backend=cfg.get("piper.backend"),
-                       settings=settings, fmt=target.fmt)
+        key = make_key(text, command="piper-infer", backend=plan.backend, options=repr(plan.options),
+                       fmt=target.fmt, **piper_adapter.identity(request, cfg))
 
         def compute():
-            engine, options = prepare()
-            return audio_mod.encode(engine.synthesize_all(text, options), target.fmt), {}
+            chunks = piper_adapter.synthesize(request, cfg, ctx.device, plan=plan)
+            return audio_mod.encode(audio_mod.concat(list(chunks)), target.fmt), {}
 
-        entry, hit = cache.get_or_compute(key, compute, tag=f"piper/{model_path.stem}")
+        entry, hit = cache.get_or_compute(key, compute, tag=f"piper/{plan.model_path.stem}")
         output.deliver_bytes(entry.data, target)
         if not target.to_stdout:
             ctx.say(f"wrote {target.path} ({'from the audio cache' if hit else 'and cached it'}) "
                     f"in {time.perf_counter() - started:.1f} s")
         return 0
-    engine, options = prepare()
-    chunks = engine.synthesize(text, options, words=bool(args.captions))
     if args.rvc:
-        from demod_voice.commands._rvc import chain
-
-        chunks = chain(chunks, args, ctx, stream=target.stream)
+        apply_aux_flags(args, ctx)
+    chunks = adapters.synthesize("piper", request, cfg, ctx.device)
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from demod_voice.commands._common import add_captions_argument, add_format_argument, check_captions
-from demod_voice.commands._rvc import add_conversion_arguments, load_engine, options
+from demod_voice.commands._rvc import add_conversion_arguments, apply_aux_flags, rvc_request
 from demod_voice.errors import DemodError, EngineError, InputError, UsageError
 
 
@@ -76,10 +76,11 @@ def run(args, ctx) -> int:
         audio_mod.check_writable_dir(target)
     speech = audio_mod.read(source, what="input audio")
     started = time.perf_counter()
-    if args.captions:
-        speech.words = _words_of(speech, args.captions_text, cfg)
-    engine = load_engine(args, ctx, args.model)
-    result = engine.convert(speech, **options(args))
+    if args.captions:  # words of the clean input; conversion keeps the time axis, so they hold for the output
+        from demod_voice.alignment import words_of_speech
+
+        speech.words = words_of_speech(speech, args.captions_text, cfg)
+    result = _converter(args, ctx)(speech)
     if args.captions:
         from demod_voice import captions
 
@@ -96,23 +97,12 @@ def run(args, ctx) -> int:
     return 0
 
 
-def _words_of(speech, text: str | None, cfg) -> list:
-    """Word timings of the input speech (conversion keeps the time axis, so they hold for the output)."""
-    from demod_voice import alignment
-
-    aligner = alignment.WhisperAligner(alignment.whisper_model_name(cfg))
-    if text:
-        return aligner.align(speech, text)
-    return alignment.whisper_words(aligner.model, speech, aligner.language)
-
-
 def _convert_folder(args, ctx, files: list[Path], out_dir: Path, fmt: str) -> int:
     from tqdm import tqdm
 
     from demod_voice import audio as audio_mod
 
-    engine = load_engine(args, ctx, args.model)
-    opts = options(args)
+    convert = _converter(args, ctx)
     failures: list[str] = []
     suffix = {"ogg": ".ogg", "opus": ".opus", "mp3": ".mp3", "aac": ".aac", "flac": ".flac"}.get(fmt, ".wav")
     started = time.perf_counter()
@@ -120,7 +110,7 @@ def _convert_folder(args, ctx, files: list[Path], out_dir: Path, fmt: str) -> in
     for path in bar:
         bar.set_postfix_str(path.name[:30])
         try:
-            result = engine.convert(audio_mod.read(path, what="input audio"), **opts)
+            result = convert(audio_mod.read(path, what="input audio"))
             audio_mod.write(result, out_dir / (path.stem + suffix), fmt)
         except (InputError, EngineError) as exc:  # one bad file does not stop the others
             failures.append(f"{path.name}: {exc.message}")
@@ -133,3 +123,14 @@ def _convert_folder(args, ctx, files: list[Path], out_dir: Path, fmt: str) -> in
                          hint="the other files were written; fix or remove the failed ones and run again",
                          exit_code=2 if done == 0 else 1)
     return 0
+
+
+def _converter(args, ctx):
+    """The flags as one validated conversion, through the RVC adapter (the same one batch and the server use)."""
+    from demod_voice.adapters import rvc as rvc_adapter
+
+    apply_aux_flags(args, ctx)
+    request = rvc_request(args, prefix="", model=args.model)
+    values = rvc_adapter.options(request, ctx.cfg)
+    engine = rvc_adapter.engine_for(request, ctx.cfg, ctx.device)
+    return lambda speech: engine.convert(speech, **values)

@@ -9,13 +9,11 @@ from demod_voice.commands._common import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,
-    any_float,
     check_captions,
     deliver_with_captions,
-    positive_float,
-    positive_int,
+    setting_number,
 )
-from demod_voice.commands._rvc import add_chain_arguments, chain, check_chain_arguments
+from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -42,13 +40,13 @@ def register(sub, common) -> None:
                    help="write raw 16-bit mono PCM (24 kHz) to standard output, chunk by chunk as it is generated")
     p.add_argument("--split-sentences", action=argparse.BooleanOptionalAction, default=True,
                    help="synthesise sentence by sentence (default: on)")
-    p.add_argument("--temperature", type=positive_float, metavar="X", help="sampling temperature (default 0.75)")
-    p.add_argument("--top-k", type=positive_int, metavar="N", help="top-k sampling (default 50)")
-    p.add_argument("--top-p", type=positive_float, metavar="X", help="nucleus sampling (default 0.85)")
-    p.add_argument("--repetition-penalty", type=positive_float, metavar="X", help="repetition penalty (default 10)")
-    p.add_argument("--length-penalty", type=any_float, metavar="X", help="length penalty (default 1)")
-    p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (default 1.0)")
-    p.add_argument("--seed", type=int, metavar="N", help="random seed, for repeatable output")
+    p.add_argument("--temperature", type=setting_number("xtts.temperature"), metavar="X", help="sampling temperature (default 0.75)")
+    p.add_argument("--top-k", type=setting_number("xtts.top_k"), metavar="N", help="top-k sampling (default 50)")
+    p.add_argument("--top-p", type=setting_number("xtts.top_p"), metavar="X", help="nucleus sampling (default 0.85)")
+    p.add_argument("--repetition-penalty", type=setting_number("xtts.repetition_penalty"), metavar="X", help="repetition penalty (default 10)")
+    p.add_argument("--length-penalty", type=setting_number("xtts.length_penalty"), metavar="X", help="length penalty (default 1)")
+    p.add_argument("--speed", type=setting_number("xtts.speed"), metavar="X", help="speaking rate (default 1.0)")
+    p.add_argument("--seed", type=setting_number("xtts.seed"), metavar="N", help="random seed, for repeatable output")
     p.add_argument("--model-dir", metavar="DIR", help="XTTS checkpoint folder (config.json, model.pth, vocab.json)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU precision (default: config; CPU is fp32)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
@@ -69,18 +67,12 @@ def _sort_positionals(args) -> tuple[list[str], str | None]:
     return references, text
 
 
-def _check_sampling(args) -> dict:
-    if args.top_p is not None and args.top_p > 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.repetition_penalty is not None and args.repetition_penalty < 1:
-        raise UsageError(f"--repetition-penalty must be >= 1, got {args.repetition_penalty}")
-    return {key: getattr(args, key) for key in
-            ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")}
-
-
 def run(args, ctx) -> int:
-    from demod_voice import output
+    from demod_voice import adapters, output
     from demod_voice import text as text_mod
+    from demod_voice.adapters import Request
+    from demod_voice.adapters import xtts as xtts_adapter
+    from demod_voice.commands._rvc import apply_aux_flags, rvc_request
     from demod_voice.engines import xtts
 
     references, text_arg = _sort_positionals(args)
@@ -94,61 +86,47 @@ def run(args, ctx) -> int:
         validate_name(args.save_voice, "voice name")
         if args.voice:
             raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")
-    sampling = _check_sampling(args)
-    for key, value in sampling.items():
-        if value is not None and key != "top_k":
-            ctx.flags[f"xtts.{key}"] = value
-    if sampling["top_k"] is not None:
-        ctx.flags["xtts.top_k"] = sampling["top_k"]
-    if args.language:
-        ctx.flags["xtts.language"] = args.language
     if args.precision:
         ctx.flags["xtts.precision"] = args.precision
+    if args.no_cache:
+        ctx.flags["xtts.latents_cache"] = False
     cfg = ctx.cfg
     speak = text_arg is not None or args.text_file is not None
     if not speak and not args.save_voice:
         raise UsageError("no text given", hint="pass TEXT, '-' to read standard input, or --text-file FILE")
 
     # Everything that can fail on user input is checked before the model loads.
-    text = text_mod.read_text_argument(text_arg, args.text_file) if speak else None
+    text = text_mod.read_text_argument(text_arg, args.text_file) if speak else ""
     target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format")) if speak else None
-    model_dir = xtts.resolve_model_dir(cfg, args.model_dir)
-    languages = xtts.model_languages(xtts.read_model_config(model_dir))
-    language = xtts.check_language(cfg.get("xtts.language"), languages) if speak else None
-    cache_dir = None if args.no_cache or not cfg.get("xtts.latents_cache") else cfg.cache_dir
-    latents = xtts.load_voice(args.voice, cfg.data_dir) if args.voice else None
-    plan = xtts.plan_conditioning(references, model_dir, cache_dir) if references else None
-    check_chain_arguments(args)
+    sampling = {key: getattr(args, key) for key in SAMPLING_FLAGS}
+    request = Request(text=text, voice=args.voice or "", references=references, language=args.language,
+                      speed=args.speed, seed=args.seed, stream=args.stream, model=args.model_dir,
+                      options={k: v for k, v in sampling.items() if v is not None}, rvc=rvc_request(args),
+                      words=bool(args.captions) and speak)
     check_captions(args.captions if speak else None)
-    if args.captions:
-        from demod_voice import alignment
-
-        alignment.whisper_model_name(cfg)  # set, or a clear error now rather than after synthesis
+    plan = xtts_adapter.options(request, cfg, need_text=speak)
+    check_chain_arguments(args)
+    if request.rvc is not None:
+        apply_aux_flags(args, ctx)
 
     started = time.perf_counter()
-    engine = xtts.load(model_dir, ctx.device, cfg.get("xtts.precision"))
-    if plan is not None:
-        latents = engine.conditioning(plan)
     if args.save_voice:
-        folder = xtts.save_voice(args.save_voice, latents, cfg.data_dir, plan.files if plan else None)
+        engine = xtts_adapter.engine_for(plan, cfg, ctx.device)
+        latents = xtts_adapter.latents(plan, engine)
+        folder = xtts.save_voice(args.save_voice, latents, cfg.data_dir, plan.conditioning.files)
         ctx.say(f"saved XTTS voice '{args.save_voice}' in {folder}")
     if not speak:
         return 0
-    chunks = engine.synthesize(
-        text, language=language, latents=latents, stream=args.stream, split_sentences=args.split_sentences,
-        seed=args.seed, stream_chunk_size=cfg.get("xtts.stream_chunk_size"),
-        **{key: cfg.get(f"xtts.{key}") for key in xtts.SAMPLING_KEYS},
-    )
-    if args.captions:  # XTTS has no alignments of its own: Whisper aligns the text to the audio
-        from demod_voice import alignment
-
-        whisper = alignment.whisper_model_name(cfg)
-        chunks = alignment.with_words(chunks, text, lambda: alignment.WhisperAligner(whisper, language))
-    if args.rvc:
-        chunks = chain(chunks, args, ctx, stream=target.stream)
+    if not args.split_sentences:
+        request.split_sentences = False
+    chunks = adapters.synthesize("xtts", request, cfg, ctx.device, plan=plan)
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "
                 f"in {elapsed:.1f} s")
     return 0
+
+
+#: Sampling flags; their ranges and defaults are the schema's (``xtts.*``), checked by the adapter.
+SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty")

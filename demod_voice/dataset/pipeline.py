@@ -178,8 +178,9 @@ def _transcribe_missing(rows: list[Row], input_dir: Path, output_dir: Path, opts
 
 
 def _source_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    from demod_voice.paths import file_identity
+
+    return file_identity(path)
 
 
 def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> dict[str, dict]:

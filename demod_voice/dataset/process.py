@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice.errors import InputError
 from demod_voice.quality import score_audio
 
@@ -66,8 +66,7 @@ class Job:
 
 
 def job_fingerprint(job: Job, settings: Settings) -> str:
-    stat = os.stat(job.audio_path)
-    data = [settings.fingerprint(), job.text, job.speaker, stat.st_size, stat.st_mtime_ns]
+    data = [settings.fingerprint(), job.text, job.speaker, paths.file_identity(job.audio_path)]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:24]
 
 
@@ -168,7 +167,7 @@ def _finish(job: Job, settings: Settings, result: dict) -> dict:
     if not job.inspect_only:
         result["fingerprint"] = job_fingerprint(job, settings)
         path = record_path(Path(settings.output_dir), job.id)
-        audio_mod.atomic_write_bytes(path, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+        paths.atomic_write_bytes(path, json.dumps(result, ensure_ascii=False).encode("utf-8"))
     return result
 
 

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from demod_voice import audio as audio_mod
+from demod_voice import paths
 from demod_voice.errors import EngineError, InputError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
@@ -57,5 +58,5 @@ def load_cache(output_dir: Path) -> dict:
 
 
 def save_cache(output_dir: Path, cache: dict) -> None:
-    audio_mod.atomic_write_bytes(output_dir / CACHE_FILE,
+    paths.atomic_write_bytes(output_dir / CACHE_FILE,
                                  json.dumps(cache, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8"))

@@ -20,7 +20,7 @@ import io
 import json
 from pathlib import Path
 
-from demod_voice.audio import atomic_write_bytes
+from demod_voice.paths import atomic_write_bytes
 
 
 def write_text(path: Path, text: str) -> None:

@@ -1,30 +1,19 @@
-"""The two engine contracts every caller (CLI, batch, server) relies on.
+"""The engine contract voice conversion relies on.
 
-* A ``Synthesizer`` turns text into audio, yielding one ``Audio`` chunk per
-  sentence so streaming falls out of the design.
-* A ``Converter`` turns audio into audio (voice conversion).
+Text -> speech has no engine-level protocol: each engine's own options differ (Piper takes a
+``PiperOptions``, XTTS needs a language and conditioning latents), and the one contract every caller
+uses is the adapter's (``demod_voice.adapters``: ``options(request, cfg)`` then
+``synthesize(request, cfg, device)``, one float32 ``Audio`` chunk per sentence).
 
-Engines are loaded once per process and reused; they keep no per-request state.
+A ``Converter`` turns audio into audio (voice conversion); the TTS -> RVC chain
+(``adapters/chain.py``) needs nothing more from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from demod_voice.audio import Audio
-
-
-@runtime_checkable
-class Synthesizer(Protocol):
-    """Text -> audio chunks."""
-
-    name: str
-    sample_rate: int
-
-    def synthesize(self, text: str, **options: Any) -> Iterator[Audio]:
-        """Yield one chunk per sentence, as soon as each is ready."""
-        ...
 
 
 @runtime_checkable
@@ -35,11 +24,3 @@ class Converter(Protocol):
 
     def convert(self, audio: Audio, **options: Any) -> Audio:
         ...
-
-
-def synthesize_all(engine: Synthesizer, text: str, silence: float = 0.0, **options: Any) -> Audio:
-    """Run a synthesizer to completion and join its chunks."""
-    from demod_voice.audio import concat
-
-    chunks = list(engine.synthesize(text, **options))
-    return concat(chunks, silence=silence)

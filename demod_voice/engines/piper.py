@@ -6,6 +6,7 @@ yields one ``Audio`` chunk per sentence, so callers can stream.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
@@ -55,6 +56,28 @@ class PiperVoiceConfig:
     length_scale: float = 1.0
     noise_scale: float = 0.667
     noise_w: float = 0.8
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    """The whole file, for piper-tts's own ``PiperConfig.from_dict``."""
+
+    def speaker_id(self, speaker: str | int | None, voice: str) -> int | None:
+        """Resolve a speaker name or index for voice ``voice``, with a clear error for bad ones."""
+        if speaker is None or speaker == "":
+            return None
+        if self.num_speakers <= 1:
+            raise InputError(f"voice {voice} has a single speaker; speaker '{speaker}' cannot be used",
+                             hint="leave the speaker out")
+        if isinstance(speaker, str) and speaker in self.speaker_id_map:
+            return int(self.speaker_id_map[speaker])
+        try:
+            index = int(speaker)
+        except (TypeError, ValueError):
+            names = ", ".join(list(self.speaker_id_map)[:10])
+            raise InputError(f"unknown speaker '{speaker}' for voice {voice}",
+                             hint=f"use an index 0-{self.num_speakers - 1} or a name such as {names}") from None
+        if not 0 <= index < self.num_speakers:
+            raise InputError(f"speaker {index} is out of range for voice {voice}",
+                             hint=f"use 0-{self.num_speakers - 1}")
+        return index
 
     @staticmethod
     def read(config_path: Path) -> PiperVoiceConfig:
@@ -77,6 +100,7 @@ class PiperVoiceConfig:
                 length_scale=float(inference.get("length_scale", 1.0)),
                 noise_scale=float(inference.get("noise_scale", 0.667)),
                 noise_w=float(inference.get("noise_w", 0.8)),
+                raw=data,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(f"voice config {config_path} is missing or has a bad field: {exc}",
@@ -102,7 +126,12 @@ def config_path_for(model_path: Path) -> Path | None:
     return None
 
 
-BACKENDS = ("onnxruntime", "tinygrad")
+#: Backend name -> ``module:class`` that runs a Piper voice. Backends are imported by name on first
+#: use, so they depend on this module and never the other way round (no import circle).
+BACKENDS = {
+    "onnxruntime": "demod_voice.engines.piper:PiperEngine",
+    "tinygrad": "demod_voice.engines.piper_tinygrad:TinygradPiperEngine",
+}
 
 
 def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime") -> PiperEngine:
@@ -118,19 +147,9 @@ def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntim
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
-            if backend == "tinygrad":
-                from demod_voice.engines.piper_tinygrad import TinygradPiperEngine
-
-                engine = _CACHE[key] = TinygradPiperEngine(model_path, device)
-            else:
-                engine = _CACHE[key] = PiperEngine(model_path, device)
+            module, _, cls = BACKENDS[backend].partition(":")
+            engine = _CACHE[key] = getattr(importlib.import_module(module), cls)(model_path, device)
         return engine
-
-
-def _cuda_available() -> bool:
-    import onnxruntime
-
-    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
 class PiperEngine:
@@ -139,15 +158,14 @@ class PiperEngine:
     name = "piper"
 
     def __init__(self, model_path: Path, device: str = "cpu"):
-        try:
-            from piper import PiperVoice
-        except ImportError:
-            raise missing_extra("piper-tts", "piper") from None
-        config_path = check_voice_files(model_path)
-        self.model_path = model_path
-        self.config_path = config_path
-        self.voice_config = PiperVoiceConfig.read(config_path)
-        use_cuda = device in ("gpu", "auto") and _cuda_available()
+        self._read_voice(model_path)
+        from piper import PiperVoice
+
+        from demod_voice import devices
+
+        config_path = self.config_path
+
+        use_cuda = devices.onnx_wants_cuda(device)
         if device == "gpu" and not use_cuda:
             _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
         # With the onnx package the graph is patched in memory to report samples per phoneme
@@ -165,6 +183,16 @@ class PiperEngine:
             _LOGGER.warning("CUDA is not usable (no GPU or driver); Piper runs on the CPU")
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
 
+    def _read_voice(self, model_path: Path) -> None:
+        """What every backend does first: piper-tts importable, both voice files there, the config read."""
+        try:
+            import piper  # noqa: F401
+        except ImportError:
+            raise missing_extra("piper-tts", "piper") from None
+        self.model_path = model_path
+        self.config_path = check_voice_files(model_path)
+        self.voice_config = PiperVoiceConfig.read(self.config_path)
+
     @property
     def sample_rate(self) -> int:
         return self.voice_config.sample_rate
@@ -175,24 +203,7 @@ class PiperEngine:
 
     def speaker_id(self, speaker: str | int | None) -> int | None:
         """Resolve a speaker name or index, with a clear error for bad ones."""
-        if speaker is None or speaker == "":
-            return None
-        cfg = self.voice_config
-        if cfg.num_speakers <= 1:
-            raise InputError(f"voice {self.model_path.stem} has a single speaker; --speaker {speaker} cannot be used",
-                             hint="drop --speaker")
-        if isinstance(speaker, str) and speaker in cfg.speaker_id_map:
-            return int(cfg.speaker_id_map[speaker])
-        try:
-            index = int(speaker)
-        except (TypeError, ValueError):
-            names = ", ".join(list(cfg.speaker_id_map)[:10])
-            raise InputError(f"unknown speaker '{speaker}' for voice {self.model_path.stem}",
-                             hint=f"use an index 0-{cfg.num_speakers - 1} or a name such as {names}") from None
-        if not 0 <= index < cfg.num_speakers:
-            raise InputError(f"speaker {index} is out of range for voice {self.model_path.stem}",
-                             hint=f"use 0-{cfg.num_speakers - 1}")
-        return index
+        return self.voice_config.speaker_id(speaker, self.model_path.stem)
 
     def _syn_config(self, options: PiperOptions):
         from piper import SynthesisConfig

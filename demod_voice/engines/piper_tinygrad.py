@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from demod_voice.engines.piper import PiperEngine, check_voice_files
+from demod_voice.engines.piper import PiperEngine
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
@@ -379,19 +379,10 @@ class TinygradPiperEngine(PiperEngine):
     backend = "tinygrad"
 
     def __init__(self, model_path: Path, device: str = "cpu"):
-        try:
-            from piper import PiperVoice
-            from piper.config import PiperConfig
-        except ImportError:
-            raise missing_extra("piper-tts", "piper") from None
-        import json
+        self._read_voice(model_path)
+        from piper import PiperVoice
+        from piper.config import PiperConfig
 
-        config_path = check_voice_files(model_path)
-        from demod_voice.engines.piper import PiperVoiceConfig
-
-        self.model_path = model_path
-        self.config_path = config_path
-        self.voice_config = PiperVoiceConfig.read(config_path)
         tiny_device = pick_device(device)
         try:
             session = TinygradSession(model_path, tiny_device)
@@ -402,7 +393,7 @@ class TinygradPiperEngine(PiperEngine):
                              f"{str(exc).strip()[:300]}",
                              hint=f"the file may be truncated or not a Piper .onnx voice; or {_FALLBACK_HINT}") from None
         self._voice = PiperVoice(session=session,
-                                 config=PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8"))))
+                                 config=PiperConfig.from_dict(self.voice_config.raw))
         self.device = tiny_device
         _LOGGER.info("loaded Piper voice %s with tinygrad on %s", model_path.name, tiny_device)
 

@@ -16,15 +16,16 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
 from demod_voice import captions, streaming
+from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, InputError
-from demod_voice.router import Plan, Router, TTSRequest
+from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +64,41 @@ class Workers:
             executor.shutdown(wait=True, cancel_futures=False)
 
 
+class ClientGone(HTTPProblem):
+    """The HTTP client disconnected before its whole-body answer was ready (nginx's 499; nobody reads it)."""
+
+    def __init__(self, message: str = "the client disconnected"):
+        super().__init__(499, message)
+
+
+#: How often a waiting whole-body request checks whether its client is still there.
+_POLL_S = 0.25
+
+
+async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Event | None = None):
+    """``asyncio.wait_for`` that also gives up (and sets ``cancel``) when the client has disconnected."""
+    if client_gone is None:
+        return await asyncio.wait_for(awaitable, timeout)
+    task = asyncio.ensure_future(awaitable)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=min(_POLL_S, remaining))
+            if done:
+                return task.result()
+            if await client_gone():
+                if cancel is not None:
+                    cancel.set()
+                raise ClientGone()
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+
 @dataclass
 class Result:
     """What a synthesis request answers with: bytes (whole) or an async byte stream."""
@@ -91,6 +127,40 @@ class Service:
         self.synth_count = 0
         self._lock = threading.Lock()
 
+    # -- what routes ask (routes call only the Service) --
+    def voices(self, user: str) -> list[dict]:
+        return self.router.voices(user)
+
+    def store(self, user: str):
+        """The user's voice profiles (``voices.VoiceStore``)."""
+        return self.router.store(user)
+
+    def models(self) -> list[str]:
+        """OpenAI model ids: the configured names, the quality tiers and the engines."""
+        return list(dict.fromkeys([*(self.cfg.get("server.models") or {}), *TIERS, *self.router.providers]))
+
+    def model_choice(self, model: str) -> dict:
+        """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.models`` maps names)."""
+        mapping = self.cfg.get("server.models") or {}
+        target = mapping.get(model, model)
+        if target in TIERS:
+            return {"tier": target}
+        if target in self.router.providers:
+            return {"engine": target}
+        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, "piper", "xtts"]))
+
+    def rvc_available(self) -> bool:
+        return self.router.rvc_available()[0]
+
+    def skip_rvc(self, voice: str, user: str) -> None:
+        """Audit a conversion skipped because RVC is not installed (the request allowed fallback)."""
+        self.router.audit.record(engine="rvc", reason=self.router.rvc_available()[1], detail="conversion skipped",
+                                 voice=voice, user=user)
+
+    def engines_report(self) -> dict:
+        return {"engines": self.router.engines(), "tiers": self.cfg.get("router.tiers"),
+                "fallbacks": list(self.router.audit.recent)[-50:]}
+
     # -- helpers --
     def check_text(self, text: str) -> str:
         from demod_voice.text import normalize
@@ -111,17 +181,22 @@ class Service:
 
     # -- synthesis --
     async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True,
-                    timestamps: bool = False, sse: bool = False) -> Result:
+                    client_gone: Callable[[], Awaitable[bool]] | None = None, timestamps: bool = False,
+                    sse: bool = False) -> Result:
         """Synthesise ``req`` as ``fmt``; ``stream`` sends it sentence by sentence as it is made.
 
-        ``timestamps``: a JSON answer (base64 audio + word timings), or with
-        ``sse`` a stream of Server-Sent Events, each an audio delta and the
-        words it completes. ``sse`` alone: OpenAI's ``stream_format: "sse"``.
+        ``timestamps``: a JSON answer (base64 audio + word timings), or with ``sse`` a stream of
+        Server-Sent Events, each an audio delta and the words it completes. ``sse`` alone: OpenAI's
+        ``stream_format: "sse"``.
+
+        ``client_gone`` (the HTTP request's ``is_disconnected``) is polled while a whole-body request
+        waits: when the client has left, its job is taken out of the queue or stopped at the next sentence.
         """
         self.check_text(req.text)
+        rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
         if timestamps or sse:
-            return await self._speak_events(req, fmt, words=timestamps, sse=sse)
+            return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -143,7 +218,7 @@ class Service:
         else:
             headers["X-Cache"] = "off"
         try:
-            engine, queue, cancel = await self._start(plan)
+            engine, queue, cancel = await self._start(plan, rvc, client_gone)
         except BaseException:
             if claim:
                 claim.resolve(None)
@@ -158,7 +233,7 @@ class Service:
         if stream:
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
         try:
-            chunks = await self._collect(queue)
+            chunks = await self._collect(queue, client_gone)
             data = await asyncio.to_thread(encode_whole, audio_mod.concat(chunks), fmt)
         except BaseException:
             cancel.set()
@@ -169,17 +244,18 @@ class Service:
             claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
 
-    async def _speak_events(self, req: TTSRequest, fmt: str, words: bool, sse: bool) -> Result:
+    async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,
+                            client_gone=None) -> Result:
         """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
         req.words = words
         plan = await asyncio.to_thread(self.router.plan, req)
-        engine, queue, cancel = await self._start(plan)
+        engine, queue, cancel = await self._start(plan, rvc, client_gone)
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
                           stream=self._events(fmt, queue, cancel, words, len(req.text)))
         try:
-            chunks = await self._collect(queue)
+            chunks = await self._collect(queue, client_gone)
         finally:
             cancel.set()
         timeline = captions.Timeline()
@@ -230,15 +306,51 @@ class Service:
             cancel.set()
             encoder.close()
 
-    async def _start(self, plan: Plan) -> tuple[str, asyncio.Queue, threading.Event]:
-        """Run the plan on its worker; return (engine, chunk queue, cancel flag) once audio flows."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        engine_ready: asyncio.Future = loop.create_future()
-        cancel = threading.Event()
-        rvc = plan.request.rvc
+    async def _start(self, plan: Plan, rvc=None, client_gone=None) -> tuple[str, asyncio.Queue, threading.Event]:
+        """Try the plan's candidates in order; return (engine, chunk queue, cancel flag) once audio flows.
 
-        def settle(fut: asyncio.Future, value=None, error: BaseException | None = None) -> None:
+        The one mechanism for device work: each candidate runs as one job on its device's queue (a
+        single thread per GPU, a bounded pool for the CPU), where it starts, yields its chunks and checks
+        its cancel flag between them. A candidate that gives no audio within ``router.timeout_s`` is
+        cancelled -- it stops at its next chunk, and anything else for that device waits behind it in the
+        same queue -- and the next candidate goes to its own device's queue.
+        """
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        first_timeout = self.cfg.get("router.timeout_s")
+        failures: list = []
+        for index, cand in enumerate(plan.candidates):
+            queue: asyncio.Queue = asyncio.Queue()
+            cancel = threading.Event()
+            running, ready = self._submit(cand, queue, cancel, rvc)
+            try:
+                # waiting for the device is bounded by the request's deadline; the engine's own
+                # first-chunk timeout starts when it runs
+                await _watching(running, max(0.001, deadline - time.monotonic()), client_gone, cancel)
+                remaining = deadline - time.monotonic()
+                engine = await _watching(ready, max(0.001, min(first_timeout, remaining)), client_gone, cancel)
+            except TimeoutError:
+                cancel.set()
+                if deadline - time.monotonic() <= 0.01:
+                    raise HTTPProblem(504, f"synthesis did not start within {self.cfg.get('server.request_timeout_s'):.0f} s",
+                                      hint="try again later or raise server.request_timeout_s") from None
+                fallback = self.router.timed_out(cand, first_timeout)
+            except Fallback as exc:
+                fallback = exc
+            else:
+                return engine, queue, cancel
+            failures.append((cand.engine, fallback))
+            self.router.fell_back(plan, index, fallback)
+        raise self.router.all_failed(plan, failures)
+
+    def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event,
+                rvc) -> tuple[asyncio.Future, asyncio.Future]:
+        """Queue one candidate on its device: (running, ready) futures; ``ready`` gives the engine name
+        once audio flows, ``running`` settles when the job leaves the queue."""
+        loop = asyncio.get_running_loop()
+        running: asyncio.Future = loop.create_future()
+        ready: asyncio.Future = loop.create_future()
+
+        def settle(value=None, error: BaseException | None = None, fut: asyncio.Future = ready) -> None:
             if fut.done():
                 return
             if error is not None:
@@ -247,51 +359,49 @@ class Service:
                 fut.set_result(value)
 
         def job() -> None:
+            started = False
             self._busy(+1)
             try:
-                engine, chunks = self.router.run(plan)
-                loop.call_soon_threadsafe(settle, engine_ready, engine)
+                if cancel.is_set():  # the client went away (or the candidate was given up) while it queued
+                    return
+                loop.call_soon_threadsafe(settle, True, None, running)
+                chunks = self.router.attempt(cand)
+                started = True
+                loop.call_soon_threadsafe(settle, cand.engine)
+                if rvc is not None:
+                    chunks = chain.finite(chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc)), "rvc")
                 for chunk in chunks:
-                    if cancel.is_set():
+                    if cancel.is_set():  # stopped at the next sentence
                         chunks.close()
                         return
-                    if rvc:
-                        chunk = captions.carry(chunk, self.router.convert(chunk, rvc))
                     loop.call_soon_threadsafe(queue.put_nowait, chunk)
                 loop.call_soon_threadsafe(queue.put_nowait, None)
             except BaseException as exc:  # handed to the request, which reports it
-                if engine_ready.done():
+                if started:
                     loop.call_soon_threadsafe(queue.put_nowait, exc)
                 else:
-                    loop.call_soon_threadsafe(settle, engine_ready, None, exc)
+                    loop.call_soon_threadsafe(settle, None, exc)
             finally:
                 self._busy(-1)
 
-        self.workers.executor_for(plan.candidates[0].device).submit(job)
-        timeout = self.cfg.get("server.request_timeout_s")
-        try:
-            engine = await asyncio.wait_for(engine_ready, timeout)
-        except asyncio.TimeoutError:
-            cancel.set()
-            raise HTTPProblem(504, f"synthesis did not start within {timeout:.0f} s",
-                              hint="try again later or raise server.request_timeout_s") from None
-        return engine, queue, cancel
+        self.workers.executor_for(cand.device).submit(job)
+        return running, ready
 
-    async def _next(self, queue: asyncio.Queue, deadline: float):
+    async def _next(self, queue: asyncio.Queue, deadline: float, client_gone=None, cancel=None):
         remaining = deadline - time.monotonic()
         try:
-            item = await asyncio.wait_for(queue.get(), max(0.001, remaining))
-        except asyncio.TimeoutError:
+            item = await _watching(queue.get(), max(0.001, remaining), client_gone, cancel)
+        except TimeoutError:
             raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
                               hint="shorten the text or raise server.request_timeout_s") from None
         if isinstance(item, BaseException):
             raise item
         return item
 
-    async def _collect(self, queue: asyncio.Queue) -> list[Audio]:
+    async def _collect(self, queue: asyncio.Queue, client_gone=None) -> list[Audio]:
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
         chunks = []
-        while (chunk := await self._next(queue, deadline)) is not None:
+        while (chunk := await self._next(queue, deadline, client_gone)) is not None:
             chunks.append(chunk)
         return chunks
 
@@ -320,19 +430,20 @@ class Service:
 
     async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
         source = audio_mod.read(data, what="uploaded audio")
+        request = self.router.rvc.request(options)
         executor = self.workers.executor_for("cpu" if self.cfg.get("device") == "cpu" else "gpu")
 
         def job() -> bytes:
             self._busy(+1)
             try:
-                return audio_mod.encode(self.router.convert(source, options), fmt)
+                return audio_mod.encode(self.router.convert(source, request), fmt)
             finally:
                 self._busy(-1)
 
         timeout = self.cfg.get("server.request_timeout_s")
         try:
             out = await asyncio.wait_for(asyncio.wrap_future(executor.submit(job)), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise HTTPProblem(504, f"conversion took longer than {timeout:.0f} s") from None
         return out, {"X-Engine": "rvc"}
 
@@ -341,7 +452,7 @@ class Service:
         from demod_voice.engines import piper
 
         path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
-        piper.load(path, self.cfg.get("device"))
+        piper.load(path, self.cfg.get("device"), backend=self.cfg.get("piper.backend"))
 
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),

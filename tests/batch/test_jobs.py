@@ -58,8 +58,8 @@ def test_extended_columns_and_options(jobdir, joe_voice, cfg):
     assert (job.engine, job.fmt, job.id) == ("piper", "flac", "intro")
     assert job.options == {"speed": 1.25, "noise_scale": 0.0}
     messages = {bad.line: bad.error.message for bad in loaded.invalid}
-    assert "'speed' must be <= 10.0" in messages[3]
-    assert "'noise_scale' expects a number" in messages[4]
+    assert "option 'speed' (from job file) expects a value <= 4.0" in messages[3]  # the schema's range
+    assert "option 'noise_scale' (from job file) expects a number" in messages[4]
 
 
 def test_jsonl_records_and_broken_lines(jobdir, joe_voice, speech_wav, cfg):

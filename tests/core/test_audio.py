@@ -9,6 +9,7 @@ import soundfile as sf
 from demod_voice import audio
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError, UsageError
+from demod_voice.quality import clipping_ratio
 
 
 def tone(freq=440.0, seconds=1.0, sr=22050, amp=0.5) -> Audio:
@@ -64,8 +65,8 @@ def test_trim_silence():
 
 def test_clipping_and_silence_helpers():
     clipped = Audio(np.clip(tone(amp=2.0).samples, -1, 1), 22050)
-    assert audio.clipping_ratio(clipped) > 0.3
-    assert audio.clipping_ratio(tone()) == 0.0
+    assert clipping_ratio(clipped) > 0.3
+    assert clipping_ratio(tone()) == 0.0
     assert audio.is_silent(Audio(np.zeros(100), 8000))
 
 

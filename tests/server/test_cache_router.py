@@ -12,7 +12,7 @@ import pytest
 from demod_voice import config
 from demod_voice.cache import AudioCache, make_key
 from demod_voice.errors import EngineError
-from demod_voice.router import Router, TTSRequest
+from demod_voice.server.router import Router, TTSRequest
 from demod_voice.voices import VoiceStore
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from demod_voice.audio import Audio, read
-from demod_voice.voices import score_sample
+from demod_voice.quality import score_reference as score_sample
 
 
 def test_voices_cli_lifecycle(cli, speech_wav, short_wav, isolated_home):

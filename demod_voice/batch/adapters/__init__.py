@@ -2,11 +2,13 @@
 
 Each adapter module defines:
 
-* ``OPTIONS``: per-job option name -> ``Option`` (type and range), checked at validation time;
+* ``OPTIONS``: per-job option name -> ``Option`` (a config schema key), checked at validation time;
 * ``validate(job, cfg) -> dict``: cheap checks on the driver (files exist, voice resolves); returns
   what identifies the job's inputs on disk, which goes into the job hash used for resume;
 * ``group_key(job) -> tuple``: jobs with the same key share a loaded model (and XTTS conditioning);
-* ``Runner(cfg, device)`` with ``run(job) -> Audio``: lives in a worker and keeps its engines loaded.
+* ``Runner(cfg, device)`` with ``run(job) -> Audio``: lives in a worker; it turns the job into an
+  engine-layer ``Request`` and runs it through ``demod_voice.adapters`` (the same path as the CLI and
+  the server), whose engine caches keep models loaded.
 
 Adapter modules import their engine only inside ``Runner``, so validation never loads torch.
 """
@@ -14,9 +16,7 @@ Adapter modules import their engine only inside ``Runner``, so validation never 
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -32,39 +32,26 @@ ADAPTERS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Option:
-    """One per-job option: its type, range or choices, and what it does."""
+    """A per-job option backed by one config schema key: its type, finite range and doc live there."""
 
-    type: type
-    doc: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
+    key: str
+
+    @property
+    def doc(self) -> str:
+        from demod_voice.config import SETTINGS
+
+        return SETTINGS[self.key].doc
 
     def parse(self, name: str, value: Any) -> Any:
-        """Convert a CSV string or JSON value, with a message naming the option."""
-        try:
-            if self.type is bool:
-                raise TypeError
-            if self.type is int:
-                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                    raise ValueError
-                parsed: Any = int(value)
-            elif self.type is float:
-                if isinstance(value, bool):
-                    raise ValueError
-                parsed = float(value)
-            else:
-                parsed = str(value).strip()
-        except (TypeError, ValueError):
-            raise InputError(f"option '{name}' expects {'an integer' if self.type is int else 'a number'}, "
-                             f"got {value!r}", hint=self.doc) from None
-        if self.choices and parsed not in self.choices:
-            raise InputError(f"option '{name}' must be one of {', '.join(self.choices)}, got {value!r}")
-        if self.min is not None and parsed < self.min:
-            raise InputError(f"option '{name}' must be >= {self.min}, got {value!r}", hint=self.doc)
-        if self.max is not None and parsed > self.max:
-            raise InputError(f"option '{name}' must be <= {self.max}, got {value!r}", hint=self.doc)
-        return parsed
+        """Convert a CSV string or JSON value, with a message naming the option and its range."""
+        from demod_voice.config import check_option
+
+        return check_option(self.key, value, "job file")
+
+
+def schema_options(section: str, keys: tuple[str, ...], **extra: str) -> dict[str, Option]:
+    """``{name: Option("section.name")}`` for ``keys``, plus ``extra`` names mapped to other schema keys."""
+    return {**{key: Option(f"{section}.{key}") for key in keys}, **{name: Option(key) for name, key in extra.items()}}
 
 
 def get(engine: str) -> ModuleType:
@@ -82,7 +69,18 @@ def all_option_names() -> set[str]:
     return names
 
 
-def file_identity(path: Path) -> list:
-    """What changes when a file is replaced: absolute path, size, modification time."""
-    st = os.stat(path)
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+def chain_request(job):
+    """A TTS job's ``rvc`` column as an ``RvcRequest`` (None without one)."""
+    from demod_voice.adapters import RvcRequest
+
+    return RvcRequest(voice=job.rvc, options=dict(job.rvc_options)) if job.rvc else None
+
+
+def chain_identity(job, cfg) -> dict:
+    """Validate a TTS job's RVC options now; what the conversion depends on, for the job hash."""
+    if not job.rvc:
+        return {}
+    from demod_voice.adapters import rvc as rvc_adapter
+
+    rvc_adapter.options(chain_request(job), cfg)
+    return {"rvc": rvc_adapter.identity(chain_request(job), cfg)}

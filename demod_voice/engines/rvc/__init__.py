@@ -61,19 +61,6 @@ def rmvpe_path(cfg) -> Path:
     return _aux_path(cfg, "rvc.rmvpe", RMVPE_FILE, "--rmvpe")
 
 
-def torch_device(device: str) -> str:
-    """``cpu``/``gpu``/``auto``/``cuda[:N]`` -> a torch device string, falling back to the CPU with a notice."""
-    if device in (None, "", "cpu"):
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return device if device.startswith("cuda") else "cuda"
-    if device != "auto":
-        _LOGGER.warning("no CUDA GPU is usable; RVC runs on the CPU")
-    return "cpu"
-
-
 def _aux(kind: str, path: Path, device: str):
     """HuBERT and RMVPE are shared by every voice in the process."""
     key = (kind, str(Path(path).resolve()), device)
@@ -101,6 +88,8 @@ class RvcEngine:
         from demod_voice.engines.rvc.index import FeatureIndex
 
         self.model_path = Path(model_path)
+        from demod_voice.devices import torch_device
+
         self.device = torch_device(device)
         self.voice = checkpoint.read_voice(self.model_path)
         self.index_path = Path(index_path) if index_path else None
@@ -145,19 +134,16 @@ class RvcEngine:
             protect=float(pick(protect, "protect", 0.33)),
             resample_sr=int(resample_sr) if resample_sr else None,
         )
-        if not -24 <= options.pitch <= 24:
-            raise UsageError(f"pitch {options.pitch:g} is out of range", hint="use -24 to 24 semitones")
-        for label, value, lo, hi in (("index rate", options.index_rate, 0, 1), ("rms mix rate", options.rms_mix_rate, 0, 1),
-                                     ("protect", options.protect, 0, 0.5), ("filter radius", options.filter_radius, 0, 7)):
-            if not lo <= value <= hi:
-                raise UsageError(f"{label} {value:g} is out of range", hint=f"use {lo} to {hi}")
+        from demod_voice.config import check_option
+
+        for key in ("pitch", "index_rate", "rms_mix_rate", "protect", "filter_radius", "resample_sr"):
+            if getattr(options, key) is not None:
+                check_option(f"rvc.{key}", getattr(options, key), "conversion")
         if options.f0_method not in f0_mod.available_methods():
             hint = "choose one of " + ", ".join(f0_mod.available_methods())
             if options.f0_method == "pm":
                 hint = "pm needs the GPL package praat-parselmouth: pip install 'demod-voice[rvc-gpl]'"
             raise UsageError(f"f0 method '{options.f0_method}' is not available", hint=hint)
-        if options.resample_sr is not None and not 8000 <= options.resample_sr <= 192000:
-            raise UsageError(f"resample rate {options.resample_sr} is out of range", hint="use 8000-192000 Hz")
         return options
 
     def _rmvpe_for(self, options):

@@ -12,11 +12,11 @@ import logging
 
 import numpy as np
 
+from demod_voice.config import F0_METHODS as METHODS  # the one list lives in the schema
 from demod_voice.errors import InputError, NotAvailableError
 
 _LOGGER = logging.getLogger(__name__)
 
-METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
 SAMPLE_RATE = 16000
 HOP = 160
 F0_MIN = 50.0

@@ -20,7 +20,6 @@ imported on use, so they plug in as soon as their modules exist.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import importlib
 import importlib.util
 import json
@@ -34,6 +33,7 @@ from typing import Any
 
 from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
+from demod_voice.paths import file_identity
 from demod_voice.voices import DEFAULT_USER, Profile, VoiceStore, voice_tag
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ TIERS = ("highest", "high", "medium", "fast")
 OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
 SYNTH_ENGINES = ("xtts", "piper")
 
-#: Runs the first step of an engine so it can be abandoned after ``router.timeout_s``.
-_FIRST_CHUNK = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="first-chunk")
-
-
 class Fallback(Exception):
     """An engine cannot serve this request; the router tries the next one."""
 
@@ -73,7 +69,7 @@ def classify(exc: BaseException) -> str:
         return NOT_INSTALLED
     if isinstance(exc, ModelNotFoundError):
         return MODEL_MISSING
-    if isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return TIMEOUT
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
         return OUT_OF_MEMORY
@@ -91,7 +87,8 @@ class TTSRequest:
     """Force this engine first (``fallback`` decides whether others may follow)."""
     tier: str | None = None
     fallback: bool = True
-    speed: float = 1.0
+    speed: float | None = None
+    """Speaking rate; None keeps the configured one (1 = the voice's own)."""
     language: str | None = None
     params: dict = field(default_factory=dict)
     """Engine parameters: Piper speaker/noise_scale/noise_w/length_scale/volume/sentence_silence;
@@ -191,15 +188,6 @@ class AuditLog:
 
 # --- providers -------------------------------------------------------------------------
 
-def file_version(path: Path) -> str:
-    """Path, size and mtime: changes whenever the model file is replaced."""
-    try:
-        st = path.stat()
-    except OSError:
-        return f"{path}:missing"
-    return f"{path}:{st.st_size}:{int(st.st_mtime)}"
-
-
 class PiperProvider:
     name = "piper"
 
@@ -230,15 +218,9 @@ class PiperProvider:
         return catalog.resolve_piper_model(name, self.cfg)
 
     def device(self) -> str:
-        if self._device is None:
-            want = self.cfg.get("device")
-            if want == "cpu" or importlib.util.find_spec("onnxruntime") is None:
-                self._device = "cpu"
-            else:
-                import onnxruntime
+        from demod_voice import devices
 
-                self._device = "cuda:0" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
-        return self._device
+        return devices.queue_for(self.cfg.get("device"), engine_uses_gpu=devices.onnx_wants_cuda(self.cfg.get("device")))
 
     def model_for(self, voice: Voice) -> Path:
         if voice.piper_path is not None:
@@ -257,28 +239,37 @@ class PiperProvider:
         model = self.model_for(voice)
         if not model.is_file():
             raise Fallback(MODEL_MISSING, f"Piper voice file {model} is missing")
-        options_dict = self.options(req)
+        from demod_voice.adapters import chain
+        from demod_voice.adapters import piper as piper_adapter
+        from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
+
+        try:  # a broken voice file is the engine's failure, not the request's
+            PiperVoiceConfig.read(check_voice_files(model))
+        except InputError as exc:
+            raise Fallback(MODEL_MISSING, exc.message) from None
+        request = self.request(req, model)
+        plan = piper_adapter.options(request, self.cfg)  # a bad option is the request's fault: 400, no breaker
 
         def start() -> Iterator[Audio]:
             from demod_voice.engines import piper
 
-            try:
-                engine = piper.load(model, self.cfg.get("device"))
-            except InputError as exc:  # a broken voice file is the engine's failure, not the request's
+            try:  # load first: a voice file that does not load is the engine's failure, not the request's
+                piper.load(plan.model_path, self.cfg.get("device"), backend=plan.backend)
+            except InputError as exc:
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
-            speaker = engine.speaker_id(req.params.get("speaker")) if req.params.get("speaker") is not None else None
-            return engine.synthesize(req.text, piper.PiperOptions(speaker_id=speaker, **options_dict), words=req.words)
+            return chain.finite(piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "piper")
 
-        return Candidate(self.name, file_version(model), self.device(), start)
+        return Candidate(self.name, file_identity(model), self.device(), start)
 
-    def options(self, req: TTSRequest) -> dict:
-        p, cfg = req.params, self.cfg
-        length = p.get("length_scale", cfg.get("piper.length_scale"))
-        if req.speed and req.speed != 1.0:
-            length = (length or 1.0) / req.speed
-        return {"length_scale": length, "noise_scale": p.get("noise_scale", cfg.get("piper.noise_scale")),
-                "noise_w": p.get("noise_w", cfg.get("piper.noise_w")), "volume": p.get("volume", cfg.get("piper.volume")),
-                "sentence_silence": p.get("sentence_silence", cfg.get("piper.sentence_silence"))}
+    @staticmethod
+    def request(req: TTSRequest, model: Path):
+        """The HTTP request as an engine-layer ``Request`` for the Piper adapter."""
+        from demod_voice.adapters import Request
+        from demod_voice.config import PIPER_SYNTHESIS_KEYS
+
+        p = req.params
+        return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
+                       options={k: p[k] for k in PIPER_SYNTHESIS_KEYS if p.get(k) is not None}, words=req.words)
 
 
 _FOUND: dict[str, bool] = {}
@@ -289,15 +280,6 @@ def _has_module(name: str) -> bool:
     if name not in _FOUND:
         _FOUND[name] = importlib.util.find_spec(name) is not None
     return _FOUND[name]
-
-
-def _torch_device(cfg) -> str:
-    want = cfg.get("device")
-    if want == "cpu":
-        return "cpu"
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 class XttsProvider:
@@ -327,31 +309,27 @@ class XttsProvider:
             raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
         if not _has_module("TTS"):
             raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
-        xtts = self.module()
+        self.module()
+        from demod_voice.adapters import Request, chain
+        from demod_voice.adapters import xtts as xtts_adapter
+        from demod_voice.config import XTTS_SAMPLING_KEYS
+
+        p = req.params
+        request = Request(text=req.text, references=refs, language=req.language or profile.language,
+                          speed=req.speed, seed=p.get("seed"),
+                          options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None}, words=req.words)
         try:
-            model_dir = Path(xtts.resolve_model_dir(self.cfg))
+            plan = xtts_adapter.options(request, self.cfg)
         except ModelNotFoundError as exc:
             raise Fallback(MODEL_MISSING, exc.message) from None
-        version = "|".join(file_version(model_dir / f) for f in ("model.pth", "config.json"))
-        language = req.language or profile.language or self.cfg.get("xtts.language")
-        options = {k: req.params[k] for k in self.PARAMS if k in req.params}
-        if req.speed and req.speed != 1.0:
-            options["speed"] = req.speed
-        device = self.cfg.get("device")
+        version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
 
         def start() -> Iterator[Audio]:
-            engine = xtts.load(model_dir, _torch_device(self.cfg) if device != "cpu" else "cpu",
-                               self.cfg.get("xtts.precision"))
-            latents = engine.conditioning(refs, cache_dir=profile.latents_dir)
-            chunks = engine.synthesize(req.text, language=language, latents=latents, stream=True, **options)
-            if req.words:
-                from demod_voice import alignment
+            return chain.finite(xtts_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "xtts")
 
-                name = alignment.whisper_model_name(self.cfg)
-                return alignment.with_words(chunks, req.text, lambda: alignment.WhisperAligner(name, language))
-            return chunks
+        from demod_voice import devices
 
-        return Candidate(self.name, version, "cpu" if device == "cpu" else "gpu", start)
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
 
 
 class RvcProvider:
@@ -362,25 +340,34 @@ class RvcProvider:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def converter(self, model: str):
-        try:
-            rvc = importlib.import_module("demod_voice.engines.rvc")
-        except ImportError as exc:
-            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
-                                    hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'") from None
-        device = self.cfg.get("device")
-        return rvc.load(model, self.cfg, "cpu" if device == "cpu" else _torch_device(self.cfg))
+    def request(self, options: dict):
+        """An HTTP ``rvc`` object as a validated ``RvcRequest`` (voice names only: no paths from clients)."""
+        from demod_voice.adapters import RvcRequest
+        from demod_voice.adapters import rvc as rvc_adapter
+        from demod_voice.config import RVC_CONVERSION_KEYS
+        from demod_voice.paths import validate_name
 
-    def convert(self, audio: Audio, options: dict) -> Audio:
         options = dict(options)
         model = options.pop("voice", None) or options.pop("model", None)
         if not model:
             raise InputError("no RVC voice given", hint="pass rvc.voice (an RVC model name or path)")
-        from demod_voice.paths import validate_name
-
         validate_name(str(model), "RVC voice name")
-        allowed = {k: options[k] for k in ("pitch", "index_rate", "protect", "f0_method") if k in options}
-        return self.converter(str(model)).convert(audio, **allowed)
+        unknown = set(options) - set(RVC_CONVERSION_KEYS)
+        if unknown:
+            raise InputError(f"unknown rvc option(s) {', '.join(sorted(unknown))}",
+                             hint="known: voice, " + ", ".join(RVC_CONVERSION_KEYS))
+        request = RvcRequest(voice=str(model), options={k: v for k, v in options.items() if v is not None})
+        rvc_adapter.options(request, self.cfg)  # range errors now, before any engine runs
+        return request
+
+    def convert(self, audio: Audio, request) -> Audio:
+        from demod_voice.adapters import rvc as rvc_adapter
+
+        try:
+            return rvc_adapter.convert(audio, request, self.cfg, self.cfg.get("device"))
+        except ImportError as exc:
+            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
+                                    hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'") from None
 
 
 # --- the router -------------------------------------------------------------------------
@@ -507,63 +494,87 @@ class Router:
             stats.latency_avg_s = _ema(stats.latency_avg_s, total)
             stats.first_chunk_avg_s = _ema(stats.first_chunk_avg_s, first)
 
-    def run(self, plan: Plan) -> tuple[str, Iterator[Audio]]:
-        """(engine name, chunk iterator). Falls back until an engine yields its first chunk.
+    def attempt(self, cand: Candidate) -> Iterator[Audio]:
+        """Start one candidate in the calling thread and return its chunks once the first is ready.
 
-        Once audio has started flowing the engine is committed: a later failure
-        ends the stream with an error (it cannot be spliced with another voice).
+        The caller's thread is the engine's device queue (server) or the command itself, so the engine
+        never runs behind anyone's back. An engine fault is recorded and raised as ``Fallback``; an
+        ``InputError`` is the request's fault and passes through (it never counts against the breaker).
         """
-        timeout = self.cfg.get("router.timeout_s")
-        errors: list[str] = []
-        error: BaseException | None = None
+        with self._lock:
+            self.stats[cand.engine].requests += 1
+        started = time.perf_counter()
+        try:
+            iterator = iter(cand.start())
+            first = next(iterator, None)
+        except ModelNotFoundError as exc:
+            self._failure(cand.engine, exc)
+            raise Fallback(MODEL_MISSING, exc.message) from exc
+        except InputError:
+            raise  # the request itself is bad: another engine would not help
+        except (Exception, MemoryError) as exc:  # any engine failure is a fallback trigger; recorded, not hidden
+            self._failure(cand.engine, exc)
+            raise Fallback(classify(exc), str(exc)) from exc
+        if first is None:
+            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+        return self._watch(cand.engine, started, iterator, first)
+
+    def timed_out(self, cand: Candidate, seconds: float) -> Fallback:
+        """Record that ``cand`` gave no audio within ``seconds`` (the server abandons it at its next chunk)."""
+        error = TimeoutError(f"no audio after {seconds:.0f} s")
+        self._failure(cand.engine, error)
+        return Fallback(TIMEOUT, str(error))
+
+    def fell_back(self, plan: Plan, index: int, fallback: Fallback) -> None:
+        """Audit a failed candidate: a fallback when another one follows, else a log line."""
+        cand = plan.candidates[index]
+        if index + 1 < len(plan.candidates):
+            self._fallback(plan, cand.engine, fallback.reason, fallback.detail)
+        else:
+            _LOGGER.warning("engine %s failed: %s", cand.engine, fallback.detail)
+
+    def all_failed(self, plan: Plan, failures: list[tuple[str, Fallback]]) -> DemodError:
+        """The error for a request no candidate could serve (the engine's own when there was only one)."""
+        if len(failures) == 1 and not plan.skipped and isinstance(failures[0][1].__cause__, DemodError):
+            return failures[0][1].__cause__
+        return EngineError("every engine failed: " + "; ".join(f"{e}: {f.reason} ({f.detail})" for e, f in failures),
+                           hint="see GET /api/engines for details")
+
+    def run(self, plan: Plan) -> tuple[str, Iterator[Audio]]:
+        """(engine name, chunk iterator), trying candidates in order in this thread (no timeout here).
+
+        Once audio has started flowing the engine is committed: a later failure ends the stream with an
+        error (it cannot be spliced with another voice). The server runs the same steps on its device
+        queues, with the first-chunk timeout (``Service``).
+        """
+        failures: list[tuple[str, Fallback]] = []
         for index, cand in enumerate(plan.candidates):
-            with self._lock:
-                self.stats[cand.engine].requests += 1
-            started = time.perf_counter()
             try:
-                future = _FIRST_CHUNK.submit(_first, cand.start)
-                iterator, first = future.result(timeout=timeout)
-            except ModelNotFoundError as exc:
-                error, reason = exc, MODEL_MISSING
-            except InputError:
-                raise  # the request itself is bad: another engine would not help
-            except concurrent.futures.TimeoutError:
-                error, reason = TimeoutError(f"no audio after {timeout:.0f} s"), TIMEOUT
-            except (Exception, MemoryError) as exc:  # any engine failure is a fallback trigger; recorded, not hidden
-                error, reason = exc, classify(exc)
-            else:
-                if first is None:
-                    raise InputError("the text produced no speech", hint="give words, not only punctuation")
-                return cand.engine, self._watch(cand.engine, started, iterator, first)
-            self._failure(cand.engine, error)
-            errors.append(f"{cand.engine}: {reason} ({error})")
-            if index + 1 < len(plan.candidates):
-                self._fallback(plan, cand.engine, reason, str(error))
-            else:
-                _LOGGER.warning("engine %s failed: %s", cand.engine, error)
-        if isinstance(error, DemodError) and len(errors) == 1 and not plan.skipped:
-            raise error
-        raise EngineError("every engine failed: " + "; ".join(errors), hint="see GET /api/engines for details")
+                return cand.engine, self.attempt(cand)
+            except Fallback as exc:
+                failures.append((cand.engine, exc))
+                self.fell_back(plan, index, exc)
+        raise self.all_failed(plan, failures)
 
     def _watch(self, engine: str, started: float, iterator: Iterator[Audio], first: Audio) -> Iterator[Audio]:
         first_at = time.perf_counter() - started
         try:
             yield first
             yield from iterator
-        except GeneratorExit:
-            raise
+        except (GeneratorExit, InputError):
+            raise  # stopped by the caller, or the request's own fault: not the engine's
         except BaseException as exc:
             self._failure(engine, exc)
             raise
         self._success(engine, first_at, time.perf_counter() - started)
 
-    def convert(self, audio: Audio, options: dict) -> Audio:
-        """RVC conversion with statistics."""
+    def convert(self, audio: Audio, request) -> Audio:
+        """RVC conversion (an ``RvcRequest`` from ``self.rvc.request``) with statistics."""
         started = time.perf_counter()
         with self._lock:
             self.stats["rvc"].requests += 1
         try:
-            out = self.rvc.convert(audio, options)
+            out = self.rvc.convert(audio, request)
         except InputError:
             raise
         except (Exception, MemoryError) as exc:
@@ -594,17 +605,13 @@ class Router:
         return out
 
 
-def _first(start: Callable[[], Iterator[Audio]]) -> tuple[Iterator[Audio], Audio | None]:
-    iterator = iter(start())
-    return iterator, next(iterator, None)
-
-
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     """Run a request to completion (CLI helper): (engine, joined audio)."""
+    from demod_voice.adapters import chain
     from demod_voice.audio import concat
 
+    rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))
-    audio = concat(list(chunks))
-    if req.rvc:
-        audio = router.convert(audio, req.rvc)
-    return engine, audio
+    if rvc is not None:
+        chunks = chain.finite(chain.converted(chunks, lambda chunk: router.convert(chunk, rvc)), "rvc")
+    return engine, concat(list(chunks))

@@ -1,0 +1,123 @@
+"""XTTS: request + config -> validated sampling options, conditioning latents -> the cached engine.
+
+Latents live in one place: ``<cache_dir>/xtts-latents`` (when ``xtts.latents_cache`` is on), keyed by
+the content of the reference files and the model, whichever front end asked; within a process they
+are also kept in memory, so a batch of a thousand lines in one voice conditions once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from demod_voice import config as config_mod
+from demod_voice.audio import Audio
+from demod_voice.errors import InputError, UsageError
+
+_LATENTS: dict[str, object] = {}
+_LATENTS_LOCK = threading.Lock()
+_LATENTS_KEEP = 64
+
+
+@dataclass
+class XttsPlan:
+    """Everything an XTTS synthesis needs, validated before the model loads."""
+
+    model_dir: Path
+    language: str | None
+    sampling: dict
+    seed: int | None
+    stream: bool
+    stream_chunk_size: int
+    precision: str
+    conditioning: object = None  # engines.xtts.ConditioningPlan (reference audio) or None
+    saved_voice: object = None  # engines.xtts.XttsLatents of a saved voice, or None
+
+
+def latents_dir(cfg) -> Path | None:
+    """The one latents cache folder (its parent; the engine adds ``xtts-latents``), or None when off."""
+    return Path(cfg.cache_dir) if cfg.get("xtts.latents_cache") else None
+
+
+def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
+    """Check everything that can be checked without torch: model folder, language, references, options."""
+    from demod_voice.engines import xtts
+
+    values = config_mod.section_options("xtts", config_mod.XTTS_SAMPLING_KEYS, request.options, cfg)
+    if request.speed is not None:
+        values["speed"] = config_mod.check_option("xtts.speed", request.speed)
+    seed = config_mod.check_option("xtts.seed", request.seed) if request.seed is not None else cfg.get("xtts.seed")
+    model_dir = xtts.resolve_model_dir(cfg, request.model)
+    language = None
+    if need_text:
+        languages = xtts.model_languages(xtts.read_model_config(model_dir))
+        language = xtts.check_language(request.language or cfg.get("xtts.language"), languages)
+    if request.voice and request.references:
+        raise UsageError("give either reference audio or a saved voice, not both")
+    if request.words:  # word timings come from Whisper: its model must be set before anything runs
+        from demod_voice.alignment import whisper_model_name
+
+        whisper_model_name(cfg)
+    plan = XttsPlan(model_dir, language, values, seed, request.stream, cfg.get("xtts.stream_chunk_size"),
+                    cfg.get("xtts.precision"))
+    if request.references:
+        plan.conditioning = xtts.plan_conditioning(request.references, model_dir, latents_dir(cfg))
+    elif request.voice:
+        plan.saved_voice = xtts.load_voice(request.voice, cfg.data_dir)
+    else:
+        raise InputError("XTTS needs reference audio or a saved voice",
+                         hint="give reference audio (a file or folder) or the name of a saved voice")
+    return plan
+
+
+def engine_for(plan: XttsPlan, cfg, device: str | None = None):
+    from demod_voice.engines import xtts
+
+    return xtts.load(plan.model_dir, device or cfg.get("device"), plan.precision)
+
+
+def latents(plan: XttsPlan, engine):
+    """The conditioning latents: a saved voice, or from memory / the disk cache / computed."""
+    if plan.saved_voice is not None:
+        return plan.saved_voice
+    key = f"{engine.model_id}:{plan.conditioning.key}"
+    with _LATENTS_LOCK:
+        found = _LATENTS.get(key)
+    if found is None:
+        found = engine.conditioning(plan.conditioning)
+        with _LATENTS_LOCK:
+            if len(_LATENTS) >= _LATENTS_KEEP:
+                _LATENTS.pop(next(iter(_LATENTS)))
+            _LATENTS[key] = found
+    return found
+
+
+def synthesize(request, cfg, device: str | None = None, plan: XttsPlan | None = None) -> Iterator[Audio]:
+    """One chunk per sentence (or per streamed piece with ``request.stream``), float32 at 24 kHz."""
+    plan = plan or options(request, cfg)
+    engine = engine_for(plan, cfg, device)
+    produced = False
+    chunks = engine.synthesize(request.text, language=plan.language, latents=latents(plan, engine),
+                               stream=plan.stream, split_sentences=request.split_sentences, seed=plan.seed,
+                               stream_chunk_size=plan.stream_chunk_size, **plan.sampling)
+    if request.words:  # XTTS has no alignments of its own: Whisper aligns the text to the audio
+        from demod_voice import alignment
+
+        whisper = alignment.whisper_model_name(cfg)
+        chunks = alignment.with_words(chunks, request.text, lambda: alignment.WhisperAligner(whisper, plan.language))
+    for chunk in chunks:
+        produced = True
+        yield chunk
+    if not produced:
+        raise InputError("the text produced no speech", hint="give words, not only punctuation")
+
+
+def identity(request, cfg) -> dict:
+    """What the result depends on beyond the request: the reference files and the model."""
+    from demod_voice.engines import xtts
+    from demod_voice.paths import file_identity
+
+    refs = [file_identity(p) for p in xtts.expand_references(request.references)] if request.references else []
+    return {"reference": refs, "voice": request.voice or "", "model": request.model or cfg.get("xtts.model_dir") or ""}

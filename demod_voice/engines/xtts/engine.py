@@ -1,0 +1,260 @@
+"""The loaded XTTS-v2 model (torch from here on), cached per (folder, device, precision)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from demod_voice import audio as audio_mod
+from demod_voice import text as text_mod
+from demod_voice.audio import Audio
+from demod_voice.config import XTTS_SAMPLING_KEYS as SAMPLING_KEYS
+from demod_voice.engines.xtts.checkpoint import (
+    check_language,
+    conditioning_params,
+    missing_files,
+    model_identity,
+    read_model_config,
+)
+from demod_voice.engines.xtts.latents import ConditioningPlan, XttsLatents, plan_conditioning
+from demod_voice.engines.xtts.reference import REFERENCE_RATE
+from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, missing_extra
+
+_LOGGER = logging.getLogger(__name__)
+
+_CACHE: dict[tuple[str, str, str], XttsEngine] = {}
+_CACHE_LOCK = threading.Lock()
+#: One lock per device: GPU (or CPU) work of concurrent requests never interleaves.
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+
+
+
+def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32") -> XttsEngine:
+    """The process-wide engine for a checkpoint folder, loading it on first use."""
+    model_dir = Path(model_dir).resolve()
+    key = (str(model_dir), device, precision)
+    with _CACHE_LOCK:
+        engine = _CACHE.get(key)
+        if engine is None:
+            engine = _CACHE[key] = XttsEngine(model_dir, device, precision)
+        return engine
+
+
+class XttsEngine:
+    """One loaded XTTS-v2 model. Keeps no per-request state; work is serialised per device."""
+
+    name = "xtts"
+
+    def __init__(self, model_dir: Path, device: str = "cpu", precision: str = "fp32"):
+        try:
+            import torch
+            from TTS.tts.configs.xtts_config import XttsConfig
+            from TTS.tts.models.xtts import Xtts
+        except ImportError as exc:
+            raise missing_extra(exc.name or "coqui-tts", "xtts") from None
+        missing = missing_files(model_dir)
+        if missing:
+            raise ModelNotFoundError(f"XTTS model folder {model_dir} is missing {', '.join(missing)}",
+                                     hint="run 'demod-voice models pull xtts-v2 --accept-license'")
+        self.model_dir = Path(model_dir)
+        self.config_dict = read_model_config(model_dir)
+        from demod_voice import devices
+
+        self.device = devices.torch_device(device)
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise UsageError(f"unknown precision '{precision}'", hint="use fp32, fp16 or bf16")
+        if precision != "fp32" and not self.device.startswith("cuda"):
+            _LOGGER.warning("%s needs a CUDA GPU; XTTS runs in fp32 on the CPU", precision)
+            precision = "fp32"
+        self.precision = precision
+        self._autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.stats = {"latents_computed": 0, "latents_cached": 0}
+        started = time.perf_counter()
+        self._quiet_transformers()
+        weights = self.model_dir / "model.pth"
+        before = weights.stat()
+        try:
+            config = XttsConfig()
+            config.load_json(str(self.model_dir / "config.json"))
+            model = Xtts(config)
+            model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), eval=True)
+        except PermissionError as exc:
+            raise InputError(f"cannot load XTTS model from {self.model_dir}: {exc}",
+                             hint="coqui-tts rewrites an original model.pth once on first load; make the folder "
+                                  "writable (or load it once where it is)") from None
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            import pickle
+
+            if isinstance(exc, pickle.UnpicklingError):
+                from demod_voice.errors import UnsafeCheckpointError
+
+                raise UnsafeCheckpointError(f"{weights} needs unsafe unpickling to load: {str(exc)[:200]}",
+                                            hint="only load checkpoints in the official XTTS-v2 format") from None
+            raise InputError(f"cannot load XTTS model from {self.model_dir}: {type(exc).__name__}: {str(exc)[:300]}",
+                             hint="the files may be truncated or not an XTTS-v2 checkpoint; "
+                                  "check them with 'demod-voice models verify xtts-v2'") from None
+        after = weights.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            _LOGGER.warning("coqui-tts rewrote %s once (it drops the pickled config from original checkpoints)", weights)
+            from demod_voice import models
+
+            models.record_rewrite(self.model_dir, "model.pth")
+        if self.device.startswith("cuda"):
+            model = model.cuda()
+        self.model = model
+        self.config = config
+        self.model_id = model_identity(self.model_dir)
+        self.sample_rate = int(config.model_args.output_sample_rate)
+        self.languages = list(config.languages)
+        self.gpt_width = int(config.model_args.gpt_n_model_channels)
+        lock_key = self.device
+        self._lock = _DEVICE_LOCKS.setdefault(lock_key, threading.Lock())
+        _LOGGER.info("loaded XTTS model %s on %s (%s) in %.1f s", self.model_dir, self.device, self.precision,
+                     time.perf_counter() - started)
+
+    @staticmethod
+    def _quiet_transformers() -> None:
+        """transformers complains about GPT-2 token ids XTTS never uses; keep that off the user's screen."""
+        if _LOGGER.isEnabledFor(logging.DEBUG):
+            return
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+        except ImportError:
+            pass
+
+    # -- conditioning --------------------------------------------------------------------
+    def plan(self, references: Iterable[str | os.PathLike], cache_dir: Path | None) -> ConditioningPlan:
+        return plan_conditioning(references, self.model_dir, cache_dir, self.model_id)
+
+    def conditioning(self, references: Iterable[str | os.PathLike] | ConditioningPlan,
+                      cache_dir: Path | None = None) -> XttsLatents:
+        """Latents for a reference set: from the on-disk cache when possible, else computed and stored."""
+        plan = references if isinstance(references, ConditioningPlan) else self.plan(references, cache_dir)
+        if plan.model_id != self.model_id:  # the checkpoint changed (e.g. rewritten on first load)
+            plan.model_id = self.model_id
+        cached = plan.cached()
+        if cached is not None:
+            self.stats["latents_cached"] += 1
+            _LOGGER.info("conditioning latents: cache hit (%s)", plan.cache_path.name)
+            return cached
+        latents = self.compute_latents(plan.decode(), plan.params)
+        latents.key = plan.key
+        if plan.cache_path is not None:
+            latents.save(plan.cache_path, {"references": ",".join(p.name for p in plan.files)})
+        _LOGGER.info("conditioning latents: computed from %d reference(s)%s", len(plan.files),
+                     f", cached as {plan.cache_path.name}" if plan.cache_path else "")
+        return latents
+
+    def compute_latents(self, references: list[Audio], params: dict | None = None) -> XttsLatents:
+        """Run coqui's conditioning encoders on prepared reference audio (tensors, not paths)."""
+        import torch
+
+        params = params or conditioning_params(self.config_dict)
+        sr = REFERENCE_RATE
+        max_len = int(params["max_ref_len"]) * sr
+        tensors, speaker = [], []
+        with self._lock, self._autocast():
+            for ref in references:
+                clip = torch.from_numpy(audio_mod.resample(ref, sr).samples[:max_len].copy())[None]
+                if params.get("sound_norm_refs"):
+                    clip = clip / clip.abs().max() * 0.75
+                speaker.append(self.model.get_speaker_embedding(clip, sr))
+                tensors.append(clip)
+            try:
+                gpt = self.model.get_gpt_cond_latents(torch.cat(tensors, dim=-1), sr,
+                                                      length=int(params["gpt_cond_len"]),
+                                                      chunk_length=int(params["gpt_cond_chunk_len"]))
+            except RuntimeError as exc:
+                raise EngineError(f"XTTS conditioning failed: {exc}") from exc
+        self.stats["latents_computed"] += 1
+        return XttsLatents(gpt.float().cpu(), torch.stack(speaker).mean(dim=0).float().cpu(), self.model_id)
+
+    # -- synthesis ------------------------------------------------------------------------
+    def check_language(self, language: str | None) -> str:
+        return check_language(language, self.languages)
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self._autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self._autocast_dtype)
+
+    def _check_latents(self, latents: XttsLatents) -> None:
+        width = int(latents.gpt_cond_latent.shape[-1])
+        if width != self.gpt_width:
+            raise InputError(f"the voice latents ({latents.source}) were made by a different XTTS model "
+                             f"(width {width}, this model has {self.gpt_width})",
+                             hint="re-create the voice from its reference audio with this model")
+        if latents.model_id and latents.model_id != self.model_id:
+            _LOGGER.warning("the voice latents (%s) were made by another model (%s); results may differ",
+                            latents.source, latents.model_id)
+
+    def sentences(self, text: str, language: str, split_sentences: bool = True) -> list[str]:
+        """Split (or not) and check each piece fits the GPT's text window."""
+        limit = self.model.tokenizer.char_limits.get(language.split("-")[0], 250)
+        pieces = text_mod.split_sentences(text, max_chars=limit) if split_sentences else [text_mod.normalize(text)]
+        max_tokens = int(self.config.model_args.gpt_max_text_tokens)
+        for piece in pieces:
+            count = len(self.model.tokenizer.encode(piece.lower(), lang=language))
+            if count >= max_tokens:
+                raise InputError(f"a piece of text is too long for XTTS ({count} tokens, limit {max_tokens - 1}): "
+                                 f"'{piece[:40]}...'",
+                                 hint="use --split-sentences (the default) or shorter sentences")
+        return [p for p in pieces if p.strip()]
+
+    def synthesize(self, text: str, *, language: str, latents: XttsLatents, stream: bool = False,
+                   split_sentences: bool = True, seed: int | None = None, stream_chunk_size: int = 20,
+                   **sampling: Any) -> Iterator[Audio]:
+        """Yield one chunk per sentence, or per ``inference_stream`` chunk when ``stream``."""
+        import torch
+
+        unknown = set(sampling) - set(SAMPLING_KEYS)
+        if unknown:
+            raise UsageError(f"unknown XTTS option(s): {', '.join(sorted(unknown))}",
+                             hint="known: " + ", ".join(SAMPLING_KEYS))
+        options = {k: v for k, v in sampling.items() if v is not None}
+        language = self.check_language(language)
+        text = text_mod.require_text(text)
+        self._check_latents(latents)
+        pieces = self.sentences(text, language, split_sentences)
+        if seed is not None:
+            torch.manual_seed(int(seed))
+            if self.device.startswith("cuda"):
+                torch.cuda.manual_seed_all(int(seed))
+        gpt = latents.gpt_cond_latent.to(self.model.device)
+        speaker = latents.speaker_embedding.to(self.model.device)
+        for piece in pieces:
+            try:
+                if stream:
+                    generator = self.model.inference_stream(piece, language, gpt, speaker,
+                                                            stream_chunk_size=int(stream_chunk_size),
+                                                            enable_text_splitting=False, **options)
+                    while True:
+                        with self._lock, self._autocast():
+                            chunk = next(generator, None)
+                        if chunk is None:
+                            break
+                        samples = chunk.detach().float().cpu().numpy().reshape(-1)
+                        if len(samples):
+                            yield Audio(samples, self.sample_rate)
+                else:
+                    with self._lock, self._autocast():
+                        out = self.model.inference(piece, language, gpt, speaker, enable_text_splitting=False,
+                                                   **options)
+                    yield Audio(np.asarray(out["wav"], dtype=np.float32), self.sample_rate)
+            except (InputError, UsageError, EngineError):
+                raise
+            except (RuntimeError, AssertionError, ValueError, IndexError) as exc:
+                raise EngineError(f"XTTS synthesis failed on '{piece[:40]}': {type(exc).__name__}: {exc}") from exc

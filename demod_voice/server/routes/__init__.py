@@ -1,0 +1,44 @@
+"""The HTTP surfaces, one ``APIRouter`` each: ``openai``, ``native``, ``voices``, ``ops``.
+
+Routes parse, authenticate and call ``Service`` (the only thing they call); shared dependencies live here.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request, UploadFile
+
+from demod_voice.errors import InputError
+from demod_voice.server import auth
+from demod_voice.server.service import HTTPProblem, Result, Service
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def current_user(request: Request) -> str:
+    """The user of the request's API key (the default user while auth is off); 401 otherwise."""
+    state = request.app.state
+    user = auth.user_for_key(state.keys, auth.key_from_headers(request.headers), state.auth_required)
+    if user is None:
+        raise HTTPProblem(401, "missing or invalid API key",
+                          hint="send 'Authorization: Bearer KEY' with a key from auth.keys")
+    return user
+
+
+def respond(result: Result):
+    from fastapi.responses import Response, StreamingResponse
+
+    if result.stream is not None:
+        return StreamingResponse(result.stream, media_type=result.media_type, headers=result.headers)
+    return Response(result.body, media_type=result.media_type, headers=result.headers)
+
+
+async def read_upload(request: Request, file: UploadFile) -> bytes:
+    limit = request.app.state.max_upload
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPProblem(413, f"upload {file.filename!r} is larger than {limit} bytes", hint="server.max_upload_mb")
+    if not data:
+        raise InputError(f"upload {file.filename!r} is empty")
+    return data

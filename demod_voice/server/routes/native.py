@@ -1,0 +1,49 @@
+"""The native API: ``/api/tts`` (every engine option, RVC chains), ``/api/convert``, ``/api/engines``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from demod_voice.errors import InputError, NotAvailableError
+from demod_voice.server.routes import current_user, read_upload, respond, service
+from demod_voice.server.schemas import TTSBody, check_params
+from demod_voice.server.service import Service, TTSRequest
+
+router = APIRouter(tags=["native"])
+
+
+@router.post("/api/tts")
+async def tts(body: TTSBody, request: Request, user: str = Depends(current_user), svc: Service = Depends(service)):
+    if body.rvc is not None and not body.rvc.get("voice"):
+        raise InputError("rvc.voice is required when rvc is given", hint='e.g. "rvc": {"voice": "NAME", "pitch": 0}')
+    rvc = body.rvc
+    if rvc is not None and not svc.rvc_available():
+        if not body.fallback:
+            raise NotAvailableError("RVC is not installed", hint="install the 'rvc' extra or set fallback")
+        svc.skip_rvc(voice=body.voice, user=user)
+        rvc = None
+    req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
+                     fallback=body.fallback, speed=body.speed, language=body.language,
+                     params=check_params(body.params), rvc=rvc)
+    return respond(await svc.speak(req, body.format, stream=body.stream, use_cache=body.cache,
+                                   client_gone=request.is_disconnected, timestamps=body.timestamps,
+                                   sse=body.timestamps and body.stream))
+
+
+@router.post("/api/convert")
+async def convert(request: Request, file: UploadFile = File(...), voice: str = Form(...), pitch: float = Form(0.0),
+                  format: str = Form("wav"), user: str = Depends(current_user), svc: Service = Depends(service)):
+    if not svc.rvc_available():
+        raise NotAvailableError("RVC is not installed", hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'")
+    data = await read_upload(request, file)
+    from demod_voice.audio import MEDIA_TYPES, format_for
+
+    fmt = format_for(None, format)
+    out, headers = await svc.convert(data, {"voice": voice, "pitch": pitch}, fmt)
+    return Response(out, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+@router.get("/api/engines")
+async def engines(user: str = Depends(current_user), svc: Service = Depends(service)):
+    return svc.engines_report()

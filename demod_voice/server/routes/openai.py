@@ -1,0 +1,32 @@
+"""OpenAI-compatible routes: ``/v1/audio/speech``, ``/v1/audio/voices``, ``/v1/models``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from demod_voice.server.routes import current_user, respond, service
+from demod_voice.server.schemas import SpeechBody
+from demod_voice.server.service import Service, TTSRequest
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/v1/audio/speech")
+async def speech(body: SpeechBody, request: Request, user: str = Depends(current_user),
+                 svc: Service = Depends(service)):
+    voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
+    fmt = body.response_format or svc.cfg.get("server.default_format")
+    req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model))
+    return respond(await svc.speak(req, fmt, stream=True, client_gone=request.is_disconnected,
+                                   sse=body.stream_format == "sse"))
+
+
+@router.get("/v1/audio/voices")
+async def voices(user: str = Depends(current_user), svc: Service = Depends(service)):
+    return {"voices": svc.voices(user)}
+
+
+@router.get("/v1/models")
+async def models(user: str = Depends(current_user), svc: Service = Depends(service)):
+    return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "demod-voice"}
+                                       for m in svc.models()]}

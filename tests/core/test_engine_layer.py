@@ -1,0 +1,139 @@
+"""The engine layer (demod_voice/adapters): options from the one schema, finite ranges, bounded Piper text."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demod_voice import config
+from demod_voice.adapters import Request, RvcRequest
+from demod_voice.errors import ConfigError, InputError
+
+JOE = "en_US-joe-medium"
+
+
+def cfg_with(tree: dict | None = None) -> config.Config:
+    cfg = config.Config()
+    if tree:
+        cfg.apply(tree, "test")
+    return cfg
+
+
+def test_every_engine_parameter_has_a_finite_range():
+    for key, setting in config.SETTINGS.items():
+        if key.split(".")[0] in ("piper", "xtts", "rvc") and setting.type in ("int", "float"):
+            assert setting.min is not None and setting.max is not None, key
+            assert math.isfinite(setting.min) and math.isfinite(setting.max), key
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_in_config(tmp_path: Path, value):
+    with pytest.raises(ConfigError, match="finite"):
+        cfg_with({"piper": {"volume": value}})
+    path = tmp_path / "c.yaml"
+    path.write_text("piper:\n  noise_scale: .nan\n")
+    with pytest.raises(ConfigError, match="piper.noise_scale"):
+        config.validate_file(path)
+
+
+@pytest.mark.parametrize("key,value", [("volume", "nan"), ("volume", 1e308), ("length_scale", -5),
+                                       ("sentence_silence", 1e6), ("noise_scale", float("inf"))])
+def test_request_options_are_checked_against_the_schema(key, value):
+    with pytest.raises(InputError) as err:
+        config.section_options("piper", config.PIPER_SYNTHESIS_KEYS, {key: value}, cfg_with())
+    assert key in err.value.message and err.value.exit_code == 2
+
+
+def test_request_options_override_config_and_unknown_ones_are_named():
+    cfg = cfg_with({"xtts": {"temperature": 0.4}})
+    values = config.section_options("xtts", config.XTTS_SAMPLING_KEYS, {"top_k": "7"}, cfg)
+    assert values["temperature"] == 0.4 and values["top_k"] == 7
+    with pytest.raises(InputError, match="bogus"):
+        config.section_options("xtts", config.XTTS_SAMPLING_KEYS, {"bogus": 1}, cfg)
+
+
+def test_rvc_options_share_the_schema_ranges():
+    from demod_voice.adapters import rvc
+
+    cfg = cfg_with({"rvc": {"index_rate": 0.3}})
+    assert rvc.options(RvcRequest("v", {"pitch": 3}), cfg)["index_rate"] == 0.3
+    with pytest.raises(InputError, match="pitch"):
+        rvc.options(RvcRequest("v", {"pitch": 48}), cfg)  # batch used to accept +-48
+    with pytest.raises(InputError, match="f0_method"):
+        rvc.options(RvcRequest("v", {"f0_method": "nope"}), cfg)
+
+
+def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
+    from demod_voice.adapters import piper
+
+    cfg = cfg_with({"piper": {"length_scale": 1.2}})
+    plan = piper.options(Request(text="x", voice=str(joe_voice), speed=2.0), cfg)
+    assert plan.options.length_scale == pytest.approx(0.6)
+    assert plan.backend == "onnxruntime"
+    with pytest.raises(InputError, match="single speaker"):
+        piper.options(Request(text="x", voice=str(joe_voice), speaker="3"), cfg)
+    with pytest.raises(InputError, match="backend"):
+        piper.options(Request(text="x", voice=str(joe_voice), backend="cuda-magic"), cfg)
+
+
+def test_piper_text_is_split_into_bounded_pieces():
+    from demod_voice.adapters.piper import MAX_SENTENCE_CHARS
+    from demod_voice.text import split_sentences
+
+    unpunctuated = " ".join(["word"] * 2000)
+    pieces = split_sentences(unpunctuated, max_chars=MAX_SENTENCE_CHARS)
+    assert max(map(len, pieces)) <= MAX_SENTENCE_CHARS
+    assert " ".join(pieces) == unpunctuated
+    # espeak would not end a sentence at ". " before a lowercase letter; the splitter does
+    assert split_sentences("One thing. another thing.") == ["One thing.", "another thing."]
+
+
+def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
+    """A long text without punctuation gives many chunks of bounded length, not one huge inference."""
+    from demod_voice.adapters import piper
+
+    cfg = cfg_with({"piper": {"noise_scale": 0.0, "noise_w": 0.0}})
+    text = " ".join(["testing"] * 120)  # ~960 characters, one 'sentence'
+    chunks = list(piper.synthesize(Request(text=text, voice=str(joe_voice)), cfg, "cpu"))
+    assert len(chunks) >= 3
+    longest = max(c.duration for c in chunks)
+    assert longest < 40.0
+    assert all(np.isfinite(c.samples).all() for c in chunks)
+
+
+def test_chain_converts_each_sentence_once():
+    from demod_voice.adapters.chain import converted
+    from demod_voice.audio import Audio
+
+    seen = []
+
+    def convert(chunk):
+        seen.append(len(chunk.samples))
+        return Audio(chunk.samples * 0.5, chunk.sample_rate)
+
+    chunks = [Audio(np.ones(n, dtype=np.float32), 16000) for n in (10, 20, 30)]
+    out = list(converted(iter(chunks), convert))
+    assert seen == [10, 20, 30] and [len(c.samples) for c in out] == [10, 20, 30]
+
+
+def test_one_device_resolver_without_gpu():
+    from demod_voice import devices
+
+    assert devices.torch_device("cpu") == "cpu"
+    assert devices.queue_for("cpu", engine_uses_gpu=True) == "cpu"
+    assert devices.queue_for("gpu", engine_uses_gpu=False) == "cpu"
+    assert devices.queue_for("cuda:1", engine_uses_gpu=True) == "cuda:1"
+
+
+def test_file_identity_changes_when_the_file_is_replaced(tmp_path: Path):
+    from demod_voice.paths import file_identity
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a")
+    first = file_identity(path)
+    path.write_bytes(b"bb")
+    assert file_identity(path) != first
+    assert file_identity(tmp_path / "missing").endswith(":missing")

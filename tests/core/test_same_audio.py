@@ -1,0 +1,338 @@
+"""One request, one result: the same request through every front end gives the same audio (issue #13).
+
+Each case writes one config file with engine settings set to non-default values, then sends the same
+request through the CLI (a real subprocess), a batch job (a real subprocess), ``POST /api/tts`` and
+``POST /v1/audio/speech`` on a real loopback server, and compares the 16-bit samples byte for byte
+with what the engine layer produces in this process from the same config. The in-process result is
+also computed with the defaults and must differ, which shows each configured setting took effect
+in every front end.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import run_cli
+from tests.server.conftest import start_server, stop_server
+
+JOE = "en_US-joe-medium"
+TEXT = "Hello there. this sentence has no capital."
+
+
+def wav_samples(data: bytes) -> tuple[int, bytes]:
+    """(sample rate, 16-bit sample bytes) of a WAV file or a streamed WAV (unknown data size)."""
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", data[:16]
+    pos, rate = 12, None
+    while pos + 8 <= len(data):
+        tag, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if tag == b"fmt ":
+            fmt_code, channels, rate = struct.unpack("<HHI", data[pos + 8:pos + 16])
+            bits = struct.unpack("<H", data[pos + 22:pos + 24])[0]
+            assert (channels, bits) == (1, 16) and fmt_code in (1, 0xFFFE)
+        if tag == b"data":
+            end = len(data) if size == 0xFFFFFFFF else pos + 8 + size
+            return rate, data[pos + 8:end]
+        pos += 8 + size + (size & 1)
+    raise AssertionError("no data chunk")
+
+
+def engine_result(config_file: Path | None, engine: str, request) -> tuple[int, bytes]:
+    """What the engine layer gives in this process for ``request`` under ``config_file``."""
+    from demod_voice import adapters, config
+    from demod_voice.audio import concat
+
+    cfg = config.load(config_file, environ={}, user_file=Path("/nonexistent"))
+    audio = concat(list(adapters.synthesize(engine, request, cfg, "cpu")))
+    return audio.sample_rate, audio.to_pcm16()
+
+
+class Home:
+    """Isolated XDG folders plus one config file, shared by every front end of a case."""
+
+    def __init__(self, root: Path, config: dict):
+        import yaml
+
+        self.root = root
+        for sub in ("config", "data", "cache"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self.config = root / "config.yaml"
+        # Data and cache folders named in the config itself, so this process, the CLI, batch and the
+        # server all see the same registered voices and caches.
+        paths = {"paths": {"data_dir": str(root / "data"), "cache_dir": str(root / "cache")}}
+        self.config.write_text(yaml.safe_dump({**paths, **config}))
+        self.env = {"XDG_CONFIG_HOME": str(root / "config"), "XDG_DATA_HOME": str(root / "data"),
+                    "XDG_CACHE_HOME": str(root / "cache")}
+
+    def cli(self, *args):
+        out = run_cli(*args, "--config", self.config, env=self.env, cwd=self.root)
+        assert out.returncode == 0, out.stderr.decode()
+        return out
+
+    def batch(self, record: dict) -> bytes:
+        jobs = self.root / "jobs.jsonl"
+        record = {**record, "output": str(self.root / "batch-out.wav")}
+        jobs.write_text(json.dumps(record) + "\n")
+        self.cli("batch", jobs, "--no-resume")
+        return (self.root / "batch-out.wav").read_bytes()
+
+
+@pytest.fixture
+def home(tmp_path, isolated_home):
+    def make(config: dict) -> Home:
+        return Home(tmp_path / "case", config)
+
+    return make
+
+
+def serve(home: Home):
+    """A real server on a free loopback port, with the case's config (the audio cache off; a first-chunk
+    timeout long enough for loading XTTS on a busy CPU)."""
+    return start_server(home.root / "server", home.config.read_text()
+                        + "server:\n  cache: false\n  request_timeout_s: 900\nrouter:\n  timeout_s: 600\n")
+
+
+def post_ok(client: httpx.Client, path: str, body: dict, engine: str) -> bytes:
+    res = client.post(path, json=body)
+    assert res.status_code == 200, res.text
+    assert res.headers["x-engine"] == engine
+    return res.content
+
+
+def assert_same(expected: tuple[int, bytes], results: dict[str, bytes]) -> None:
+    for front_end, data in results.items():
+        rate, samples = wav_samples(data)
+        assert rate == expected[0], front_end
+        assert len(samples) == len(expected[1]), f"{front_end}: {len(samples)} vs {len(expected[1])} bytes"
+        assert samples == expected[1], f"{front_end} gave different audio"
+
+
+# --- Piper -----------------------------------------------------------------------------------
+
+PIPER_CONFIG = {"piper": {"noise_scale": 0.0, "noise_w": 0.0, "length_scale": 1.3, "volume": 0.5}}
+
+
+def test_piper_same_audio_everywhere(home, joe_voice):
+    """CLI, batch, /api/tts and /v1/audio/speech: one voice, config settings honoured by all four."""
+    from demod_voice.adapters import Request
+
+    h = home(PIPER_CONFIG)
+    expected = engine_result(h.config, "piper", Request(text=TEXT, voice=JOE))
+    defaults = engine_result(None, "piper", Request(text=TEXT, voice=JOE, options={"noise_scale": 0.0, "noise_w": 0.0}))
+    assert expected != defaults  # length_scale and volume from the config change the audio
+
+    h.cli("piper-infer", JOE, TEXT, "-o", h.root / "cli.wav")
+    results = {"cli": (h.root / "cli.wav").read_bytes(), "batch": h.batch({"engine": "piper", "voice": JOE, "text": TEXT})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": TEXT, "voice": JOE, "format": "wav"}, "piper")
+            results["v1/audio/speech"] = post_ok(client, "/v1/audio/speech", {"model": "tts-1", "input": TEXT, "voice": JOE,
+                                                                             "response_format": "wav"}, "piper")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+def test_piper_request_options_mean_the_same_everywhere(home, joe_voice):
+    """Per-request options (flags, job columns, HTTP params) override the config identically."""
+    from demod_voice.adapters import Request
+
+    h = home({"piper": {"noise_scale": 0.0, "noise_w": 0.0}})
+    request = Request(text="Good morning.", voice=JOE, speed=1.25, options={"volume": 0.7, "sentence_silence": 0.2})
+    expected = engine_result(h.config, "piper", request)
+    h.cli("piper-infer", JOE, request.text, "-o", h.root / "cli.wav", "--speed", "1.25", "--volume", "0.7",
+          "--sentence-silence", "0.2")
+    results = {"cli": (h.root / "cli.wav").read_bytes(),
+               "batch": h.batch({"engine": "piper", "voice": JOE, "text": request.text, "speed": 1.25, "volume": 0.7,
+                                 "sentence_silence": 0.2})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": request.text, "voice": JOE, "format": "wav",
+                                                              "speed": 1.25,
+                                                              "params": {"volume": 0.7, "sentence_silence": 0.2}},
+                                         "piper")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
+def test_piper_tinygrad_backend_from_config_everywhere(home, joe_voice):
+    """``piper.backend: tinygrad`` reaches every front end (one short word: tinygrad is slow)."""
+    import shutil
+
+    pytest.importorskip("tinygrad")
+    if shutil.which("clang") is None:
+        pytest.skip("tinygrad's CPU device needs clang")
+    from demod_voice.adapters import Request
+
+    h = home({"piper": {"backend": "tinygrad", "noise_scale": 0.0, "noise_w": 0.0}})
+    expected = engine_result(h.config, "piper", Request(text="Hi.", voice=JOE))
+    h.cli("piper-infer", JOE, "Hi.", "-o", h.root / "cli.wav")
+    results = {"cli": (h.root / "cli.wav").read_bytes(), "batch": h.batch({"engine": "piper", "voice": JOE, "text": "Hi."})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": "Hi.", "voice": JOE, "format": "wav"}, "piper")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+# --- XTTS and chains -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_xtts(tmp_path_factory) -> Path:
+    pytest.importorskip("TTS.tts.models.xtts")
+    from tests.xtts.tiny import build_tiny_xtts
+
+    return build_tiny_xtts(tmp_path_factory.mktemp("same-xtts") / "xtts")
+
+
+@pytest.fixture(scope="module")
+def tiny_rvc(tmp_path_factory):
+    pytest.importorskip("faiss")
+    from tests.rvc import assets
+    from tests.rvc.tiny import build_tiny_rvc
+
+    folder = tmp_path_factory.mktemp("same-rvc")
+    voice, aux = build_tiny_rvc(folder)
+    return voice, aux, assets.make_index(folder / "voice.index", 768)
+
+
+def make_profile(client: httpx.Client, name: str, reference: Path) -> None:
+    assert client.post("/api/voices", json={"name": name, "engine": "xtts"}).status_code == 201
+    with open(reference, "rb") as fh:
+        res = client.post(f"/api/voices/{name}/samples", files={"file": ("ref.wav", fh, "audio/wav")})
+    assert res.status_code == 201, res.text
+    assert client.put(f"/api/voices/{name}/reference", json={"samples": [res.json()["id"]]}).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
+def test_xtts_same_audio_everywhere(home, tiny_xtts, speech_wav):
+    """Tiny XTTS at a fixed seed from the config, with non-default sampling: identical in every front end."""
+    from demod_voice.adapters import Request
+
+    h = home({"xtts": {"model_dir": str(tiny_xtts), "seed": 1234, "temperature": 0.5, "top_k": 7}})
+    request = Request(text="Hi there.", references=[speech_wav])
+    expected = engine_result(h.config, "xtts", request)
+    other = Home(h.root.parent / "other", {"xtts": {"model_dir": str(tiny_xtts), "seed": 1234}})
+    assert expected != engine_result(other.config, "xtts", request)  # the sampling settings matter
+
+    h.cli("xtts-zero-shot", speech_wav, request.text, "-o", h.root / "cli.wav")
+    results = {"cli": (h.root / "cli.wav").read_bytes(),
+               "batch": h.batch({"engine": "xtts", "reference": str(speech_wav), "text": request.text})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            make_profile(client, "ref", speech_wav)
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": request.text, "voice": "ref", "engine": "xtts",
+                                                              "fallback": False, "format": "wav"}, "xtts")
+            results["v1/audio/speech"] = post_ok(client, "/v1/audio/speech", {
+                "model": "xtts", "input": request.text, "voice": "ref", "response_format": "wav"}, "xtts")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+RVC_CONFIG = {"rvc": {"index_rate": 0.3, "pitch": 3.0, "f0_method": "harvest", "protect": 0.2}}
+
+
+def _rvc_home(home, tiny_rvc, extra: dict) -> Home:
+    voice, aux, index = tiny_rvc
+    config = {**extra, "rvc": {**RVC_CONFIG["rvc"], **aux["rvc"]}}
+    h = home(config)
+    h.cli("rvc", "add", "tiny", voice, index)
+    return h
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
+def test_piper_to_rvc_same_audio_everywhere(home, joe_voice, tiny_rvc):
+    """Piper -> RVC, converted per sentence in the CLI, batch and /api/tts; RVC config settings honoured."""
+    from demod_voice.adapters import Request, RvcRequest
+
+    h = _rvc_home(home, tiny_rvc, PIPER_CONFIG)
+    request = Request(text=TEXT, voice=JOE, rvc=RvcRequest("tiny", {"pitch": -2}))
+    expected = engine_result(h.config, "piper", request)
+    plain = Home(h.root.parent / "plain", {**PIPER_CONFIG, "rvc": tiny_rvc[1]["rvc"]})
+    assert expected != engine_result(plain.config, "piper", Request(text=TEXT, voice=JOE, rvc=RvcRequest(
+        str(h.root / "data" / "rvc-voices" / "tiny"), {"pitch": -2})))  # the rvc.* settings matter
+
+    h.cli("piper-infer", JOE, TEXT, "-o", h.root / "cli.wav", "--rvc", "tiny", "--rvc-pitch", "-2")
+    results = {"cli": (h.root / "cli.wav").read_bytes(),
+               "batch": h.batch({"engine": "piper", "voice": JOE, "text": TEXT, "rvc": "tiny", "pitch": -2})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": TEXT, "voice": JOE, "format": "wav",
+                                                              "rvc": {"voice": "tiny", "pitch": -2}}, "piper")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
+def test_xtts_to_rvc_same_audio_everywhere(home, tiny_xtts, tiny_rvc, speech_wav):
+    from demod_voice.adapters import Request, RvcRequest
+
+    h = _rvc_home(home, tiny_rvc, {"xtts": {"model_dir": str(tiny_xtts), "seed": 99}})
+    request = Request(text="Hi there.", references=[speech_wav], rvc=RvcRequest("tiny"))
+    expected = engine_result(h.config, "xtts", request)
+    h.cli("xtts-zero-shot", speech_wav, request.text, "-o", h.root / "cli.wav", "--rvc", "tiny")
+    results = {"cli": (h.root / "cli.wav").read_bytes(),
+               "batch": h.batch({"engine": "xtts", "reference": str(speech_wav), "text": request.text, "rvc": "tiny"})}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            make_profile(client, "ref", speech_wav)
+            results["api/tts"] = post_ok(client, "/api/tts", {"text": request.text, "voice": "ref", "engine": "xtts",
+                                                              "fallback": False, "format": "wav",
+                                                              "rvc": {"voice": "tiny"}}, "xtts")
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # several processes each load torch + a model; a busy 2-core machine is slow
+def test_rvc_conversion_same_everywhere(home, tiny_rvc, speech_wav):
+    """rvc-convert, a batch RVC job and /api/convert: the RVC config (index rate, pitch, method) everywhere."""
+    from demod_voice import audio, config
+    from demod_voice.adapters import RvcRequest
+    from demod_voice.adapters import rvc as rvc_adapter
+
+    h = _rvc_home(home, tiny_rvc, {})
+    source = audio.read(speech_wav)
+    source = audio.Audio(source.samples[: source.sample_rate], source.sample_rate)
+    clip = h.root / "clip.wav"
+    audio.write(source, clip)
+    cfg = config.load(h.config, environ={}, user_file=Path("/nonexistent"))
+    converted = rvc_adapter.convert(audio.read(clip), RvcRequest("tiny"), cfg, "cpu")
+    expected = (converted.sample_rate, converted.to_pcm16())
+
+    h.cli("rvc-convert", clip, "--model", "tiny", "-o", h.root / "cli.wav")
+    jobs = h.root / "rvc.jsonl"
+    jobs.write_text(json.dumps({"engine": "rvc", "input": str(clip), "model": "tiny",
+                                "output": str(h.root / "batch.wav")}) + "\n")
+    h.cli("batch", jobs, "--no-resume")
+    results = {"cli": (h.root / "cli.wav").read_bytes(), "batch": (h.root / "batch.wav").read_bytes()}
+    proc, url = serve(h)
+    try:
+        with httpx.Client(base_url=url, timeout=600) as client, open(clip, "rb") as fh:
+            res = client.post("/api/convert", data={"voice": "tiny", "format": "wav"},
+                              files={"file": ("clip.wav", fh, "audio/wav")})
+            assert res.status_code == 200, res.text
+            results["api/convert"] = res.content
+    finally:
+        stop_server(proc)
+    assert_same(expected, results)
