@@ -336,6 +336,14 @@ class _WhisperTimer:
         return Audio(chunk.samples, chunk.sample_rate, words=out)
 
 
+def words_of_speech(speech: Audio, text: str | None, cfg, language: str | None = None) -> list[Word]:
+    """Word timings of a recording: ``text`` aligned to it, or Whisper's own words when no text is given."""
+    aligner = WhisperAligner(whisper_model_name(cfg), language)
+    if text:
+        return aligner.align(speech, text)
+    return whisper_words(aligner.model, speech, aligner.language)
+
+
 def whisper_model_name(cfg) -> str:
     """The model that aligns text for captions: ``captions.whisper_model``, else ``dataset.whisper_model``."""
     name = cfg.get("captions.whisper_model") or cfg.get("dataset.whisper_model")
