@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
 import struct
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from demod_voice.errors import EngineError, InputError, UsageError
+from demod_voice.errors import InputError, UsageError
 from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
@@ -42,6 +40,8 @@ class Audio:
     """1-D float32 array, nominally in [-1, 1]."""
     sample_rate: int
     """Samples per second."""
+    words: list | None = None
+    """Optional word timings (``captions.Word``, seconds from this chunk's start) that travel with the chunk."""
 
     def __post_init__(self) -> None:
         self.samples = np.ascontiguousarray(self.samples, dtype=np.float32).reshape(-1)
@@ -108,10 +108,14 @@ def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None =
         with sf.SoundFile(data_source) as fh:
             frames = -1 if max_seconds is None else int(max_seconds * fh.samplerate)
             data, sr = fh.read(frames, dtype="float32", always_2d=True), fh.samplerate
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"cannot read {what} {name}: {exc}",
-                         hint="use WAV, FLAC, OGG, MP3 or another format libsndfile reads") from None
-    audio = Audio(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], sr)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, MemoryError) as exc:
+        # AAC/M4A, WebM, streamed FLAC (unknown length) ...: PyAV's bundled ffmpeg decoders
+        if hasattr(data_source, "seek"):
+            data_source.seek(0)
+        audio = _read_av(data_source, name, what, exc, max_seconds)
+        sr = audio.sample_rate
+    else:
+        audio = Audio(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0], sr)
     if sample_rate and sample_rate != sr:
         audio = resample(audio, sample_rate)
     return audio
@@ -141,6 +145,41 @@ def _bounded_source(path: Path, what: str, max_bytes: int) -> Path | io.BytesIO:
     if len(data) > max_bytes:
         raise too_big
     return io.BytesIO(data)
+
+
+def _read_av(source, name: str, what: str, first_error: Exception, max_seconds: float | None = None) -> Audio:
+    """Decode with PyAV (no system ffmpeg), mixed down to mono; used when libsndfile cannot.
+
+    With ``max_seconds`` decoding stops once that much audio is in hand (bounded work).
+    """
+    hint = "use WAV, FLAC, OGG, MP3, AAC/M4A or another common audio format"
+    try:
+        import av
+    except ImportError:
+        raise InputError(f"cannot read {what} {name}: {first_error}", hint=hint) from None
+    source = str(source) if isinstance(source, (str, os.PathLike)) else source
+    parts: list[np.ndarray] = []
+    try:
+        with av.open(source, mode="r") as container:
+            if not container.streams.audio:
+                raise InputError(f"{what} {name} has no audio stream", hint=hint)
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+            limit = None if max_seconds is None else int(max_seconds * stream.rate)
+            for frame in container.decode(stream):
+                parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+                if limit is not None and sum(len(x) for x in parts) >= limit:
+                    break
+            parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+            rate = stream.rate
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot read {what} {name}: {first_error}; PyAV: {exc}", hint=hint) from None
+    if not parts or not rate:
+        raise InputError(f"{what} {name} holds no audio samples", hint=hint)
+    samples = np.concatenate(parts)
+    if max_seconds is not None:
+        samples = samples[: int(max_seconds * rate)]
+    return Audio(samples, rate)
 
 
 def info(path: str | os.PathLike) -> tuple[int, int, float]:
@@ -262,8 +301,10 @@ def encode(audio: Audio, fmt: str) -> bytes:
     fmt = format_for(None, fmt)
     if fmt == "pcm":
         return audio.to_pcm16()
-    if fmt == "aac":
-        return _encode_ffmpeg(audio, ["-c:a", "aac", "-b:a", "96k", "-f", "adts"])
+    if fmt == "aac":  # libsndfile has no AAC; PyAV's bundled encoder needs no system ffmpeg
+        from demod_voice.streaming import encode_whole
+
+        return encode_whole(audio, "aac")
     if fmt == "wav" and np.ndim(audio.samples) == 1:
         return wav_header(audio.sample_rate, len(audio.samples)) + audio.to_pcm16()
     buf = io.BytesIO()
@@ -283,20 +324,6 @@ def encode(audio: Audio, fmt: str) -> bytes:
     elif fmt == "mp3":
         sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
     return buf.getvalue()
-
-
-def _encode_ffmpeg(audio: Audio, args: list[str]) -> bytes:
-    ffmpeg = shutil.which("ffmpeg")
-    if not ffmpeg:
-        raise EngineError("this format needs ffmpeg, which is not installed", hint="apt-get install ffmpeg, or choose wav/mp3/opus")
-    proc = subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "s16le", "-ar", str(audio.sample_rate), "-ac", "1",
-         "-i", "pipe:0", *args, "pipe:1"],
-        input=audio.to_pcm16(), capture_output=True, check=False,
-    )
-    if proc.returncode != 0:
-        raise EngineError(f"ffmpeg failed: {proc.stderr.decode(errors='replace').strip()[:200]}")
-    return proc.stdout
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:

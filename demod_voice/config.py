@@ -119,6 +119,10 @@ SCHEMA: dict[str, Any] = {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
         "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
     },
+    "captions": {
+        "whisper_model": S("str", None, "faster-whisper model that aligns the text to XTTS/RVC audio for word timings "
+                           "(default: dataset.whisper_model)", nullable=True),
+    },
     "batch": {
         "workers": S("int", 1, "worker processes for 'batch' (each loads its engines once)", min=1, max=256),
     },

@@ -96,7 +96,8 @@ def check_tinygrad_devices() -> Check:
 def check_ffmpeg() -> Check:
     exe = shutil.which("ffmpeg")
     if not exe:
-        return Check("ffmpeg", False, "not found (needed for aac output and XTTS's torchcodec)")
+        return Check("ffmpeg", False, "not found (optional: demod-voice encodes and decodes every format with PyAV's "
+                                      "bundled libraries; only torchaudio.load/torchcodec would use it)")
     try:
         first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):

@@ -62,6 +62,8 @@ class Request:
     """Piper: ``onnxruntime`` or ``tinygrad`` instead of config ``piper.backend``."""
     rvc: RvcRequest | None = None
     """Convert the speech with this RVC voice afterwards."""
+    words: bool = False
+    """Attach word timings to the chunks (``Audio.words``): Piper's alignments, Whisper for XTTS."""
 
 
 def synthesize(engine: str, request: Request, cfg, device: str | None = None, plan: Any = None):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from demod_voice.audio import Audio
+from demod_voice.captions import carry
 
 
 def run(engine: str, request, cfg, device: str | None = None, plan=None,
@@ -56,7 +57,7 @@ def converted(chunks: Iterator[Audio], converter: Callable[[Audio], Audio]) -> I
     """Each chunk (sentence) through ``converter`` as it arrives: the one TTS -> RVC rule."""
     try:
         for chunk in chunks:
-            yield converter(chunk)
+            yield carry(chunk, converter(chunk))  # conversion keeps the time axis: word timings hold
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

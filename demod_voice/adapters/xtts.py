@@ -56,6 +56,10 @@ def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
         language = xtts.check_language(request.language or cfg.get("xtts.language"), languages)
     if request.voice and request.references:
         raise UsageError("give either reference audio or a saved voice, not both")
+    if request.words:  # word timings come from Whisper: its model must be set before anything runs
+        from demod_voice.alignment import whisper_model_name
+
+        whisper_model_name(cfg)
     plan = XttsPlan(model_dir, language, values, seed, request.stream, cfg.get("xtts.stream_chunk_size"),
                     cfg.get("xtts.precision"))
     if request.references:
@@ -95,9 +99,15 @@ def synthesize(request, cfg, device: str | None = None, plan: XttsPlan | None = 
     plan = plan or options(request, cfg)
     engine = engine_for(plan, cfg, device)
     produced = False
-    for chunk in engine.synthesize(request.text, language=plan.language, latents=latents(plan, engine),
-                                   stream=plan.stream, split_sentences=request.split_sentences, seed=plan.seed, stream_chunk_size=plan.stream_chunk_size,
-                                   **plan.sampling):
+    chunks = engine.synthesize(request.text, language=plan.language, latents=latents(plan, engine),
+                               stream=plan.stream, split_sentences=request.split_sentences, seed=plan.seed,
+                               stream_chunk_size=plan.stream_chunk_size, **plan.sampling)
+    if request.words:  # XTTS has no alignments of its own: Whisper aligns the text to the audio
+        from demod_voice import alignment
+
+        whisper = alignment.whisper_model_name(cfg)
+        chunks = alignment.with_words(chunks, request.text, lambda: alignment.WhisperAligner(whisper, plan.language))
+    for chunk in chunks:
         produced = True
         yield chunk
     if not produced:

@@ -32,7 +32,7 @@ from demod_voice.errors import DemodError, InputError
 #: The original, positional CSV columns.
 ORIGINAL_COLUMNS = ("reference", "text", "output", "language", "speaker")
 #: Columns every engine understands.
-BASE_COLUMNS = ORIGINAL_COLUMNS + ("id", "engine", "voice", "model", "input", "format", "rvc")
+BASE_COLUMNS = ORIGINAL_COLUMNS + ("id", "engine", "voice", "model", "input", "format", "rvc", "captions")
 #: Bump when the meaning of a job changes so old resume records stop matching.
 HASH_VERSION = 1
 
@@ -66,6 +66,8 @@ class Job:
     hash: str = ""
     """Job hash recorded beside the output for resume (set by validation)."""
     group: tuple = ()
+    captions: Path | None = None
+    """Also write word timings here (.srt, .vtt or .json)."""
     """Jobs with the same group share a loaded model and conditioning."""
 
     def to_dict(self) -> dict:
@@ -74,6 +76,7 @@ class Job:
         data["reference"] = [str(p) for p in self.reference]
         data["input"] = str(self.input) if self.input else None
         data["group"] = list(self.group)
+        data["captions"] = str(self.captions) if self.captions else None
         return data
 
 
@@ -261,6 +264,20 @@ def _check_output_folder(output: Path) -> None:
         raise InputError(f"output folder is not writable: {parent}")
 
 
+def _captions_path(base: Path, value: str) -> Path | None:
+    if not value:
+        return None
+    from demod_voice.captions import caption_format
+
+    path = _resolve(base, value).absolute()
+    try:
+        caption_format(path)
+    except DemodError as exc:
+        raise InputError(f"captions: {exc.message}", hint=exc.hint) from None
+    _check_output_folder(path)
+    return path
+
+
 def build_job(line: int, record: dict, base: Path, cfg) -> Job:
     """Turn one record into a validated ``Job`` (raises ``InputError`` naming the problem)."""
     engine = _infer_engine(record)
@@ -310,10 +327,17 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         rvc=rvc_voice,
         rvc_options=rvc_options,
         id=_str_field(record, "id"),
+        captions=_captions_path(base, _str_field(record, "captions")),
     )
     for path in (*job.reference, *([job.input] if job.input else [])):
-        if path.resolve() == job.output.resolve():
+        if path.resolve() == job.output.resolve() or (job.captions and path.resolve() == job.captions.resolve()):
             raise InputError(f"output {job.output.name} would overwrite an input of the same job")
+    if job.captions and job.captions.resolve() == job.output.resolve():
+        raise InputError("captions and output are the same file", hint="give the captions their own .srt/.vtt/.json")
+    if job.captions and engine != "piper":  # XTTS and RVC words come from Whisper: its model must be set
+        from demod_voice.alignment import whisper_model_name
+
+        whisper_model_name(cfg)
     _check_output_folder(job.output)
     identity = adapter.validate(job, cfg)
     job.group = tuple(adapter.group_key(job))
@@ -327,6 +351,8 @@ def job_hash(job: Job, identity: Any) -> str:
         "v": HASH_VERSION, "engine": job.engine, "output": str(job.output), "format": job.fmt, "text": job.text,
         "language": job.language, "speaker": job.speaker, "options": job.options, "identity": identity,
         **({"rvc": job.rvc, "rvc_options": job.rvc_options} if job.rvc else {}),
+        # only when set, so jobs without captions keep their recorded hashes
+        **({"captions": str(job.captions)} if job.captions else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -307,6 +307,8 @@ def _finish(job, outcome: Outcome, state: ResumeState, summary: Summary, bar) ->
         try:
             job.output.parent.mkdir(parents=True, exist_ok=True)
             audio_mod.atomic_write_bytes(job.output, outcome.data)
+            if job.captions is not None:
+                audio_mod.atomic_write_bytes(job.captions, outcome.captions)
             state.record(job.output, job.hash, job.line, outcome.seconds, outcome.audio_seconds)
         except DemodError as exc:
             error = exc.to_dict()

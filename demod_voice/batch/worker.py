@@ -30,6 +30,8 @@ class Outcome:
     audio_seconds: float = 0.0
     sample_rate: int = 0
     error: dict = field(default_factory=dict)
+    captions: bytes = b""
+    """The job's caption file, rendered (when the job has a ``captions`` path)."""
 
 
 class Worker:
@@ -51,6 +53,7 @@ class Worker:
         try:
             result = self._runner(job.engine).run(job)
             data = audio_mod.encode(result, job.fmt)
+            captions = _render_captions(job, result)
         except DemodError as exc:
             return Outcome(job.line, False, seconds=time.perf_counter() - started, error=exc.to_dict())
         except Exception as exc:  # an engine bug: report it on this job with its type, keep the worker alive
@@ -59,4 +62,12 @@ class Worker:
                            error={"error": type(exc).__name__, "message": f"unexpected {type(exc).__name__}: {exc}",
                                   "hint": "run with -v for the traceback and please report it", "traceback": detail})
         return Outcome(job.line, True, data=data, seconds=time.perf_counter() - started,
-                       audio_seconds=result.duration, sample_rate=result.sample_rate)
+                       audio_seconds=result.duration, sample_rate=result.sample_rate, captions=captions)
+
+
+def _render_captions(job, result) -> bytes:
+    if getattr(job, "captions", None) is None:
+        return b""
+    from demod_voice import captions
+
+    return captions.render(result.words or [], captions.caption_format(job.captions)).encode("utf-8")

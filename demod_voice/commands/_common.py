@@ -18,6 +18,42 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"output format ({', '.join(FORMATS)}); default: from the --output suffix")
 
 
+def add_captions_argument(parser: argparse.ArgumentParser, extra: str = "") -> None:
+    parser.add_argument("--captions", metavar="FILE",
+                        help="also write word timings: .srt, .vtt or .json, chosen by the suffix" + extra)
+
+
+def check_captions(path: str | None) -> None:
+    """Refuse a bad --captions path before any work starts."""
+    if path:
+        from pathlib import Path
+
+        from demod_voice import captions
+        from demod_voice.audio import check_writable_dir
+
+        captions.caption_format(path)
+        check_writable_dir(Path(path))
+
+
+def recording_words(chunks, timeline):
+    """Pass chunks through, putting their word timings on ``timeline`` (a ``captions.Timeline``)."""
+    for chunk in chunks:
+        timeline.add(chunk.duration, chunk.words)
+        yield chunk
+
+
+def deliver_with_captions(chunks, target, captions_path: str | None):
+    """``output.deliver``, then the captions file of the words the chunks carried."""
+    from demod_voice import captions, output
+
+    if not captions_path:
+        return output.deliver(chunks, target)
+    timeline = captions.Timeline()
+    result = output.deliver(recording_words(chunks, timeline), target)
+    captions.write(captions_path, timeline.words)
+    return result
+
+
 def number_type(cast=float, *, low=None, high=None, above=None, unit="a number", rule=None, zero_ok=False):
     """An argparse ``type`` that parses ``cast`` and checks its range, with a message naming both.
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 
 from demod_voice.commands._common import (
+    add_captions_argument,
     add_format_argument,
     add_text_arguments,
+    check_captions,
+    deliver_with_captions,
     positive_float,
     setting_number,
 )
@@ -35,6 +38,7 @@ def register(sub, common) -> None:
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
     add_chain_arguments(p)
+    add_captions_argument(p)
     p.set_defaults(func=run)
 
 
@@ -59,16 +63,18 @@ def run(args, ctx) -> int:
     from demod_voice.cache import AudioCache, make_key
 
     check_chain_arguments(args)
+    check_captions(args.captions)
     cfg = ctx.cfg
     text = text_mod.read_text_argument(args.text, args.text_file)
     target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format"))
     request = request_from_args(args, text)
+    request.words = bool(args.captions)
     plan = piper_adapter.options(request, cfg)  # every input error before any engine loads
 
     started = time.perf_counter()
     # The audio cache (cache.enabled): a hit needs no engine at all.
     # (Not with --rvc: the conversion's own settings are not part of the key.)
-    cache = None if target.stream or args.rvc else AudioCache.from_config(cfg)
+    cache = None if target.stream or args.rvc or args.captions else AudioCache.from_config(cfg)
     if cache is not None:
         key = make_key(text, command="piper-infer", backend=plan.backend, options=repr(plan.options),
                        fmt=target.fmt, **piper_adapter.identity(request, cfg))
@@ -86,7 +92,7 @@ def run(args, ctx) -> int:
     if args.rvc:
         apply_aux_flags(args, ctx)
     chunks = adapters.synthesize("piper", request, cfg, ctx.device)
-    result = output.deliver(chunks, target)
+    result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from demod_voice.commands._common import add_format_argument
+from demod_voice.commands._common import add_captions_argument, add_format_argument, check_captions
 from demod_voice.commands._rvc import add_conversion_arguments, apply_aux_flags, rvc_request
 from demod_voice.errors import DemodError, EngineError, InputError, UsageError
 
@@ -16,7 +16,7 @@ def register(sub, common) -> None:
         description="Convert INPUT (an audio file, or a folder of them) into the voice of an RVC model. "
                     "Needs HuBERT (and RMVPE for the default pitch method): 'demod-voice models pull rvc-aux'.",
     )
-    p.add_argument("input", metavar="INPUT", help="audio file (any format soundfile reads) or a folder of them")
+    p.add_argument("input", metavar="INPUT", help="audio file (any format soundfile or PyAV reads) or a folder of them")
     p.add_argument("-m", "--model", required=True, metavar="MODEL",
                    help="RVC voice .pth, or a name registered with 'demod-voice rvc add'")
     p.add_argument("-o", "--output", metavar="OUT",
@@ -25,6 +25,9 @@ def register(sub, common) -> None:
                         "(default: INPUT_rvc)")
     add_format_argument(p)
     add_conversion_arguments(p)
+    add_captions_argument(p, " (one INPUT file; Whisper finds the words in INPUT: set captions.whisper_model)")
+    p.add_argument("--captions-text", metavar="TEXT",
+                   help="what INPUT says; its words are aligned to the audio (default: Whisper's transcript)")
     p.set_defaults(func=run)
 
 
@@ -45,7 +48,12 @@ def run(args, ctx) -> int:
         raise InputError(f"input not found: {source}", hint="pass an audio file or a folder of audio files")
     cfg = ctx.cfg
     default_fmt = cfg.get("output.format") or "wav"
+    check_captions(args.captions)
+    if args.captions_text and not args.captions:
+        raise UsageError("--captions-text needs --captions FILE")
     if source.is_dir():
+        if args.captions:
+            raise UsageError("--captions works on one INPUT file, not a folder")
         files = audio_files(source)
         if not files:
             raise InputError(f"no audio files in {source}", hint="put .wav/.flac/.ogg/.mp3 files in it")
@@ -68,8 +76,16 @@ def run(args, ctx) -> int:
         audio_mod.check_writable_dir(target)
     speech = audio_mod.read(source, what="input audio")
     started = time.perf_counter()
+    if args.captions:  # words of the clean input; conversion keeps the time axis, so they hold for the output
+        from demod_voice.alignment import words_of_speech
+
+        speech.words = words_of_speech(speech, args.captions_text, cfg)
     result = _converter(args, ctx)(speech)
     audio_mod.write(result, "-" if to_stdout else target, fmt)
+    if args.captions:
+        from demod_voice import captions
+
+        captions.write(args.captions, captions.carry(speech, result).words)
     if to_stdout:
         return 0
     ctx.say(f"wrote {target} ({result.duration:.1f} s, {result.sample_rate} Hz, {fmt}) in "

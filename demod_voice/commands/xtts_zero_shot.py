@@ -6,8 +6,11 @@ import argparse
 import time
 
 from demod_voice.commands._common import (
+    add_captions_argument,
     add_format_argument,
     add_text_arguments,
+    check_captions,
+    deliver_with_captions,
     setting_number,
 )
 from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
@@ -48,6 +51,7 @@ def register(sub, common) -> None:
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="GPU precision (default: config; CPU is fp32)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
     add_chain_arguments(p)
+    add_captions_argument(p, " (Whisper aligns the text: set captions.whisper_model)")
     p.set_defaults(func=run)
 
 
@@ -97,7 +101,9 @@ def run(args, ctx) -> int:
     sampling = {key: getattr(args, key) for key in SAMPLING_FLAGS}
     request = Request(text=text, voice=args.voice or "", references=references, language=args.language,
                       speed=args.speed, seed=args.seed, stream=args.stream, model=args.model_dir,
-                      options={k: v for k, v in sampling.items() if v is not None}, rvc=rvc_request(args))
+                      options={k: v for k, v in sampling.items() if v is not None}, rvc=rvc_request(args),
+                      words=bool(args.captions) and speak)
+    check_captions(args.captions if speak else None)
     plan = xtts_adapter.options(request, cfg, need_text=speak)
     check_chain_arguments(args)
     if request.rvc is not None:
@@ -114,7 +120,7 @@ def run(args, ctx) -> int:
     if not args.split_sentences:
         request.split_sentences = False
     chunks = adapters.synthesize("xtts", request, cfg, ctx.device, plan=plan)
-    result = output.deliver(chunks, target)
+    result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "

@@ -7,6 +7,7 @@ yields one ``Audio`` chunk per sentence, so callers can stream.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from demod_voice.audio import Audio
-from demod_voice.errors import EngineError, InputError, missing_extra
+from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -171,8 +172,11 @@ class PiperEngine:
         use_cuda = devices.onnx_wants_cuda(device)
         if device == "gpu" and not use_cuda:
             _LOGGER.warning("no CUDA provider in onnxruntime; Piper runs on the CPU (install the 'gpu' extra)")
+        # With the onnx package the graph is patched in memory to report samples per phoneme
+        # (word timings); the audio is the same either way.
+        self.alignments = importlib.util.find_spec("onnx") is not None
         try:
-            self._voice = self._load_voice(model_path, config_path, use_cuda, threads)
+            self._voice = self._load_voice(model_path, config_path, use_cuda, threads, self.alignments)
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
@@ -188,7 +192,7 @@ class PiperEngine:
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
 
     @staticmethod
-    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None):
+    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None, alignments: bool):
         """``PiperVoice.load`` with our own session options.
 
         Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin
@@ -196,7 +200,8 @@ class PiperEngine:
         the cores that concurrent requests (server workers, other processes)
         need. Spinning is turned off; ``threads`` (``piper.onnx_threads``)
         caps the intra-op threads, None keeps ONNX Runtime's default (one per
-        core).
+        core). ``alignments`` adds piper-tts's phoneme-alignment output to the
+        graph in memory (needs ``onnx``; the audio is unchanged), for word timings.
         """
         import onnxruntime
         from piper import PiperVoice
@@ -210,7 +215,18 @@ class PiperEngine:
             options.intra_op_num_threads = int(threads)
         providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
                      else ["CPUExecutionProvider"])
-        session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        model: str | bytes = str(model_path)
+        if alignments:
+            import onnx
+            from piper.patch_voice_with_alignment import add_alignment_output
+
+            graph = onnx.load(str(model_path))
+            try:
+                add_alignment_output(graph)
+                model = graph.SerializeToString()
+            except ValueError:  # already patched on disk, or no alignment tensor: use the file as it is
+                pass
+        session = onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
         return PiperVoice(session=session, config=config)
 
     def _read_voice(self, model_path: Path) -> None:
@@ -246,17 +262,39 @@ class PiperEngine:
             volume=options.volume,
         )
 
-    def synthesize(self, text: str, options: PiperOptions | None = None, **_: object) -> Iterator[Audio]:
-        """Yield one chunk per sentence (with ``sentence_silence`` appended)."""
+    def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,
+                   **_: object) -> Iterator[Audio]:
+        """Yield one chunk per sentence (with ``sentence_silence`` appended).
+
+        ``words``: attach word timings (``Audio.words``) from Piper's phoneme alignments.
+        """
         options = options or PiperOptions()
         syn_config = self._syn_config(options)
         silence = np.zeros(int(round(options.sentence_silence * self.sample_rate)), dtype=np.float32)
+        mapper, sentences = None, 0
+        if words:
+            if not getattr(self, "alignments", False):
+                if type(self) is PiperEngine:
+                    raise missing_extra("onnx", "piper")
+                raise NotAvailableError(f"word timings are not available with the {getattr(self, 'backend', '')} backend",
+                                        hint="use the onnxruntime backend for captions")
+            from demod_voice.alignment import PiperWordMapper
+
+            mapper = PiperWordMapper(text, self._voice.phonemize)
+            sentences = sum(1 for phonemes in self._voice.phonemize(text) if phonemes)
         try:
-            for chunk in self._voice.synthesize(text, syn_config=syn_config):
+            for index, chunk in enumerate(self._voice.synthesize(text, syn_config=syn_config,
+                                                                 include_alignments=mapper is not None)):
                 samples = chunk.audio_float_array
                 if len(silence):
                     samples = np.concatenate([samples, silence])
-                yield Audio(samples, chunk.sample_rate)
+                timings = None
+                if mapper is not None:
+                    from demod_voice.alignment import phoneme_word_spans
+
+                    spans = phoneme_word_spans(chunk.phoneme_alignments or (), chunk.sample_rate)
+                    timings = mapper.take(spans, last=index + 1 >= sentences)
+                yield Audio(samples, chunk.sample_rate, words=timings)
         except (InputError, EngineError):
             raise
         except Exception as exc:

@@ -95,6 +95,8 @@ class TTSRequest:
     XTTS temperature/top_k/top_p/repetition_penalty/length_penalty."""
     rvc: dict | None = None
     """Optional voice conversion after TTS: {"voice": NAME, "pitch": semitones, ...}."""
+    words: bool = False
+    """Attach word timings to the chunks (``Audio.words``)."""
 
 
 @dataclass
@@ -268,7 +270,7 @@ class PiperProvider:
 
         p = req.params
         return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
-                       options={k: p[k] for k in PIPER_SYNTHESIS_KEYS if p.get(k) is not None})
+                       options={k: p[k] for k in PIPER_SYNTHESIS_KEYS if p.get(k) is not None}, words=req.words)
 
 
 _FOUND: dict[str, bool] = {}
@@ -316,7 +318,7 @@ class XttsProvider:
         p = req.params
         request = Request(text=req.text, references=refs, language=req.language or profile.language,
                           speed=req.speed, seed=p.get("seed"),
-                          options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None})
+                          options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None}, words=req.words)
         try:
             plan = xtts_adapter.options(request, self.cfg)
         except ModelNotFoundError as exc:

@@ -40,6 +40,8 @@ class TTSBody(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     rvc: dict[str, Any] | None = None
     cache: bool = True
+    timestamps: bool = False
+    """Answer JSON with the audio (base64) and word timings; with ``stream``, Server-Sent Events."""
 
 
 class VoiceBody(BaseModel):

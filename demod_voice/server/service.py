@@ -10,15 +10,17 @@ synthesis is under way.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
+import json
 import logging
-import struct
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
+from demod_voice import captions, streaming
 from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
@@ -28,8 +30,8 @@ from demod_voice.stt import SpeechToText
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Formats written to the client chunk by chunk as sentences are synthesised.
-STREAMABLE = ("wav", "pcm")
+#: Formats written to the client chunk by chunk as sentences are synthesised (all but Ogg Vorbis).
+STREAMABLE = streaming.STREAMABLE
 
 
 class HTTPProblem(DemodError):
@@ -63,14 +65,6 @@ class Workers:
         requests in flight, and a running engine job cannot be interrupted (``serve`` exits past it)."""
         for executor in [self.cpu, *self.devices.values()]:
             executor.shutdown(wait=False, cancel_futures=True)
-
-
-def wav_stream_header(sample_rate: int) -> bytes:
-    """A 16-bit mono WAV header for a stream of unknown length (sizes set to the maximum)."""
-    unknown = 0xFFFFFFFF
-    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVE" + b"fmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-            + b"data" + struct.pack("<I", unknown))
 
 
 class ClientGone(HTTPProblem):
@@ -107,6 +101,7 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
             task.cancel()
 
 
+
 @dataclass
 class Result:
     """What a synthesis request answers with: bytes (whole) or an async byte stream."""
@@ -115,6 +110,13 @@ class Result:
     headers: dict
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+
+
+def encode_whole(audio: Audio, fmt: str) -> bytes:
+    """A whole response: PyAV codecs with finished headers, the rest as ``audio.encode``."""
+    if fmt in streaming.CODECS:
+        return streaming.encode_whole(audio, fmt)
+    return audio_mod.encode(audio, fmt)
 
 
 class Service:
@@ -189,8 +191,13 @@ class Service:
 
     # -- synthesis --
     async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True,
-                    client_gone: Callable[[], Awaitable[bool]] | None = None) -> Result:
-        """Synthesise ``req`` as ``fmt``; ``stream`` sends wav/pcm sentence by sentence.
+                    client_gone: Callable[[], Awaitable[bool]] | None = None, timestamps: bool = False,
+                    sse: bool = False) -> Result:
+        """Synthesise ``req`` as ``fmt``; ``stream`` sends it sentence by sentence as it is made.
+
+        ``timestamps``: a JSON answer (base64 audio + word timings), or with ``sse`` a stream of
+        Server-Sent Events, each an audio delta and the words it completes. ``sse`` alone: OpenAI's
+        ``stream_format: "sse"``.
 
         ``client_gone`` (the HTTP request's ``is_disconnected``) is polled while a whole-body request
         waits: when the client has left, its job is taken out of the queue or stopped at the next sentence.
@@ -198,6 +205,8 @@ class Service:
         self.check_text(req.text)
         rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
+        if timestamps or sse:
+            return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -236,7 +245,7 @@ class Service:
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
         try:
             chunks = await self._collect(queue, client_gone)
-            data = await asyncio.to_thread(audio_mod.encode, audio_mod.concat(chunks), fmt)
+            data = await asyncio.to_thread(encode_whole, audio_mod.concat(chunks), fmt)
         except BaseException:
             cancel.set()
             if claim:
@@ -245,6 +254,68 @@ class Service:
         if claim:
             claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
+
+    async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,
+                            client_gone=None) -> Result:
+        """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
+        req.words = words
+        plan = await asyncio.to_thread(self.router.plan, req)
+        engine, queue, cancel = await self._start(plan, rvc, client_gone)
+        headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
+        if sse:
+            return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
+                          stream=self._events(fmt, queue, cancel, words, len(req.text)))
+        try:
+            chunks = await self._collect(queue, client_gone)
+        finally:
+            cancel.set()
+        timeline = captions.Timeline()
+        for chunk in chunks:
+            timeline.add(chunk.duration, chunk.words)
+        whole = audio_mod.concat(chunks)
+        data = await asyncio.to_thread(encode_whole, whole, fmt)
+        body = {"audio": base64.b64encode(data).decode("ascii"), "format": fmt,
+                "media_type": audio_mod.MEDIA_TYPES[fmt], "sample_rate": whole.sample_rate,
+                "duration": round(whole.duration, 3), "engine": engine,
+                "words": captions.words_to_dicts(timeline.words)}
+        return Result("application/json", headers, body=json.dumps(body).encode("utf-8"))
+
+    async def _events(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, words: bool,
+                      input_chars: int) -> AsyncIterator[bytes]:
+        """``speech.audio.delta`` events (audio bytes of one encoder, base64) then ``speech.audio.done``."""
+        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        encoder = streaming.StreamEncoder(fmt)
+        timeline = captions.Timeline()
+
+        def event(payload: dict) -> bytes:
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        def delta(data: bytes, placed: list | None) -> dict:
+            payload = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+            if words:
+                payload["words"] = captions.words_to_dicts(placed or [])
+            return payload
+
+        try:
+            while (chunk := await self._next(queue, deadline)) is not None:
+                data = await asyncio.to_thread(encoder.write, chunk)
+                placed = timeline.add(chunk.duration, chunk.words)
+                if data or placed:
+                    yield event(delta(data, placed))
+            tail = await asyncio.to_thread(encoder.finish)
+            if tail:
+                yield event(delta(tail, []))
+            done = {"type": "speech.audio.done", "duration": round(timeline.offset, 3),
+                    "usage": {"input_tokens": input_chars, "output_tokens": 0, "total_tokens": input_chars}}
+            if words:
+                done["words"] = captions.words_to_dicts(timeline.words)
+            yield event(done)
+        except DemodError as exc:  # the status line is gone: report in the stream (the SDK raises on "error")
+            yield event({"type": "error", "error": {"message": exc.message, "type": type(exc).__name__,
+                                                    "hint": exc.hint}})
+        finally:
+            cancel.set()
+            encoder.close()
 
     async def _start(self, plan: Plan, rvc=None, client_gone=None) -> tuple[str, asyncio.Queue, threading.Event]:
         """Try the plan's candidates in order; return (engine, chunk queue, cancel flag) once audio flows.
@@ -350,23 +421,21 @@ class Service:
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
         finished = False
+        encoder = streaming.StreamEncoder(fmt)  # one encoder per response: the stream is one valid file
         try:
-            sample_rate = None
             while (chunk := await self._next(queue, deadline)) is not None:
-                parts = []
-                if sample_rate is None:
-                    sample_rate = chunk.sample_rate
-                    if fmt == "wav":
-                        parts.append(wav_stream_header(sample_rate))
-                elif chunk.sample_rate != sample_rate:
-                    chunk = audio_mod.resample(chunk, sample_rate)
-                parts.append(chunk.to_pcm16())
-                data = b"".join(parts)
+                data = await asyncio.to_thread(encoder.write, chunk)
+                if data:
+                    sent.append(data)
+                    yield data
+            data = await asyncio.to_thread(encoder.finish)
+            if data:
                 sent.append(data)
                 yield data
             finished = True
         finally:
             cancel.set()
+            encoder.close()
             if claim:
                 claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import shutil
-import subprocess
 import uuid
 
 import httpx
@@ -21,19 +19,13 @@ LONG_TEXT = " ".join(
 
 
 def decode(data: bytes, fmt: str, sample_rate: int = 22050) -> np.ndarray:
-    """Decode any response format back to samples (aac through ffmpeg)."""
+    """Decode any response format back to samples (libsndfile, else PyAV: no system ffmpeg)."""
     if fmt == "pcm":
         assert len(data) % 2 == 0
         return np.frombuffer(data, "<i2").astype(np.float32) / 32768
-    if fmt == "aac":
-        ffmpeg = shutil.which("ffmpeg")
-        if not ffmpeg:
-            pytest.skip("ffmpeg is not installed")
-        proc = subprocess.run([ffmpeg, "-loglevel", "error", "-i", "pipe:0", "-f", "wav", "pipe:1"], input=data,
-                              capture_output=True, check=True)
-        data = proc.stdout
-    samples, _ = sf.read(io.BytesIO(data), dtype="float32")
-    return samples
+    from demod_voice.audio import read
+
+    return read(data, what=f"{fmt} response").samples
 
 
 def engine_stats(client) -> dict:

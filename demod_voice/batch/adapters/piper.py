@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from demod_voice.audio import Audio, concat
+from demod_voice.audio import Audio
 from demod_voice.batch.adapters import chain_identity, chain_request, schema_options
 from demod_voice.config import PIPER_SYNTHESIS_KEYS
 from demod_voice.errors import InputError
@@ -16,7 +16,7 @@ def request(job):
     options = dict(job.options)
     speed = options.pop("speed", None)
     return Request(text=job.text, voice=job.model, speaker=job.speaker or None, speed=speed, options=options,
-                   rvc=chain_request(job))
+                   rvc=chain_request(job), words=getattr(job, "captions", None) is not None)
 
 
 def validate(job, cfg) -> dict:
@@ -48,5 +48,6 @@ class Runner:
 
     def run(self, job) -> Audio:
         from demod_voice import adapters
+        from demod_voice.captions import join
 
-        return concat(list(adapters.synthesize("piper", request(job), self.cfg, self.device)))
+        return join(list(adapters.synthesize("piper", request(job), self.cfg, self.device)))

@@ -64,4 +64,12 @@ class Runner:
             raise
         except ImportError as exc:
             raise NotAvailableError(f"the RVC engine cannot be imported ({exc})", hint="install the 'rvc' extra") from None
-        return engine.convert(audio.read(job.input, what="input audio"), **rvc_adapter.options(req, self.cfg))
+        speech = audio.read(job.input, what="input audio")
+        result = engine.convert(speech, **rvc_adapter.options(req, self.cfg))
+        if job.captions is None:
+            return result
+        from demod_voice import captions  # words of the input speech; conversion keeps the time axis
+        from demod_voice.alignment import words_of_speech
+
+        speech.words = words_of_speech(speech, job.text, self.cfg, job.language or None)
+        return captions.carry(speech, result)

@@ -7,7 +7,7 @@ model fails the jobs that need it, with the engine's message; the rest of the ru
 
 from __future__ import annotations
 
-from demod_voice.audio import Audio, concat
+from demod_voice.audio import Audio
 from demod_voice.batch.adapters import chain_identity, chain_request, schema_options
 from demod_voice.config import XTTS_SAMPLING_KEYS
 from demod_voice.errors import EngineError, InputError, NotAvailableError
@@ -21,7 +21,8 @@ def request(job):
     options = dict(job.options)
     seed = options.pop("seed", None)
     return Request(text=job.text, references=list(job.reference), language=job.language or None,
-                   model=job.model or None, seed=seed, options=options, rvc=chain_request(job))
+                   model=job.model or None, seed=seed, options=options, rvc=chain_request(job),
+                   words=getattr(job, "captions", None) is not None)
 
 
 def validate(job, cfg) -> dict:
@@ -72,4 +73,6 @@ class Runner:
         except ImportError as exc:
             raise NotAvailableError(f"the XTTS engine cannot be imported ({exc})",
                                     hint="install the 'xtts' extra") from None
-        return concat(chunks)
+        from demod_voice.captions import join
+
+        return join(chunks)

@@ -27,7 +27,8 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
                      fallback=body.fallback, speed=body.speed, language=body.language,
                      params=check_params(body.params), rvc=rvc)
     return respond(await svc.speak(req, body.format, stream=body.stream, use_cache=body.cache,
-                                   client_gone=request.is_disconnected))
+                                   client_gone=request.is_disconnected, timestamps=body.timestamps,
+                                   sse=body.timestamps and body.stream))
 
 
 @router.post("/api/convert")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from demod_voice.errors import InputError
 from demod_voice.server.routes import current_user, respond, service
 from demod_voice.server.schemas import SpeechBody
 from demod_voice.server.service import Service, TTSRequest
@@ -15,12 +14,11 @@ router = APIRouter(tags=["openai"])
 @router.post("/v1/audio/speech")
 async def speech(body: SpeechBody, request: Request, user: str = Depends(current_user),
                  svc: Service = Depends(service)):
-    if body.stream_format == "sse":
-        raise InputError("stream_format 'sse' is not supported", hint="use 'audio' (the default)")
     voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
     fmt = body.response_format or svc.cfg.get("server.default_format")
     req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model))
-    return respond(await svc.speak(req, fmt, stream=True, client_gone=request.is_disconnected))
+    return respond(await svc.speak(req, fmt, stream=True, client_gone=request.is_disconnected,
+                                   sse=body.stream_format == "sse"))
 
 
 @router.get("/v1/audio/voices")
