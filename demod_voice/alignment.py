@@ -17,16 +17,14 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-import threading
 import unicodedata
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from demod_voice.audio import Audio
 from demod_voice.captions import Word
-from demod_voice.errors import EngineError, InputError, missing_extra
+from demod_voice.errors import EngineError, InputError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -158,34 +156,14 @@ def _spread(words: list[str], spans: list[tuple[float, float]]) -> list[Word]:
 
 # --- Whisper ---------------------------------------------------------------------------------
 
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
 _NORMALIZE = re.compile(r"[^\w]+", re.UNICODE)
 
 
-def whisper_model(name: str):
-    """One faster-whisper model per process and name (CPU, int8).
+def whisper_model(path: str):
+    """The faster-whisper model in ``path``, loaded once per process by the shared STT engine (CPU, int8)."""
+    from demod_voice.engines import whisper
 
-    Minimal loader until the shared ``engines/whisper.py`` lands; then this
-    delegates to it.
-    """
-    with _MODELS_LOCK:
-        model = _MODELS.get(name)
-        if model is None:
-            try:
-                from faster_whisper import WhisperModel
-            except ImportError:
-                raise missing_extra("faster-whisper", "stt") from None
-            path = Path(name).expanduser()
-            try:
-                model = WhisperModel(str(path) if path.exists() else name, device="cpu", compute_type="int8")
-            except Exception as exc:  # CTranslate2 / huggingface_hub raise untyped errors; name them
-                raise InputError(f"cannot load Whisper model '{name}' (captions.whisper_model): "
-                                 f"{type(exc).__name__}: {exc}",
-                                 hint="give a local faster-whisper (CTranslate2) model folder") from None
-            _MODELS[name] = model
-            _LOGGER.info("loaded Whisper model %s for word alignment", name)
-        return model
+    return whisper.load(path, "cpu", "int8").model
 
 
 def _norm(word: str) -> str:
@@ -345,10 +323,16 @@ def words_of_speech(speech: Audio, text: str | None, cfg, language: str | None =
 
 
 def whisper_model_name(cfg) -> str:
-    """The model that aligns text for captions: ``captions.whisper_model``, else ``dataset.whisper_model``."""
-    name = cfg.get("captions.whisper_model") or cfg.get("dataset.whisper_model")
+    """The model folder that aligns text for captions.
+
+    ``captions.whisper_model``, else ``dataset.whisper_model``, else the speech-to-text model ``stt.model``;
+    a registry name (whisper-tiny.en) or a folder, resolved by the shared STT engine (clear error if missing).
+    """
+    from demod_voice.engines import whisper
+
+    name = cfg.get("captions.whisper_model") or cfg.get("dataset.whisper_model") or cfg.get("stt.model")
     if not name:
         raise InputError("word timings for this engine need a Whisper model, and captions.whisper_model is not set",
                          hint="set it to a faster-whisper model folder, e.g. "
                               "DEMOD_VOICE_CAPTIONS__WHISPER_MODEL=/path/to/whisper-tiny.en")
-    return str(name)
+    return str(whisper.resolve(str(name), cfg))

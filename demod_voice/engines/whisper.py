@@ -146,6 +146,11 @@ class WhisperEngine:
         _LOGGER.info("loaded Whisper model %s on %s (%s)", path, device, compute_type)
 
     @property
+    def model(self):
+        """The faster-whisper ``WhisperModel`` (word alignment for captions uses it directly)."""
+        return self._model
+
+    @property
     def languages(self) -> list[str]:
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
