@@ -121,7 +121,7 @@ SCHEMA: dict[str, Any] = {
     },
     "captions": {
         "whisper_model": S("str", None, "faster-whisper model that aligns the text to XTTS/RVC audio for word timings "
-                           "(default: dataset.whisper_model)", nullable=True),
+                           "(default: dataset.whisper_model, then stt.model)", nullable=True),
     },
     "batch": {
         "workers": S("int", 1, "worker processes for 'batch' (each loads its engines once)", min=1, max=256),
