@@ -359,3 +359,20 @@ def test_rvc_conversion_same_everywhere(chain_group, speech_wav, clip):
         assert res.status_code == 200, res.text
         results["api/convert"] = res.content
     assert_same(expected, results)
+
+
+def test_voice_profile_keeps_the_uploaded_samples_exactly(tmp_path, speech_wav):
+    """A profile's stored sample decodes to the very samples of the upload, so XTTS through a profile
+    (HTTP) is conditioned exactly as the CLI is on the original file (a 16-bit re-save was off by 1 LSB)."""
+    import numpy as np
+
+    from demod_voice import audio
+    from demod_voice.voices import VoiceStore
+
+    store = VoiceStore(tmp_path / "data")
+    store.create("ref", engine="xtts")
+    sample = store.add_sample("ref", speech_wav)
+    stored = audio.read(store.get("ref").samples_dir / f"{sample.id}.wav")
+    original = audio.read(speech_wav)
+    assert stored.sample_rate == original.sample_rate
+    assert np.array_equal(stored.samples, original.samples)
