@@ -4,7 +4,7 @@ Layout (every name validated and confined to its root)::
 
     <data_dir>/profiles/<user>/voices/<voice>/
         manifest.json          name, engine, language, fallback voice, reference sample ids + hash
-        samples/<id>.wav       the uploaded audio (mono, 16-bit)
+        samples/<id>.wav       the uploaded audio (mono, 32-bit float: exactly the decoded samples)
         samples/<id>.json      transcript, original file name, duration, quality score
         latents/               engine conditioning cache (XTTS writes here)
 
@@ -103,6 +103,16 @@ def _reference_hash(samples_dir: Path, ids: list[str]) -> str:
     for sid in ids:
         digest.update(sid.encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _float_wav(audio) -> bytes:
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, audio.samples, audio.sample_rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
 
 
 class VoiceStore:
@@ -211,7 +221,9 @@ class VoiceStore:
                         added=time.time())
         with _LOCK:
             profile.samples_dir.mkdir(parents=True, exist_ok=True)
-            audio_mod.write(audio, profile.samples_dir / f"{sid}.wav", "wav")
+            # Float, not 16-bit: a 16-bit re-save is not lossless (read divides by 32768, write multiplies
+            # by 32767), and a profile must condition XTTS exactly as the uploaded file does in the CLI.
+            paths.atomic_write_bytes(profile.samples_dir / f"{sid}.wav", _float_wav(audio))
             _write_json(profile.samples_dir / f"{sid}.json", sample.to_dict())
         return sample
 

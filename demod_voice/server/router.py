@@ -97,6 +97,8 @@ class TTSRequest:
     """Optional voice conversion after TTS: {"voice": NAME, "pitch": semitones, ...}."""
     words: bool = False
     """Attach word timings to the chunks (``Audio.words``)."""
+    stream: bool = False
+    """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
 
 
 @dataclass
@@ -132,7 +134,7 @@ class Plan:
         r = self.request
         return {"chain": [(c.engine, c.version) for c in self.candidates], "voice": self.voice.tag,
                 "reference": self.voice.profile.reference_hash if self.voice.profile else "",
-                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc}
+                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream}
 
 
 # --- statistics, breaker, audit ---------------------------------------------------------
@@ -317,7 +319,7 @@ class XttsProvider:
 
         p = req.params
         request = Request(text=req.text, references=refs, language=req.language or profile.language,
-                          speed=req.speed, seed=p.get("seed"),
+                          speed=req.speed, seed=p.get("seed"), stream=req.stream,
                           options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None}, words=req.words)
         try:
             plan = xtts_adapter.options(request, self.cfg)

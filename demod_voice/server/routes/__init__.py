@@ -5,6 +5,10 @@ Routes parse, authenticate and call ``Service`` (the only thing they call); shar
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
 from fastapi import Request, UploadFile
 
 from demod_voice.errors import InputError
@@ -26,6 +30,33 @@ def current_user(request: Request) -> str:
 
 def is_admin(request: Request, user: str) -> bool:
     return request.app.state.keys.is_admin(user)
+
+
+@asynccontextmanager
+async def client_watch(request: Request) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """``client_gone()`` for a request whose body has been read: true once its client has disconnected.
+
+    Starlette's ``Request.is_disconnected`` only peeks at the ASGI channel without waiting, and behind a
+    ``BaseHTTPMiddleware`` that peek never reaches the server, so a client that left went unseen. Here
+    one task keeps waiting on ``receive()`` (after the body, the only message left is ``http.disconnect``)
+    for as long as the request is being prepared; it is stopped before a response is sent, so a
+    ``StreamingResponse`` is again the only one listening.
+    """
+
+    async def until_disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(until_disconnect())
+
+    async def client_gone() -> bool:
+        # a receive that failed (no ASGI channel left) says nothing about the client
+        return watcher.done() and not watcher.cancelled() and watcher.exception() is None
+
+    try:
+        yield client_gone
+    finally:
+        watcher.cancel()
 
 
 def respond(result: Result):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from demod_voice.errors import InputError, NotAvailableError
-from demod_voice.server.routes import current_user, is_admin, read_upload, respond, service
+from demod_voice.server.routes import client_watch, current_user, is_admin, read_upload, respond, service
 from demod_voice.server.schemas import TTSBody, check_params
 from demod_voice.server.service import Service, TTSRequest
 
@@ -25,14 +25,15 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
         rvc = None
     req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
                      fallback=body.fallback, speed=body.speed, language=body.language,
-                     params=check_params(body.params), rvc=rvc)
-    return respond(await svc.speak(req, body.format, stream=body.stream, use_cache=body.cache,
-                                   client_gone=request.is_disconnected, timestamps=body.timestamps,
-                                   sse=body.timestamps and body.stream))
+                     params=check_params(body.params), rvc=rvc, stream=body.stream)
+    async with client_watch(request) as client_gone:
+        result = await svc.speak(req, body.format, stream=body.stream, use_cache=body.cache, client_gone=client_gone,
+                                 timestamps=body.timestamps, sse=body.timestamps and body.stream)
+    return respond(result)
 
 
 @router.post("/api/convert")
-async def convert(request: Request, file: UploadFile = File(...), voice: str = Form(...), pitch: float = Form(0.0),
+async def convert(request: Request, file: UploadFile = File(...), voice: str = Form(...), pitch: float | None = Form(None),
                   format: str = Form("wav"), user: str = Depends(current_user), svc: Service = Depends(service)):
     if not svc.rvc_available():
         raise NotAvailableError("RVC is not installed", hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'")

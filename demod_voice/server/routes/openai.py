@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from demod_voice.server.routes import current_user, respond, service
+from demod_voice.server.routes import client_watch, current_user, respond, service
 from demod_voice.server.schemas import SpeechBody
 from demod_voice.server.service import Service, TTSRequest
 
@@ -17,8 +17,9 @@ async def speech(body: SpeechBody, request: Request, user: str = Depends(current
     voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
     fmt = body.response_format or svc.cfg.get("server.default_format")
     req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model))
-    return respond(await svc.speak(req, fmt, stream=True, client_gone=request.is_disconnected,
-                                   sse=body.stream_format == "sse"))
+    async with client_watch(request) as client_gone:
+        result = await svc.speak(req, fmt, stream=True, client_gone=client_gone, sse=body.stream_format == "sse")
+    return respond(result)
 
 
 @router.get("/v1/audio/voices")
