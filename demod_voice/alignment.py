@@ -330,9 +330,19 @@ def whisper_model_name(cfg) -> str:
     """
     from demod_voice.engines import whisper
 
-    name = cfg.get("captions.whisper_model") or cfg.get("dataset.whisper_model") or cfg.get("stt.model")
+    from demod_voice.errors import DemodError
+
+    hint = ("set captions.whisper_model to a faster-whisper model folder, e.g. "
+            "DEMOD_VOICE_CAPTIONS__WHISPER_MODEL=/path/to/whisper-tiny.en, or pull stt.model")
+    explicit = cfg.get("captions.whisper_model") or cfg.get("dataset.whisper_model")
+    name = explicit or cfg.get("stt.model")
     if not name:
         raise InputError("word timings for this engine need a Whisper model, and captions.whisper_model is not set",
-                         hint="set it to a faster-whisper model folder, e.g. "
-                              "DEMOD_VOICE_CAPTIONS__WHISPER_MODEL=/path/to/whisper-tiny.en")
-    return str(whisper.resolve(str(name), cfg))
+                         hint=hint)
+    try:
+        return str(whisper.resolve(str(name), cfg))
+    except DemodError as exc:
+        if explicit:
+            raise
+        raise type(exc)(f"word timings for this engine need a Whisper model: captions.whisper_model is not set "
+                        f"and stt.model ({name}) is not usable: {exc.message}", hint=hint) from None
