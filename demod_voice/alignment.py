@@ -329,7 +329,6 @@ def whisper_model_name(cfg) -> str:
     a registry name (whisper-tiny.en) or a folder, resolved by the shared STT engine (clear error if missing).
     """
     from demod_voice.engines import whisper
-
     from demod_voice.errors import DemodError
 
     hint = ("set captions.whisper_model to a faster-whisper model folder, e.g. "
