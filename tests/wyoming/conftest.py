@@ -24,6 +24,7 @@ MAX_TEXT = 2000
 
 
 def write_config(home: Path, whisper: Path, xtts_dir: Path | None, extra: str = "") -> Path:
+    """Server config for the Wyoming tests; Piper without noise, so the audio (and its WER) is the same every run."""
     xtts = f"xtts:\n  model_dir: {xtts_dir}\n" if xtts_dir else ""
     config = home / "server.yaml"
     config.write_text(f"""
@@ -35,6 +36,9 @@ paths:
   compute_type: int8
   beam_size: 1
   max_audio_s: {MAX_AUDIO_S}
+piper:
+  noise_scale: 0.0
+  noise_w: 0.0
 server:
   max_text_chars: {MAX_TEXT}
   request_timeout_s: 900
