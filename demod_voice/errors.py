@@ -78,3 +78,15 @@ def missing_extra(package: str, extra: str) -> NotAvailableError:
         f"the Python package '{package}' is not installed",
         hint=f"install the '{extra}' extra: pip install 'demod-voice[{extra}]'",
     )
+
+
+class HTTPProblem(DemodError):
+    """An error with an explicit HTTP status (limits, auth, conflicts); the server answers with that status.
+
+    It lives here, not in server/, so request services outside server/ (speech-to-text) can raise it
+    without importing the server.
+    """
+
+    def __init__(self, status: int, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.status = status

@@ -114,7 +114,7 @@ class SpeechToText:
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.run, req), timeout)
         except TimeoutError:
-            from demod_voice.server.service import HTTPProblem
+            from demod_voice.errors import HTTPProblem
 
             raise HTTPProblem(504, f"transcription took longer than {timeout:.0f} s",
                               hint="send shorter audio or raise server.request_timeout_s") from None

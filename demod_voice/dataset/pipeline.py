@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demod_voice.dataset import layouts, process, writers
+import demod_voice.dataset.layouts as layouts
+import demod_voice.dataset.process as process
+import demod_voice.dataset.writers as writers
 from demod_voice.dataset.layouts import Row
 from demod_voice.errors import EngineError, InputError, UsageError
 

@@ -24,7 +24,7 @@ from demod_voice import captions, streaming
 from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
-from demod_voice.errors import DemodError, InputError
+from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
 from demod_voice.stt import SpeechToText
 
@@ -32,14 +32,6 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Formats written to the client chunk by chunk as sentences are synthesised (all but Ogg Vorbis).
 STREAMABLE = streaming.STREAMABLE
-
-
-class HTTPProblem(DemodError):
-    """An error with an explicit HTTP status (limits, auth, conflicts)."""
-
-    def __init__(self, status: int, message: str, hint: str | None = None):
-        super().__init__(message, hint)
-        self.status = status
 
 
 class Workers:

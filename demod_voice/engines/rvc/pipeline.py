@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import demod_voice.engines.rvc.f0 as f0_mod
 from demod_voice.audio import Audio, resample
-from demod_voice.engines.rvc import f0 as f0_mod
 
 _LOGGER = logging.getLogger(__name__)
 
