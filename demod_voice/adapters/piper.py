@@ -17,10 +17,12 @@ from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
 
-#: Longest piece of text handed to Piper at once. Piper voices are trained on utterances of up to
-#: about 15-20 s; at ~15 characters per second of speech that is ~300 characters, and the network's
-#: memory grows with the phoneme count, so longer pieces only cost memory and sound no better.
-MAX_SENTENCE_CHARS = 300
+#: Longest piece of text handed to Piper at once. Piper's decoder holds the whole piece's audio in
+#: its upsampling layers, about 30-35 MB per second of speech (measured with the Joe voice: 9 s -> +200 MB,
+#: 21 s -> +680 MB). 150 characters is ~10 s of ordinary prose and ~15 s of number-heavy text (digits
+#: expand into words), which keeps one piece under ~600 MB; pieces that long are rare in real prose,
+#: which has punctuation to split at first, and splitting at a word boundary sounds no worse.
+MAX_SENTENCE_CHARS = 150
 
 _RESOLVED: dict[tuple[str, int], Path] = {}
 _RESOLVED_LOCK = threading.Lock()

@@ -5,7 +5,6 @@ The container and Nix worlds are compared with the same lock in test_containers.
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
 import re
 import shutil
@@ -15,6 +14,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from tests.packaging.venv import installed_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "uv.lock"
@@ -90,7 +91,7 @@ def test_venv_holds_exactly_the_locked_versions():
     if uv is None:
         pytest.skip("uv is not installed (make bootstraps it into .uv/)")
     expected = expected_for_this_python(uv)
-    installed = {normalize(d.metadata["Name"]): d.version for d in md.distributions() if d.metadata["Name"]}
+    installed = installed_versions()
     assert len(expected) > 100, "uv export returned too few pins"
     missing = sorted(set(expected) - set(installed))
     drift = {n: (installed[n], v) for n, v in expected.items() if n in installed and installed[n] != v}

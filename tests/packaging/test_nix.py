@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.venv import installed_distributions, installed_versions
 from tests.packaging.nixeval import HERE, ROOT, VENDOR, needs_nix, needs_vendor, nix_env, nix_eval, run_eval
 
 EVAL = HERE / "eval.nix"
@@ -234,12 +235,11 @@ def test_uv2nix_resolves_the_locks_names_and_versions(env_name, python, system):
 @needs_vendor
 def test_the_flake_env_is_the_venv_make_test_installs():
     """The dev environment the flake builds (Python 3.11 here) equals this .venv, version for version."""
-    import importlib.metadata as md
 
     python = ".".join(map(str, sys.version_info[:3]))
     got = nix_eval(EVAL, "env.dev", pythonVersion=python, system="x86_64-linux")
     got.pop("demod-voice")
-    installed = {normalize(d.metadata["Name"]): d.version for d in md.distributions()}
+    installed = installed_versions()
     installed.pop("demod-voice", None)
     if set(installed) != set(got) and not (ROOT / ".venv" / ".stamp-test").exists():
         pytest.skip("this interpreter's environment is not `make test`'s .venv")
@@ -344,7 +344,6 @@ def test_every_wheel_library_resolves():
     counts as found when the package ships it, a wheel on its search path ships it, a nixpkgs
     package in its buildInputs provides it, or the fix-ups name it as optional/driver-provided.
     """
-    import importlib.metadata as md
 
     from tests.packaging.elf import needed_libraries
 
@@ -353,7 +352,7 @@ def test_every_wheel_library_resolves():
     python = ".".join(map(str, sys.version_info[:3]))
     inputs = nix_eval(EVAL, "linkInputs", pythonVersion=python, system="x86_64-linux")
     files: dict[str, list[Path]] = {}
-    for dist in md.distributions():
+    for dist in installed_distributions():
         name = normalize(dist.metadata["Name"])
         if name in inputs and inputs[name]["format"] == "wheel":
             files[name] = [Path(dist.locate_file(f)) for f in dist.files or []]
