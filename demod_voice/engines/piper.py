@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -186,21 +187,80 @@ def _register_shared_cpu_arena() -> None:
         _ARENA_REGISTERED = True
 
 
-class _ShrinkingSession:
-    """An ONNX Runtime session whose every run ends by handing the arena's free memory back."""
+def _new_session(model_path: Path, use_cuda: bool, threads: int | None, alignments: bool):
+    """One ONNX Runtime session for a Piper voice.
 
-    def __init__(self, session):
+    Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin while they wait for work, which is
+    cheap on an idle machine but steals the cores that concurrent requests (server workers, other
+    processes) need, so spinning is off. ``threads`` caps the intra-op threads (None: one per core).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if not use_cuda:
+        _register_shared_cpu_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
+                 else ["CPUExecutionProvider"])
+    model: str | bytes = str(model_path)
+    if alignments:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        graph = onnx.load(str(model_path))
+        try:
+            add_alignment_output(graph)
+            model = graph.SerializeToString()
+        except ValueError:  # already patched on disk, or no alignment tensor: use the file as it is
+            pass
+    return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
+
+
+class _CpuSession:
+    """What PiperVoice runs on the CPU: every run ends by handing the shared arena's free memory back, and
+    with ``adaptive`` a run that is alone uses every core while runs that overlap get one thread each.
+
+    Measured with ``bench/server.py`` on 2 cores: one thread per run (``piper.onnx_threads: 1``) serves
+    concurrent requests 1.13x faster than piper's own server but a lone request at 0.6x; every core per run
+    is the opposite. The one-thread session is built the first time two runs overlap (never, in the CLI).
+    Both give bit-identical audio (checked in tests/core/test_engine_layer.py).
+    """
+
+    def __init__(self, make, threads: int | None, adaptive: bool):
         import onnxruntime
 
-        self._session = session
+        self._make = make
+        self._solo = make(threads)
+        self._adaptive = adaptive
+        self._single = None
+        self._active = 0
+        self._lock = threading.Lock()
         self._run_options = onnxruntime.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
+    def _one_thread_session(self):
+        with self._lock:
+            if self._single is None:
+                self._single = self._make(1)
+            return self._single
+
     def run(self, output_names, input_feed, run_options=None):
-        return self._session.run(output_names, input_feed, run_options or self._run_options)
+        with self._lock:
+            alone = self._active == 0
+            self._active += 1
+        try:
+            session = self._solo if alone or not self._adaptive else self._one_thread_session()
+            return session.run(output_names, input_feed, run_options or self._run_options)
+        finally:
+            with self._lock:
+                self._active -= 1
 
     def __getattr__(self, name: str):
-        return getattr(self._session, name)
+        return getattr(self._solo, name)
 
 
 class PiperEngine:
@@ -238,47 +298,25 @@ class PiperEngine:
 
     @staticmethod
     def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None, alignments: bool):
-        """``PiperVoice.load`` with our own session options.
+        """``PiperVoice.load`` with our own session(s).
 
-        Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin
-        while they wait for work, which is cheap on an idle machine but steals
-        the cores that concurrent requests (server workers, other processes)
-        need. Spinning is turned off; ``threads`` (``piper.onnx_threads``)
-        caps the intra-op threads, None keeps ONNX Runtime's default (one per
-        core). ``alignments`` adds piper-tts's phoneme-alignment output to the
-        graph in memory (needs ``onnx``; the audio is unchanged), for word timings.
+        ``alignments`` adds piper-tts's phoneme-alignment output to the graph in
+        memory (needs ``onnx``; the audio is unchanged), for word timings. On the
+        CPU the session is a ``_CpuSession`` (shared shrinking arena; with
+        ``threads`` None, a run alone uses every core and concurrent runs one each).
         """
-        import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
-        options = onnxruntime.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        if not use_cuda:
-            # the process's shared CPU arena, shrunk after every run (see _ShrinkingSession)
-            _register_shared_cpu_arena()
-            options.add_session_config_entry("session.use_env_allocators", "1")
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
-                     else ["CPUExecutionProvider"])
-        model: str | bytes = str(model_path)
-        if alignments:
-            import onnx
-            from piper.patch_voice_with_alignment import add_alignment_output
 
-            graph = onnx.load(str(model_path))
-            try:
-                add_alignment_output(graph)
-                model = graph.SerializeToString()
-            except ValueError:  # already patched on disk, or no alignment tensor: use the file as it is
-                pass
-        session = onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
-        if not use_cuda:
-            session = _ShrinkingSession(session)
-        return PiperVoice(session=session, config=config)
+        def make(intra_threads: int | None):
+            return _new_session(model_path, use_cuda, intra_threads, alignments)
+
+        if use_cuda:
+            return PiperVoice(session=make(threads), config=config)
+        adaptive = threads is None and (os.cpu_count() or 1) > 1
+        return PiperVoice(session=_CpuSession(make, threads, adaptive), config=config)
 
     def _read_voice(self, model_path: Path) -> None:
         """What every backend does first: piper-tts importable, both voice files there, the config read."""

@@ -104,6 +104,40 @@ def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
     assert all(np.isfinite(c.samples).all() for c in chunks)
 
 
+def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
+    """Runs that overlap go to a one-thread session, a run alone to the every-core one: same samples, bit for bit."""
+    import os
+    import threading
+
+    from demod_voice.engines import piper
+
+    engine = piper.load(joe_voice, "cpu")
+    options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
+    texts = ["The quick brown fox jumps over the lazy dog.", "Our train leaves the station at half past nine."]
+
+    def speak(text: str) -> np.ndarray:
+        return np.concatenate([c.samples for c in engine.synthesize(text, options)])
+
+    alone = [speak(t) for t in texts]
+    results: dict[int, np.ndarray] = {}
+    start = threading.Barrier(6)
+
+    def worker(i: int) -> None:
+        start.wait()
+        results[i] = speak(texts[i % 2])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert len(results) == 6
+    for i, samples in results.items():
+        assert np.array_equal(samples, alone[i % 2]), f"run {i} differs from the same text alone"
+    if (os.cpu_count() or 1) > 1:  # the overlapping runs really took the one-thread session
+        assert engine._voice.session._single is not None
+
+
 def test_chain_converts_each_sentence_once():
     from demod_voice.adapters.chain import converted
     from demod_voice.audio import Audio
