@@ -238,15 +238,17 @@ class _CpuSession:
         self._adaptive = adaptive
         self._single = None
         self._active = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _active only: held for a moment, never while building
+        self._build_lock = threading.Lock()
         self._run_options = onnxruntime.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def _one_thread_session(self):
-        with self._lock:
-            if self._single is None:
-                self._single = self._make(1)
-            return self._single
+        if self._single is None:
+            with self._build_lock:
+                if self._single is None:
+                    self._single = self._make(1)
+        return self._single
 
     def run(self, output_names, input_feed, run_options=None):
         with self._lock:
