@@ -77,8 +77,8 @@ SCHEMA: dict[str, Any] = {
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "sentence_silence": S("float", 0.0, "seconds of silence after each sentence", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
-        "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run; default: every core for a run "
-                          "alone, one each for runs that overlap", min=1, max=256, nullable=True),
+        "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
+                          "the count changes the audio's last bits", min=1, max=256, nullable=True),
     },
     "xtts": {
         "model_dir": S("path", None, "XTTS-v2 checkpoint folder; default <data_dir>/models/xtts-v2", nullable=True),

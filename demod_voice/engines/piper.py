@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -221,48 +220,29 @@ def _new_session(model_path: Path, use_cuda: bool, threads: int | None, alignmen
 
 
 class _CpuSession:
-    """What PiperVoice runs on the CPU: every run ends by handing the shared arena's free memory back, and
-    with ``adaptive`` a run that is alone uses every core while runs that overlap get one thread each.
+    """What PiperVoice runs on the CPU: one session, every run ends by handing the shared arena's free memory back.
 
-    Measured with ``bench/server.py`` on 2 cores: one thread per run (``piper.onnx_threads: 1``) serves
-    concurrent requests 1.13x faster than piper's own server but a lone request at 0.6x; every core per run
-    is the opposite. The one-thread session is built the first time two runs overlap (never, in the CLI).
-    Both give bit-identical audio (checked in tests/core/test_engine_layer.py).
+    The thread count is fixed for the process on purpose. ONNX Runtime's CPU kernels split their sums
+    differently for different thread counts (MLAS convolution segments), so the same sentence run with one
+    thread and with two differs in the last float bits, and after 16-bit rounding sometimes in a sample.
+    Measured: of seven test sentences on the Joe voice, two differed between 1 and 2 threads (max 7e-6).
+    An earlier adaptive scheme (every core alone, one thread per overlapping run) was faster under load but
+    gave a request different bytes depending on what else was running; it failed the server's
+    "50 concurrent requests, same bytes per text" test on CI and was removed.
     """
 
-    def __init__(self, make, threads: int | None, adaptive: bool):
+    def __init__(self, session):
         import onnxruntime
 
-        self._make = make
-        self._solo = make(threads)
-        self._adaptive = adaptive
-        self._single = None
-        self._active = 0
-        self._lock = threading.Lock()  # guards _active only: held for a moment, never while building
-        self._build_lock = threading.Lock()
+        self._session = session
         self._run_options = onnxruntime.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
-    def _one_thread_session(self):
-        if self._single is None:
-            with self._build_lock:
-                if self._single is None:
-                    self._single = self._make(1)
-        return self._single
-
     def run(self, output_names, input_feed, run_options=None):
-        with self._lock:
-            alone = self._active == 0
-            self._active += 1
-        try:
-            session = self._solo if alone or not self._adaptive else self._one_thread_session()
-            return session.run(output_names, input_feed, run_options or self._run_options)
-        finally:
-            with self._lock:
-                self._active -= 1
+        return self._session.run(output_names, input_feed, run_options or self._run_options)
 
     def __getattr__(self, name: str):
-        return getattr(self._solo, name)
+        return getattr(self._session, name)
 
 
 class PiperEngine:
@@ -304,21 +284,16 @@ class PiperEngine:
 
         ``alignments`` adds piper-tts's phoneme-alignment output to the graph in
         memory (needs ``onnx``; the audio is unchanged), for word timings. On the
-        CPU the session is a ``_CpuSession`` (shared shrinking arena; with
-        ``threads`` None, a run alone uses every core and concurrent runs one each).
+        CPU the session is a ``_CpuSession`` (shared arena, shrunk after
+        every run); ``threads`` None means one intra-op thread per core.
         """
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
 
-        def make(intra_threads: int | None):
-            return _new_session(model_path, use_cuda, intra_threads, alignments)
-
-        if use_cuda:
-            return PiperVoice(session=make(threads), config=config)
-        adaptive = threads is None and (os.cpu_count() or 1) > 1
-        return PiperVoice(session=_CpuSession(make, threads, adaptive), config=config)
+        session = _new_session(model_path, use_cuda, threads, alignments)
+        return PiperVoice(session=session if use_cuda else _CpuSession(session), config=config)
 
     def _read_voice(self, model_path: Path) -> None:
         """What every backend does first: piper-tts importable, both voice files there, the config read."""

@@ -105,15 +105,18 @@ def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
 
 
 def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
-    """Runs that overlap go to a one-thread session, a run alone to the every-core one: same samples, bit for bit."""
-    import os
+    """A run's samples do not depend on what else runs: overlapping runs give a run alone's samples, bit for bit.
+
+    The first two texts are ones whose samples change with ONNX Runtime's thread count (measured: 1 vs 2
+    threads differ by up to 7e-6), so any scheme that picks threads by load fails here, as one did on CI.
+    """
     import threading
 
     from demod_voice.engines import piper
 
     engine = piper.load(joe_voice, "cpu")
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
-    texts = ["The quick brown fox jumps over the lazy dog.", "Our train leaves the station at half past nine."]
+    texts = ["Three words here.", "Four words right here.", "The quick brown fox jumps over the lazy dog."]
 
     def speak(text: str) -> np.ndarray:
         return np.concatenate([c.samples for c in engine.synthesize(text, options)])
@@ -124,7 +127,7 @@ def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
 
     def worker(i: int) -> None:
         start.wait()
-        results[i] = speak(texts[i % 2])
+        results[i] = speak(texts[i % len(texts)])
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
     for t in threads:
@@ -133,9 +136,7 @@ def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
         t.join(300)
     assert len(results) == 6
     for i, samples in results.items():
-        assert np.array_equal(samples, alone[i % 2]), f"run {i} differs from the same text alone"
-    if (os.cpu_count() or 1) > 1:  # the overlapping runs really took the one-thread session
-        assert engine._voice.session._single is not None
+        assert np.array_equal(samples, alone[i % len(texts)]), f"run {i} differs from the same text alone"
 
 
 def test_chain_converts_each_sentence_once():
