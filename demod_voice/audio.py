@@ -30,6 +30,9 @@ MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "op
                "mp3": "audio/mpeg", "aac": "audio/aac", "pcm": "audio/pcm"}
 #: Opus only supports these rates; other audio is resampled to 48 kHz.
 _OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+#: libsndfile's container and subtype for each format it writes.
+_SOUNDFILE_FORMATS = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS"),
+                      "mp3": ("MP3", "MPEG_LAYER_III")}
 
 
 @dataclass
@@ -324,6 +327,77 @@ def encode(audio: Audio, fmt: str) -> bytes:
     elif fmt == "mp3":
         sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
     return buf.getvalue()
+
+
+class IncrementalEncoder:
+    """``encode`` chunk by chunk into a seekable binary file, so long audio never sits in memory whole.
+
+    Gives ``encode``'s bytes for the concatenated chunks: WAV and PCM exactly (header finished at the
+    end), FLAC and MP3 too (libsndfile's encoders do not depend on how writes are cut), AAC through the
+    same PyAV encoder; Ogg files carry a random stream serial, so Ogg Vorbis/Opus match in samples only.
+    Opus at a rate the codec lacks is resampled with a streaming libsoxr resampler. Chunks at another
+    rate than ``sample_rate`` are resampled to it, as ``concat`` does.
+    """
+
+    def __init__(self, fh: BinaryIO, fmt: str, sample_rate: int):
+        self.fmt = format_for(None, fmt)
+        self.sample_rate = sample_rate
+        self.frames = 0
+        self._fh = fh
+        self._sf = None
+        self._resampler = None
+        self._aac = None
+        if self.fmt == "wav":
+            fh.write(wav_header(sample_rate, 0))  # sizes filled in by finish()
+        elif self.fmt == "aac":
+            from demod_voice.streaming import StreamEncoder
+
+            self._aac = StreamEncoder("aac", sample_rate, into=fh)
+        elif self.fmt != "pcm":
+            import soundfile as sf
+
+            rate = sample_rate
+            if self.fmt == "opus" and rate not in _OPUS_RATES:
+                import soxr
+
+                rate = 48000
+                self._resampler = soxr.ResampleStream(sample_rate, rate, 1, dtype="float32", quality="HQ")
+            container, subtype = _SOUNDFILE_FORMATS[self.fmt]
+            self._sf = sf.SoundFile(fh, "w", rate, 1, format=container, subtype=subtype)
+
+    def write(self, chunk: Audio) -> None:
+        if chunk.sample_rate != self.sample_rate:
+            chunk = resample(chunk, self.sample_rate)
+        self.frames += len(chunk.samples)
+        if self.fmt in ("wav", "pcm"):
+            self._fh.write(chunk.to_pcm16())
+        elif self._aac is not None:
+            self._aac.write(chunk)
+        elif self.fmt == "flac":  # quantised by the one float -> 16-bit rule, as in ``encode``
+            self._sf.write(np.frombuffer(chunk.to_pcm16(), dtype="<i2"))
+        else:
+            self._write_float(np.asarray(chunk.samples, dtype=np.float32), last=False)
+
+    def _write_float(self, samples: np.ndarray, last: bool) -> None:
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        if len(samples):
+            self._sf.write(np.clip(samples, -1.0, 1.0))
+
+    def finish(self) -> None:
+        """Complete the file (headers, codec flush). Call once, after the last chunk."""
+        if self.fmt == "wav":
+            end = self._fh.tell()
+            self._fh.seek(0)
+            self._fh.write(wav_header(self.sample_rate, self.frames))
+            self._fh.seek(end)
+        elif self._aac is not None:
+            self._aac.finish()
+        elif self._sf is not None:
+            if self._resampler is not None:
+                self._write_float(np.zeros(0, dtype=np.float32), last=True)
+            self._sf.close()
+        self._fh.flush()
 
 
 def write(audio: Audio, target: str | os.PathLike, fmt: str | None = None) -> Path:

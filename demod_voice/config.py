@@ -125,6 +125,8 @@ SCHEMA: dict[str, Any] = {
     },
     "batch": {
         "workers": S("int", 1, "worker processes for 'batch' (each loads its engines once)", min=1, max=256),
+        "max_text_chars": S("int", 50000, "longest text of one job (its audio is held whole in a worker: "
+                                          "about an hour of speech, ~600 MB)", min=1),
     },
     "cache": {
         "enabled": S("bool", False, "use the audio cache for CLI commands (the server enables it itself)"),

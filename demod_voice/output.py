@@ -7,11 +7,11 @@ same whatever the engine.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
-
-import numpy as np
 
 from demod_voice import audio as audio_mod
 from demod_voice.audio import Audio
@@ -50,31 +50,66 @@ def plan_target(output: str | None, fmt: str | None, stream: bool, default_fmt: 
     return target
 
 
-def stream_pcm(chunks: Iterable[Audio], out: BinaryIO | None = None) -> Audio:
-    """Write each chunk as raw PCM as soon as it arrives; return the whole audio."""
-    parts: list[np.ndarray] = []
+@dataclass(frozen=True)
+class Delivered:
+    """What was written: enough for the summary line, without keeping the audio in memory."""
+
+    sample_rate: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def stream_pcm(chunks: Iterable[Audio], out: BinaryIO | None = None) -> Delivered:
+    """Write each chunk as raw PCM as soon as it arrives."""
+    frames = 0
     sample_rate = 0
     with contextlib.nullcontext(out) if out is not None else open_output(STDOUT) as fh:
         for chunk in chunks:
-            sample_rate = chunk.sample_rate
+            sample_rate = sample_rate or chunk.sample_rate
+            if chunk.sample_rate != sample_rate:
+                chunk = audio_mod.resample(chunk, sample_rate)
             fh.write(chunk.to_pcm16())
             fh.flush()
-            parts.append(chunk.samples)
-    if not parts:
+            frames += len(chunk.samples)
+    if not sample_rate:
         raise InputError("the text produced no speech", hint="give words, not only punctuation")
-    return Audio(np.concatenate(parts), sample_rate)
+    return Delivered(sample_rate, frames)
 
 
-def deliver(chunks: Iterable[Audio], target: Target) -> Audio:
-    """Consume ``chunks`` into ``target``; file writes are atomic."""
+def deliver(chunks: Iterable[Audio], target: Target) -> Delivered:
+    """Consume ``chunks`` into ``target``, encoding each as it arrives; file writes are atomic.
+
+    Memory stays bounded whatever the text's length: a file target is encoded straight into the
+    temporary file beside it, and standard output, devices and FIFOs (which cannot seek back to
+    finish a header) get a temporary spool file that is copied over at the end. The bytes are
+    those of ``audio.encode`` on the whole audio (tests/core/test_output.py).
+    """
     if target.stream:
         return stream_pcm(chunks)
-    collected = list(chunks)
-    if not collected:
+    path = STDOUT if target.to_stdout else target.path
+    with open_output(path) as fh:
+        if path != STDOUT and check_output(path).kind == "file":
+            return _encode_into(chunks, fh, target.fmt)
+        with tempfile.TemporaryFile(prefix="demod-voice-", suffix=".part") as spool:
+            delivered = _encode_into(chunks, spool, target.fmt)
+            spool.seek(0)
+            shutil.copyfileobj(spool, fh, 1 << 20)
+        return delivered
+
+
+def _encode_into(chunks: Iterable[Audio], fh: BinaryIO, fmt: str) -> Delivered:
+    writer = None
+    for chunk in chunks:
+        if writer is None:
+            writer = audio_mod.IncrementalEncoder(fh, fmt, chunk.sample_rate)
+        writer.write(chunk)
+    if writer is None or not writer.frames:
         raise InputError("the text produced no speech", hint="give words, not only punctuation")
-    whole = audio_mod.concat(collected)
-    atomic_write_bytes(STDOUT if target.to_stdout else target.path, audio_mod.encode(whole, target.fmt))
-    return whole
+    writer.finish()
+    return Delivered(writer.sample_rate, writer.frames)
 
 
 def deliver_bytes(data: bytes, target: Target) -> None:

@@ -97,21 +97,45 @@ class _SeekableSink(io.BytesIO):
         return b""
 
 
+class _FileSink:
+    """A real, seekable file the muxer writes straight into (memory stays bounded for long audio)."""
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    def write(self, data) -> int:
+        return self._fh.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def take(self) -> bytes:
+        return b""
+
+
 class StreamEncoder:
     """Encode ``Audio`` chunks of one sample rate into one file of ``fmt``, incrementally.
 
     Not thread-safe; one per response. Chunks at another rate are resampled to the
-    first chunk's rate (``sample_rate`` fixes it up front).
+    first chunk's rate (``sample_rate`` fixes it up front). ``into`` (a seekable binary
+    file) makes the muxer write there directly; ``write``/``finish`` then return nothing.
     """
 
-    def __init__(self, fmt: str, sample_rate: int | None = None, seekable: bool = False):
+    def __init__(self, fmt: str, sample_rate: int | None = None, seekable: bool = False, into=None):
         if fmt not in STREAMABLE:
             raise UsageError(f"format '{fmt}' cannot be streamed", hint="use one of " + ", ".join(STREAMABLE))
         self.fmt = fmt
         self.sample_rate = sample_rate
         self.samples_in = 0
         """Input samples written so far (at ``sample_rate``)."""
-        self._seekable = seekable
+        self._seekable = seekable or into is not None
+        self._into = into
         self._container = None
         self._stream = None
         self._sink: _Sink | _SeekableSink | None = None
@@ -181,7 +205,10 @@ class StreamEncoder:
         self._av = av
         spec = self.spec
         rate = self.sample_rate if self.sample_rate in spec.rates else spec.fallback_rate
-        self._sink = _SeekableSink() if self._seekable else _Sink()
+        if self._into is not None:
+            self._sink = _FileSink(self._into)
+        else:
+            self._sink = _SeekableSink() if self._seekable else _Sink()
         options = {} if self._seekable else {"flush_packets": "1", **dict(spec.muxer_options)}
         try:
             container = av.open(self._sink, mode="w", format=spec.container, options=options)

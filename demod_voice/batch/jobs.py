@@ -329,6 +329,11 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         id=_str_field(record, "id"),
         captions=_captions_path(base, _str_field(record, "captions")),
     )
+    limit = cfg.get("batch.max_text_chars")
+    if len(job.text) > limit:  # a job's audio is held whole in its worker: bound it before anything loads
+        raise InputError(f"text is {len(job.text)} characters, more than batch.max_text_chars ({limit})",
+                         hint="split it into several jobs, use piper-infer/xtts-zero-shot (which stream to the "
+                              "file), or raise batch.max_text_chars")
     for path in (*job.reference, *([job.input] if job.input else [])):
         if path.resolve() == job.output.resolve() or (job.captions and path.resolve() == job.captions.resolve()):
             raise InputError(f"output {job.output.name} would overwrite an input of the same job")
