@@ -6,11 +6,22 @@ Every test area (tests/<area>/) may add its own conftest.py for its fixtures.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO, run_cli, word_error_rate  # noqa: F401  (re-exported for tests)
+
+
+def pytest_configure(config) -> None:
+    """Give the suite a terminal's Ctrl-C even when it was started in the background.
+
+    A shell starts background jobs (`make test &`) with SIGINT ignored, every process started from one inherits
+    that, and Python keeps an inherited "ignore" - so the CLIs the Ctrl-C tests interrupt would run to the end.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
