@@ -185,7 +185,9 @@ def test_xtts_falls_back_to_piper(alice, alice_voice):
     engines = alice.get("/api/engines").json()
     assert engines["engines"]["xtts"]["fallbacks"] == before + 1
     event = engines["fallbacks"][-1]
-    assert event["engine"] == "xtts" and event["reason"] in ("engine not installed", "model missing")
+    # which trigger depends on what ran before (a test alone has no reference chosen yet): all three fall back
+    assert event["engine"] == "xtts" and event["reason"] in ("engine not installed", "model missing",
+                                                             "reference missing")
     assert event["voice"] == alice_voice
     # without fallback the request fails clearly instead
     strict = alice.post("/api/tts", json={"text": "No fallback.", "voice": alice_voice, "engine": "xtts", "fallback": False})

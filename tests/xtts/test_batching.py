@@ -183,3 +183,32 @@ def test_audio_is_identical_alone_and_in_a_batch_on_cuda(tmp_path_factory, speec
         engine.configure_batching(window_ms=20)
         for a, b in zip(alone, together):
             _same(a, b)
+
+
+@pytest.mark.parametrize("shape", [(64, 192), (1024, 3072), (4096, 1024)])
+def test_cpu_dense_gives_a_row_the_same_bits_for_any_padded_batch(shape):
+    """The transposed-weight GEMM (``_CpuDense``) keeps a row's bits for every padded row count up to 16.
+
+    Padded counts are multiples of 4; blocks of at most 8 rows keep the kernel the same (module docstring).
+    It also matches GPT-2's ``Conv1D`` (``x @ W + b``) to float rounding, and leaves the module's maths alone.
+    """
+    torch = pytest.importorskip("torch")
+    from transformers.pytorch_utils import Conv1D
+
+    from demod_voice.engines.xtts.batching import _CpuDense
+
+    torch.manual_seed(0)
+    conv = Conv1D(shape[1], shape[0])
+    torch.nn.init.normal_(conv.weight, std=0.02)
+    torch.nn.init.normal_(conv.bias, std=0.02)
+    rows = torch.randn(16, shape[0])
+    with torch.inference_mode():
+        expected = conv(rows)
+        dense = _CpuDense(conv)
+        first = dense(rows[:4], blocked=True)
+        for count in (4, 8, 12, 16):
+            out = dense(rows[:count], blocked=True)
+            assert torch.equal(out[:4], first), count
+            assert torch.equal(out[count - 4:], dense(rows[count - 4:count], blocked=True)), count
+        torch.testing.assert_close(dense(rows, blocked=True), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(conv(rows), expected, rtol=1e-5, atol=1e-5)  # the module still computes x @ W + b

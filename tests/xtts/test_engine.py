@@ -61,6 +61,45 @@ def test_inference_stream_yields_several_chunks(xtts_engine, xtts_latents):
     _finite_and_audible(chunks, engine.sample_rate)
 
 
+def test_stream_vocodes_each_set_of_latents_once_with_coquis_chunks(xtts_engine, xtts_latents):
+    """The final chunk reuses the last waveform; the chunks equal coqui's (which vocodes the same latents again)."""
+    import torch
+
+    engine = xtts_engine
+    model = engine.model
+    calls: list = []
+    hook = model.hifigan_decoder.register_forward_hook(
+        lambda module, args, out: calls.append((args[0].detach().clone(), out.detach().clone())))
+    try:
+        chunks = [c.samples for c in engine.synthesize("A somewhat longer sentence to speak.", language="en",
+                                                       latents=xtts_latents, stream=True, stream_chunk_size=1,
+                                                       seed=11)]
+    finally:
+        hook.remove()
+    lengths = [latents.shape[1] for latents, _ in calls]
+    assert len(lengths) >= 2 and lengths == sorted(set(lengths))  # every call brings new latents
+    # coqui's inference_stream: one more vocoder call over the same latents, then the final chunk.
+    with torch.inference_mode():
+        final = model.hifigan_decoder(calls[-1][0], g=xtts_latents.speaker_embedding).squeeze()
+    wavs = [out.squeeze() for _, out in calls] + [final]
+    expected, prev, overlap = [], None, None
+    for i, wav in enumerate(wavs):
+        chunk, prev, overlap = model.handle_chunks(wav.clone(), prev, overlap, 1024, is_final=i == len(wavs) - 1)
+        if len(chunk):
+            expected.append(chunk.float().numpy())
+    assert len(chunks) == len(expected)
+    for ours, theirs in zip(chunks, expected):
+        assert np.array_equal(ours, theirs)
+
+
+def test_sped_up_stream_of_one_token_chunks_waits_for_a_frame(xtts_engine, xtts_latents):
+    """speed 1.5 with one-token chunks: a lone latent stretches to zero frames; it waits instead of failing."""
+    chunks = list(xtts_engine.synthesize("Streaming test.", language="en", latents=xtts_latents, stream=True,
+                                         stream_chunk_size=1, seed=3, speed=1.5))
+    _finite_and_audible(chunks, xtts_engine.sample_rate)
+    assert len(chunks) >= 2
+
+
 def test_engine_errors(xtts_engine, xtts_latents):
     from demod_voice.errors import InputError, UsageError
 

@@ -316,13 +316,18 @@ class XttsEngine:
             job.cancel()
 
     def _vocode(self, steps, speaker, length_scale: float, chunk_tokens: int) -> Iterator[Audio]:
+        """Vocode every ``chunk_tokens`` latents (0: once at the end), re-running HiFi-GAN over all so far.
+
+        Like coqui's ``inference_stream`` (same chunks, same cross-fade), except that the final call,
+        which often brings no new latent, reuses the last waveform instead of vocoding it again
+        (``handle_chunks`` then reads only its untouched last ``overlap`` samples: the same bits).
+        """
         import torch
-        import torch.nn.functional as F
 
         model = self.model
         all_latents: list = []
-        fresh = 0
-        wav_prev = overlap = None
+        fresh = vocoded = 0
+        wav = wav_prev = overlap = None
         done = False
         while not done:
             item = next(steps, None)
@@ -333,14 +338,27 @@ class XttsEngine:
                 fresh += 1
             if not all_latents or not (done or (chunk_tokens > 0 and fresh >= chunk_tokens)):
                 continue
+            if not done and int(len(all_latents) * length_scale) < 1:
+                continue  # sped up, too few latents for one frame yet: wait for more
             fresh = 0
             with self._lock, self._autocast(), torch.inference_mode():
-                gpt_latents = torch.stack(all_latents)[None]
-                if length_scale != 1.0:
-                    gpt_latents = F.interpolate(gpt_latents.transpose(1, 2), scale_factor=length_scale,
-                                                mode="linear").transpose(1, 2)
-                wav = model.hifigan_decoder(gpt_latents, g=speaker).squeeze()
+                if len(all_latents) != vocoded:
+                    wav = self._hifigan(torch.stack(all_latents)[None], speaker, length_scale)
+                    vocoded = len(all_latents)
                 chunk, wav_prev, overlap = model.handle_chunks(wav, wav_prev, overlap, 1024, is_final=done)
             samples = chunk.detach().float().cpu().numpy().reshape(-1)
             if len(samples):
                 yield Audio(samples, self.sample_rate)
+
+    def _hifigan(self, gpt_latents, speaker, length_scale: float):
+        """The waveform [T] of latents [1, N, D]; ``length_scale`` != 1 stretches them first (coqui's speed)."""
+        import torch.nn.functional as F
+
+        if length_scale != 1.0:
+            latents = gpt_latents.transpose(1, 2)
+            if int(latents.shape[-1] * length_scale) >= 1:
+                latents = F.interpolate(latents, scale_factor=length_scale, mode="linear")
+            else:  # a one-latent utterance sped up: keep one frame rather than fail
+                latents = F.interpolate(latents, size=1, mode="linear")
+            gpt_latents = latents.transpose(1, 2)
+        return self.model.hifigan_decoder(gpt_latents, g=speaker).squeeze()
