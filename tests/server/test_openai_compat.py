@@ -388,3 +388,14 @@ def test_sdk_raises_its_typed_errors(sdk, compat):
     with pytest.raises(openai.AuthenticationError) as denied:
         stranger.models.list()
     assert denied.value.code == "invalid_api_key" and denied.value.type == "authentication_error"
+
+
+def test_model_map_defaults_and_the_old_key_name():
+    from demod_voice import config
+    from demod_voice.errors import ConfigError
+
+    cfg = config.Config()
+    assert cfg.get("server.model_map")["gpt-4o-mini-tts"] == cfg.get("server.model_map")["tts-1-hd"] == "high"
+    with pytest.raises(ConfigError) as refused:
+        cfg.apply({"server": {"models": {"tts-1": "high"}}}, "test")
+    assert "server.model_map" in refused.value.hint
