@@ -42,8 +42,10 @@ _STARLETTE_CODES = {400: "invalid_body", 404: "unknown_url", 405: "method_not_al
 
 def _validation_param(loc) -> str | None:
     """The request field a validation error names: ``("body", "speed")`` -> ``speed``."""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie", "form")]
-    return ".".join(parts) or None
+    loc = tuple(loc)
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or None
 
 
 def create_app(cfg, preload: bool | None = None) -> FastAPI:
