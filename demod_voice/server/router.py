@@ -49,7 +49,9 @@ CIRCUIT_OPEN = "circuit open"
 TRIGGERS = (NOT_INSTALLED, MODEL_MISSING, REFERENCE_MISSING, TIMEOUT, OUT_OF_MEMORY, ENGINE_ERROR, CIRCUIT_OPEN)
 
 TIERS = ("highest", "high", "medium", "fast")
-OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
+#: OpenAI's current voice names; each maps to ``piper.default_voice`` unless ``server.voice_map`` says otherwise.
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
+                 "marin", "cedar")
 SYNTH_ENGINES = ("xtts", "piper")
 
 class Fallback(Exception):
@@ -414,7 +416,8 @@ class Router:
             if entry.name == mapped:
                 return Voice(entry.name, "piper", piper_path=Path(entry.path))
         raise ModelNotFoundError(f"unknown voice '{name}'", hint="list voices with GET /v1/audio/voices or "
-                                                                 "'demod-voice voices list'")
+                                                                 "'demod-voice voices list'",
+                                 param="voice", code="voice_not_found")
 
     def voices(self, user: str) -> list[dict]:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
