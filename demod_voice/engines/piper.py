@@ -329,12 +329,13 @@ class PiperEngine:
         )
 
     def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,
-                   **_: object) -> Iterator[Audio]:
+                   continued: bool = False, **_: object) -> Iterator[Audio]:
         """Yield one chunk per sentence; from the second on, ``sentence_silence`` comes first.
 
-        The silence goes between sentences only (as Piper's own ``--sentence-silence`` and wyoming-piper
-        do): it is put before a sentence rather than after one, so no chunk waits for the next to know it
-        was not the last, and word timings are shifted by it.
+        The silence goes between sentences only (as wyoming-piper's test expects): it is put before a
+        sentence rather than after one, so no chunk waits for the next to know it was not the last, and
+        word timings are shifted by it. ``continued``: ``text`` follows earlier sentences of the same
+        utterance (the adapter synthesises long text piece by piece), so its first sentence gets it too.
 
         ``words``: attach word timings (``Audio.words``) from Piper's phoneme alignments.
         """
@@ -356,7 +357,7 @@ class PiperEngine:
             for index, chunk in enumerate(self._voice.synthesize(text, syn_config=syn_config,
                                                                  include_alignments=mapper is not None)):
                 samples = chunk.audio_float_array
-                lead = len(silence) if index else 0
+                lead = len(silence) if index or continued else 0
                 if lead:
                     samples = np.concatenate([silence, samples])
                 timings = None
