@@ -171,7 +171,12 @@ class Connection:
         self.audio_error: str | None = None
 
     async def write(self, event: Event) -> None:
-        await async_write_event(event, self.writer)
+        """Send one event; a client that takes none of it for ``wyoming.idle_timeout_s`` counts as gone."""
+        try:
+            async with asyncio.timeout(self.cfg.get("wyoming.idle_timeout_s")):
+                await async_write_event(event, self.writer)
+        except TimeoutError:
+            raise ConnectionError("the client stopped reading (wyoming.idle_timeout_s)") from None
 
     async def error(self, text: str, code: str) -> None:
         await self.write(Error(text=text, code=code).event())
@@ -199,11 +204,14 @@ class Connection:
             _LOGGER.info("Wyoming client %s went away: %s", peer, exc)
         finally:
             self.release_audio()
+            if self.writer.transport.get_write_buffer_size():
+                self.writer.transport.abort()  # unsent answers to a client that stopped reading: drop them
             self.writer.close()
             try:
-                await self.writer.wait_closed()
-            except (ConnectionError, BrokenPipeError):
-                pass
+                async with asyncio.timeout(5):
+                    await self.writer.wait_closed()
+            except (ConnectionError, BrokenPipeError, TimeoutError):
+                self.writer.transport.abort()
 
     async def drain_and_close(self, limit: int = 4 * MAX_PAYLOAD, seconds: float = 2.0) -> None:
         """Half-close, then discard what the client still sends (bounded), so the error event is not lost to a reset."""
@@ -226,8 +234,8 @@ class Connection:
             raise
         except Exception as exc:
             await self.report(exc, event.type)
-        if self.streaming is not None:
-            self.stream_failed = True
+        if self.streaming is not None:  # the stream ends with synthesize-stopped, not with a close
+            self.stream_failed = self.stream_failed or SynthesizeChunk.is_type(event.type)
             return True
         return event.type not in _ONE_SHOT
 

@@ -184,6 +184,30 @@ def test_idle_and_slowloris_connections_are_closed(tmp_path):
     assert left == 0
 
 
+def test_a_client_that_stops_reading_is_let_go(tmp_path):
+    """Answers pile up unread (pongs of 200 KB each): the server gives up after the idle timeout, not never."""
+    cfg = make_cfg(tmp_path, **{"wyoming.idle_timeout_s": 1.0})
+    data = json.dumps({"text": "x" * 200_000}).encode()
+
+    async def body(server):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        header = json.dumps({"type": "ping", "data_length": len(data)}).encode() + b"\n"
+        for _ in range(100):  # 20 MB of answers, far more than the socket buffers hold
+            writer.write(header + data)
+        await asyncio.sleep(0.5)
+        held = len(server._tasks)
+        for _ in range(200):
+            if not server._tasks:
+                break
+            await asyncio.sleep(0.1)
+        left = len(server._tasks)
+        writer.transport.abort()
+        return held, left
+
+    held, left = serve(cfg, body)
+    assert held == 1 and left == 0
+
+
 # --- audio: per connection and for all connections together ---------------------------------
 
 def test_max_audio_s_stops_buffering_as_chunks_arrive(tmp_path):
