@@ -75,7 +75,7 @@ SCHEMA: dict[str, Any] = {
         "length_scale": S("float", None, "phoneme length (>1 slower); default from the voice", min=0.05, max=10.0, nullable=True),
         "noise_scale": S("float", None, "generator noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
-        "sentence_silence": S("float", 0.0, "seconds of silence after each sentence", min=0.0, max=10.0),
+        "sentence_silence": S("float", 0.0, "seconds of silence between sentences (none after the last)", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
         "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
                           "the count changes the audio's last bits", min=1, max=256, nullable=True),
@@ -198,6 +198,16 @@ SCHEMA: dict[str, Any] = {
         "collect_voice": S("str", None, "opt-in: add audio transcribed over Wyoming to this saved voice of the "
                                         "Wyoming user", nullable=True),
         "samples_per_chunk": S("int", 1024, "samples per Wyoming audio-chunk event", min=64, max=65536),
+        "max_connections": S("int", 64, "Wyoming connections served at once; more are accepted, sent an error "
+                                        "event and closed", min=1, max=100000),
+        "idle_timeout_s": S("float", 60.0, "seconds a Wyoming connection may wait before starting its next event "
+                                           "before it is closed", min=0.1, max=86400.0),
+        "header_timeout_s": S("float", 60.0, "seconds a Wyoming client may take to send one event once started "
+                                             "(header, data and payload); slower ones get an error and a close",
+                              min=0.1, max=3600.0),
+        "max_audio_bytes": S("int", 256 * 1024 * 1024, "bytes of audio all Wyoming connections together may buffer "
+                                                       "for transcription; past it a client gets an error and a "
+                                                       "close", min=65536),
     },
 }
 

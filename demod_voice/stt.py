@@ -99,9 +99,18 @@ class SpeechToText:
             raise InputError(f"{what} is empty or shorter than 50 ms", hint="send recorded speech")
         return audio
 
+    def check_language(self, model: str | None, language: str | None) -> None:
+        """Refuse a language the model lacks before loading it (seconds), from its folder alone."""
+        if language:
+            from demod_voice.engines import whisper
+
+            path = whisper.resolve(self.model_name(model), self.cfg)
+            whisper.check_language(language, whisper.languages_of(path), path.name)
+
     def run(self, req: STTRequest):
         """(Transcript, Collected | None). Blocking: call it from a worker thread."""
         self.check_audio(req.audio)
+        self.check_language(req.model, req.language)
         engine = self.engine(req.model)
         result = engine.transcribe(req.audio, language=req.language, task=req.task, prompt=req.prompt,
                                    temperature=req.temperature, words=req.words,

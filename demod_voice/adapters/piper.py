@@ -82,7 +82,7 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
                         threads=cfg.get("piper.onnx_threads"))
     produced = False
     for piece in pieces:
-        for chunk in engine.synthesize(piece, plan.options, words=request.words):
+        for chunk in engine.synthesize(piece, plan.options, words=request.words, continued=produced):
             produced = True
             yield chunk
     if not produced:

@@ -33,7 +33,7 @@ def register(sub, common) -> None:
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (the inverse of --length-scale)")
     p.add_argument("--noise-scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
     p.add_argument("--noise-w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
-    p.add_argument("--sentence-silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence after each sentence")
+    p.add_argument("--sentence-silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence between sentences")
     p.add_argument("--volume", type=setting_number("piper.volume"), metavar="X", help="volume multiplier (default 1.0)")
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")

@@ -41,7 +41,7 @@ class PiperOptions:
     volume: float = 1.0
     """Output volume multiplier."""
     sentence_silence: float = 0.0
-    """Seconds of silence appended after each sentence."""
+    """Seconds of silence between sentences (none after the last)."""
 
 
 @dataclass(frozen=True)
@@ -329,8 +329,13 @@ class PiperEngine:
         )
 
     def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,
-                   **_: object) -> Iterator[Audio]:
-        """Yield one chunk per sentence (with ``sentence_silence`` appended).
+                   continued: bool = False, **_: object) -> Iterator[Audio]:
+        """Yield one chunk per sentence; from the second on, ``sentence_silence`` comes first.
+
+        The silence goes between sentences only (as wyoming-piper's test expects): it is put before a
+        sentence rather than after one, so no chunk waits for the next to know it was not the last, and
+        word timings are shifted by it. ``continued``: ``text`` follows earlier sentences of the same
+        utterance (the adapter synthesises long text piece by piece), so its first sentence gets it too.
 
         ``words``: attach word timings (``Audio.words``) from Piper's phoneme alignments.
         """
@@ -352,14 +357,17 @@ class PiperEngine:
             for index, chunk in enumerate(self._voice.synthesize(text, syn_config=syn_config,
                                                                  include_alignments=mapper is not None)):
                 samples = chunk.audio_float_array
-                if len(silence):
-                    samples = np.concatenate([samples, silence])
+                lead = len(silence) if index or continued else 0
+                if lead:
+                    samples = np.concatenate([silence, samples])
                 timings = None
                 if mapper is not None:
                     from demod_voice.alignment import phoneme_word_spans
 
                     spans = phoneme_word_spans(chunk.phoneme_alignments or (), chunk.sample_rate)
                     timings = mapper.take(spans, last=index + 1 >= sentences)
+                    if lead:
+                        timings = [w.shifted(lead / chunk.sample_rate) for w in timings]
                 yield Audio(samples, chunk.sample_rate, words=timings)
         except (InputError, EngineError):
             raise

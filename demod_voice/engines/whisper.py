@@ -113,6 +113,20 @@ def languages_of(path: Path | str) -> list[str]:
     return ["en"] if Path(path).name.endswith(".en") or _english_only(Path(path)) else list(_LANGUAGE_CODES)
 
 
+def check_language(language: str | None, languages: list[str], name: str) -> str | None:
+    """``en-US``/``en_US`` -> ``en``; an InputError for a code not in ``languages`` (those of model ``name``).
+
+    Callable before the model loads (with ``languages_of``), so a wrong language is answered at once.
+    """
+    if not language:
+        return None
+    code = language.replace("_", "-").split("-")[0].lower()
+    if code not in languages:
+        hint = "this model is English-only" if languages == ["en"] else "use an ISO 639-1 code such as en, de, fr"
+        raise InputError(f"language '{language}' is not supported by Whisper model {name}", hint=hint)
+    return code
+
+
 def _english_only(path: Path) -> bool:
     """English-only Whisper vocabularies have 51864 tokens, multilingual ones 51865 or more."""
     try:
@@ -158,13 +172,7 @@ class WhisperEngine:
 
     def check_language(self, language: str | None) -> str | None:
         """Normalise ``en-US``/``en_US`` to ``en``; refuse codes Whisper does not know."""
-        if not language:
-            return None
-        code = language.replace("_", "-").split("-")[0].lower()
-        if code not in self.languages:
-            hint = "this model is English-only" if not self.multilingual else "use an ISO 639-1 code such as en, de, fr"
-            raise InputError(f"language '{language}' is not supported by Whisper model {self.name}", hint=hint)
-        return code
+        return check_language(language, self.languages, self.name)
 
     def transcribe(self, audio: Audio | np.ndarray, *, language: str | None = None, task: str = "transcribe",
                    prompt: str | None = None, temperature: float | None = None, words: bool = False,

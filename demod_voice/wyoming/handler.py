@@ -1,11 +1,19 @@
 """One Wyoming connection: read events (bounded), answer describe, synthesize and transcribe.
 
 Events are read by ``read_event`` here rather than the ``wyoming`` package's
-reader because a hostile client names its own payload sizes: lines, data and
-payloads are bounded before anything is buffered. A user error (unknown
-voice, bad text, unknown event, oversized audio) gets a Wyoming ``error``
-event and the connection stays usable; a malformed frame gets an ``error``
-event and a clean close; a vanished client ends only its own connection.
+reader because a hostile client names its own payload sizes and pace: lines,
+data and payloads are bounded before anything is buffered, and an event must
+arrive within ``wyoming.header_timeout_s`` once started (an idle connection is
+closed after ``wyoming.idle_timeout_s``).
+
+Home Assistant's one-shot loops (synthesize, transcribe) read until
+``audio-stop``, ``transcript`` or a closed connection, so an error there is an
+``error`` event followed by a close, as wyoming-piper does. In a streaming
+synthesis an error is followed by ``synthesize-stopped`` instead; after other
+errors (unknown event, describe) the connection stays usable. A malformed
+frame gets an ``error`` event and a clean close; a vanished client ends only
+its own connection. Received audio is bounded per connection
+(``stt.max_audio_s``) and for all connections together (``limits.AudioBudget``).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from demod_voice.errors import DemodError, InputError
 from demod_voice.server.router import TTSRequest
 from demod_voice.text import complete_sentences
 from demod_voice.wyoming import info, speech
+from demod_voice.wyoming.limits import AudioBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,34 +49,69 @@ _WIDTHS = (2,)
 """Sample widths accepted for transcription (Home Assistant sends 16-bit)."""
 
 
+#: Event types of Home Assistant's one-shot exchanges: an error in one ends the connection.
+_ONE_SHOT = ("synthesize", "transcribe", "audio-start", "audio-chunk", "audio-stop")
+#: What ``json`` raises on hostile text: bad syntax, ``Infinity`` lengths, nesting deeper than the stack.
+_JSON_ERRORS = (ValueError, RecursionError, OverflowError)
+
+
 class FrameError(Exception):
     """The byte stream is not a valid Wyoming frame; the connection cannot continue."""
 
 
-async def read_event(reader: asyncio.StreamReader) -> Event | None:
-    """The next event, None at end of stream; FrameError on malformed or oversized frames."""
+class IdleTimeout(Exception):
+    """No event started within the idle timeout."""
+
+
+def _length(header: dict, key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        raise FrameError(f"event '{key}' must be a whole number of bytes")
+    if not 0 <= value <= limit:
+        raise FrameError(f"event {key.split('_')[0]} of {value} bytes is over the limit of {limit}")
+    return value
+
+
+async def read_event(reader: asyncio.StreamReader, idle: float | None = None,
+                     complete: float | None = None) -> Event | None:
+    """The next event, None at end of stream; FrameError on malformed or oversized frames.
+
+    ``idle``: seconds to wait for an event to start (IdleTimeout after); ``complete``: seconds for the
+    whole event (header, data and payload) once its first byte came (FrameError after).
+    """
     try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial.strip():
-            raise FrameError("the connection closed in the middle of an event") from None
+        async with asyncio.timeout(idle):
+            first = await reader.readexactly(1)
+    except asyncio.IncompleteReadError:
         return None
+    except TimeoutError:
+        raise IdleTimeout from None
+    try:
+        async with asyncio.timeout(complete):
+            return await _read_rest(reader, first)
+    except TimeoutError:
+        raise FrameError(f"event not complete within {complete:g} s (wyoming.header_timeout_s)") from None
+
+
+async def _read_rest(reader: asyncio.StreamReader, first: bytes) -> Event:
+    try:
+        line = first if first == b"\n" else first + await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        raise FrameError("the connection closed in the middle of an event") from None
     except asyncio.LimitOverrunError:
         raise FrameError(f"event header longer than {MAX_LINE} bytes") from None
     try:
         header = json.loads(line)
         kind = header["type"]
         data = header.get("data") or {}
-        data_length = int(header.get("data_length") or 0)
-        payload_length = int(header.get("payload_length") or 0)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (*_JSON_ERRORS, KeyError, TypeError, AttributeError):
         raise FrameError("event header is not a JSON object with a 'type'") from None
     if not isinstance(kind, str) or not isinstance(data, dict):
         raise FrameError("event 'type' must be a string and 'data' an object")
-    if not 0 <= data_length <= MAX_DATA:
-        raise FrameError(f"event data of {data_length} bytes is over the limit of {MAX_DATA}")
-    if not 0 <= payload_length <= MAX_PAYLOAD:
-        raise FrameError(f"event payload of {payload_length} bytes is over the limit of {MAX_PAYLOAD}")
+    data_length = _length(header, "data_length", MAX_DATA)
+    payload_length = _length(header, "payload_length", MAX_PAYLOAD)
     try:
         if data_length:
             extra = json.loads(await reader.readexactly(data_length))
@@ -77,9 +121,23 @@ async def read_event(reader: asyncio.StreamReader) -> Event | None:
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         raise FrameError("the connection closed in the middle of an event") from None
-    except ValueError:
+    except _JSON_ERRORS:
         raise FrameError("event data is not valid JSON") from None
     return Event(type=kind, data=data, payload=payload)
+
+
+class AudioBudgetError(DemodError):
+    """All connections together hold ``wyoming.max_audio_bytes`` of audio."""
+
+
+def _samples(parts: list[bytes], fmt: AudioStart) -> np.ndarray:
+    """16-bit PCM pieces -> float32 mono samples."""
+    data = b"".join(parts)
+    data = data[: len(data) - len(data) % (fmt.width * fmt.channels)]
+    samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+    if fmt.channels == 2:
+        samples = samples.reshape(-1, 2).mean(axis=1)
+    return samples
 
 
 def _user_message(exc: DemodError) -> str:
@@ -89,16 +147,20 @@ def _user_message(exc: DemodError) -> str:
 class Connection:
     """State of one client: an optional text stream being synthesised and an optional audio stream to transcribe."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service, stt, cfg):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service, stt, cfg,
+                 budget: AudioBudget | None = None):
         self.reader = reader
         self.writer = writer
         self.service = service
         self.stt = stt
         self.cfg = cfg
+        self.budget = budget or AudioBudget(cfg.get("wyoming.max_audio_bytes"))
         self.user = cfg.get("wyoming.user")
         self.samples_per_chunk = cfg.get("wyoming.samples_per_chunk")
         # streaming synthesis
         self.streaming: SynthesizeStart | None = None
+        self.stream_failed = False
+        """An error was sent in this stream: the rest of its text is dropped until synthesize-stop."""
         self.pending_text = ""
         self.audio_rate: int | None = None
         # transcription
@@ -109,32 +171,47 @@ class Connection:
         self.audio_error: str | None = None
 
     async def write(self, event: Event) -> None:
-        await async_write_event(event, self.writer)
+        """Send one event; a client that takes none of it for ``wyoming.idle_timeout_s`` counts as gone."""
+        try:
+            async with asyncio.timeout(self.cfg.get("wyoming.idle_timeout_s")):
+                await async_write_event(event, self.writer)
+        except TimeoutError:
+            raise ConnectionError("the client stopped reading (wyoming.idle_timeout_s)") from None
 
     async def error(self, text: str, code: str) -> None:
         await self.write(Error(text=text, code=code).event())
 
     async def run(self) -> None:
         peer = self.writer.get_extra_info("peername") or "unix socket"
+        idle, complete = self.cfg.get("wyoming.idle_timeout_s"), self.cfg.get("wyoming.header_timeout_s")
         try:
             while True:
                 try:
-                    event = await read_event(self.reader)
+                    event = await read_event(self.reader, idle, complete)
+                except IdleTimeout:
+                    _LOGGER.debug("closing Wyoming client %s: idle for %g s", peer, idle)
+                    break
                 except FrameError as exc:
                     await self.error(str(exc), "bad-frame")
                     await self.drain_and_close()
                     break
                 if event is None:
                     break
-                await self.handle(event)
+                if not await self.handle(event):
+                    await self.drain_and_close()
+                    break
         except (ConnectionError, BrokenPipeError) as exc:
             _LOGGER.info("Wyoming client %s went away: %s", peer, exc)
         finally:
+            self.release_audio()
+            if self.writer.transport.get_write_buffer_size():
+                self.writer.transport.abort()  # unsent answers to a client that stopped reading: drop them
             self.writer.close()
             try:
-                await self.writer.wait_closed()
-            except (ConnectionError, BrokenPipeError):
-                pass
+                async with asyncio.timeout(5):
+                    await self.writer.wait_closed()
+            except (ConnectionError, BrokenPipeError, TimeoutError):
+                self.writer.transport.abort()
 
     async def drain_and_close(self, limit: int = 4 * MAX_PAYLOAD, seconds: float = 2.0) -> None:
         """Half-close, then discard what the client still sends (bounded), so the error event is not lost to a reset."""
@@ -148,13 +225,29 @@ class Connection:
         except TimeoutError:
             pass
 
-    async def handle(self, event: Event) -> None:
+    async def handle(self, event: Event) -> bool:
+        """Answer one event; False when the connection is to be closed (after an error in a one-shot exchange)."""
         try:
             await self.dispatch(event)
-        except DemodError as exc:
+            return True
+        except (ConnectionError, BrokenPipeError):
+            raise
+        except Exception as exc:
+            await self.report(exc, event.type)
+        if self.streaming is not None:  # the stream ends with synthesize-stopped, not with a close
+            self.stream_failed = self.stream_failed or SynthesizeChunk.is_type(event.type)
+            return True
+        return event.type not in _ONE_SHOT
+
+    async def report(self, exc: Exception, kind: str) -> None:
+        """The ``error`` event for an exception raised while handling an event of type ``kind``."""
+        if isinstance(exc, DemodError):
             await self.error(_user_message(exc), type(exc).__name__)
-        except (KeyError, TypeError, ValueError) as exc:
-            await self.error(f"event '{event.type}' has a missing or bad field: {exc}", "bad-event")
+        elif isinstance(exc, (KeyError, TypeError, ValueError)):
+            await self.error(f"event '{kind[:64]}' has a missing or bad field: {exc}", "bad-event")
+        else:  # a bug: the client still gets an answer, the log the traceback
+            _LOGGER.error("Wyoming event '%s' failed", kind[:64], exc_info=exc)
+            await self.error(f"internal error while handling '{kind[:64]}': {type(exc).__name__}", "internal-error")
 
     async def dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
@@ -167,6 +260,7 @@ class Connection:
                 await self.synthesize(Synthesize.from_event(event))
         elif SynthesizeStart.is_type(event.type):
             self.streaming = SynthesizeStart.from_event(event)
+            self.stream_failed = False
             self.pending_text = ""
             self.audio_rate = None
         elif SynthesizeChunk.is_type(event.type):
@@ -245,6 +339,8 @@ class Connection:
     async def stream_chunk(self, text: str) -> None:
         if self.streaming is None:
             raise InputError("synthesize-chunk without synthesize-start", hint="send synthesize-start first")
+        if self.stream_failed:
+            return
         self.pending_text += text
         limit = self.cfg.get("server.max_text_chars")
         if len(self.pending_text) > limit:
@@ -259,10 +355,14 @@ class Connection:
         if self.streaming is None:
             raise InputError("synthesize-stop without synthesize-start", hint="send synthesize-start first")
         voice, rest = self.streaming.voice, self.pending_text.strip()
-        self.streaming, self.pending_text = None, ""
+        failed, self.streaming, self.pending_text, self.stream_failed = self.stream_failed, None, "", False
         try:
-            if rest:
+            if rest and not failed:
                 await self.speak(rest, voice)
+        except (ConnectionError, BrokenPipeError):
+            raise
+        except Exception as exc:  # the error comes before synthesize-stopped, which ends the client's loop
+            await self.report(exc, "synthesize-stop")
         finally:
             if self.audio_rate is not None:
                 await self.write(AudioStop().event())
@@ -271,9 +371,15 @@ class Connection:
 
     # --- listening ----------------------------------------------------------------------------
 
+    def release_audio(self) -> None:
+        """Drop the buffered audio and give its bytes back to the shared budget."""
+        self.budget.give(self.audio_bytes)
+        self.audio_parts, self.audio_bytes = [], 0
+
     def audio_start(self, start: AudioStart) -> None:
+        self.release_audio()
         self.audio_format = start
-        self.audio_parts, self.audio_bytes, self.audio_error = [], 0, None
+        self.audio_error = None
         if start.width not in _WIDTHS or start.channels not in (1, 2) or not 8000 <= start.rate <= 96000:
             self.audio_error = (f"audio format {start.rate} Hz, {start.width * 8} bit, {start.channels} channel(s) "
                                 "is not supported (16-bit mono or stereo, 8-96 kHz)")
@@ -285,13 +391,18 @@ class Connection:
             return
         audio = event.payload or b""
         fmt = self.audio_format
-        self.audio_bytes += len(audio)
         limit = self.cfg.get("stt.max_audio_s") * fmt.rate * fmt.width * fmt.channels
-        if self.audio_bytes > limit:
-            self.audio_parts = []
+        if self.audio_bytes + len(audio) > limit:
+            self.release_audio()
             self.audio_error = (f"audio is longer than the limit of {self.cfg.get('stt.max_audio_s'):.0f} s "
                                 "(stt.max_audio_s)")
             return
+        if not self.budget.take(len(audio)):
+            self.release_audio()
+            self.audio_format = None
+            raise AudioBudgetError(f"the server holds {self.budget.limit} bytes of Wyoming audio already "
+                                   "(wyoming.max_audio_bytes)", hint="try again when other transcriptions end")
+        self.audio_bytes += len(audio)
         self.audio_parts.append(audio)
 
     async def audio_stop(self) -> None:
@@ -300,16 +411,16 @@ class Connection:
 
         fmt, parts, problem = self.audio_format, self.audio_parts, self.audio_error
         request, self.transcribe = self.transcribe, None
-        self.audio_format, self.audio_parts, self.audio_bytes, self.audio_error = None, [], 0, None
+        self.audio_format, self.audio_error = None, None
         if fmt is None:
             raise InputError("audio-stop without audio-start", hint="send transcribe and audio-start first")
-        if problem:
-            raise InputError(problem)
-        data = b"".join(parts)
-        data = data[: len(data) - len(data) % (fmt.width * fmt.channels)]
-        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
-        if fmt.channels == 2:
-            samples = samples.reshape(-1, 2).mean(axis=1)
+        try:
+            if problem:
+                raise InputError(problem)
+            samples = await asyncio.to_thread(_samples, parts, fmt)  # megabytes of conversion: not on the loop
+        finally:
+            parts = None
+            self.release_audio()
         collect = self.cfg.get("wyoming.collect_voice")
         req = STTRequest(audio=Audio(samples, fmt.rate), model=request.name if request else None,
                          language=request.language if request else None, user=self.user,

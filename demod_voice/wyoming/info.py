@@ -5,6 +5,11 @@ TTS voices, each with its languages:
 - the saved voice profiles (XTTS clones) of the Wyoming user (``wyoming.user``);
 - every RVC voice chained after the TTS voices of ``wyoming.rvc_after`` (default: the
   default Piper voice), named ``TTS+RVC``; any ``TTS+RVC`` pair can be requested.
+
+Only what can really answer is advertised, since Home Assistant makes an
+entity of whatever is listed: Piper voices when piper-tts is installed, saved
+voices when their own engine, model and reference files are in place, and the
+ASR program only when faster-whisper and at least one Whisper model folder are.
 """
 
 from __future__ import annotations
@@ -44,14 +49,46 @@ def _speakers(path: str) -> list[TtsVoiceSpeaker] | None:
     return [TtsVoiceSpeaker(name=n) for n in names]
 
 
+def _piper_installed() -> bool:
+    return importlib.util.find_spec("piper") is not None
+
+
+def _profile_ready(profile, service, cfg) -> bool:
+    """Whether the profile's own engine can speak it now: engine installed, model and reference files present."""
+    from demod_voice.errors import DemodError
+
+    if profile.engine == "piper":
+        if not _piper_installed():
+            return False
+        try:
+            return service.router.providers["piper"].resolve(profile.piper_voice or cfg.get("piper.default_voice")
+                                                             ).is_file()
+        except DemodError:
+            return False
+    if profile.engine != "xtts" or importlib.util.find_spec("TTS") is None:
+        return False
+    refs = profile.reference_paths()
+    if not refs or not all(p.is_file() for p in refs):
+        return False
+    from demod_voice.engines.xtts.checkpoint import resolve_model_dir
+
+    try:
+        resolve_model_dir(cfg)
+    except DemodError:
+        return False
+    return True
+
+
 def tts_voices(service, cfg) -> list[TtsVoice]:
     user = cfg.get("wyoming.user")
-    piper_entries = service.router.providers["piper"].entries()
+    piper_entries = service.router.providers["piper"].entries() if _piper_installed() else []
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
                        languages=languages[e.name], speakers=_speakers(e.path)) for e in piper_entries]
     for profile in service.store(user).list():
+        if not _profile_ready(profile, service, cfg):
+            continue
         languages[profile.name] = [profile.language]
         voices.append(TtsVoice(name=profile.name, attribution=_ATTRIBUTION, installed=True, version=None,
                                description=f"cloned voice ({profile.engine}) of {user}"
@@ -60,7 +97,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
     if service.rvc_available():
         from demod_voice.engines.rvc import voices as rvc_voices
 
-        bases = cfg.get("wyoming.rvc_after") or [cfg.get("piper.default_voice")]
+        bases = [b for b in cfg.get("wyoming.rvc_after") or [cfg.get("piper.default_voice")] if b in languages]
         for rvc in rvc_voices.registered(cfg):
             for base in bases:
                 voices.append(TtsVoice(name=f"{base}{CHAIN}{rvc.name}", attribution=_ATTRIBUTION, installed=True,
@@ -70,7 +107,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
 
 
 def asr_models(cfg) -> list[AsrModel]:
-    """The configured Whisper model and every other installed registry Whisper model."""
+    """The configured Whisper model and every other registry Whisper model, each only when its folder is in place."""
     from demod_voice import models
     from demod_voice.engines import whisper
     from demod_voice.errors import DemodError
@@ -82,9 +119,6 @@ def asr_models(cfg) -> list[AsrModel]:
         try:
             path = whisper.resolve(name, cfg)
         except DemodError:
-            if name == configured:
-                out.append(AsrModel(name=name, attribution=_WHISPER, installed=False, version=None,
-                                    description=f"Whisper {name} (not installed)", languages=[]))
             continue
         out.append(AsrModel(name=name, attribution=_WHISPER, installed=True, version=None,
                             description=f"Whisper {path.name}", languages=whisper.languages_of(path)))
@@ -92,12 +126,16 @@ def asr_models(cfg) -> list[AsrModel]:
 
 
 def build(service, cfg) -> Info:
-    tts = TtsProgram(name="demod-voice", attribution=_ATTRIBUTION, installed=True, version=__version__,
-                     description="Cloned and Piper voices (XTTS, Piper, RVC) with router fallback",
-                     voices=tts_voices(service, cfg), supports_synthesize_streaming=True)
-    asr = []
-    if importlib.util.find_spec("faster_whisper") is not None:
+    """The describe answer: a TTS program when a voice can speak, an ASR program when a Whisper model can load."""
+    tts, asr = [], []
+    voices = tts_voices(service, cfg)
+    if voices:
+        tts.append(TtsProgram(name="demod-voice", attribution=_ATTRIBUTION, installed=True, version=__version__,
+                              description="Cloned and Piper voices (XTTS, Piper, RVC) with router fallback",
+                              voices=voices, supports_synthesize_streaming=True))
+    models = asr_models(cfg) if importlib.util.find_spec("faster_whisper") is not None else []
+    if models:
         asr.append(AsrProgram(name="demod-voice-whisper", attribution=_WHISPER, installed=True, version=__version__,
-                              description="Whisper speech-to-text (faster-whisper)", models=asr_models(cfg),
+                              description="Whisper speech-to-text (faster-whisper)", models=models,
                               supports_transcript_streaming=False))
-    return Info(tts=[tts], asr=asr)
+    return Info(tts=tts, asr=asr)

@@ -3,11 +3,19 @@
 ``WyomingServer(service, cfg)`` shares the HTTP service object (engines,
 router, cache, profiles). ``start()`` binds, ``stop()`` stops accepting, lets
 connections in flight finish for a grace period and cancels the rest.
+
+The server accepts connections itself rather than through
+``asyncio.start_server`` so that it stays bounded with no authentication in
+front of it: past ``wyoming.max_connections`` a connection is sent an
+``error`` event and closed at once, and when ``accept()`` fails for lack of
+descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the loop backs off
+and says so once, instead of logging every retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -17,8 +25,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from demod_voice.errors import NotAvailableError, UsageError
+from demod_voice.wyoming.limits import AudioBudget
 
 _LOGGER = logging.getLogger(__name__)
+
+#: accept() errors that mean "out of resources for now": wait and retry (longest wait: _BACKOFF_MAX s).
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
+_BUSY = (b'{"type": "error", "data": {"text": "the server has too many Wyoming connections '
+         b'(wyoming.max_connections); try again later", "code": "busy"}}\n')
 
 
 @dataclass(frozen=True)
@@ -58,24 +73,32 @@ class WyomingServer:
         self.cfg = cfg
         self.address = parse_uri(uri or cfg.get("wyoming.uri"))
         self.stt = service.stt
-        self._server: asyncio.AbstractServer | None = None
+        self.max_connections = cfg.get("wyoming.max_connections")
+        self.budget = AudioBudget(cfg.get("wyoming.max_audio_bytes"))
+        """Received audio of all connections together (wyoming.max_audio_bytes)."""
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task] = []
         self._tasks: set[asyncio.Task] = set()
+        self._refusing = False
         self._zeroconf = None
 
     async def start(self) -> None:
-        from demod_voice.wyoming.handler import MAX_LINE
-
         if self.address.scheme == "unix":
             path = Path(self.address.path)
             _clear_stale_socket(path)
-            self._server = await asyncio.start_unix_server(self._accept, path=str(path), limit=MAX_LINE)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(str(path))
+            self._listeners = [sock]
         else:
             try:
-                self._server = await asyncio.start_server(self._accept, self.address.host, self.address.port,
-                                                          limit=MAX_LINE)
+                self._listeners = await asyncio.to_thread(_tcp_listeners, self.address.host, self.address.port)
             except OSError as exc:
-                raise UsageError(f"cannot listen on {self.address}: {exc.strerror}",
+                raise UsageError(f"cannot listen on {self.address}: {exc.strerror or exc}",
                                  hint="choose another port or stop what uses it") from None
+        for sock in self._listeners:
+            sock.listen(128)
+            sock.setblocking(False)
+            self._accepting.append(asyncio.create_task(self._accept_loop(sock)))
         _LOGGER.info("Wyoming listening on %s", self.address)
         if self.cfg.get("wyoming.zeroconf"):
             await self._advertise()
@@ -83,18 +106,71 @@ class WyomingServer:
     @property
     def port(self) -> int:
         """The bound TCP port (useful with port 0)."""
-        assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+        assert self._listeners
+        return self._listeners[0].getsockname()[1]
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from demod_voice.wyoming.handler import Connection
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        """Accept until cancelled; back off (logged once) while the process is out of descriptors."""
+        loop = asyncio.get_running_loop()
+        delay, failing = _BACKOFF_MIN, False
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                if listener.fileno() < 0:
+                    return  # closed by stop()
+                if isinstance(exc, ConnectionError):  # a client that reset before it was taken
+                    continue
+                if not failing:  # out of descriptors or memory (_RESOURCE_ERRNOS), or worse: wait, say it once
+                    _LOGGER.warning("Wyoming cannot accept connections: %s; retrying quietly until it can",
+                                    exc.strerror)
+                    failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if failing:
+                _LOGGER.warning("Wyoming accepts connections again")
+                delay, failing = _BACKOFF_MIN, False
+            if len(self._tasks) >= self.max_connections:
+                self._refuse(conn)
+                continue
+            if self._refusing:
+                _LOGGER.warning("Wyoming serves new connections again")
+                self._refusing = False
+            task = asyncio.create_task(self._serve(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-        task = asyncio.current_task()
-        self._tasks.add(task)
+    def _refuse(self, conn: socket.socket) -> None:
+        """Over wyoming.max_connections: an error event if the socket takes it at once, then close."""
+        if not self._refusing:
+            _LOGGER.warning("Wyoming has %d connections (wyoming.max_connections); refusing new ones",
+                            len(self._tasks))
+            self._refusing = True
         try:
-            await Connection(reader, writer, self.service, self.stt, self.cfg).run()
-        finally:
-            self._tasks.discard(task)
+            conn.setblocking(False)
+            conn.send(_BUSY)
+        except OSError:
+            pass
+        conn.close()
+
+    async def _serve(self, conn: socket.socket) -> None:
+        from demod_voice.wyoming.handler import MAX_LINE, Connection
+
+        try:
+            if conn.family == socket.AF_UNIX:
+                reader, writer = await asyncio.open_unix_connection(sock=conn, limit=MAX_LINE)
+            else:
+                reader, writer = await asyncio.open_connection(sock=conn, limit=MAX_LINE)
+        except OSError as exc:
+            conn.close()
+            _LOGGER.info("Wyoming connection lost before it started: %s", exc)
+            return
+        try:
+            await Connection(reader, writer, self.service, self.stt, self.cfg, self.budget).run()
+        except Exception:  # a bug: one connection ends, the server and its log stay usable
+            _LOGGER.exception("Wyoming connection failed")
+            writer.close()
 
     async def _advertise(self) -> None:
         if self.address.scheme != "tcp":
@@ -122,19 +198,46 @@ class WyomingServer:
             await self._zeroconf.async_unregister_service(self._service_info)
             await self._zeroconf.async_close()
             self._zeroconf = None
-        if self._server is not None:
-            self._server.close()
+        for task in self._accepting:
+            task.cancel()
+        await asyncio.gather(*self._accepting, return_exceptions=True)
+        self._accepting = []
+        for sock in self._listeners:
+            sock.close()
+        self._listeners = []
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
         if self.address.scheme == "unix":
             Path(self.address.path).unlink(missing_ok=True)
+
+
+def _tcp_listeners(host: str, port: int) -> list[socket.socket]:
+    """Bound (not yet listening) sockets for every address ``host`` resolves to, as asyncio.start_server binds."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _name, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # port 0: the first address's free port for all of them
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _clear_stale_socket(path: Path) -> None:

@@ -35,20 +35,32 @@ def still_alive(port: int) -> None:
     assert events[-1].type == "info"
 
 
-def test_unknown_voice_is_an_error_and_the_connection_stays_usable(wyoming_server):
+def test_unknown_voice_is_an_error_then_a_close(wyoming_server):
+    """One-shot synthesis: error, then the connection closes (Home Assistant's loop waits for audio-stop or a close)."""
     port = wyoming_server["port"]
 
     async def go():
         async with AsyncTcpClient("127.0.0.1", port) as client:
             await client.write_event(Synthesize(text="Hi.", voice=SynthesizeVoice(name="no-such-voice")).event())
-            first = await collect(client, {"error", "audio-stop"})
+            return await collect(client, {"audio-stop"})
+
+    events = run(go())
+    assert events[-1] is None  # closed
+    err = error_of(events[:-1])
+    assert "unknown voice 'no-such-voice'" in err.text and err.code == "ModelNotFoundError"
+    still_alive(port)
+
+
+def test_errors_outside_one_shot_exchanges_keep_the_connection(wyoming_server):
+    async def go():
+        async with AsyncTcpClient("127.0.0.1", wyoming_server["port"]) as client:
+            await client.write_event(Event(type="make-coffee"))
+            first = await collect(client, {"error"})
             await client.write_event(Describe().event())  # same connection afterwards
             return first, await collect(client, {"info", "error"})
 
     first, after = run(go())
-    err = error_of(first)
-    assert "unknown voice 'no-such-voice'" in err.text and err.code == "ModelNotFoundError"
-    assert after[-1].type == "info"
+    assert first[-1].type == "error" and after[-1].type == "info"
 
 
 def test_unknown_speaker_and_bad_names(wyoming_server):
