@@ -119,8 +119,11 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     handler.setFormatter(_Formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if not verbose else level)
+    root.setLevel(logging.ERROR if quiet else logging.WARNING if not verbose else level)
     logging.getLogger("demod_voice").setLevel(level)
+    from demod_voice import progress
+
+    progress.quiet_third_party(verbose, quiet)
 
 
 class _Formatter(logging.Formatter):
