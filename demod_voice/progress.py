@@ -39,8 +39,17 @@ def bar(total: int | None = None, *, desc: str, unit: str, quiet: bool | None = 
     """A tqdm bar on stderr, disabled off a terminal or with ``-q``; shown after ``DELAY_S`` seconds."""
     from tqdm import tqdm
 
+    sized = _columns() > 0  # a terminal that reports no size (0x0) would hide the bar: assume 80x24
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled(quiet),
-                delay=kwargs.pop("delay", DELAY_S), leave=kwargs.pop("leave", False), dynamic_ncols=True, **kwargs)
+                delay=kwargs.pop("delay", DELAY_S), leave=kwargs.pop("leave", False), dynamic_ncols=sized,
+                ncols=None if sized else 80, nrows=None if sized else 24, **kwargs)
+
+
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def iterate(items: Iterable, total: int | None = None, *, desc: str, unit: str,
