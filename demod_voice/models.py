@@ -458,3 +458,11 @@ def _human(size: int | None) -> str:
 
 
 human_size = _human
+
+
+def size_label(entry: ModelEntry) -> str:
+    """The download size for ``models list``: "unknown" (not "0 B") when the registry pins no sizes."""
+    known = [f.size for f in entry.files if f.size is not None]
+    if not known:
+        return "unknown"
+    return _human(sum(known)) if len(known) == len(entry.files) else f"over {_human(sum(known))}"

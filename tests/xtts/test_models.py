@@ -152,3 +152,5 @@ def test_model_sizes_use_binary_units():
 
     assert models.human_size(1024 ** 3) == "1.0 GiB" and models.human_size(1536) == "1.5 KiB"
     assert models.human_size(None) == "size unknown"
+    assert models.size_label(models.BUILTIN["whisper-small.en"]) == "unknown"  # no pinned sizes: not "0 B"
+    assert models.size_label(models.BUILTIN["rvc-aux"]) == "353.5 MiB"
