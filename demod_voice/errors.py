@@ -77,12 +77,15 @@ class EngineError(DemodError):
     exit_code = EXIT_FAILURE
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds an extra (the package is not on a package index: it installs from the source)."""
+    return (f"install the '{extra}' extra: 'make install EXTRAS={extra}' in a checkout, "
+            f"or pip install '.[{extra}]' from the source folder (docs/install.md)")
+
+
 def missing_extra(package: str, extra: str) -> NotAvailableError:
     """The error for an optional dependency that is not installed."""
-    return NotAvailableError(
-        f"the Python package '{package}' is not installed",
-        hint=f"install the '{extra}' extra: pip install 'demod-voice[{extra}]'",
-    )
+    return NotAvailableError(f"the Python package '{package}' is not installed", hint=install_hint(extra))
 
 
 class HTTPProblem(DemodError):

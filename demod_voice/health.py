@@ -17,6 +17,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from demod_voice import __version__
+from demod_voice.errors import install_hint
 
 #: Capability -> distributions it needs (metadata names).
 CAPABILITIES: dict[str, tuple[str, ...]] = {
@@ -28,6 +29,8 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "tinygrad": ("tinygrad",),
     "transcribe": ("faster-whisper",),
 }
+#: The extra that installs a capability, where the names differ.
+EXTRA_FOR = {"transcribe": "stt"}
 #: Capabilities whose failure makes ``health`` exit 1 unless asked otherwise.
 DEFAULT_REQUIRED = ("config", "piper")
 
@@ -52,7 +55,7 @@ def check_capability(name: str) -> Check:
     versions = {dist: _version(dist) for dist in CAPABILITIES[name]}
     missing = [d for d, v in versions.items() if v is None]
     if missing:
-        return Check(name, False, f"missing {', '.join(missing)} (pip install 'demod-voice[{name}]')", data=versions)
+        return Check(name, False, f"missing {', '.join(missing)} ({install_hint(EXTRA_FOR.get(name, name))})", data=versions)
     return Check(name, True, ", ".join(f"{d} {v}" for d, v in versions.items()), data=versions)
 
 
@@ -157,7 +160,7 @@ def check_stt(cfg) -> Check:
 
     status = stt_status(cfg)
     engine = f"faster-whisper {_version('faster-whisper')}" if status["installed"] else \
-        "faster-whisper missing (pip install 'demod-voice[stt]')"
+        "faster-whisper missing (" + install_hint("stt") + ")"
     model = f"model {status['model']}: " + (status.get("model_path", "") if status["model_installed"]
                                             else status.get("problem", "not installed"))
     return Check("stt", status["installed"] and status["model_installed"], f"{engine}; {model}", data=status)

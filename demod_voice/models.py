@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -310,8 +311,12 @@ def license_notice(entry: ModelEntry) -> str:
 
 def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, quiet: bool = False,
          say: Callable[[str], None] = lambda m: None) -> list[FileStatus]:
-    """Download every file not already present and verified; check sha256; return the final states."""
-    from demod_voice import offline
+    """Download every file not already present and verified; check sha256; return the final states.
+
+    An unreachable hub (or offline mode) is one clear error after one attempt, naming each
+    missing file, its sha256 and the folder to place it in by hand.
+    """
+    from demod_voice import offline, progress
 
     if entry.license_gate and not license_accepted(entry, cfg):
         if not accept:
@@ -322,64 +327,108 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
         say(f"accepted the {entry.license} for {entry.name} (remembered in {_licenses_path(cfg)})")
     try:
         import huggingface_hub
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
+        from huggingface_hub.utils import _http as hub_http
     except ImportError:
         raise missing_extra("huggingface_hub", "xtts") from None
-    if quiet:
+    progress.adopt_logger("huggingface_hub")  # its notices print once, through our handler
+    if not progress.enabled(quiet):
         huggingface_hub.utils.disable_progress_bars()
     folder = local_dir(entry, cfg)
-    missing = [spec.path for spec in entry.files if force or not check_file(entry, folder, spec, full=False).good]
+    missing = [spec for spec in entry.files if force or not check_file(entry, folder, spec, full=False).good]
     if missing:
-        offline.refuse(f"downloading {entry.name} ({', '.join(missing)})")
+        try:
+            offline.refuse(f"downloading {entry.name} ({', '.join(spec.path for spec in missing)})")
+        except UsageError as exc:
+            raise UsageError(exc.message, hint=placement_hint(missing, folder, entry.name)) from None
+        if huggingface_hub.constants.is_offline_mode():
+            raise UsageError(f"downloading {entry.name} needs the network, but HF_HUB_OFFLINE is set",
+                             hint=placement_hint(missing, folder, entry.name))
     folder.mkdir(parents=True, exist_ok=True)
     endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_HUB)
+    network_errors = getattr(hub_http, "_DEFAULT_RETRY_ON_EXCEPTIONS", ())
+    network_errors = network_errors if isinstance(network_errors, tuple) else (network_errors,)
     results: list[FileStatus] = []
-    for spec in entry.files:
-        current = check_file(entry, folder, spec, full=False)
-        if current.good and not force:
-            results.append(current)
-            continue
-        target = folder / spec.path
-        check_output(target, f"model file {spec.path}", streams=False)  # no folder, device or FIFO in its place
-        link = os.readlink(target) if target.is_symlink() else None
-        if target.exists() and not force:
-            current = check_file(entry, folder, spec, full=True)  # present but not yet checked: hash it
-            if current.good:
+    with progress.bar(len(missing), desc=f"pull {entry.name}", unit="file", quiet=quiet, delay=0) as files:
+        for spec in entry.files:
+            current = check_file(entry, folder, spec, full=False)
+            if current.good and not force:
                 results.append(current)
                 continue
-            target.unlink()  # wrong size or digest: fetch it again
-        elif force and target.exists():
-            target.unlink()
-        say(f"downloading {spec.path} ({_human(spec.size)}) from {entry.repo}@{entry.revision[:10]}")
-        try:
-            hf_hub_download(repo_id=entry.repo, filename=spec.path, revision=entry.revision, local_dir=str(folder),
-                            force_download=force)
-        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
-            raise EngineError(f"the model hub has no {spec.path} in {entry.repo} at revision {entry.revision}: "
-                              f"{type(exc).__name__}",
-                              hint=f"check HF_ENDPOINT ({endpoint}) or the registry entry") from None
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-            raise EngineError(f"downloading {spec.path} of {entry.name} from {endpoint} failed: "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
-                              hint=f"re-run the pull to continue (finished files are kept), or place the files "
-                                   f"by hand in {folder}") from None
-        if link is not None:
-            _restore_link(target, link)
-        state = check_file(entry, folder, spec, full=True)
-        if not state.good:
-            target.unlink(missing_ok=True)
-            raise EngineError(f"downloaded {spec.path} of {entry.name} failed its check ({state.state}: "
-                              f"{state.detail}); the file was deleted",
-                              hint="re-run the pull; if it fails again the mirror serves a different file")
-        results.append(state)
+            target = folder / spec.path
+            check_output(target, f"model file {spec.path}", streams=False)  # no folder, device or FIFO there
+            link = os.readlink(target) if target.is_symlink() else None
+            if target.exists() and not force:
+                current = check_file(entry, folder, spec, full=True)  # present but not yet checked: hash it
+                if current.good:
+                    results.append(current)
+                    files.update(1)
+                    continue
+                target.unlink()  # wrong size or digest: fetch it again
+            elif force and target.exists():
+                target.unlink()
+            message = f"downloading {spec.path} ({_human(spec.size)}) from {entry.repo}@{entry.revision[:10]}"
+            files.write(message, file=sys.stderr) if not files.disable else say(message)
+            try:
+                _download(entry, spec, folder, endpoint, force)
+            except _HubMissing as exc:
+                raise EngineError(f"the model hub at {endpoint} has no {exc.what}",
+                                  hint=f"check HF_ENDPOINT or the registry entry, or "
+                                       f"{placement_hint(missing, folder, entry.name)}") from None
+            except (OSError, *network_errors, huggingface_hub.errors.HfHubHTTPError) as exc:
+                reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+                raise EngineError(f"cannot download {entry.name} from {endpoint}: {reason}",
+                                  hint=f"check the network or HF_ENDPOINT and re-run the pull (finished files are "
+                                       f"kept), or {placement_hint(missing, folder, entry.name)}") from None
+            if link is not None:
+                _restore_link(target, link)
+            state = check_file(entry, folder, spec, full=True)
+            if not state.good:
+                target.unlink(missing_ok=True)
+                raise EngineError(f"downloaded {spec.path} of {entry.name} failed its check ({state.state}: "
+                                  f"{state.detail}); the file was deleted",
+                                  hint="re-run the pull; if it fails again the mirror serves a different file")
+            results.append(state)
+            files.update(1)
     return results
+
+
+class _HubMissing(Exception):
+    """The hub answered, and it has no such repository, revision or file."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def _download(entry: ModelEntry, spec: ModelFile, folder: Path, endpoint: str, force: bool) -> None:
+    """One file. A first metadata request without retries finds an unreachable hub in one attempt (the hub
+    client would otherwise retry for ~24 s); the download itself keeps the client's resume-on-drop."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        get_hf_file_metadata(hf_hub_url(entry.repo, spec.path, revision=entry.revision, endpoint=endpoint),
+                             timeout=10)
+        hf_hub_download(repo_id=entry.repo, filename=spec.path, revision=entry.revision, local_dir=str(folder),
+                        force_download=force, endpoint=endpoint)
+    except LocalEntryNotFoundError as exc:  # a subclass of EntryNotFoundError, but it means "unreachable"
+        raise OSError(str(exc.__cause__ or exc)) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise _HubMissing(f"{entry.repo} at revision {entry.revision} ({type(exc).__name__})") from None
+    except EntryNotFoundError:
+        raise _HubMissing(f"{spec.path} in {entry.repo} at revision {entry.revision}") from None
+
+
+def placement_hint(missing: list[ModelFile], folder: Path, name: str) -> str:
+    """Where each missing file goes and what it must hash to, for an install by hand."""
+    listed = ", ".join(f"{spec.path} (sha256 {spec.sha256 or 'not pinned'}"
+                       f"{', ' + _human(spec.size) if spec.size else ''})" for spec in missing)
+    return f"place the files by hand in {folder}: {listed}; then run 'demod-voice models verify {name}'"
 
 
 def _restore_link(path: Path, link: str) -> None:
@@ -401,11 +450,19 @@ def verify(entry: ModelEntry, cfg) -> list[FileStatus]:
 def _human(size: int | None) -> str:
     if size is None:
         return "size unknown"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return str(size)
 
 
 human_size = _human
+
+
+def size_label(entry: ModelEntry) -> str:
+    """The download size for ``models list``: "unknown" (not "0 B") when the registry pins no sizes."""
+    known = [f.size for f in entry.files if f.size is not None]
+    if not known:
+        return "unknown"
+    return _human(sum(known)) if len(known) == len(entry.files) else f"over {_human(sum(known))}"

@@ -246,10 +246,10 @@ def _infer_engine(record: dict) -> str:
         return "rvc"
     if record.get("reference"):
         return "xtts"
-    if record.get("voice") or record.get("model"):
-        return "piper"
+    if record.get("voice") or record.get("model") or record.get("text"):
+        return "piper"  # text alone: Piper with piper.default_voice (docs/batch.md)
     raise InputError("cannot tell which engine to use",
-                     hint="give a reference (XTTS), a voice (Piper), an input and model (RVC), or an 'engine' column")
+                     hint="give a text (Piper), a reference (XTTS), an input and model (RVC), or an 'engine' column")
 
 
 def _check_output_folder(output: Path) -> None:

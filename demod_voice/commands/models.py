@@ -46,7 +46,7 @@ def run_list(args, ctx) -> int:
         print(json.dumps([{**e.to_dict(), "status": s, "path": str(p)} for e, s, p in out], indent=2))
         return 0
     rows = [("NAME", "KIND", "STATUS", "SIZE", "LICENCE", "PATH")]
-    rows += [(e.name, e.kind, s, models.human_size(e.total_size), e.license, str(p)) for e, s, p in out]
+    rows += [(e.name, e.kind, s, models.size_label(e), e.license, str(p)) for e, s, p in out]
     _table(rows)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from demod_voice.commands._common import (
@@ -20,26 +21,61 @@ from demod_voice.errors import UsageError
 def register(sub, common) -> None:
     p = sub.add_parser(
         "piper-infer", parents=[common], help="synthesise speech with a Piper voice",
-        description="Synthesise TEXT with a Piper voice (a .onnx path or a voice name from 'voices list').",
+        description="Synthesise TEXT with a Piper voice (a .onnx path or a voice name from 'voices list'). "
+                    "Without TEXT, the text is read from standard input when it is not a terminal.",
+        epilog="piper's own flags work too: -m/--model, -f/--output-file, --output-raw, --noise-w-scale, --cuda.",
     )
-    p.add_argument("model", metavar="MODEL", help="Piper .onnx file or voice name, e.g. en_US-joe-medium")
+    p.add_argument("model", nargs="?", metavar="MODEL", help="Piper .onnx file or voice name, e.g. en_US-joe-medium")
     add_text_arguments(p)
-    p.add_argument("-o", "--output", metavar="OUT", help="output file, or '-' for standard output (default: output.wav)")
+    p.add_argument("-m", "--model", dest="model_flag", metavar="MODEL",
+                   help="the voice as an option (piper's -m); then the first positional argument is TEXT")
+    p.add_argument("-o", "--output", "-f", "--output-file", dest="output", metavar="OUT",
+                   help="output file, or '-' for standard output (default: output.wav)")
     p.add_argument("--speaker", metavar="ID", help="speaker index or name (multi-speaker voices)")
     add_format_argument(p)
-    p.add_argument("--stream", action="store_true",
+    p.add_argument("--stream", "--output-raw", dest="stream", action="store_true",
                    help="write raw 16-bit mono PCM to standard output, sentence by sentence")
     p.add_argument("--length-scale", type=setting_number("piper.length_scale"), metavar="X", help="phoneme length (>1 slower)")
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (the inverse of --length-scale)")
     p.add_argument("--noise-scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
-    p.add_argument("--noise-w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
+    p.add_argument("--noise-w", "--noise-w-scale", dest="noise_w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
     p.add_argument("--sentence-silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence between sentences")
     p.add_argument("--volume", type=setting_number("piper.volume"), metavar="X", help="volume multiplier (default 1.0)")
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
+    p.add_argument("--cuda", dest="device", action="store_const", const="gpu", default=argparse.SUPPRESS,
+                   help="same as the global --gpu (piper's flag)")
     add_chain_arguments(p)
     add_captions_argument(p)
     p.set_defaults(func=run)
+
+
+def sort_positionals(args) -> None:
+    """piper's ``-m MODEL``: the positionals then hold only TEXT; check one voice was named."""
+    if args.model_flag is not None:
+        if args.text is not None:
+            raise UsageError("with -m/--model, give at most one positional argument (the text)")
+        args.model, args.text = args.model_flag, args.model
+    if not args.model:
+        raise UsageError("no voice given", hint="pass MODEL (a voice name or .onnx file) or -m MODEL")
+
+
+def read_text(args) -> str:
+    """TEXT, '-', --text-file, or (piper's habit) standard input when none is given and it is not a terminal."""
+    import io
+    import sys
+
+    from demod_voice import text as text_mod
+
+    if args.text is None and args.text_file is None:
+        stdin = sys.stdin
+        if stdin is None or stdin.isatty():
+            raise UsageError("no text given", hint="pass TEXT, pipe the text in, or use --text-file FILE")
+        raw = stdin.buffer.read()
+        if not raw.strip():
+            raise UsageError("no text given", hint="pass TEXT, pipe the text in, or use --text-file FILE")
+        return text_mod.read_text_argument("-", None, stdin=io.BytesIO(raw))
+    return text_mod.read_text_argument(args.text, args.text_file)
 
 
 def request_from_args(args, text: str):
@@ -56,16 +92,17 @@ def request_from_args(args, text: str):
 
 
 def run(args, ctx) -> int:
-    from demod_voice import adapters, output
+    from demod_voice import adapters, output, progress
     from demod_voice import audio as audio_mod
     from demod_voice import text as text_mod
     from demod_voice.adapters import piper as piper_adapter
     from demod_voice.cache import AudioCache, make_key
 
+    sort_positionals(args)
     check_chain_arguments(args)
     check_captions(args.captions)
     cfg = ctx.cfg
-    text = text_mod.read_text_argument(args.text, args.text_file)
+    text = read_text(args)
     target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format"))
     request = request_from_args(args, text)
     request.words = bool(args.captions)
@@ -74,13 +111,18 @@ def run(args, ctx) -> int:
     started = time.perf_counter()
     # The audio cache (cache.enabled): a hit needs no engine at all.
     # (Not with --rvc: the conversion's own settings are not part of the key.)
+    sentences = len(text_mod.split_sentences(text, max_chars=piper_adapter.MAX_SENTENCE_CHARS))
+
+    def with_bar(chunks):  # a bar per sentence on a terminal, once the work takes a few seconds
+        return progress.iterate(chunks, sentences, desc="piper", unit="sentence", quiet=ctx.quiet)
+
     cache = None if target.stream or args.rvc or args.captions else AudioCache.from_config(cfg)
     if cache is not None:
         key = make_key(text, command="piper-infer", backend=plan.backend, options=repr(plan.options),
                        fmt=target.fmt, **piper_adapter.identity(request, cfg))
 
         def compute():
-            chunks = piper_adapter.synthesize(request, cfg, ctx.device, plan=plan)
+            chunks = with_bar(piper_adapter.synthesize(request, cfg, ctx.device, plan=plan))
             return audio_mod.encode(audio_mod.concat(list(chunks)), target.fmt), {}
 
         entry, hit = cache.get_or_compute(key, compute, tag=f"piper/{plan.model_path.stem}")
@@ -91,7 +133,7 @@ def run(args, ctx) -> int:
         return 0
     if args.rvc:
         apply_aux_flags(args, ctx)
-    chunks = adapters.synthesize("piper", request, cfg, ctx.device)
+    chunks = with_bar(adapters.synthesize("piper", request, cfg, ctx.device))
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

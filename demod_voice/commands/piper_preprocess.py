@@ -55,7 +55,7 @@ def register(sub, common) -> None:
                    help="drop utterances whose quality score (0-1) is below this (default 0.4)")
     p.add_argument("--workers", type=_workers, default=1, metavar="N", help="parallel worker processes (default 1)")
     p.add_argument("--transcribe", action="store_true",
-                   help="fill missing transcripts with faster-whisper (model: config key dataset.whisper_model)")
+                   help="fill missing transcripts with faster-whisper (model: config dataset.whisper_model, else stt.model)")
     p.add_argument("--dry-run", action="store_true", help="validate and report only; write nothing")
     p.add_argument("--strict", action="store_true",
                    help="any invalid row, or too little audio to train, is an error (exit 2) and no dataset is written")
@@ -100,8 +100,8 @@ def run(args, ctx) -> int:
 
 
 def _whisper_folder(cfg) -> str | None:
-    """``dataset.whisper_model`` as a folder (a registry name resolves to its install folder)."""
+    """``dataset.whisper_model``, else ``stt.model`` (the one Whisper the rest uses), as a folder."""
     from demod_voice.engines import whisper
 
-    name = cfg.get("dataset.whisper_model")
+    name = cfg.get("dataset.whisper_model") or cfg.get("stt.model")
     return str(whisper.resolve(name, cfg)) if name else None

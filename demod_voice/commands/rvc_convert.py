@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -94,23 +95,23 @@ def run(args, ctx) -> int:
 
 
 def _convert_folder(args, ctx, files: list[Path], out_dir: Path, fmt: str) -> int:
-    from tqdm import tqdm
-
     from demod_voice import audio as audio_mod
+    from demod_voice import progress
 
     convert = _converter(args, ctx)
     failures: list[str] = []
     suffix = {"ogg": ".ogg", "opus": ".opus", "mp3": ".mp3", "aac": ".aac", "flac": ".flac"}.get(fmt, ".wav")
     started = time.perf_counter()
-    bar = tqdm(files, desc="converting", unit="file", disable=ctx.quiet)
-    for path in bar:
+    bar = progress.bar(len(files), desc="converting", unit="file", quiet=ctx.quiet)  # terminal only
+    for path in files:
         bar.set_postfix_str(path.name[:30])
         try:
             result = convert(audio_mod.read(path, what="input audio"))
             audio_mod.write(result, out_dir / (path.stem + suffix), fmt)
         except (InputError, EngineError) as exc:  # one bad file does not stop the others
             failures.append(f"{path.name}: {exc.message}")
-            bar.write(f"notice: skipped {path.name}: {exc.message}")
+            bar.write(f"notice: skipped {path.name}: {exc.message}", file=sys.stderr)
+        bar.update(1)
     bar.close()
     done = len(files) - len(failures)
     ctx.say(f"converted {done} of {len(files)} files into {out_dir} in {time.perf_counter() - started:.1f} s")

@@ -25,7 +25,7 @@ def register(sub, common) -> None:
 
 
 def run(args, ctx) -> int:
-    from demod_voice.errors import NotAvailableError, UsageError
+    from demod_voice.errors import NotAvailableError, UsageError, install_hint
 
     for key, value in (("server.host", args.host), ("server.port", args.port),
                        ("server.cpu_workers", args.workers), ("server.preload", args.preload),
@@ -62,7 +62,7 @@ def run(args, ctx) -> int:
             from demod_voice.server.service import Service
     except ImportError as exc:
         raise NotAvailableError(f"the server needs {exc.name}, which is not installed",
-                                hint="install the 'server' extra: pip install 'demod-voice[server]'") from None
+                                hint=install_hint("server")) from None
     if args.no_http:
         from demod_voice.wyoming.server import serve_forever
 

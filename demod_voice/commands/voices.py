@@ -14,7 +14,7 @@ def register(sub, common) -> None:
 
     lst = vsub.add_parser("list", parents=[common], help="list voices (Piper, saved profiles, other engines)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
-    lst.add_argument("--engine", help="only this engine's voices")
+    lst.add_argument("--engine", choices=("piper", "xtts", "rvc"), help="only this engine's voices (piper, xtts or rvc)")
     lst.add_argument("--user", **user)
     lst.set_defaults(func=run_list)
 

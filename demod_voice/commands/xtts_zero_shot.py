@@ -24,14 +24,16 @@ def register(sub, common) -> None:
                     "of recordings; with --reference (repeatable) or --voice NAME the first positional argument "
                     "is TEXT.",
         epilog="Exit codes: 0 success, 1 runtime failure, 2 usage or input error (bad reference, unknown language, "
-               "missing model), 130 interrupted.",
+               "missing model), 130 interrupted. coqui tts's --speaker_wav, --language_idx and --out_path work too.",
     )
     p.add_argument("reference", nargs="?", metavar="REFERENCE",
                    help="reference audio (any format soundfile reads) or a folder of it")
     add_text_arguments(p)
-    p.add_argument("-o", "--output", metavar="OUT", help="output file, or '-' for standard output (default: output.wav)")
-    p.add_argument("--language", default=None, help="language code, e.g. en (default: config xtts.language)")
-    p.add_argument("--reference", dest="references", action="append", default=[], metavar="AUDIO",
+    p.add_argument("-o", "--output", "--out_path", dest="output", metavar="OUT",
+                   help="output file, or '-' for standard output (default: output.wav)")
+    p.add_argument("--language", "--language_idx", dest="language", default=None,
+                   help="language code, e.g. en (default: config xtts.language)")
+    p.add_argument("--reference", "--speaker_wav", dest="references", action="append", default=[], metavar="AUDIO",
                    help="another reference file or folder (repeatable; all are used together)")
     p.add_argument("--voice", metavar="NAME", help="use a voice saved with --save-voice (no reference audio needed)")
     p.add_argument("--save-voice", metavar="NAME", help="save the reference's conditioning as a named voice")
@@ -120,6 +122,11 @@ def run(args, ctx) -> int:
     if not args.split_sentences:
         request.split_sentences = False
     chunks = adapters.synthesize("xtts", request, cfg, ctx.device, plan=plan)
+    if not request.stream:  # a bar per sentence on a terminal, once the work takes a few seconds
+        from demod_voice import progress
+
+        sentences = len(text_mod.split_sentences(text)) if request.split_sentences else 1
+        chunks = progress.iterate(chunks, sentences, desc="xtts", unit="sentence", quiet=ctx.quiet)
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.audio import Audio
-from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
+from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError, install_hint
 from demod_voice.paths import file_identity
 from demod_voice.voices import DEFAULT_USER, Profile, VoiceStore, voice_tag
 
@@ -372,7 +372,7 @@ class RvcProvider:
             return rvc_adapter.convert(audio, request, self.cfg, self.cfg.get("device"))
         except ImportError as exc:
             raise NotAvailableError(f"the RVC engine is not installed ({exc})",
-                                    hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'") from None
+                                    hint=install_hint("rvc")) from None
 
 
 # --- the router -------------------------------------------------------------------------

@@ -180,8 +180,9 @@ class WyomingServer:
             from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
         except ImportError:
             raise NotAvailableError("--zeroconf needs the 'zeroconf' package, which is not installed",
-                                    hint="pip install zeroconf (or drop --zeroconf and add the integration by "
-                                         "host and port)") from None
+                                    hint="it comes with the 'server' extra: 'make install EXTRAS=server' in a "
+                                         "checkout (or drop --zeroconf and add the integration by host and port)"
+                                    ) from None
         host = self.address.host
         if host in ("0.0.0.0", "::", ""):
             host = _outbound_address()

@@ -135,3 +135,18 @@ def test_unusable_file_exits_2(cli, jobdir, content, message):
     proc = cli("batch", path)
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("error: ") and message in proc.stderr.decode()
+
+
+def test_text_and_output_only_uses_the_default_piper_voice(cli, jobdir):
+    """A CSV with just text and output speaks with piper.default_voice (docs/batch.md); issue 25 item 5."""
+    path = jobdir / "lines.csv"
+    path.write_text("text,output\nHello.,a.wav\nSecond line.,b.wav\n")
+    proc = cli("batch", path, "--report", jobdir / "r.json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = read_report(jobdir / "r.json")
+    assert by_status(report) == {"done": {2, 3}}
+    if all("engine" in j for j in report["jobs"]):
+        assert {j["engine"] for j in report["jobs"]} == {"piper"}
+    for name in ("a.wav", "b.wav"):
+        data, sr = decode(jobdir / name)
+        assert sr == 22050  # the bundled default voice's rate

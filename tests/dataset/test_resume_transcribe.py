@@ -65,11 +65,15 @@ def test_transcribe_fills_missing_transcripts(cli, make_pairs, tmp_path, speech_
     (src / "utt_010.txt").write_text("\n", encoding="utf-8")
     out = tmp_path / "out"
 
-    # Without a model configured: a clear error, nothing written.
+    # Without a model in place: stt.model's default (not installed here) is named, nothing written.
     proc = cli("piper-preprocess", "--input-dir", src, "--output-dir", out, "--transcribe")
     assert proc.returncode == 2
-    assert "config key 'dataset.whisper_model' is not set" in proc.stderr.decode()
+    assert "Whisper model whisper-base.en is not installed" in proc.stderr.decode()
     assert not out.exists()
+    # stt.model is what --transcribe uses when dataset.whisper_model is unset (issue 25 item 8).
+    proc = cli("piper-preprocess", "--input-dir", src, "--output-dir", tmp_path / "stt-out", "--transcribe",
+               "--dry-run", env={"DEMOD_VOICE_STT__MODEL": str(models.get_model_path())})
+    assert proc.returncode == 0, proc.stderr.decode()
     # Without --transcribe the two rows are invalid (empty text).
     proc = cli("piper-preprocess", "--input-dir", src, "--output-dir", out, "--dry-run")
     assert proc.returncode == 0 and proc.stdout.decode().count("empty_text") == 2

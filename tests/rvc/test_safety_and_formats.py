@@ -21,6 +21,9 @@ def test_malicious_model_is_refused_in_a_real_process(cli, malicious, rvc_assets
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert "refusing to load RVC model" in err and "arbitrary unpickling" in err
+    assert "holds code that would run on load" in err and "safetensors" in err  # why, and what is safe
+    assert "weights_only" not in err and "Warning" not in err  # never torch's advice to switch the check off
+    assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
     assert not marker.exists()
     assert not out.exists()

@@ -105,3 +105,15 @@ def test_folder_and_repeated_references_expand_in_order(tmp_path, speech_wav, se
     (folder / "notes.txt").write_text("not audio")
     files = xtts.expand_references([folder, speech_wav])
     assert [f.name for f in files] == ["a.flac", "b.wav", speech_wav.name]
+
+
+def test_sentence_bar_on_a_terminal(isolated_home, xtts_checkpoint, speech_wav, tmp_path):
+    """xtts-zero-shot counts sentences on a terminal (issue 25 item 6), with coqui's flag names (item 7)."""
+    from tests.helpers import run_cli_on_tty
+
+    out = tmp_path / "bar.wav"
+    code, err = run_cli_on_tty(["xtts-zero-shot", "One sentence. And two.", "--speaker_wav", speech_wav,
+                                "--language_idx", "en", "--out_path", out, "--model-dir", xtts_checkpoint, "--cpu"])
+    assert code == 0, err
+    assert b"xtts" in err and b"sentence" in err and b"/2" in err, err
+    assert out.stat().st_size > 1000

@@ -128,3 +128,29 @@ def test_builtin_entries_are_pinned(isolated_home):
     assert models.local_dir(aux, cfg) == cfg.data_dir / "models" / "rvc-aux"
     with pytest.raises(Exception, match="unknown model 'xtts-v3'"):
         models.get("xtts-v3", cfg)
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_pull_shows_a_file_bar_on_a_terminal_only(hub, quiet):
+    """A bar per file on a terminal (issue 25 item 6); none with -q, and none in a pipe (the other tests)."""
+    from tests.helpers import run_cli_on_tty
+
+    hub.write_registry()
+    code, err = run_cli_on_tty([*(["-q"] if quiet else []), "models", "pull", "tiny"], env=hub.env)
+    assert code == 0, err
+    for name, data in hub.files.items():
+        assert (hub.folder / name).read_bytes() == data
+    if quiet:
+        assert err.strip() == b"", err
+    else:
+        assert b"pull tiny" in err and b"2/2" in err and b"file" in err, err
+
+
+def test_model_sizes_use_binary_units():
+    """1 GiB is labelled GiB (it was "GB"); an entry with sizes never shows 0 B."""
+    from demod_voice import models
+
+    assert models.human_size(1024 ** 3) == "1.0 GiB" and models.human_size(1536) == "1.5 KiB"
+    assert models.human_size(None) == "size unknown"
+    assert models.size_label(models.BUILTIN["whisper-small.en"]) == "unknown"  # no pinned sizes: not "0 B"
+    assert models.size_label(models.BUILTIN["rvc-aux"]) == "353.5 MiB"

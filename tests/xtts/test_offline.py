@@ -39,6 +39,14 @@ def _assert_refused(proc, hub):
     assert "Traceback" not in err
     assert hub.requests == []  # not one request reached the hub
     assert not (hub.folder / "model.bin").exists()
+    _assert_names_the_files(last, hub.folder)
+
+
+def _assert_names_the_files(line: str, folder) -> None:
+    """The one error line says where each missing file goes and what it must hash to (issue 25 item 3)."""
+    assert f"place the files by hand in {folder}" in line, line
+    for name, data in FILES.items():
+        assert f"{name} (sha256 {hashlib.sha256(data).hexdigest()}" in line, line
 
 
 def test_env_flag_refuses_models_pull_without_any_request(cli, hub):
@@ -55,7 +63,67 @@ def test_builtin_models_are_refused_too(cli, hub):
     # The real registry entries point at the public hub; HF_ENDPOINT sends them to the loopback server.
     for name in ("xtts-v2", "rvc-aux"):
         proc = cli("models", "pull", name, "--accept-license", env={**hub.env, "DEMOD_VOICE_OFFLINE": "1"})
-        _assert_refused(proc, hub)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and "offline mode is on" in err and "place the files by hand" in err, err
+        assert hub.requests == []
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_hub_offline_flag_is_one_clear_error(cli, hub, quiet):
+    """HF_HUB_OFFLINE=1 (the hub library's own switch): no request, one line naming files, sha256s, folder."""
+    proc = cli(*quiet, "models", "pull", "tiny", env={**hub.env, "HF_HUB_OFFLINE": "1"})
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # nothing before the error: the download never started
+    assert lines[-1].startswith("error: ") and "HF_HUB_OFFLINE" in lines[-1]
+    _assert_names_the_files(lines[-1], hub.folder)
+    assert hub.requests == []
+
+
+class _DeadHub:
+    """A loopback port that accepts connections and closes them at once, counting them (a hub that is down)."""
+
+    def __enter__(self):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_unreachable_hub_is_one_attempt_and_one_clear_error(cli, hub, quiet):
+    """No retries (the hub client would retry for ~24 s), no doubled lines, and -q prints only the error."""
+    with _DeadHub() as dead:
+        proc = cli(*quiet, "models", "pull", "tiny", env={**hub.env, "HF_ENDPOINT": dead.url})
+        connections = dead.connections
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert connections == 1, err  # one attempt
+    assert len(lines) == len(set(lines)), err  # no line printed twice
+    assert "Retry" not in err and "Traceback" not in err
+    assert lines[-1].startswith(f"error: cannot download tiny from {dead.url}")
+    _assert_names_the_files(lines[-1], hub.folder)
+    if quiet:
+        assert len(lines) == 1, err
 
 
 def test_whisper_model_by_name_is_refused(isolated_home, monkeypatch, hub):

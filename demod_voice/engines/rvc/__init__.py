@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from demod_voice.audio import Audio
-from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError
+from demod_voice.errors import EngineError, InputError, ModelNotFoundError, UsageError, install_hint
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class RvcEngine:
         if options.f0_method not in f0_mod.available_methods():
             hint = "choose one of " + ", ".join(f0_mod.available_methods())
             if options.f0_method == "pm":
-                hint = "pm needs the GPL package praat-parselmouth: pip install 'demod-voice[rvc-gpl]'"
+                hint = "pm needs the GPL package praat-parselmouth: " + install_hint("rvc-gpl")
             raise UsageError(f"f0 method '{options.f0_method}' is not available", hint=hint)
         return options
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,20 @@ _SAFE_STAND_INS = [
 ]
 
 
+#: What a refused checkpoint should be instead.
+SAFE_FORMATS_HINT = ("safe formats are a weights-only PyTorch .pth/.pt (tensors, numbers, strings, lists and dicts, "
+                     "as RVC WebUI and Applio export voices) and .safetensors (HuBERT folders); get the file from a "
+                     "source you trust in one of those")
+
+
+def unsafe_message(what: str, path: Path, detail: str) -> str:
+    """Why a pickle was refused: it names what the file would run, never how to switch the check off."""
+    match = re.search(r"GLOBAL ([A-Za-z_][\w.]*)", detail)
+    calls = f" (it calls {match.group(1)})" if match else ""
+    return (f"refusing to load {what} {path}: the file holds code that would run on load{calls}; loading it "
+            f"would need arbitrary unpickling")
+
+
 def safe_load(path: str | Path, what: str = "checkpoint"):
     """``torch.load`` with ``weights_only=True`` and clear errors for unsafe or broken files."""
     import torch
@@ -52,17 +68,17 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
     if path.is_dir():
         raise InputError(f"{what} is a folder, not a file: {path}")
     try:
-        with torch.serialization.safe_globals(_SAFE_STAND_INS):
+        # torch's own warnings (and its advice on turning the check off) are not for our users.
+        with warnings.catch_warnings(), torch.serialization.safe_globals(_SAFE_STAND_INS):
+            warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc) or "global" in str(exc).lower() \
-                or "reduce" in str(exc).lower() or "allowlist" in str(exc).lower():
-            raise UnsafeCheckpointError(
-                f"refusing to load {what} {path}: it needs arbitrary unpickling, which could run code hidden in the "
-                f"file ({detail})",
-                hint="only tensors, plain containers and known-safe classes are loaded; get the file from a source "
-                     "you trust, or re-save its state dict with weights only") from None
+        text = str(exc)
+        _LOGGER.debug("torch.load refused %s: %s", path, text)
+        if "weights only" in text.lower() or "weights_only" in text or "global" in text.lower() \
+                or "reduce" in text.lower() or "allowlist" in text.lower():
+            raise UnsafeCheckpointError(unsafe_message(what, path, text), hint=SAFE_FORMATS_HINT) from None
+        detail = text.strip().splitlines()[0][:240] if text.strip() else type(exc).__name__
         raise InputError(f"cannot read {what} {path}: {detail}",
                          hint="the file may be truncated or not a PyTorch checkpoint") from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, AttributeError, TypeError) as exc:

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from demod_voice.config import F0_METHODS as METHODS  # the one list lives in the schema
-from demod_voice.errors import InputError, NotAvailableError
+from demod_voice.errors import InputError, NotAvailableError, install_hint
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _world(audio: np.ndarray, method: str, filter_radius: int) -> np.ndarray:
     try:
         import pyworld
     except ImportError:
-        raise NotAvailableError(f"f0 method '{method}' needs pyworld", hint="pip install 'demod-voice[rvc]'") from None
+        raise NotAvailableError(f"f0 method '{method}' needs pyworld", hint=install_hint("rvc")) from None
     x = audio.astype(np.float64)
     analyse = pyworld.harvest if method == "harvest" else pyworld.dio
     f0, t = analyse(x, fs=SAMPLE_RATE, f0_floor=F0_MIN, f0_ceil=F0_MAX, frame_period=1000 * HOP / SAMPLE_RATE)
@@ -60,7 +60,7 @@ def _crepe(audio: np.ndarray, model: str, device: str) -> np.ndarray:
         import torch
         import torchcrepe
     except ImportError:
-        raise NotAvailableError("f0 method 'crepe' needs torchcrepe", hint="pip install 'demod-voice[rvc]'") from None
+        raise NotAvailableError("f0 method 'crepe' needs torchcrepe", hint=install_hint("rvc")) from None
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
     dev = "cuda" if device.startswith("cuda") else "cpu"
     f0, periodicity = torchcrepe.predict(x, SAMPLE_RATE, HOP, F0_MIN, F0_MAX, model, batch_size=512, device=dev,
@@ -76,7 +76,7 @@ def _pm(audio: np.ndarray) -> np.ndarray:
         import parselmouth
     except ImportError:
         raise NotAvailableError("f0 method 'pm' needs praat-parselmouth (GPL), which is not installed",
-                                hint="pip install 'demod-voice[rvc-gpl]', or use rmvpe/harvest/crepe") from None
+                                hint=install_hint("rvc-gpl") + ", or use rmvpe/harvest/crepe") from None
     pitch = parselmouth.Sound(audio.astype(np.float64), SAMPLE_RATE).to_pitch_ac(
         time_step=HOP / SAMPLE_RATE, voicing_threshold=0.6, pitch_floor=F0_MIN, pitch_ceiling=F0_MAX)
     f0 = pitch.selected_array["frequency"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from demod_voice.errors import InputError, NotAvailableError
+from demod_voice.errors import InputError, NotAvailableError, install_hint
 from demod_voice.server.routes import client_watch, current_user, is_admin, read_upload, respond, service
 from demod_voice.server.schemas import TTSBody, check_params
 from demod_voice.server.service import Service, TTSRequest
@@ -36,7 +36,7 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
 async def convert(request: Request, file: UploadFile = File(...), voice: str = Form(...), pitch: float | None = Form(None),
                   format: str = Form("wav"), user: str = Depends(current_user), svc: Service = Depends(service)):
     if not svc.rvc_available():
-        raise NotAvailableError("RVC is not installed", hint="install the 'rvc' extra: pip install 'demod-voice[rvc]'")
+        raise NotAvailableError("RVC is not installed", hint=install_hint("rvc"))
     data = await read_upload(request, file)
     from demod_voice.audio import MEDIA_TYPES, format_for
 
