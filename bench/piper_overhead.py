@@ -110,7 +110,7 @@ def main() -> int:
         child(args.child, args.case, args.repeats)
         return 0
 
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
     print(f"== Piper in process, ours vs raw PiperVoice ({stamp}, commit {commit()})")
     print(f"machine: {machine()}; load average at start {os.getloadavg()[0]:.2f}; repeats {args.repeats} "
           f"(the 4 096-character text once)")
@@ -139,8 +139,8 @@ def main() -> int:
                 proc.kill()
                 proc.wait()
     print()
-    print(f"| condition (load avg start -> end) | text | audio s | ours s | raw s | ours / raw | ours peak MB | "
-          f"raw peak MB |")
+    print("| condition (load avg start -> end) | text | audio s | ours s | raw s | ours / raw | ours peak MB | "
+          "raw peak MB |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for condition, case, ours, raw, ours_peak, raw_peak, l0, l1 in rows:
         label = condition if condition == "idle" else f"busy ({args.load} loops)"
