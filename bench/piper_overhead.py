@@ -65,13 +65,14 @@ def child(mode: str, case: str, repeats: int) -> None:
             return sum(c.duration for c in adapter.synthesize(Request(text=t, voice=request.voice), cfg, "cpu"))
     speak("Hello there.")
     load_s = time.perf_counter() - started
-    times, audio = [], 0.0
+    times, cpu, audio = [], [], 0.0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         audio = speak(text)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"best": min(times), "times": times, "audio_s": audio, "peak_mb": peak, "load_s": load_s}))
+    print(json.dumps({"best": min(times), "times": times, "cpu": min(cpu), "audio_s": audio, "peak_mb": peak, "load_s": load_s}))
 
 
 def measure(mode: str, case: str, repeats: int) -> dict:
@@ -133,7 +134,8 @@ def main() -> int:
                 rows.append((condition, case, ours, raw, max(r["peak_mb"] for r in got["ours"]),
                              max(r["peak_mb"] for r in got["raw"]), load_start, os.getloadavg()[0]))
                 print(f"  {condition:5} {case:13} ours {ours['best']:7.3f} s  raw {raw['best']:7.3f} s  "
-                      f"ratio {ours['best'] / raw['best']:.3f}x", flush=True)
+                      f"ratio {ours['best'] / raw['best']:.3f}x  (CPU s ours {ours['cpu']:.2f}, raw {raw['cpu']:.2f}; "
+                      f"load {os.getloadavg()[0]:.1f})", flush=True)
         finally:
             for proc in loops:
                 proc.kill()
@@ -145,7 +147,8 @@ def main() -> int:
     for condition, case, ours, raw, ours_peak, raw_peak, l0, l1 in rows:
         label = condition if condition == "idle" else f"busy ({args.load} loops)"
         print(f"| {label} ({l0:.1f} -> {l1:.1f}) | {case} | {ours['audio_s']:.1f} | {ours['best']:.3f} | "
-              f"{raw['best']:.3f} | **{ours['best'] / raw['best']:.3f}x** | {ours_peak:.0f} | {raw_peak:.0f} |")
+              f"{raw['best']:.3f} | **{ours['best'] / raw['best']:.3f}x** | {ours['cpu']:.2f} / {raw['cpu']:.2f} | "
+              f"{ours_peak:.0f} | {raw_peak:.0f} |")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

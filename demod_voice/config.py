@@ -102,6 +102,8 @@ SCHEMA: dict[str, Any] = {
                        min=1, max=64, nullable=True),
         "batch_window_ms": S("float", 20.0, "how long an idle model waits for more requests to start a batch with",
                              min=0.0, max=2000.0),
+        "prefix_cache_entries": S("int", 8, "voices whose GPT conditioning-prefix keys/values stay in memory, so "
+                                  "a request skips that part of the prefill (same audio); 0: none", min=0, max=1024),
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),
