@@ -141,11 +141,11 @@ def main() -> int:
                 proc.kill()
                 proc.wait()
     print()
-    print("| condition (load avg start -> end) | text | audio s | ours s | raw s | ours / raw | ours peak MB | "
-          "raw peak MB |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| condition (load avg start -> end) | text | audio s | ours s | raw s | ours / raw | CPU s ours / raw | "
+          "ours peak MB | raw peak MB |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for condition, case, ours, raw, ours_peak, raw_peak, l0, l1 in rows:
-        label = condition if condition == "idle" else f"busy ({args.load} loops)"
+        label = "no load added" if condition == "idle" else f"{args.load} busy loops added"
         print(f"| {label} ({l0:.1f} -> {l1:.1f}) | {case} | {ours['audio_s']:.1f} | {ours['best']:.3f} | "
               f"{raw['best']:.3f} | **{ours['best'] / raw['best']:.3f}x** | {ours['cpu']:.2f} / {raw['cpu']:.2f} | "
               f"{ours_peak:.0f} | {raw_peak:.0f} |")
