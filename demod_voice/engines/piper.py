@@ -319,7 +319,9 @@ class _CpuSession:
             with _ACTIVE_LOCK:
                 _ACTIVE_RUNS -= 1
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # PiperVoice's other calls (inputs, providers) go to the session
+        if name.startswith("_"):  # our own attributes, not set yet: no recursion through _session
+            raise AttributeError(name)
         return getattr(self._session, name)
 
 
