@@ -66,6 +66,35 @@ def run_concurrent(engine, latents, concurrency: int, chunk: int, seed0: int = 0
     return {"ttfc_mean": statistics.mean(first), "ttfc_max": max(first), "wall": max(done)}
 
 
+def prefix_cache_ttfc(engine, latents, chunk: int) -> dict:
+    """TTFC of one request without the prefix cache, then of a first (computes) and a second (reuses) request.
+
+    Also times the prefix's own prefill stage alone (median of 3), the most the cache can save a request.
+    """
+    import torch
+
+    decoder = engine.scheduler.decoder
+    out = {}
+    engine.configure_batching(prefix_entries=0)
+    out["without"] = run_concurrent(engine, latents, 1, chunk, seed0=7)["ttfc_mean"]
+    engine.configure_batching(prefix_entries=8)
+    decoder.prefixes.clear()
+    out["first"] = run_concurrent(engine, latents, 1, chunk, seed0=7)["ttfc_mean"]
+    out["second"] = run_concurrent(engine, latents, 1, chunk, seed0=7)["ttfc_mean"]
+    tokens = torch.IntTensor(engine.model.tokenizer.encode(TEXT.lower(), lang="en")).unsqueeze(0)
+    times = []
+    with torch.inference_mode():
+        prompt = decoder.prompt(latents.gpt_cond_latent.to(engine.model.device), tokens.to(engine.model.device))
+        p = decoder.prefix_len(latents.gpt_cond_latent)
+        for _ in range(3):
+            started = time.perf_counter()
+            decoder._stage(prompt[:p], None)
+            times.append(time.perf_counter() - started)
+    out["prefix_s"] = statistics.median(times)
+    out["prefix_rows"], out["prompt_rows"] = p, int(prompt.shape[0])
+    return out
+
+
 def coqui_alone(engine, latents, chunk: int) -> dict:
     """coqui-tts's own inference_stream (no batching) for one request, same text and chunk size."""
     import torch
@@ -93,6 +122,8 @@ def main() -> int:
     parser.add_argument("--keep", help="build the checkpoint here and reuse it next time")
     parser.add_argument("--no-coqui", action="store_true", help="skip coqui's unbatched baseline")
     parser.add_argument("--tiny", action="store_true", help="the tiny test architecture (a smoke run, not a figure)")
+    parser.add_argument("--prefix-only", action="store_true",
+                        help="only the prefix-cache figures (TTFC without / first / second request with the same voice)")
     args = parser.parse_args()
 
     import torch
@@ -114,7 +145,20 @@ def main() -> int:
     print(f"machine: {machine()}; torch threads {torch.get_num_threads()}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; device {engine.device} "
           f"{engine.precision}; load average {os.getloadavg()[0]:.1f}")
+    import datetime
+    import subprocess
+
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent).stdout.strip()
+    print(f"date {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%MZ}, commit {rev or 'unknown'}")
     print(f"{args.tokens} tokens per request, chunks of {args.chunk}; max_batch {engine.scheduler.max_batch}")
+    pc = prefix_cache_ttfc(engine, latents, args.chunk)
+    print(f"prefix cache ({pc['prefix_rows']} of {pc['prompt_rows']} prompt rows): TTFC without the cache "
+          f"{pc['without']:.2f} s; same voice, first request {pc['first']:.2f} s, second {pc['second']:.2f} s "
+          f"(saved {pc['first'] - pc['second']:.2f} s; the prefix's prefill alone {pc['prefix_s']:.2f} s); "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    if args.prefix_only:
+        return 0
     print(f"{'requests':>8} {'tokens/s':>9} {'TTFC mean':>10} {'TTFC max':>9} {'wall s':>7}")
     rows = {}
     for concurrency in args.concurrency:

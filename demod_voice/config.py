@@ -79,6 +79,10 @@ SCHEMA: dict[str, Any] = {
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
         "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
                           "the count changes the audio's last bits", min=1, max=256, nullable=True),
+        "onnx_spinning": S("str", "auto", "when ONNX Runtime's threads may spin-wait: auto (only while a run is the "
+                           "process's only Piper run), on, off; the audio is the same", choices=("auto", "on", "off")),
+        "arena_release_ids": S("int", 400, "runs longer than this many phoneme ids (times length_scale) give the CPU "
+                               "memory arena's free memory back at their end; 0: every run", min=0, max=1_000_000),
     },
     "xtts": {
         "model_dir": S("path", None, "XTTS-v2 checkpoint folder; default <data_dir>/models/xtts-v2", nullable=True),
@@ -98,6 +102,8 @@ SCHEMA: dict[str, Any] = {
                        min=1, max=64, nullable=True),
         "batch_window_ms": S("float", 20.0, "how long an idle model waits for more requests to start a batch with",
                              min=0.0, max=2000.0),
+        "prefix_cache_entries": S("int", 8, "voices whose GPT conditioning-prefix keys/values stay in memory, so "
+                                  "a request skips that part of the prefill (same audio); 0: none", min=0, max=1024),
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),

@@ -1,9 +1,9 @@
 """Piper: request + config -> validated ``PiperOptions`` -> the cached engine of the chosen backend.
 
 Text is split into sentences by ``demod_voice.text.split_sentences`` (the splitter XTTS uses too)
-before it reaches Piper, and over-long sentences are split again at word boundaries at
-``MAX_SENTENCE_CHARS``. Piper's network works on a whole sentence at once, with memory growing with
-its phoneme count, so this bound keeps memory flat whatever the length of the text.
+before it reaches Piper, and sentences longer than ``MAX_SPOKEN_CHARS`` once read aloud are split again
+at commas or word boundaries. Piper's network works on a whole sentence at once, with memory growing with
+the length of its audio, so this bound keeps memory flat whatever the length of the text.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
 
-#: Longest piece of text handed to Piper at once. Piper's decoder holds the whole piece's audio in
-#: its upsampling layers, about 30-35 MB per second of speech (measured with the Joe voice: 9 s -> +200 MB,
-#: 21 s -> +680 MB). 150 characters is ~10 s of ordinary prose and ~15 s of number-heavy text (digits
-#: expand into words), which keeps one piece under ~600 MB; pieces that long are rare in real prose,
-#: which has punctuation to split at first, and splitting at a word boundary sounds no worse.
-MAX_SENTENCE_CHARS = 150
+#: Longest piece of text handed to Piper at once, in ``text.spoken_length`` characters (digits count as
+#: the words they become). Piper's decoder holds the whole piece's audio in its upsampling layers, so a
+#: run's memory follows the length of its speech (measured with the Joe voice, peak RSS of a process
+#: speaking one sentence: 155 characters of prose 414 MB, 240 -> 524 MB, 327 -> 615 MB; 248 characters of
+#: number-heavy text, 44 s of speech, 1 460 MB). 300 keeps a piece under ~600 MB and leaves ordinary
+#: sentences whole, as raw Piper speaks them; only run-on text (no sentence end for 300 characters, or
+#: numbers that read long) is split, at a comma or a word boundary. It was 150, which split ordinary long
+#: sentences too (each of bench/server.py's 163-character sentences became two runs).
+MAX_SPOKEN_CHARS = 300
 
 _RESOLVED: dict[tuple[str, int], Path] = {}
 _RESOLVED_LOCK = threading.Lock()
@@ -77,9 +80,11 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
     from demod_voice.engines import piper
 
     plan = plan or options(request, cfg)
-    pieces = text_mod.split_sentences(text_mod.require_text(request.text), max_chars=MAX_SENTENCE_CHARS)
+    pieces = text_mod.split_sentences(text_mod.require_text(request.text), max_chars=MAX_SPOKEN_CHARS,
+                                      measure=text_mod.spoken_length)
     engine = piper.load(plan.model_path, device or cfg.get("device"), backend=plan.backend,
-                        threads=cfg.get("piper.onnx_threads"))
+                        threads=cfg.get("piper.onnx_threads"), spinning=cfg.get("piper.onnx_spinning"),
+                        release_ids=cfg.get("piper.arena_release_ids"))
     produced = False
     for piece in pieces:
         for chunk in engine.synthesize(piece, plan.options, words=request.words, continued=produced):

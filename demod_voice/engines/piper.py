@@ -138,24 +138,33 @@ BACKENDS = {
 
 
 def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntime",
-         threads: int | None = None) -> PiperEngine:
+         threads: int | None = None, spinning: str = "auto", release_ids: int | None = None) -> PiperEngine:
     """The process-wide engine for a voice file, loading it on first use.
 
     ``backend`` picks what runs the network: ONNX Runtime (default) or the
     experimental tinygrad backend (engines/piper_tinygrad.py). ``threads``
-    (config ``piper.onnx_threads``) caps ONNX Runtime's intra-op threads.
+    (config ``piper.onnx_threads``) caps ONNX Runtime's intra-op threads;
+    ``spinning`` (``piper.onnx_spinning``) says when its threads may spin;
+    ``release_ids`` (``piper.arena_release_ids``, None: keep the engine's) says
+    which runs hand the CPU arena's free memory back (``_CpuSession``).
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown Piper backend '{backend}'", hint=f"use one of: {', '.join(BACKENDS)}")
+    if spinning not in SPINNING:
+        raise InputError(f"unknown Piper spinning policy '{spinning}'", hint=f"use one of: {', '.join(SPINNING)}")
     model_path = Path(model_path).resolve()
-    key = (str(model_path), device, threads) if backend == "onnxruntime" else (str(model_path), device, backend)
+    key = ((str(model_path), device, threads, spinning) if backend == "onnxruntime"
+           else (str(model_path), device, backend))
     with _CACHE_LOCK:
         engine = _CACHE.get(key)
         if engine is None:
             module, _, cls = BACKENDS[backend].partition(":")
-            extra = {"threads": threads} if backend == "onnxruntime" else {}
+            extra = {"threads": threads, "spinning": spinning} if backend == "onnxruntime" else {}
             engine = _CACHE[key] = getattr(importlib.import_module(module), cls)(model_path, device, **extra)
-        return engine
+    session = getattr(getattr(engine, "_voice", None), "session", None)
+    if release_ids is not None and isinstance(session, _CpuSession):
+        session.release_ids = int(release_ids)
+    return engine
 
 
 _ARENA_LOCK = threading.Lock()
@@ -168,8 +177,8 @@ def _register_shared_cpu_arena() -> None:
     Measured on the Joe voice (docs/benchmarks.md): ONNX Runtime's default per-session arena grows in
     powers of two and keeps the largest buffers any sentence length ever needed (RSS stays at its ~1 GB
     peak); no arena at all returns memory but allocates every tensor anew, 3-7 % slower per sentence. This
-    arena allocates exactly what is asked (``kSameAsRequested``) and is shrunk after every run, so a
-    sentence is as fast as with the default arena and memory falls back to ~400 MB between sentences.
+    arena allocates exactly what is asked (``kSameAsRequested``), so what it keeps between runs is at most
+    what the largest run needed; runs bigger than ``_CpuSession.release_ids`` give it back at their end.
     """
     global _ARENA_REGISTERED
     import onnxruntime
@@ -186,18 +195,23 @@ def _register_shared_cpu_arena() -> None:
         _ARENA_REGISTERED = True
 
 
-def _new_session(model_path: Path, use_cuda: bool, threads: int | None, alignments: bool):
+def _new_session(model_path: Path, use_cuda: bool, threads: int | None, alignments: bool, spin: bool = False):
     """One ONNX Runtime session for a Piper voice.
 
-    Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin while they wait for work, which is
-    cheap on an idle machine but steals the cores that concurrent requests (server workers, other
-    processes) need, so spinning is off. ``threads`` caps the intra-op threads (None: one per core).
+    Measured (docs/benchmarks.md): ONNX Runtime's intra-op threads spin while they wait for work, which
+    makes a lone run 5-8 % faster on an idle machine but steals the cores that concurrent runs need. So a
+    ``spin`` session spins only during its runs (``session.force_spinning_stop``: the threads stop as soon
+    as the last run returns), and the other session never spins; ``_CpuSession`` picks one per run.
+    Spinning changes how threads wait, not how work is split, so both give the same bits (tested).
+    ``threads`` caps the intra-op threads (None: one per core).
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     if not use_cuda:
         _register_shared_cpu_arena()
         options.add_session_config_entry("session.use_env_allocators", "1")
@@ -219,8 +233,30 @@ def _new_session(model_path: Path, use_cuda: bool, threads: int | None, alignmen
     return onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
 
 
+#: ``piper.onnx_spinning``: ``auto`` spins only while a run is the process's only Piper run.
+SPINNING = ("auto", "on", "off")
+#: Default of ``piper.arena_release_ids``: runs with more phoneme ids (times length_scale) than this
+#: give the arena's free memory back at their end (see ``_CpuSession``).
+DEFAULT_RELEASE_IDS = 400
+
+_ACTIVE_LOCK = threading.Lock()
+_ACTIVE_RUNS = 0
+
+
 class _CpuSession:
-    """What PiperVoice runs on the CPU: one session, every run ends by handing the shared arena's free memory back.
+    """What PiperVoice runs on the CPU: a spinning and a quiet session, and when to give memory back.
+
+    Memory: the shared arena keeps the blocks a run used, so the next run of that size costs no new
+    allocations. Giving them back after every run (``memory.enable_memory_arena_shrinkage``) cost 17 %
+    on long text on an idle machine (docs/benchmarks.md), so only a run bigger than ``release_ids``
+    phoneme ids (times its length_scale: memory follows the length of the audio) shrinks the arena at its
+    end. What the arena keeps between runs is then at most what a ``release_ids`` run needs (about
+    9 s of speech, ~120 MB on the Joe voice), whatever the length of the text.
+
+    Spinning (``piper.onnx_spinning``): ``auto`` runs a lone run on the spinning session and a run that
+    overlaps another Piper run in this process on the quiet one; ``on``/``off`` always use one of them.
+    The quiet session of ``auto`` is built in the background at the first overlap (a CLI never needs
+    it); until it exists every run uses the spinning one. Both have the same thread count.
 
     The thread count is fixed for the process on purpose. ONNX Runtime's CPU kernels split their sums
     differently for different thread counts (MLAS convolution segments), so the same sentence run with one
@@ -231,17 +267,61 @@ class _CpuSession:
     "50 concurrent requests, same bytes per text" test on CI and was removed.
     """
 
-    def __init__(self, session):
+    def __init__(self, build, spinning: str = "auto", release_ids: int = DEFAULT_RELEASE_IDS):
         import onnxruntime
 
-        self._session = session
-        self._run_options = onnxruntime.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._build = build
+        self.spinning = spinning
+        self.release_ids = release_ids
+        self._spinning = build(spin=True) if spinning != "off" else None
+        self._quiet = build(spin=False) if spinning == "off" else None
+        self._session = self._spinning or self._quiet
+        self._quiet_lock = threading.Lock()
+        self._release = onnxruntime.RunOptions()
+        self._release.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._keep = onnxruntime.RunOptions()
+        self.stats = {"spinning": 0, "quiet": 0, "released": 0}
+
+    def _build_quiet(self) -> None:
+        try:
+            self._quiet = self._build(spin=False)
+        except Exception as exc:  # noqa: BLE001 - the spinning session carries on; say why once
+            _LOGGER.warning("Piper: no quiet ONNX session (%s); overlapping runs spin", exc)
+
+    def _pick(self, alone: bool):
+        if self.spinning == "on" or (alone and self.spinning == "auto"):
+            return self._spinning, "spinning"
+        if self._quiet is None and self._quiet_lock.acquire(blocking=False):
+            threading.Thread(target=self._build_quiet, name="piper-quiet-session", daemon=True).start()
+        return (self._quiet, "quiet") if self._quiet is not None else (self._spinning, "spinning")
+
+    def releases(self, input_feed) -> bool:
+        """Whether a run of this input gives the arena's free memory back at its end (its size in ids)."""
+        ids = input_feed["input"].shape[-1]
+        scales = input_feed.get("scales")
+        length_scale = float(scales[1]) if scales is not None and len(scales) > 1 else 1.0
+        return ids * length_scale > self.release_ids
 
     def run(self, output_names, input_feed, run_options=None):
-        return self._session.run(output_names, input_feed, run_options or self._run_options)
+        global _ACTIVE_RUNS
+        with _ACTIVE_LOCK:
+            _ACTIVE_RUNS += 1
+            alone = _ACTIVE_RUNS == 1
+        try:
+            session, kind = self._pick(alone)
+            self.stats[kind] += 1
+            if run_options is None:
+                release = self.releases(input_feed)
+                self.stats["released"] += release
+                run_options = self._release if release else self._keep
+            return session.run(output_names, input_feed, run_options)
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE_RUNS -= 1
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # PiperVoice's other calls (inputs, providers) go to the session
+        if name.startswith("_"):  # our own attributes, not set yet: no recursion through _session
+            raise AttributeError(name)
         return getattr(self._session, name)
 
 
@@ -250,7 +330,7 @@ class PiperEngine:
 
     name = "piper"
 
-    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None):
+    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None, spinning: str = "auto"):
         self._read_voice(model_path)
         from demod_voice import devices
 
@@ -263,7 +343,7 @@ class PiperEngine:
         # (word timings); the audio is the same either way.
         self.alignments = importlib.util.find_spec("onnx") is not None
         try:
-            self._voice = self._load_voice(model_path, config_path, use_cuda, threads, self.alignments)
+            self._voice = self._load_voice(model_path, config_path, use_cuda, threads, self.alignments, spinning)
         except Exception as exc:  # onnxruntime raises its own untyped errors for broken models
             raise InputError(f"cannot load Piper voice {model_path}: {type(exc).__name__}: {str(exc).strip()[:300]}",
                              hint="the file may be truncated or not a Piper .onnx voice") from None
@@ -279,21 +359,28 @@ class PiperEngine:
         _LOGGER.info("loaded Piper voice %s on %s", model_path.name, self.device)
 
     @staticmethod
-    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None, alignments: bool):
+    def _load_voice(model_path: Path, config_path: Path, use_cuda: bool, threads: int | None, alignments: bool,
+                    spinning: str = "auto"):
         """``PiperVoice.load`` with our own session(s).
 
         ``alignments`` adds piper-tts's phoneme-alignment output to the graph in
         memory (needs ``onnx``; the audio is unchanged), for word timings. On the
-        CPU the session is a ``_CpuSession`` (shared arena, shrunk after
-        every run); ``threads`` None means one intra-op thread per core.
+        CPU the session is a ``_CpuSession`` (shared arena given back after big
+        runs; a spinning and a quiet session); ``threads`` None means one
+        intra-op thread per core.
         """
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         config = PiperConfig.from_dict(json.loads(Path(config_path).read_text(encoding="utf-8")))
 
-        session = _new_session(model_path, use_cuda, threads, alignments)
-        return PiperVoice(session=session if use_cuda else _CpuSession(session), config=config)
+        if use_cuda:
+            return PiperVoice(session=_new_session(model_path, True, threads, alignments), config=config)
+
+        def build(spin: bool):
+            return _new_session(model_path, False, threads, alignments, spin=spin)
+
+        return PiperVoice(session=_CpuSession(build, spinning), config=config)
 
     def _read_voice(self, model_path: Path) -> None:
         """What every backend does first: piper-tts importable, both voice files there, the config read."""

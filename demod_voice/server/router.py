@@ -259,7 +259,8 @@ class PiperProvider:
 
             try:  # load first: a voice file that does not load is the engine's failure, not the request's
                 piper.load(plan.model_path, self.cfg.get("device"), backend=plan.backend,
-                           threads=self.cfg.get("piper.onnx_threads"))
+                           threads=self.cfg.get("piper.onnx_threads"),
+                           spinning=self.cfg.get("piper.onnx_spinning"))
             except InputError as exc:
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             return chain.finite(piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "piper")

@@ -504,7 +504,8 @@ class Service:
 
         path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
         piper.load(path, self.cfg.get("device"), backend=self.cfg.get("piper.backend"),
-                   threads=self.cfg.get("piper.onnx_threads"))
+                   threads=self.cfg.get("piper.onnx_threads"),
+                   spinning=self.cfg.get("piper.onnx_spinning"))
 
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),

@@ -80,15 +80,33 @@ def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
 
 
 def test_piper_text_is_split_into_bounded_pieces():
-    from demod_voice.adapters.piper import MAX_SENTENCE_CHARS
-    from demod_voice.text import split_sentences
+    from demod_voice.adapters.piper import MAX_SPOKEN_CHARS
+    from demod_voice.text import split_sentences, spoken_length
 
     unpunctuated = " ".join(["word"] * 2000)
-    pieces = split_sentences(unpunctuated, max_chars=MAX_SENTENCE_CHARS)
-    assert max(map(len, pieces)) <= MAX_SENTENCE_CHARS
+    pieces = split_sentences(unpunctuated, max_chars=MAX_SPOKEN_CHARS, measure=spoken_length)
+    assert max(map(len, pieces)) <= MAX_SPOKEN_CHARS
     assert " ".join(pieces) == unpunctuated
     # espeak would not end a sentence at ". " before a lowercase letter; the splitter does
     assert split_sentences("One thing. another thing.") == ["One thing.", "another thing."]
+
+
+def test_ordinary_long_sentences_stay_whole_and_numbers_count_as_spoken():
+    """Only run-on text is split: a 163-character sentence is one Piper run, as raw Piper speaks it, while
+    digits count as the words they become (248 number-heavy characters were 44 s of speech, 1.46 GB)."""
+    from demod_voice.adapters.piper import MAX_SPOKEN_CHARS
+    from demod_voice.text import split_sentences, spoken_length
+
+    sentence = ("Paragraph 1: the old lighthouse keeper wrote in his journal every evening, noting the weather, "
+                "the ships that passed, and the birds that rested on the rocks below.")
+    assert len(sentence) == 163
+    assert split_sentences(sentence + " " + sentence, MAX_SPOKEN_CHARS, spoken_length) == [sentence, sentence]
+    numbers = "in 1987 there were 23456 ships and 98765 birds on 4321 rocks with 7654321 waves " * 3
+    pieces = split_sentences(numbers, MAX_SPOKEN_CHARS, spoken_length)
+    assert len(numbers) < MAX_SPOKEN_CHARS and len(pieces) >= 2
+    assert all(spoken_length(p) <= MAX_SPOKEN_CHARS for p in pieces)
+    assert " ".join(pieces) == numbers.strip()
+    assert len(split_sentences("x" * 700, 300)[0]) == 300  # a word longer than the bound is cut at the bound
 
 
 def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
@@ -137,6 +155,99 @@ def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
     assert len(results) == 6
     for i, samples in results.items():
         assert np.array_equal(samples, alone[i % len(texts)]), f"run {i} differs from the same text alone"
+
+
+# Texts whose samples differ between 1 and 2 ONNX Runtime threads (docs/benchmarks.md): a scheme that changed
+# how the work is split would show here.
+THREAD_SENSITIVE = ["Three words here.", "Four words right here.", "The quick brown fox jumps over the lazy dog."]
+
+
+def test_spinning_and_quiet_sessions_give_the_same_audio(joe_voice):
+    """``piper.onnx_spinning`` on and off: spinning changes how threads wait, not the sums: same bits."""
+    from demod_voice.engines import piper
+
+    options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
+    spinning, quiet = piper.load(joe_voice, "cpu", spinning="on"), piper.load(joe_voice, "cpu", spinning="off")
+    assert spinning is not quiet
+    for text in THREAD_SENSITIVE:
+        a = np.concatenate([c.samples for c in spinning.synthesize(text, options)])
+        b = np.concatenate([c.samples for c in quiet.synthesize(text, options)])
+        assert np.array_equal(a, b), text
+    assert spinning._voice.session.stats["spinning"] >= 3 and spinning._voice.session.stats["quiet"] == 0
+    assert quiet._voice.session.stats["quiet"] >= 3 and quiet._voice.session.stats["spinning"] == 0
+
+
+def test_auto_spinning_runs_overlapping_runs_quietly_with_the_same_audio(joe_voice):
+    """``auto``: a lone run spins, runs that overlap use the quiet session (built at the first overlap)."""
+    import threading
+    import time
+
+    from demod_voice.engines import piper
+
+    engine = piper.load(joe_voice, "cpu", spinning="auto")
+    session = engine._voice.session
+    options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
+
+    def speak(text: str) -> np.ndarray:
+        return np.concatenate([c.samples for c in engine.synthesize(text, options)])
+
+    alone = [speak(t) for t in THREAD_SENSITIVE]
+    assert session.stats["spinning"] >= 3
+
+    def overlapping() -> dict:
+        results: dict[int, np.ndarray] = {}
+        start = threading.Barrier(4)
+
+        def worker(i: int) -> None:
+            start.wait()
+            results[i] = speak(THREAD_SENSITIVE[i % 3])
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        return results
+
+    for _ in range(3):  # the quiet session is built in the background at the first overlap
+        results = overlapping()
+        assert len(results) == 4
+        for i, samples in results.items():
+            assert np.array_equal(samples, alone[i % 3]), f"run {i} differs from the same text alone"
+        deadline = time.monotonic() + 120
+        while session._quiet is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if session.stats["quiet"]:
+            break
+    assert session.stats["quiet"] > 0
+
+
+def test_only_big_runs_hand_the_arena_back_and_the_audio_does_not_change(joe_voice):
+    """Runs over ``piper.arena_release_ids`` phoneme ids (times length_scale) shrink the arena; the rest keep it.
+
+    Shrinking only frees memory no tensor uses, so the samples are the same either way.
+    """
+    from demod_voice.engines import piper
+
+    engine = piper.load(joe_voice, "cpu", release_ids=400)
+    session = engine._voice.session
+    options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
+    short = "The quick brown fox jumps over the lazy dog."  # 109 ids
+    long = ("Paragraph 1: the old lighthouse keeper wrote in his journal every evening, noting the weather, "
+            "the ships that passed, and the birds that rested on the rocks below.")  # 339 ids
+    released = session.stats["released"]
+    kept = np.concatenate([c.samples for c in engine.synthesize(long, options)])
+    assert session.stats["released"] == released
+    slow = piper.PiperOptions(noise_scale=0.0, noise_w=0.0, length_scale=1.5)  # 339 x 1.5 ids of audio
+    list(engine.synthesize(long, slow))
+    assert session.stats["released"] == released + 1
+    try:
+        piper.load(joe_voice, "cpu", release_ids=0)  # every run gives memory back
+        assert np.array_equal(np.concatenate([c.samples for c in engine.synthesize(long, options)]), kept)
+        list(engine.synthesize(short, options))
+        assert session.stats["released"] == released + 3
+    finally:
+        piper.load(joe_voice, "cpu", release_ids=piper.DEFAULT_RELEASE_IDS)
 
 
 def test_chain_converts_each_sentence_once():

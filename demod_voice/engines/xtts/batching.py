@@ -31,6 +31,19 @@ Same audio alone or in a batch (bit for bit), by construction:
   time (the rows are padded to 4 or 8 per block).
 - Sampling runs per row, in float32, with the row's own generator.
 
+A voice's conditioning prefix (its conditioning latents and the start-text
+token: 33 of a typical prompt's ~68 positions) is the same for every request
+with that voice, and causal attention makes its keys and values independent of
+the text after it. So the prefill runs in two stages, always: the prefix on its
+own, then the rest of the prompt attending to the prefix's keys and values.
+``PrefixCache`` keeps the first stage's keys and values per (model, voice
+latents, device, dtype), bounded by ``xtts.prefix_cache_entries``; a request
+whose prefix is cached skips that stage. Because the no-cache path runs the
+same two stages, a request gives the same bits with and without the cache
+(tested); against coqui's one-pass prefill the hidden states differ only in
+float rounding (measured in tests/xtts/test_batching.py) and greedy decoding
+picks coqui's tokens.
+
 The maths follows coqui-tts 0.28's ``GPT.compute_embeddings`` +
 ``GPT2InferenceModel`` + transformers' sampling (repetition penalty over the
 whole prompt, then temperature, top-k, top-p), so greedy decoding picks the
@@ -72,9 +85,14 @@ class Sampling:
 class DecodeJob:
     """One sentence of one request: its prompt, settings and the stream of (token, latent) it gets back."""
 
-    def __init__(self, prompt, sampling: Sampling, generator, max_tokens: int):
+    def __init__(self, prompt, sampling: Sampling, generator, max_tokens: int, prefix_len: int = 0,
+                 prefix_key: tuple | None = None):
         self.prompt = prompt
         """torch.Tensor [P, D]: conditioning latents, text and the start-audio token, embedded."""
+        self.prefix_len = prefix_len
+        """Rows of ``prompt`` prefilled as their own stage (the voice's prefix); 0: one stage."""
+        self.prefix_key = prefix_key
+        """Identity of that prefix for ``PrefixCache`` (None: not cached)."""
         self.sampling = sampling
         self.generator = generator
         self.max_tokens = max_tokens
@@ -170,13 +188,64 @@ class _Layer:
         return self.fc_proj(self.act(self.fc(x, blocked)), blocked)
 
 
+class PrefixCache:
+    """The keys and values of voices' conditioning prefixes, least recently used first out.
+
+    Keyed by (model, digest of the voice's latents, device, dtype): latents that change get a new
+    digest, so an entry never serves other latents; stale entries leave in LRU order. Used only from
+    the decoding loop's thread (under the device lock).
+    """
+
+    def __init__(self, entries: int):
+        self.entries = max(0, int(entries))
+        self._items: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key):
+        self._trim()
+        if key is None or key not in self._items:
+            return None
+        self._items.move_to_end(key)
+        return self._items[key]
+
+    def put(self, key, value) -> None:
+        if key is None or not self.entries:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        self._trim()
+
+    def resize(self, entries: int) -> None:
+        """New bound (from any thread): the loop's thread trims at its next lookup."""
+        self.entries = max(0, int(entries))
+
+    def _trim(self) -> None:
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def latents_digest(tensor) -> str:
+    """Content digest of a latents tensor (float32 bytes and shape): the voice's identity for the cache."""
+    import hashlib
+
+    data = tensor.detach().float().cpu().contiguous()
+    return hashlib.sha256(repr(tuple(data.shape)).encode() + data.numpy().tobytes()).hexdigest()
+
+
 class GptDecoder:
     """The maths of one XTTS GPT: prompt embedding, solo prefill, batched step, head and sampling."""
 
-    def __init__(self, gpt, row_quantum: int):
+    def __init__(self, gpt, row_quantum: int, prefix_entries: int = 0):
         import torch
 
         self.torch = torch
+        self.prefixes = PrefixCache(prefix_entries)
+        self.stats = collections.Counter()
         self.gpt = gpt
         self.blocks = list(gpt.gpt.h)
         self.ln_f = gpt.gpt.ln_f
@@ -203,6 +272,10 @@ class GptDecoder:
         start_emb = start_emb + gpt.mel_pos_embedding(start_emb)
         return torch.cat([cond_latent.to(text_emb.dtype), text_emb, start_emb], dim=1)[0]
 
+    def prefix_len(self, cond_latent) -> int:
+        """Prompt rows that depend on the voice only: the conditioning latents and the start-text token."""
+        return int(cond_latent.shape[-2]) + 1
+
     def prompt_ids(self, prompt_len: int) -> set[int]:
         """Token ids transformers' repetition penalty sees in the prompt: placeholder 1s and the start token."""
         return {1, self.start_token} if prompt_len > 1 else {self.start_token}
@@ -212,26 +285,63 @@ class GptDecoder:
         return x.view(x.shape[0], self.heads, self.head_dim).transpose(0, 1)
 
     def prefill(self, job: DecodeJob) -> tuple[_Row, Any]:
-        """Run a prompt alone (its true length, causal attention); return its row and last hidden state [1, D]."""
+        """Run a prompt alone (its true length, causal attention); return its row and last hidden state [1, D].
+
+        With ``job.prefix_len`` the first rows run as their own stage, or come from ``self.prefixes``.
+        """
         torch = self.torch
-        sdpa = torch.nn.functional.scaled_dot_product_attention
         x = job.prompt
         length = x.shape[0]
         capacity = length + job.max_tokens + 1
+        p = job.prefix_len if 0 < job.prefix_len < length else 0
+        prefix = None
+        if p:
+            prefix = self.prefixes.get(job.prefix_key)
+            if prefix is None:
+                prefix = [(k.contiguous(), v.contiguous()) for k, v in self._stage(x[:p], None)[1]]
+                self.prefixes.put(job.prefix_key, prefix)
+                self.stats["prefix_computed"] += 1
+            else:
+                self.stats["prefix_cached"] += 1
+            x = x[p:]
+        x, kv = self._stage(x, prefix)
         caches = []
-        for layer in self.layers:
-            qkv = layer.qkv(layer.ln_1(x))
-            q, k, v = (self._split_heads(t) for t in qkv.split(self.width, dim=1))
+        for k, v in kv:
             k_cache = torch.empty((self.heads, capacity, self.head_dim), dtype=k.dtype, device=k.device)
             v_cache = torch.empty_like(k_cache)
             k_cache[:, :length] = k
             v_cache[:, :length] = v
             caches.append((k_cache, v_cache))
-            attn = sdpa(q[None], k[None], v[None], is_causal=True)[0]
-            x = layer.proj(attn.transpose(0, 1).reshape(length, self.width)) + x
-            x = x + layer.mlp(layer.ln_2(x))
         row = _Row(job, caches, length, self.prompt_ids(length))
         return row, self.ln_f(x[-1:])
+
+    def _stage(self, x, prefix):
+        """Prefill rows ``x`` [n, D] after ``prefix`` (per layer (K, V) [H, p, hd], or None).
+
+        Returns the last layer's output and per layer the (K, V) of the prefix and these rows together.
+        Without a prefix this is plain causal attention; with one, row i sees the prefix and rows <= i.
+        """
+        torch = self.torch
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        n = x.shape[0]
+        mask = None
+        if prefix is not None:
+            p = prefix[0][0].shape[1]
+            mask = torch.ones((n, p + n), dtype=torch.bool, device=x.device).tril(diagonal=p)
+        kv = []
+        for index, layer in enumerate(self.layers):
+            qkv = layer.qkv(layer.ln_1(x))
+            q, k, v = (self._split_heads(t) for t in qkv.split(self.width, dim=1))
+            if prefix is not None:
+                k = torch.cat([prefix[index][0], k], dim=1)
+                v = torch.cat([prefix[index][1], v], dim=1)
+                attn = sdpa(q[None], k[None], v[None], attn_mask=mask)[0]
+            else:
+                attn = sdpa(q[None], k[None], v[None], is_causal=True)[0]
+            kv.append((k, v))
+            x = layer.proj(attn.transpose(0, 1).reshape(n, self.width)) + x
+            x = x + layer.mlp(layer.ln_2(x))
+        return x, kv
 
     def padded_rows(self, count: int, fixed: int | None = None) -> int:
         if fixed:

@@ -32,13 +32,17 @@ _CACHE: dict[tuple[str, str, str], XttsEngine] = {}
 _CACHE_LOCK = threading.Lock()
 #: One lock per device: GPU (or CPU) work of concurrent requests never interleaves.
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
+#: Default of ``xtts.prefix_cache_entries``: voices whose conditioning-prefix keys/values stay in memory
+#: (about 8 MB each for the released model in fp32, 30 layers x 33 positions x 1024 x K and V).
+DEFAULT_PREFIX_ENTRIES = 8
 
 
 
 def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp32", cfg=None) -> XttsEngine:
     """The process-wide engine for a checkpoint folder, loading it on first use.
 
-    ``cfg`` (a Config) applies ``xtts.max_batch`` and ``xtts.batch_window_ms`` to the model's decoding batch.
+    ``cfg`` (a Config) applies ``xtts.max_batch``, ``xtts.batch_window_ms`` and ``xtts.prefix_cache_entries``
+    to the model's decoding batch.
     """
     model_dir = Path(model_dir).resolve()
     key = (str(model_dir), device, precision)
@@ -47,7 +51,8 @@ def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp
         if engine is None:
             engine = _CACHE[key] = XttsEngine(model_dir, device, precision)
     if cfg is not None:
-        engine.configure_batching(cfg.get("xtts.max_batch"), cfg.get("xtts.batch_window_ms"))
+        engine.configure_batching(cfg.get("xtts.max_batch"), cfg.get("xtts.batch_window_ms"),
+                                  cfg.get("xtts.prefix_cache_entries"))
     return engine
 
 
@@ -120,6 +125,7 @@ class XttsEngine:
         self._lock = _DEVICE_LOCKS.setdefault(lock_key, threading.Lock())
         self._scheduler = None
         self._batching: tuple[int, float] = (0, 0.0)
+        self._prefix_entries = DEFAULT_PREFIX_ENTRIES
         self.configure_batching()
         _LOGGER.info("loaded XTTS model %s on %s (%s) in %.1f s", self.model_dir, self.device, self.precision,
                      time.perf_counter() - started)
@@ -250,14 +256,19 @@ class XttsEngine:
                 raise EngineError(f"XTTS synthesis failed on '{piece[:40]}': {type(exc).__name__}: {exc}") from exc
 
     # -- batched decoding (demod_voice.engines.xtts.batching) -------------------------------
-    def configure_batching(self, max_batch: int | None = None, window_ms: float | None = None) -> None:
-        """Set ``xtts.max_batch`` (None: 8 on GPU, 4 on CPU) and ``xtts.batch_window_ms`` for this model."""
+    def configure_batching(self, max_batch: int | None = None, window_ms: float | None = None,
+                           prefix_entries: int | None = None) -> None:
+        """Set ``xtts.max_batch`` (None: 8 on GPU, 4 on CPU), ``xtts.batch_window_ms`` and
+        ``xtts.prefix_cache_entries`` (None: unchanged) for this model."""
         from demod_voice.engines.xtts import batching as xtts_batching
 
         self._batching = (max_batch or xtts_batching.default_max_batch(self.device),
                           xtts_batching.DEFAULT_WINDOW_MS if window_ms is None else float(window_ms))
+        if prefix_entries is not None:
+            self._prefix_entries = int(prefix_entries)
         if self._scheduler is not None:
             self._scheduler.configure(*self._batching)
+            self._scheduler.decoder.prefixes.resize(self._prefix_entries)  # applied by the loop's next prefill
 
     @property
     def scheduler(self):
@@ -268,7 +279,7 @@ class XttsEngine:
             if self._scheduler is None:
                 max_batch, window_ms = self._batching
                 quantum, fixed = xtts_batching.row_quantum(self.device, max_batch)
-                decoder = xtts_batching.GptDecoder(self.model.gpt, quantum)
+                decoder = xtts_batching.GptDecoder(self.model.gpt, quantum, self._prefix_entries)
                 self._scheduler = xtts_batching.BatchScheduler(decoder, self._lock, self._autocast, max_batch,
                                                                window_ms, fixed_rows=fixed)
             return self._scheduler
@@ -298,15 +309,19 @@ class XttsEngine:
         """
         import torch
 
-        from demod_voice.engines.xtts.batching import DecodeJob
+        from demod_voice.engines.xtts.batching import DecodeJob, latents_digest
 
         model = self.model
         sent = piece.strip().lower()
         tokens = torch.IntTensor(model.tokenizer.encode(sent, lang=language.split("-")[0])).unsqueeze(0)
         scheduler = self.scheduler
+        cond = latents.gpt_cond_latent
         with self._lock, self._autocast(), torch.inference_mode():
-            prompt = scheduler.decoder.prompt(latents.gpt_cond_latent.to(model.device), tokens.to(model.device))
-        job = scheduler.submit(DecodeJob(prompt, sampling, generator, scheduler.decoder.max_tokens))
+            prompt = scheduler.decoder.prompt(cond.to(model.device), tokens.to(model.device))
+        # The voice's prefix is prefilled as its own stage and its keys/values cached per voice (batching.py).
+        prefix_key = (self.model_id, latents_digest(cond), self.device, self.precision)
+        job = scheduler.submit(DecodeJob(prompt, sampling, generator, scheduler.decoder.max_tokens,
+                                         prefix_len=scheduler.decoder.prefix_len(cond), prefix_key=prefix_key))
         speaker = latents.speaker_embedding.to(model.device)
         length_scale = 1.0 / max(speed, 0.05)
         steps = iter(job)
