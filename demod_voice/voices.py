@@ -460,7 +460,9 @@ def _build_migrated(folder: Path, name: str, staging: Path, user: str) -> None:
     ids = []
     for ref in meta.get("references") or []:
         path = Path(str(ref))
-        if not path.is_file():
+        # Absolute paths to regular files of a sane size only: voice.json is data (a relative path meant
+        # another working folder, and /dev/zero never ends).
+        if not path.is_absolute() or not path.is_file() or path.stat().st_size > audio_mod.MAX_READ_BYTES:
             continue
         try:
             ids.append(_store_sample(staging / "samples", path, "", path.name).id)

@@ -9,13 +9,15 @@ versions (``<data_dir>/xtts-voices/NAME/``) become profiles on first use.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.core.test_same_audio import Home, assert_same, post_ok, serve, stop_server, wav_samples
+from tests.core.test_same_audio import Home, assert_same, post_ok, wav_samples
 from tests.helpers import run_cli
+from tests.server.conftest import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +54,9 @@ def test_saved_voices_are_listed_once_as_profiles(saved):
 
 
 def test_a_voice_saved_by_any_front_end_is_spoken_alike_by_every_other(saved):
-    """CLI save -> CLI --voice, batch voice, /api/tts, /v1/audio/speech; 'voices add' -> the same four.
+    """CLI save -> CLI --voice, batch voice, /api/tts, /v1/audio/speech, Wyoming; 'voices add' -> the same.
     Both voices come from the same recording, so all of them equal the CLI run on the recording itself."""
+    pytest.importorskip("wyoming")
     h = saved
     expected = samples(h.root / "reference.wav")
     results = {}
@@ -61,17 +64,62 @@ def test_a_voice_saved_by_any_front_end_is_spoken_alike_by_every_other(saved):
         h.cli("xtts-zero-shot", "--voice", name, TEXT, "-o", h.root / f"cli-{name}.wav")
         results[f"cli --voice {name}"] = (h.root / f"cli-{name}.wav").read_bytes()
         results[f"batch voice {name}"] = (h.root / f"batch-{name}.wav").read_bytes()
-    proc, url = serve(h)
+    port = free_port()
+    proc, url = start_server(h.root / "server", h.config.read_text() + SERVER_CONFIG,
+                             ("--wyoming", f"tcp://127.0.0.1:{port}"))
     try:
         with httpx.Client(base_url=url, timeout=600) as client:
             for name in ("me", "narrator"):
                 results[f"api/tts {name}"] = post_ok(client, "/api/tts", {
                     "text": TEXT, "voice": name, "fallback": False, "format": "wav"}, "xtts")
                 results[f"v1/audio/speech {name}"] = post_ok(client, "/v1/audio/speech", {
-                    "model": "tts-1", "input": TEXT, "voice": name, "response_format": "wav"}, "xtts")
+                    "model": "tts-1-hd", "input": TEXT, "voice": name, "response_format": "wav"}, "xtts")
+        wyoming = {name: wyoming_pcm(port, name) for name in ("me", "narrator")}
     finally:
         stop_server(proc)
     assert_same(expected, results)
+    for name, (rate, pcm) in wyoming.items():
+        assert (rate, pcm) == expected, f"Wyoming {name} gave different audio"
+
+
+SERVER_CONFIG = "server:\n  cache: false\n  request_timeout_s: 900\nrouter:\n  timeout_s: 600\n"
+
+
+def wyoming_pcm(port: int, voice: str) -> tuple[int, bytes]:
+    """(rate, 16-bit samples) that Wyoming's synthesize answers for ``voice``."""
+    import asyncio
+
+    from wyoming.audio import AudioChunk, AudioStart
+    from wyoming.client import AsyncTcpClient
+    from wyoming.tts import Synthesize, SynthesizeVoice
+
+    async def go():
+        deadline = time.monotonic() + 60
+        while True:  # the Wyoming listener opens next to HTTP
+            try:
+                client = AsyncTcpClient("127.0.0.1", port)
+                await client.connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        try:
+            await client.write_event(Synthesize(text=TEXT, voice=SynthesizeVoice(name=voice)).event())
+            rate, pcm = 0, b""
+            while True:
+                event = await client.read_event()
+                assert event is not None and event.type != "error", event
+                if AudioStart.is_type(event.type):
+                    rate = AudioStart.from_event(event).rate
+                elif AudioChunk.is_type(event.type):
+                    pcm += AudioChunk.from_event(event).audio
+                elif event.type == "audio-stop":
+                    return rate, pcm
+        finally:
+            await client.disconnect()
+
+    return asyncio.run(asyncio.wait_for(go(), 600))
 
 
 def test_save_voice_alone_needs_no_text_and_refuses_a_piper_profile(saved, speech_wav):
