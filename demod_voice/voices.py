@@ -6,7 +6,14 @@ Layout (every name validated and confined to its root)::
         manifest.json          name, engine, language, fallback voice, reference sample ids + hash
         samples/<id>.wav       the uploaded audio (mono, 32-bit float: exactly the decoded samples)
         samples/<id>.json      transcript, original file name, duration, quality score
-        latents/               engine conditioning cache (XTTS writes here)
+        latents/xtts.safetensors  XTTS conditioning saved with the voice (``--save-voice``, migration),
+                               used with the model that made it; dropped when the reference changes
+
+A profile is the one kind of saved voice, whoever made it: ``voices add``,
+``xtts-zero-shot --save-voice``, ``POST /v1/audio/transcriptions`` with
+``collect=true``, Wyoming. Voices saved by older versions
+(``<data_dir>/xtts-voices/NAME/``) become profiles of the CLI user the first
+time that user's voices are opened (``migrate_legacy``).
 
 A sample id is derived from the audio content, so uploading the same file
 twice keeps one copy. The reference hash changes whenever the chosen samples
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -39,6 +47,11 @@ ENGINES = ("xtts", "piper")
 #: Reference length the automatic selection aims for (seconds).
 REFERENCE_MIN_S = 6.0
 REFERENCE_MAX_S = 12.0
+
+#: Where ``xtts-zero-shot --save-voice`` kept voices before they became profiles (migrated on first use).
+LEGACY_XTTS_DIR = "xtts-voices"
+#: The saved XTTS conditioning inside a profile's ``latents/`` folder.
+SAVED_LATENTS = "xtts.safetensors"
 
 _LOCK = threading.RLock()
 
@@ -83,6 +96,11 @@ class Profile:
     def latents_dir(self) -> Path:
         return self.path / "latents"
 
+    @property
+    def saved_latents(self) -> Path:
+        """XTTS conditioning saved with the voice (may be absent)."""
+        return self.latents_dir / SAVED_LATENTS
+
     def reference_paths(self) -> list[Path]:
         return [self.samples_dir / f"{sid}.wav" for sid in self.reference]
 
@@ -124,6 +142,8 @@ class VoiceStore:
         """The audio cache folder to invalidate on reference changes (besides caches open in this process)."""
         self.base = Path(data_dir) / "profiles"
         self.root = safe_join(self.base, self.user, "voices", what="user name")
+        if self.user == DEFAULT_USER and (Path(data_dir) / LEGACY_XTTS_DIR).is_dir():
+            migrate_legacy(self, Path(data_dir) / LEGACY_XTTS_DIR)
 
     # -- voices --
     def _dir(self, name: str) -> Path:
@@ -207,25 +227,10 @@ class VoiceStore:
     def add_sample(self, name: str, source: Path | bytes, transcript: str = "", filename: str = "") -> Sample:
         """Store a recording (any format libsndfile reads) as mono WAV and score it."""
         profile = self.get(name)
-        data = Path(source).read_bytes() if isinstance(source, Path) else bytes(source)
         if isinstance(source, Path) and not filename:
             filename = source.name
-        audio = audio_mod.read(data, what=f"sample {filename or '<upload>'}")
-        if audio.duration < 0.1:
-            raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s)",
-                             hint="record at least a few seconds of speech")
-        sid = "s" + hashlib.sha256(audio.to_pcm16() + str(audio.sample_rate).encode()).hexdigest()[:12]
-        score = score_reference(audio)
-        sample = Sample(id=sid, duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
-                        score=score.to_dict(), transcript=transcript.strip(), filename=Path(filename).name,
-                        added=time.time())
         with _LOCK:
-            profile.samples_dir.mkdir(parents=True, exist_ok=True)
-            # Float, not 16-bit: a 16-bit re-save is not lossless (read divides by 32768, write multiplies
-            # by 32767), and a profile must condition XTTS exactly as the uploaded file does in the CLI.
-            paths.atomic_write_bytes(profile.samples_dir / f"{sid}.wav", _float_wav(audio))
-            _write_json(profile.samples_dir / f"{sid}.json", sample.to_dict())
-        return sample
+            return _store_sample(profile.samples_dir, source, transcript, filename)
 
     def samples(self, name: str) -> list[Sample]:
         profile = self.get(name)
@@ -287,6 +292,25 @@ class VoiceStore:
         return self.set_reference(name, chosen)
 
 
+def _store_sample(samples_dir: Path, source: Path | bytes, transcript: str, filename: str) -> Sample:
+    data = Path(source).read_bytes() if isinstance(source, Path) else bytes(source)
+    audio = audio_mod.read(data, what=f"sample {filename or '<upload>'}")
+    if audio.duration < 0.1:
+        raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s)",
+                         hint="record at least a few seconds of speech")
+    sid = "s" + hashlib.sha256(audio.to_pcm16() + str(audio.sample_rate).encode()).hexdigest()[:12]
+    score = score_reference(audio)
+    sample = Sample(id=sid, duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
+                    score=score.to_dict(), transcript=transcript.strip(), filename=Path(filename).name,
+                    added=time.time())
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    # Float, not 16-bit: a 16-bit re-save is not lossless (read divides by 32768, write multiplies
+    # by 32767), and a profile must condition XTTS exactly as the uploaded file does in the CLI.
+    paths.atomic_write_bytes(samples_dir / f"{sid}.wav", _float_wav(audio))
+    _write_json(samples_dir / f"{sid}.json", sample.to_dict())
+    return sample
+
+
 def choose_reference(samples: list[Sample], min_s: float, max_s: float) -> list[str]:
     """The sample ids ``auto_reference`` picks (see there); empty when no sample is usable."""
     ranked = sorted((s for s in samples if s.score.get("overall", 0) > 0),
@@ -330,3 +354,128 @@ def store_for(cfg, user: str = DEFAULT_USER) -> VoiceStore:
     from demod_voice.cache import default_root
 
     return VoiceStore(cfg.data_dir, user, default_root(cfg))
+
+
+def saved_voice(cfg, name: str, user: str = DEFAULT_USER) -> Profile:
+    """The saved voice ``name`` (a profile of ``user``), or an error naming the saved ones."""
+    store = store_for(cfg, user)
+    if not store.exists(name):
+        known = [p.name for p in store.list()]
+        raise ModelNotFoundError(
+            f"no saved voice named '{name}'",
+            hint=("saved voices: " + ", ".join(known[:12])) if known else
+            "save one: demod-voice xtts-zero-shot REFERENCE --save-voice NAME, or demod-voice voices add NAME "
+            "--sample FILE")
+    return store.get(name)
+
+
+def save_from_references(store: VoiceStore, name: str, references: list[Path], language: str) -> Profile:
+    """``--save-voice``: the references become the samples and the reference of profile ``name``.
+
+    A new profile is created (engine xtts); an existing XTTS profile keeps its other samples and gets
+    these as its reference (which drops its saved conditioning and cached audio). The caller then
+    writes the conditioning it computed to ``profile.saved_latents``.
+    """
+    created = not store.exists(name)
+    if created:
+        store.create(name, engine="xtts", language=language)
+    else:
+        profile = store.get(name)
+        if profile.engine != "xtts":
+            raise InputError(f"voice '{name}' exists and is spoken by {profile.engine}",
+                             hint=f"choose another name, or remove it first: demod-voice voices remove {name}")
+        _LOGGER.warning("replacing the reference of saved voice '%s'", name)
+    try:
+        ids = [store.add_sample(name, Path(ref)).id for ref in references]
+        return store.set_reference(name, ids)
+    except BaseException:
+        if created:
+            store.remove(name)  # a failed save leaves nothing behind
+        raise
+
+
+def check_saveable(cfg, name: str) -> None:
+    """Fail before any work when ``--save-voice NAME`` could not be saved."""
+    validate_name(name, "voice name")
+    store = store_for(cfg)
+    if store.exists(name) and store.get(name).engine != "xtts":
+        raise InputError(f"voice '{name}' exists and is spoken by {store.get(name).engine}",
+                         hint=f"choose another name, or remove it first: demod-voice voices remove {name}")
+
+
+# --- voices saved by older versions ----------------------------------------------------
+
+def migrate_legacy(store: VoiceStore, legacy: Path) -> None:
+    """Turn ``<data_dir>/xtts-voices/NAME/`` (latents + voice.json) into profiles of ``store``'s user.
+
+    The latents become the profile's saved conditioning (used with the model that made them);
+    reference files the old voice.json names that still exist become its samples and reference, so
+    the voice also works with another model. A name already taken by a profile is left in place with
+    a warning. Each voice is built in a staging folder and renamed into place, so a concurrent process
+    never sees half a profile.
+    """
+    staging_root = store.base / store.user / ".migrating"
+    with _LOCK:
+        for folder in sorted(p for p in legacy.iterdir() if p.is_dir()):
+            if not (folder / "latents.safetensors").is_file():
+                continue
+            try:
+                name = validate_name(folder.name, "voice name")
+            except InputError:
+                _LOGGER.warning("not migrating saved voice folder %s: not a valid voice name", folder)
+                continue
+            if store.exists(name):
+                _LOGGER.warning("saved XTTS voice '%s' in %s was not migrated: a voice profile '%s' exists; "
+                                "rename one of them", name, folder, name)
+                continue
+            staging = staging_root / f"{name}-{os.getpid()}-{threading.get_ident()}"
+            try:
+                _build_migrated(folder, name, staging, store.user)
+                store.root.mkdir(parents=True, exist_ok=True)
+                os.rename(staging, store.root / name)
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not store.exists(name):
+                    _LOGGER.warning("could not migrate saved XTTS voice '%s' from %s: %s", name, folder, exc)
+                    continue
+            shutil.rmtree(folder, ignore_errors=True)
+            _LOGGER.info("migrated saved XTTS voice '%s' to a voice profile in %s", name, store.root / name)
+        for empty in (staging_root, legacy):
+            try:
+                empty.rmdir()
+            except OSError:
+                pass
+
+
+def _build_migrated(folder: Path, name: str, staging: Path, user: str) -> None:
+    try:
+        meta = json.loads((folder / "voice.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "latents").mkdir(parents=True)
+    shutil.copyfile(folder / "latents.safetensors", staging / "latents" / SAVED_LATENTS)
+    ids = []
+    for ref in meta.get("references") or []:
+        path = Path(str(ref))
+        # Absolute paths to regular files of a sane size only: voice.json is data (a relative path meant
+        # another working folder, and /dev/zero never ends).
+        if not path.is_absolute() or not path.is_file() or path.stat().st_size > audio_mod.MAX_READ_BYTES:
+            continue
+        try:
+            ids.append(_store_sample(staging / "samples", path, "", path.name).id)
+        except (InputError, OSError) as exc:
+            _LOGGER.info("migrating voice '%s': not importing reference %s (%s)", name, path, exc)
+    (staging / "samples").mkdir(exist_ok=True)
+    ids = list(dict.fromkeys(ids))
+    created = time.time()
+    try:
+        created = float(meta.get("created_ts") or os.stat(folder / "latents.safetensors").st_mtime)
+    except (OSError, TypeError, ValueError):
+        pass
+    profile = Profile(name=name, user=user, path=staging, engine="xtts", language=str(meta.get("language") or "en"),
+                      description="saved with xtts-zero-shot --save-voice", reference=ids,
+                      reference_hash=_reference_hash(staging / "samples", ids), created=created)
+    _write_json(staging / "manifest.json", profile.to_dict())

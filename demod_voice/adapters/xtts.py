@@ -3,6 +3,9 @@
 Latents live in one place: ``<cache_dir>/xtts-latents`` (when ``xtts.latents_cache`` is on), keyed by
 the content of the reference files and the model, whichever front end asked; within a process they
 are also kept in memory, so a batch of a thousand lines in one voice conditions once.
+
+A saved voice is a voice profile (``demod_voice.voices``): its saved conditioning when it was made
+with the model in use, otherwise its reference samples through the same cache.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class XttsPlan:
     stream_chunk_size: int
     precision: str
     conditioning: object = None  # engines.xtts.ConditioningPlan (reference audio) or None
-    saved_voice: object = None  # engines.xtts.XttsLatents of a saved voice, or None
+    saved_voice: Path | None = None  # a profile's saved conditioning (latents file) for this model, or None
 
 
 def latents_dir(cfg) -> Path | None:
@@ -41,10 +44,19 @@ def latents_dir(cfg) -> Path | None:
     return Path(cfg.cache_dir) if cfg.get("xtts.latents_cache") else None
 
 
-def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
-    """Check everything that can be checked without torch: model folder, language, references, options."""
+def options(request, cfg, *, need_text: bool = True, profile=None) -> XttsPlan:
+    """Check everything that can be checked without torch: model folder, language, references, options.
+
+    ``request.voice`` names a saved voice of the CLI user; the server passes the user's ``profile``.
+    """
     from demod_voice.engines import xtts
 
+    if request.voice and request.references:
+        raise UsageError("give either reference audio or a saved voice, not both")
+    if profile is None and request.voice:
+        from demod_voice.voices import saved_voice
+
+        profile = saved_voice(cfg, request.voice)
     values = config_mod.section_options("xtts", config_mod.XTTS_SAMPLING_KEYS, request.options, cfg)
     if request.speed is not None:
         values["speed"] = config_mod.check_option("xtts.speed", request.speed)
@@ -53,9 +65,8 @@ def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
     language = None
     if need_text:
         languages = xtts.model_languages(xtts.read_model_config(model_dir))
-        language = xtts.check_language(request.language or cfg.get("xtts.language"), languages)
-    if request.voice and request.references:
-        raise UsageError("give either reference audio or a saved voice, not both")
+        wanted = request.language or (profile.language if profile is not None else None) or cfg.get("xtts.language")
+        language = xtts.check_language(wanted, languages)
     if request.words:  # word timings come from Whisper: its model must be set before anything runs
         from demod_voice.alignment import whisper_model_name
 
@@ -64,12 +75,33 @@ def options(request, cfg, *, need_text: bool = True) -> XttsPlan:
                     cfg.get("xtts.precision"))
     if request.references:
         plan.conditioning = xtts.plan_conditioning(request.references, model_dir, latents_dir(cfg))
-    elif request.voice:
-        plan.saved_voice = xtts.load_voice(request.voice, cfg.data_dir)
+    elif profile is not None:
+        _plan_profile(plan, profile, cfg)
     else:
         raise InputError("XTTS needs reference audio or a saved voice",
                          hint="give reference audio (a file or folder) or the name of a saved voice")
     return plan
+
+
+def _plan_profile(plan: XttsPlan, profile, cfg) -> None:
+    """A saved voice: its saved conditioning when made with this model (or when it has nothing else),
+    else its reference samples."""
+    from demod_voice.engines import xtts
+
+    saved = profile.saved_latents
+    refs = profile.reference_paths()
+    if saved.is_file() and (not refs or xtts.latents_model_id(saved) == xtts.model_identity(plan.model_dir)):
+        plan.saved_voice = saved  # another model's: the engine refuses a different width, warns otherwise
+        return
+    if not refs:
+        raise InputError(f"voice '{profile.name}' has no reference samples chosen",
+                         hint=f"add recordings: demod-voice voices samples add {profile.name} FILE, then "
+                              f"demod-voice voices reference auto {profile.name}")
+    missing = [p.name for p in refs if not p.is_file()]
+    if missing:
+        raise InputError(f"reference sample(s) {', '.join(missing)} of voice '{profile.name}' are gone",
+                         hint=f"choose others: demod-voice voices reference auto {profile.name}")
+    plan.conditioning = xtts.plan_conditioning(refs, plan.model_dir, latents_dir(cfg))
 
 
 def engine_for(plan: XttsPlan, cfg, device: str | None = None):
@@ -79,9 +111,13 @@ def engine_for(plan: XttsPlan, cfg, device: str | None = None):
 
 
 def latents(plan: XttsPlan, engine):
-    """The conditioning latents: a saved voice, or from memory / the disk cache / computed."""
+    """The conditioning latents: a saved voice's, or from memory / the disk cache / computed."""
     if plan.saved_voice is not None:
-        return plan.saved_voice
+        from demod_voice.engines import xtts
+
+        saved = xtts.XttsLatents.load(plan.saved_voice, f"saved voice {plan.saved_voice.parent.parent.name}")
+        saved.key = ""
+        return saved
     key = f"{engine.model_id}:{plan.conditioning.key}"
     with _LATENTS_LOCK:
         found = _LATENTS.get(key)
@@ -120,4 +156,11 @@ def identity(request, cfg) -> dict:
     from demod_voice.paths import file_identity
 
     refs = [file_identity(p) for p in xtts.expand_references(request.references)] if request.references else []
-    return {"reference": refs, "voice": request.voice or "", "model": request.model or cfg.get("xtts.model_dir") or ""}
+    out = {"reference": refs, "voice": request.voice or "", "model": request.model or cfg.get("xtts.model_dir") or ""}
+    if request.voice:  # a saved voice changes when its reference or saved conditioning does
+        from demod_voice.voices import saved_voice
+
+        profile = saved_voice(cfg, request.voice)
+        saved = profile.saved_latents
+        out["saved_voice"] = [profile.reference_hash, file_identity(saved) if saved.is_file() else ""]
+    return out

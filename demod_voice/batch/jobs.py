@@ -53,6 +53,8 @@ class Job:
     """Reference audio (XTTS), absolute paths."""
     model: str = ""
     """Voice or model: a Piper voice name/.onnx, an XTTS model folder, an RVC model."""
+    voice: str = ""
+    """XTTS: a saved voice (a voice profile of the CLI user) instead of reference audio."""
     input: Path | None = None
     """Input audio (RVC)."""
     language: str = ""
@@ -252,6 +254,24 @@ def _infer_engine(record: dict) -> str:
                      hint="give a text (Piper), a reference (XTTS), an input and model (RVC), or an 'engine' column")
 
 
+def _path_like(value: str, base: Path) -> bool:
+    return "/" in value or value.startswith((".", "~")) or (base / value).exists()
+
+
+def _saved_voice(record: dict, base: Path, cfg):
+    """The saved voice (profile of the CLI user) that ``voice`` names, when it names one; it decides the engine."""
+    name = _str_field(record, "voice")
+    if not name or record.get("reference") or record.get("input") or _path_like(name, base):
+        return None
+    from demod_voice.voices import store_for
+
+    try:
+        store = store_for(cfg)
+        return store.get(name) if store.exists(name) else None
+    except InputError:  # not a valid voice name: a Piper voice or path, checked by its engine
+        return None
+
+
 def _check_output_folder(output: Path) -> None:
     if output.is_dir():
         raise InputError(f"output is a folder: {output}", hint="give a file name, e.g. out/line1.wav")
@@ -280,7 +300,8 @@ def _captions_path(base: Path, value: str) -> Path | None:
 
 def build_job(line: int, record: dict, base: Path, cfg) -> Job:
     """Turn one record into a validated ``Job`` (raises ``InputError`` naming the problem)."""
-    engine = _infer_engine(record)
+    saved = _saved_voice(record, base, cfg)
+    engine = saved.engine if saved is not None and not record.get("engine") else _infer_engine(record)
     adapter = adapters.get(engine)
     output_value = _str_field(record, "output")
     if not output_value:
@@ -293,7 +314,12 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise InputError("'reference' must be a path or a list of paths")
     model = _str_field(record, "voice") or _str_field(record, "model")
-    if record.get("voice") and record.get("model") and engine != "rvc":
+    saved_name = ""
+    if engine == "xtts" and _str_field(record, "voice") and not _path_like(_str_field(record, "voice"), base):
+        saved_name, model = _str_field(record, "voice"), _str_field(record, "model")  # a saved voice
+    elif saved is not None and engine == "piper":  # a saved voice spoken by Piper: its Piper voice
+        model = saved.piper_voice or cfg.get("piper.default_voice")
+    elif record.get("voice") and record.get("model") and engine != "rvc":
         raise InputError("give either 'voice' or 'model', not both")
     if model.startswith("~"):
         model = str(Path(model).expanduser())
@@ -320,6 +346,7 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         text=_str_field(record, "text"),
         reference=[_resolve(base, r).absolute() for r in references],
         model=model,
+        voice=saved_name,
         input=_resolve(base, input_value).absolute() if input_value else None,
         language=_str_field(record, "language"),
         speaker=_str_field(record, "speaker"),

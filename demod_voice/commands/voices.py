@@ -1,4 +1,4 @@
-"""``voices``: list every voice (catalog + saved profiles) and manage saved voice profiles."""
+"""``voices``: list every voice (catalog + saved profiles), manage saved voice profiles, get Piper voices by name."""
 
 from __future__ import annotations
 
@@ -69,7 +69,53 @@ def register(sub, common) -> None:
     rset.set_defaults(func=run_reference_set)
     ref.set_defaults(func=lambda args, ctx: (ref.print_help(), 2)[1])
 
+    avail = vsub.add_parser("available", parents=[common], help="Piper voices that 'voices download' can fetch",
+                            description="List the voices of the Piper voices repository (its index at a pinned "
+                                        "revision; read once from the model hub, then from the cache).")
+    avail.add_argument("--language", metavar="CODE", help="only this language: en, en_US, de, ...")
+    avail.add_argument("--json", action="store_true", help="machine-readable output")
+    avail.set_defaults(func=run_available)
+
+    down = vsub.add_parser("download", parents=[common], help="download Piper voices by name (needs the network)",
+                           description="Download Piper voices from the Piper voices repository into the data dir, "
+                                       "where piper-infer NAME finds them. Each file is checked against the "
+                                       "repository's index (size and md5) and its sha256 recorded.")
+    down.add_argument("names", nargs="+", metavar="NAME", help="voice name, e.g. en_US-lessac-medium")
+    down.add_argument("--force", action="store_true", help="download the files again")
+    down.set_defaults(func=run_download)
+
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1])
+
+
+def run_available(args, ctx) -> int:
+    from demod_voice import piper_voices
+    from demod_voice.catalog import piper_voices as installed_voices
+    from demod_voice.models import human_size
+
+    index = piper_voices.load_index(ctx.cfg, ctx.say, ctx.quiet)
+    voices = [v for v in index.values() if piper_voices.matches_language(v, args.language)]
+    installed = {v.name for v in installed_voices(ctx.cfg)}
+    if args.json:
+        print(json.dumps([{"name": v.key, "language": v.language, "quality": v.quality, "speakers": v.speakers,
+                           "size": v.size, "installed": v.key in installed} for v in voices], indent=2))
+        return 0
+    if not voices:
+        ctx.say(f"no Piper voice for language '{args.language}'")
+        return 0
+    rows = [("NAME", "LANGUAGE", "QUALITY", "SPEAKERS", "SIZE", "INSTALLED")]
+    rows += [(v.key, v.language, v.quality, str(v.speakers), human_size(v.size), "yes" if v.key in installed else "")
+             for v in sorted(voices, key=lambda v: v.key)]
+    _table(rows)
+    return 0
+
+
+def run_download(args, ctx) -> int:
+    from demod_voice import piper_voices
+
+    for name in dict.fromkeys(args.names):
+        model = piper_voices.download(ctx.cfg, name, force=args.force, quiet=ctx.quiet, say=ctx.say)
+        ctx.say(f"{name}: ready in {model.parent} (piper-infer {model.name[:-len('.onnx')]} ...)")
+    return 0
 
 
 def _store(args, ctx):

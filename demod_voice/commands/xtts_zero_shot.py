@@ -35,8 +35,10 @@ def register(sub, common) -> None:
                    help="language code, e.g. en (default: config xtts.language)")
     p.add_argument("--reference", "--speaker_wav", dest="references", action="append", default=[], metavar="AUDIO",
                    help="another reference file or folder (repeatable; all are used together)")
-    p.add_argument("--voice", metavar="NAME", help="use a voice saved with --save-voice (no reference audio needed)")
-    p.add_argument("--save-voice", metavar="NAME", help="save the reference's conditioning as a named voice")
+    p.add_argument("--voice", metavar="NAME",
+                   help="use a saved voice (--save-voice, 'voices add', the server; no reference audio needed)")
+    p.add_argument("--save-voice", metavar="NAME",
+                   help="save the reference as a voice profile NAME, usable everywhere (voices list)")
     add_format_argument(p)
     p.add_argument("--stream", action="store_true",
                    help="write raw 16-bit mono PCM (24 kHz) to standard output, chunk by chunk as it is generated")
@@ -75,24 +77,23 @@ def run(args, ctx) -> int:
     from demod_voice.adapters import Request
     from demod_voice.adapters import xtts as xtts_adapter
     from demod_voice.commands._rvc import apply_aux_flags, rvc_request
-    from demod_voice.engines import xtts
 
     references, text_arg = _sort_positionals(args)
     if args.voice and references:
         raise UsageError("give either reference audio or --voice NAME, not both")
     if not args.voice and not references:
         raise UsageError("no reference audio given", hint="pass REFERENCE (a file or a folder), --reference, or --voice NAME")
-    if args.save_voice:
-        from demod_voice.paths import validate_name
-
-        validate_name(args.save_voice, "voice name")
-        if args.voice:
-            raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")
+    if args.save_voice and args.voice:
+        raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")
     if args.precision:
         ctx.flags["xtts.precision"] = args.precision
     if args.no_cache:
         ctx.flags["xtts.latents_cache"] = False
     cfg = ctx.cfg
+    if args.save_voice:
+        from demod_voice.voices import check_saveable
+
+        check_saveable(cfg, args.save_voice)
     speak = text_arg is not None or args.text_file is not None
     if not speak and not args.save_voice:
         raise UsageError("no text given", hint="pass TEXT, '-' to read standard input, or --text-file FILE")
@@ -113,10 +114,16 @@ def run(args, ctx) -> int:
 
     started = time.perf_counter()
     if args.save_voice:
+        from demod_voice import voices
+
         engine = xtts_adapter.engine_for(plan, cfg, ctx.device)
         latents = xtts_adapter.latents(plan, engine)
-        folder = xtts.save_voice(args.save_voice, latents, cfg.data_dir, plan.conditioning.files)
-        ctx.say(f"saved XTTS voice '{args.save_voice}' in {folder}")
+        store = voices.store_for(cfg)
+        profile = voices.save_from_references(store, args.save_voice, plan.conditioning.files,
+                                              plan.language or args.language or cfg.get("xtts.language"))
+        latents.save(profile.saved_latents, {"voice": args.save_voice})
+        ctx.say(f"saved voice '{args.save_voice}' ({len(profile.reference)} sample(s)) in {profile.path}; "
+                "use it with --voice, in batch 'voice' and over HTTP")
     if not speak:
         return 0
     if not args.split_sentences:

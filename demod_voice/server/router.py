@@ -308,10 +308,11 @@ class XttsProvider:
         if profile is None:
             raise Fallback(REFERENCE_MISSING, f"'{voice.name}' is a Piper voice with no reference audio")
         refs = profile.reference_paths()
-        if not refs:
+        saved = profile.saved_latents.is_file()  # conditioning saved with the voice (--save-voice, migration)
+        if not refs and not saved:
             raise Fallback(REFERENCE_MISSING, f"voice '{profile.name}' has no reference samples chosen")
         missing = [p.name for p in refs if not p.is_file()]
-        if missing:
+        if missing and not saved:
             raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
         if not _has_module("TTS"):
             raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
@@ -321,11 +322,11 @@ class XttsProvider:
         from demod_voice.config import XTTS_SAMPLING_KEYS
 
         p = req.params
-        request = Request(text=req.text, references=refs, language=req.language or profile.language,
+        request = Request(text=req.text, voice=profile.name, language=req.language or profile.language,
                           speed=req.speed, seed=p.get("seed"), stream=req.stream,
                           options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None}, words=req.words)
         try:
-            plan = xtts_adapter.options(request, self.cfg)
+            plan = xtts_adapter.options(request, self.cfg, profile=profile)  # the same steps as the CLI's --voice
         except ModelNotFoundError as exc:
             raise Fallback(MODEL_MISSING, exc.message) from None
         version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))

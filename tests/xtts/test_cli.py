@@ -45,7 +45,9 @@ def test_clone_writes_audio_at_the_model_rate(first_run, home):
     assert np.isfinite(data).all() and np.abs(data).max() > 1e-3
     root, _ = home
     assert len(list((root / "cache" / "demod-voice" / "xtts-latents").glob("*.safetensors"))) == 1
-    assert (root / "data" / "demod-voice" / "xtts-voices" / "alice" / "latents.safetensors").is_file()
+    profile = root / "data" / "demod-voice" / "profiles" / "local" / "voices" / "alice"
+    assert (profile / "latents" / "xtts.safetensors").is_file() and (profile / "manifest.json").is_file()
+    assert len(list((profile / "samples").glob("*.wav"))) == 2
 
 
 def test_second_run_hits_the_cache_and_streams_pcm(first_run, home, xtts_checkpoint):
@@ -74,7 +76,8 @@ def test_saved_voice_speaks_without_audio_and_is_listed(first_run, home, xtts_ch
     assert sr == 24000 and np.isfinite(data).all() and np.abs(data).max() > 1e-3
     listed = run_cli("voices", "list", "--engine", "xtts", env=env)
     assert listed.returncode == 0
-    assert "alice" in listed.stdout.decode() and "xtts" in listed.stdout.decode()
+    rows = [line.split() for line in listed.stdout.decode().splitlines() if line.startswith("alice")]
+    assert len(rows) == 1 and rows[0][1] == "xtts", listed.stdout.decode()  # one voice, one row
 
 
 def test_xtts_then_rvc_in_one_process(first_run, home, xtts_checkpoint, tmp_path):

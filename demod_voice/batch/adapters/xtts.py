@@ -1,4 +1,4 @@
-"""XTTS jobs: ``text`` spoken in the voice of ``reference`` audio (XTTS-v2 voice cloning).
+"""XTTS jobs: ``text`` spoken in the voice of ``reference`` audio or a saved ``voice`` (XTTS-v2 voice cloning).
 
 Conditioning latents are computed once per reference set (kept in memory and in the one latents
 cache, ``<cache_dir>/xtts-latents``), so a thousand lines in one voice condition once. A missing
@@ -20,7 +20,8 @@ def request(job):
 
     options = dict(job.options)
     seed = options.pop("seed", None)
-    return Request(text=job.text, references=list(job.reference), language=job.language or None,
+    return Request(text=job.text, references=list(job.reference), voice=getattr(job, "voice", ""),
+                   language=job.language or None,
                    model=job.model or None, seed=seed, options=options, rvc=chain_request(job),
                    words=getattr(job, "captions", None) is not None)
 
@@ -32,8 +33,20 @@ def validate(job, cfg) -> dict:
 
     if not job.text:
         raise InputError("no text to speak", hint="fill the 'text' column")
-    if not job.reference:
-        raise InputError("an XTTS job needs reference audio", hint="fill the 'reference' column (several: a|b|c)")
+    voice = getattr(job, "voice", "")
+    if voice and job.reference:
+        raise InputError("give either 'reference' or a saved 'voice', not both")
+    if voice:  # a saved voice: it exists and has a reference or saved conditioning; its language is the default
+        from demod_voice.voices import saved_voice
+
+        profile = saved_voice(cfg, voice)
+        if not profile.reference and not profile.saved_latents.is_file():
+            raise InputError(f"voice '{voice}' has no reference samples chosen",
+                             hint=f"demod-voice voices reference auto {voice}")
+        job.language = job.language or profile.language
+    elif not job.reference:
+        raise InputError("an XTTS job needs reference audio or a saved voice",
+                         hint="fill the 'reference' column (several: a|b|c) or 'voice' (see 'demod-voice voices list')")
     # ``speaker`` (the original fifth column) names a built-in speaker, which coqui ignores when reference
     # audio is given; it is kept as a label in the report.
     for ref in job.reference:
@@ -49,7 +62,8 @@ def validate(job, cfg) -> dict:
 
 
 def group_key(job) -> tuple:
-    return ("xtts", job.model, tuple(str(r) for r in job.reference))
+    voice = getattr(job, "voice", "")
+    return ("xtts", job.model, tuple(str(r) for r in job.reference)) + ((voice,) if voice else ())
 
 
 class Runner:

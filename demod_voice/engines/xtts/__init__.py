@@ -12,11 +12,12 @@ cache hit never decodes the references again.
 Conditioning latents (the GPT style latents and the speaker embedding) are
 what a reference voice costs to compute. They are cached on disk as
 safetensors, keyed by the content of the reference files, the model identity
-and the conditioning parameters, and can be saved as named voices.
+and the conditioning parameters, and saved with a voice profile (``xtts-zero-shot --save-voice``).
 
 Modules, one job each: ``checkpoint`` (the model folder, config, languages, identity), ``reference``
 (reading and trimming reference audio), ``latents`` (conditioning latents, their one on-disk cache and
-saved voices) and ``engine`` (the loaded model). Only ``engine`` imports torch, and only when a model loads.
+the model id of saved ones) and ``engine`` (the loaded model). Only ``engine`` imports torch, and only when a
+model loads.
 """
 
 from __future__ import annotations
@@ -38,11 +39,8 @@ from demod_voice.engines.xtts.latents import (
     PREPROCESS_VERSION,
     ConditioningPlan,
     XttsLatents,
-    load_voice,
+    latents_model_id,
     plan_conditioning,
-    save_voice,
-    saved_voices,
-    voices_root,
 )
 from demod_voice.engines.xtts.reference import (
     AUDIO_SUFFIXES,
@@ -60,6 +58,6 @@ __all__ = [
     "AUDIO_SUFFIXES", "BEST_WINDOW_SECONDS", "LONG_REFERENCE_SECONDS", "MIN_REFERENCE_SECONDS", "MIN_WINDOW_SECONDS",
     "OPTIONAL_FILES", "PREPROCESS_VERSION", "REFERENCE_RATE", "REQUIRED_FILES", "SAMPLING_KEYS", "ConditioningPlan",
     "XttsEngine", "XttsLatents", "best_window", "check_language", "conditioning_params", "expand_references", "load",
-    "load_reference", "load_voice", "missing_files", "model_identity", "model_languages", "plan_conditioning",
-    "read_model_config", "resolve_model_dir", "save_voice", "saved_voices", "voices_root",
+    "latents_model_id", "load_reference", "missing_files", "model_identity", "model_languages", "plan_conditioning",
+    "read_model_config", "resolve_model_dir",
 ]

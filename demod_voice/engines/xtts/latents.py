@@ -1,4 +1,4 @@
-"""Conditioning latents: the safetensors format, the one on-disk cache and saved voices."""
+"""Conditioning latents: the safetensors format, the one on-disk cache, the model id of saved ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,71 +123,18 @@ def plan_conditioning(references: Iterable[str | os.PathLike], model_dir: Path, 
     return plan
 
 
-# --- saved voices (no torch needed to list them) ------------------------------------
+# --- saved conditioning (profiles keep it in latents/xtts.safetensors) ------------------
 
-def voices_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "xtts-voices"
+def latents_model_id(path: Path) -> str:
+    """The model id recorded in a latents file, read from its safetensors header (no torch)."""
+    import struct
 
-
-def save_voice(name: str, latents: XttsLatents, data_dir: Path, references: list[Path] | None = None) -> Path:
-    """Store latents as ``<data_dir>/xtts-voices/<name>/`` (latents.safetensors + voice.json)."""
-    from demod_voice.paths import safe_join
-
-    root = voices_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    folder = safe_join(root, name, what="voice name")
-    if folder.exists():
-        _LOGGER.warning("replacing the saved XTTS voice '%s'", name)
-    folder.mkdir(parents=True, exist_ok=True)
-    latents.save(folder / "latents.safetensors", {"voice": name})
-    meta = {"name": name, "engine": "xtts", "model_id": latents.model_id, "sample_rate": 24000,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "references": [str(p) for p in (references or [])]}
-    paths.atomic_write_bytes(folder / "voice.json", json.dumps(meta, indent=2).encode())
-    return folder
-
-
-def load_voice(name: str, data_dir: Path) -> XttsLatents:
-    """The latents of a saved voice, with a clear error naming the saved ones."""
-    from demod_voice.paths import safe_join
-
-    folder = safe_join(voices_root(data_dir), name, what="voice name")
-    path = folder / "latents.safetensors"
-    if not path.is_file():
-        known = [v.name for v in _saved_voice_entries(data_dir)]
-        raise InputError(f"no saved XTTS voice named '{name}'",
-                         hint=("saved voices: " + ", ".join(known)) if known else
-                         "save one first: demod-voice xtts-zero-shot REFERENCE --save-voice NAME")
-    latents = XttsLatents.load(path, f"voice {name}")
-    latents.key = ""
-    return latents
-
-
-def _saved_voice_entries(data_dir: Path) -> list:
-    from demod_voice.catalog import VoiceEntry
-
-    root = voices_root(data_dir)
-    out = []
-    if not root.is_dir():
-        return out
-    for folder in sorted(root.iterdir()):
-        meta_path = folder / "voice.json"
-        if not (folder / "latents.safetensors").is_file() or not meta_path.is_file():
-            continue
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            _LOGGER.info("skipping saved voice %s: %s", folder.name, exc)
-            continue
-        out.append(VoiceEntry(name=folder.name, engine="xtts", language="multilingual", quality="cloned",
-                              sample_rate=int(meta.get("sample_rate") or 24000), speakers=1,
-                              source="saved XTTS voice", path=str(folder),
-                              extra={"model_id": meta.get("model_id", ""), "created": meta.get("created", "")}))
-    return out
-
-
-def saved_voices(cfg) -> list:
-    """Lister for ``voices list`` (catalog.LISTERS)."""
-    return _saved_voice_entries(cfg.data_dir)
-
-
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 1 << 20:
+                raise ValueError("header too large")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise InputError(f"cannot read latents file {path}: {exc}", hint="delete it") from None
+    return str((header.get("__metadata__") or {}).get("model_id", "")) if isinstance(header, dict) else ""
