@@ -317,16 +317,26 @@ def encode(audio: Audio, fmt: str) -> bytes:
         # and a streamed WAV of the same audio hold the same samples.
         pcm = np.frombuffer(audio.to_pcm16(), dtype="<i2")
         sf.write(buf, pcm, audio.sample_rate, format=fmt.upper(), subtype="PCM_16")
-    elif fmt == "ogg":
-        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
-    elif fmt == "opus":
-        if audio.sample_rate not in _OPUS_RATES:
+    else:  # ogg, opus, mp3: libsndfile's lossy encoders, fed in bounded blocks
+        if fmt == "opus" and audio.sample_rate not in _OPUS_RATES:
             audio = resample(audio, 48000)
             samples = np.clip(audio.samples, -1.0, 1.0)
-        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="OPUS")
-    elif fmt == "mp3":
-        sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+        container, subtype = _SOUNDFILE_FORMATS[fmt]
+        with sf.SoundFile(buf, "w", audio.sample_rate, 1, format=container, subtype=subtype) as fh:
+            write_blocks(fh, samples)
     return buf.getvalue()
+
+
+#: Frames handed to libsndfile per write. libsndfile 1.2.2's Vorbis writer gives libvorbis a whole
+#: write at once and crashes the process (SIGSEGV) on one write of ~2 minutes at 22 kHz; writes of this
+#: size encode hour-long audio (tests/security/test_ogg_crash.py), also in threads with small stacks.
+SF_WRITE_BLOCK = 32768
+
+
+def write_blocks(fh, samples: np.ndarray) -> None:
+    """``fh.write(samples)`` in blocks of ``SF_WRITE_BLOCK`` frames (same file, bounded native work)."""
+    for start in range(0, len(samples), SF_WRITE_BLOCK):
+        fh.write(samples[start:start + SF_WRITE_BLOCK])
 
 
 class IncrementalEncoder:
@@ -374,7 +384,7 @@ class IncrementalEncoder:
         elif self._aac is not None:
             self._aac.write(chunk)
         elif self.fmt == "flac":  # quantised by the one float -> 16-bit rule, as in ``encode``
-            self._sf.write(np.frombuffer(chunk.to_pcm16(), dtype="<i2"))
+            write_blocks(self._sf, np.frombuffer(chunk.to_pcm16(), dtype="<i2"))
         else:
             self._write_float(np.asarray(chunk.samples, dtype=np.float32), last=False)
 
@@ -382,7 +392,7 @@ class IncrementalEncoder:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         if len(samples):
-            self._sf.write(np.clip(samples, -1.0, 1.0))
+            write_blocks(self._sf, np.clip(samples, -1.0, 1.0))
 
     def finish(self) -> None:
         """Complete the file (headers, codec flush). Call once, after the last chunk."""
