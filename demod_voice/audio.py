@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from demod_voice.errors import InputError, UsageError
+from demod_voice.errors import InputError, LimitError, UsageError
 from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
@@ -183,6 +183,44 @@ def _read_av(source, name: str, what: str, first_error: Exception, max_seconds: 
     if max_seconds is not None:
         samples = samples[: int(max_seconds * rate)]
     return Audio(samples, rate)
+
+
+def decode_upload(data: bytes, what: str, max_seconds: float, limit_key: str) -> Audio:
+    """Decode untrusted audio block by block, refusing it (``LimitError``, 413) once it passes ``max_seconds``.
+
+    A compressed upload can hold hours of audio in a few hundred KB (a FLAC of silence); decoding it whole
+    first would cost GBs. The length in the header is checked before any decoding, then the count of
+    decoded samples as they arrive, so the work and memory are those of ``max_seconds`` of audio at most.
+    Formats libsndfile cannot read go through PyAV under the same bound.
+    """
+    import soundfile as sf
+
+    def too_long(seconds: float | None = None) -> LimitError:
+        length = f" ({seconds:.0f} s)" if seconds else ""
+        return LimitError(f"{what} is longer than {max_seconds:g} s{length}",
+                          hint=f"send shorter audio (the limit is {limit_key})")
+
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as fh:
+            rate, channels = fh.samplerate, fh.channels
+            limit = int(max_seconds * rate)
+            if 0 < fh.frames < (1 << 62) and fh.frames > limit:  # cheap: the header's own length
+                raise too_long(fh.frames / rate)
+            parts: list[np.ndarray] = []
+            total = 0
+            for block in fh.blocks(max(1024, 65536 // max(1, channels)), dtype="float32", always_2d=True):
+                total += len(block)
+                if total > limit:
+                    raise too_long()
+                parts.append(block.mean(axis=1) if channels > 1 else block[:, 0].copy())
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, MemoryError) as exc:
+        audio = _read_av(io.BytesIO(data), "", what, exc, max_seconds + 1.0)
+        if audio.duration > max_seconds:
+            raise too_long() from None
+        return audio
+    if not parts:
+        raise InputError(f"{what} holds no audio samples", hint="send a recording of a few seconds")
+    return Audio(np.concatenate(parts), rate)
 
 
 def info(path: str | os.PathLike) -> tuple[int, int, float]:

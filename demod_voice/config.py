@@ -114,6 +114,19 @@ SCHEMA: dict[str, Any] = {
         "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
         "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
                          min=8000, max=192000, nullable=True),
+        "max_input_s": S("float", 600.0, "longest audio accepted for one conversion (POST /api/convert); longer "
+                                         "uploads are refused while they are decoded", min=1.0, max=86400.0),
+    },
+    "voices": {
+        "max_sample_s": S("float", 60.0, "longest recording accepted as a voice sample; longer ones are refused "
+                                         "while they are decoded", min=1.0, max=3600.0),
+        "max_per_user": S("int", 50, "saved voices one user may have (server: 429 beyond it)", min=1),
+        "max_samples_per_voice": S("int", 100, "samples one saved voice may hold (server: 429 beyond it)", min=1),
+        "max_user_mb": S("float", 500.0, "disk space one user's saved voices may take (server: 413 beyond it)",
+                         min=0.001),
+        "max_description_chars": S("int", 1000, "longest voice description", min=0),
+        "max_field_chars": S("int", 200, "longest other text field of a voice or sample (language, Piper voice, "
+                                         "transcript, file name)", min=1),
     },
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe", nullable=True),

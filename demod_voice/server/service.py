@@ -432,8 +432,14 @@ class Service:
                 claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
 
     async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
-        source = audio_mod.read(data, what="uploaded audio")
+        from demod_voice.engines.rvc import voices as rvc_voices
+
         request = self.router.rvc.request(options)
+        # cheap checks first: an unknown voice is a 404 before any decoding
+        await asyncio.to_thread(rvc_voices.resolve, request.voice, self.cfg)
+        # decoded off the event loop, block by block, refused once past rvc.max_input_s
+        source = await asyncio.to_thread(audio_mod.decode_upload, data, "uploaded audio",
+                                         self.cfg.get("rvc.max_input_s"), "rvc.max_input_s")
         executor = self.workers.executor_for("cpu" if self.cfg.get("device") == "cpu" else "gpu")
 
         def job() -> bytes:

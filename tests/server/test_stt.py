@@ -150,7 +150,7 @@ def test_auth_and_bad_requests(stt_server, speech):
     buf = io.BytesIO()
     sf.write(buf, np.zeros(8000 * (MAX_AUDIO_S + 5), np.float32), 8000, format="FLAC")
     too_long = post({"model": "whisper-1"}, buf.getvalue(), "long.flac")
-    assert too_long.status_code == 400 and "the limit is 20 s" in too_long.json()["error"]["message"]
+    assert too_long.status_code == 413 and "longer than 20 s" in too_long.json()["error"]["message"]
 
 
 def test_collect_adds_a_sample_to_the_callers_own_voice(stt_server, speech):
