@@ -162,6 +162,8 @@ SCHEMA: dict[str, Any] = {
                                   min=0.1, max=3600.0),
         "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
+        "send_timeout_s": S("float", 30.0, "longest a streamed answer waits for its client to read the next "
+                                           "piece; a client that stops reading is cut off", min=0.1, max=3600.0),
         "default_format": S("str", "mp3", "OpenAI route response_format default", choices=("mp3", "opus", "aac", "flac", "wav", "pcm")),
         "voice_map": S("dict", {}, "OpenAI voice name -> installed or saved voice (unmapped OpenAI names use piper.default_voice)"),
         "models": S("dict", {"tts-1": "fast", "tts-1-hd": "high"}, "OpenAI model name -> quality tier or engine name"),

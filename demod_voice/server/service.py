@@ -102,6 +102,8 @@ class Result:
     headers: dict
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    send_timeout_s: float | None = None
+    """A stream whose client does not take the next piece within this many seconds is ended."""
 
 
 def encode_whole(audio: Audio, fmt: str) -> bytes:
@@ -213,8 +215,14 @@ class Service:
             if entry is None:
                 claim = self.cache.claim(key)
                 if not claim.leader:
-                    entry = await asyncio.wrap_future(claim.future)
-                    claim = None  # if the leader failed (entry None), compute without caching
+                    # a leader can stall (its client stopped reading): wait for it at most half the request's
+                    # time, then compute without caching, as when the leader failed (entry None)
+                    try:
+                        entry = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(claim.future)),
+                                                       self.cfg.get("server.request_timeout_s") / 2)
+                    except TimeoutError:
+                        entry = None
+                    claim = None
             if entry is not None:
                 return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
             headers["X-Cache"] = "miss"
@@ -234,7 +242,8 @@ class Service:
         # cache only what the first choice produced: a fallback result must not outlive the failure
         store = engine == plan.candidates[0].engine
         if stream:
-            return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
+            return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store),
+                          send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
             chunks = await self._collect(queue, client_gone)
             data = await asyncio.to_thread(encode_whole, audio_mod.concat(chunks), fmt)
@@ -256,7 +265,8 @@ class Service:
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
-                          stream=self._events(fmt, queue, cancel, words, len(req.text)))
+                          stream=self._events(fmt, queue, cancel, words, len(req.text)),
+                          send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
             chunks = await self._collect(queue, client_gone)
         finally:
