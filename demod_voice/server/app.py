@@ -15,6 +15,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
 from demod_voice.errors import DemodError, EngineError, ModelNotFoundError, NotAvailableError
@@ -70,6 +71,15 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         status = _status(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return _error(status, exc.message, type(exc).__name__, exc.hint, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # Starlette's own errors (a multipart body that does not parse, an unknown path) in the service's
+        # shape; after a 4xx the rest of the body may be unread, so the connection is closed instead of
+        # reading it to its end
+        headers = {**(exc.headers or {}), **({"Connection": "close"} if 400 <= exc.status_code < 500 else {})}
+        kind = "invalid_request_error" if exc.status_code == 400 else "not_found" if exc.status_code == 404 else "http_error"
+        return _error(exc.status_code, str(exc.detail), kind, None, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

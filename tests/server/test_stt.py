@@ -112,7 +112,7 @@ def test_other_containers_decode(stt_server, speech, tmp_path):
 
 
 def test_auth_and_bad_requests(stt_server, speech):
-    stt = httpx.get(stt_server["url"] + "/health").json()["stt"]  # /health reports the STT engine
+    stt = httpx.get(stt_server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["stt"]  # /health reports the STT engine
     assert stt["engine"] == "faster-whisper" and stt["model_installed"] is True
     url = stt_server["url"] + "/v1/audio/transcriptions"
     with pytest.raises(openai.AuthenticationError):
