@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from demod_voice.errors import InputError, UsageError
+from demod_voice.errors import InputError, LimitError, UsageError
 from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
@@ -185,6 +185,44 @@ def _read_av(source, name: str, what: str, first_error: Exception, max_seconds: 
     return Audio(samples, rate)
 
 
+def decode_upload(data: bytes, what: str, max_seconds: float, limit_key: str) -> Audio:
+    """Decode untrusted audio block by block, refusing it (``LimitError``, 413) once it passes ``max_seconds``.
+
+    A compressed upload can hold hours of audio in a few hundred KB (a FLAC of silence); decoding it whole
+    first would cost GBs. The length in the header is checked before any decoding, then the count of
+    decoded samples as they arrive, so the work and memory are those of ``max_seconds`` of audio at most.
+    Formats libsndfile cannot read go through PyAV under the same bound.
+    """
+    import soundfile as sf
+
+    def too_long(seconds: float | None = None) -> LimitError:
+        length = f" ({seconds:.0f} s)" if seconds else ""
+        return LimitError(f"{what} is longer than {max_seconds:g} s{length}",
+                          hint=f"send shorter audio (the limit is {limit_key})")
+
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as fh:
+            rate, channels = fh.samplerate, fh.channels
+            limit = int(max_seconds * rate)
+            if 0 < fh.frames < (1 << 62) and fh.frames > limit:  # cheap: the header's own length
+                raise too_long(fh.frames / rate)
+            parts: list[np.ndarray] = []
+            total = 0
+            for block in fh.blocks(max(1024, 65536 // max(1, channels)), dtype="float32", always_2d=True):
+                total += len(block)
+                if total > limit:
+                    raise too_long()
+                parts.append(block.mean(axis=1) if channels > 1 else block[:, 0].copy())
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, MemoryError) as exc:
+        audio = _read_av(io.BytesIO(data), "", what, exc, max_seconds + 1.0)
+        if audio.duration > max_seconds:
+            raise too_long() from None
+        return audio
+    if not parts:
+        raise InputError(f"{what} holds no audio samples", hint="send a recording of a few seconds")
+    return Audio(np.concatenate(parts), rate)
+
+
 def info(path: str | os.PathLike) -> tuple[int, int, float]:
     """(sample_rate, channels, duration seconds) without decoding the audio."""
     import soundfile as sf
@@ -317,16 +355,26 @@ def encode(audio: Audio, fmt: str) -> bytes:
         # and a streamed WAV of the same audio hold the same samples.
         pcm = np.frombuffer(audio.to_pcm16(), dtype="<i2")
         sf.write(buf, pcm, audio.sample_rate, format=fmt.upper(), subtype="PCM_16")
-    elif fmt == "ogg":
-        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="VORBIS")
-    elif fmt == "opus":
-        if audio.sample_rate not in _OPUS_RATES:
+    else:  # ogg, opus, mp3: libsndfile's lossy encoders, fed in bounded blocks
+        if fmt == "opus" and audio.sample_rate not in _OPUS_RATES:
             audio = resample(audio, 48000)
             samples = np.clip(audio.samples, -1.0, 1.0)
-        sf.write(buf, samples, audio.sample_rate, format="OGG", subtype="OPUS")
-    elif fmt == "mp3":
-        sf.write(buf, samples, audio.sample_rate, format="MP3", subtype="MPEG_LAYER_III")
+        container, subtype = _SOUNDFILE_FORMATS[fmt]
+        with sf.SoundFile(buf, "w", audio.sample_rate, 1, format=container, subtype=subtype) as fh:
+            write_blocks(fh, samples)
     return buf.getvalue()
+
+
+#: Frames handed to libsndfile per write. libsndfile 1.2.2's Vorbis writer gives libvorbis a whole
+#: write at once and crashes the process (SIGSEGV) on one write of ~2 minutes at 22 kHz; writes of this
+#: size encode hour-long audio (tests/security/test_ogg_crash.py), also in threads with small stacks.
+SF_WRITE_BLOCK = 32768
+
+
+def write_blocks(fh, samples: np.ndarray) -> None:
+    """``fh.write(samples)`` in blocks of ``SF_WRITE_BLOCK`` frames (same file, bounded native work)."""
+    for start in range(0, len(samples), SF_WRITE_BLOCK):
+        fh.write(samples[start:start + SF_WRITE_BLOCK])
 
 
 class IncrementalEncoder:
@@ -374,7 +422,7 @@ class IncrementalEncoder:
         elif self._aac is not None:
             self._aac.write(chunk)
         elif self.fmt == "flac":  # quantised by the one float -> 16-bit rule, as in ``encode``
-            self._sf.write(np.frombuffer(chunk.to_pcm16(), dtype="<i2"))
+            write_blocks(self._sf, np.frombuffer(chunk.to_pcm16(), dtype="<i2"))
         else:
             self._write_float(np.asarray(chunk.samples, dtype=np.float32), last=False)
 
@@ -382,7 +430,7 @@ class IncrementalEncoder:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=last)
         if len(samples):
-            self._sf.write(np.clip(samples, -1.0, 1.0))
+            write_blocks(self._sf, np.clip(samples, -1.0, 1.0))
 
     def finish(self) -> None:
         """Complete the file (headers, codec flush). Call once, after the last chunk."""

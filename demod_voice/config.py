@@ -120,6 +120,19 @@ SCHEMA: dict[str, Any] = {
         "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
         "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
                          min=8000, max=192000, nullable=True),
+        "max_input_s": S("float", 600.0, "longest audio accepted for one conversion (POST /api/convert); longer "
+                                         "uploads are refused while they are decoded", min=1.0, max=86400.0),
+    },
+    "voices": {
+        "max_sample_s": S("float", 60.0, "longest recording accepted as a voice sample; longer ones are refused "
+                                         "while they are decoded", min=1.0, max=3600.0),
+        "max_per_user": S("int", 50, "saved voices one user may have (server: 429 beyond it)", min=1),
+        "max_samples_per_voice": S("int", 100, "samples one saved voice may hold (server: 429 beyond it)", min=1),
+        "max_user_mb": S("float", 500.0, "disk space one user's saved voices may take (server: 413 beyond it)",
+                         min=0.001),
+        "max_description_chars": S("int", 1000, "longest voice description", min=0),
+        "max_field_chars": S("int", 200, "longest other text field of a voice or sample (language, Piper voice, "
+                                         "transcript, file name)", min=1),
     },
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe (unset: stt.model)", nullable=True),
@@ -155,6 +168,8 @@ SCHEMA: dict[str, Any] = {
                                   min=0.1, max=3600.0),
         "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
+        "send_timeout_s": S("float", 30.0, "longest a streamed answer waits for its client to read the next "
+                                           "piece; a client that stops reading is cut off", min=0.1, max=3600.0),
         "default_format": S("str", "mp3", "OpenAI route response_format default", choices=("mp3", "opus", "aac", "flac", "wav", "pcm")),
         "voice_map": S("dict", {}, "OpenAI voice name -> installed or saved voice; added to the defaults, which map "
                                    "the 13 OpenAI voice names (alloy ... cedar) to piper.default_voice"),
@@ -361,6 +376,97 @@ def section_options(section: str, keys: tuple[str, ...], given: Mapping[str, Any
     return out
 
 
+#: Bounds on what a YAML file may ask of the parser (config files are small and hand-written).
+YAML_MAX_ALIASES = 100
+YAML_MAX_EXPANSION = 10_000
+YAML_MAX_DEPTH = 64
+YAML_MAX_INT_DIGITS = 100
+
+
+def _node_size(node, sizes: dict) -> int:
+    """Values in ``node`` with every alias expanded (each distinct node computed once)."""
+    key = id(node)
+    if key not in sizes:
+        sizes[key] = 1  # a recursive alias counts once
+        children = node.value if isinstance(node.value, list) else []
+        total = 1
+        for child in children:
+            for part in child if isinstance(child, tuple) else (child,):
+                total += _node_size(part, sizes)
+        sizes[key] = total
+    return sizes[key]
+
+
+def _strict_loader():
+    """A ``yaml.SafeLoader`` that refuses what only a hostile file needs: alias expansion beyond a small
+    budget (billion laughs), nesting deeper than ``YAML_MAX_DEPTH`` (RecursionError), integers longer
+    than ``YAML_MAX_INT_DIGITS`` digits (slow, then ValueError) and duplicate keys (the last ``auth:``
+    block would silently win). Each refusal is a ``yaml.MarkedYAMLError`` with the offending line."""
+    import yaml
+
+    class Refused(yaml.MarkedYAMLError):
+        pass
+
+    class StrictLoader(yaml.SafeLoader):
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._aliases = 0
+            self._expanded = 0
+            self._sizes: dict = {}
+            self._depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                self._aliases += 1
+                target = self.anchors.get(event.anchor)
+                self._expanded += _node_size(target, self._sizes) if target is not None else 0
+                if self._aliases > YAML_MAX_ALIASES or self._expanded > YAML_MAX_EXPANSION:
+                    raise Refused(problem=f"aliases (*name) that expand to more than {YAML_MAX_EXPANSION} values",
+                                  problem_mark=event.start_mark)
+            self._depth += 1
+            try:
+                if self._depth > YAML_MAX_DEPTH:
+                    raise Refused(problem=f"nesting deeper than {YAML_MAX_DEPTH} levels",
+                                  problem_mark=self.peek_event().start_mark)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_yaml_int(self, node):
+            digits = sum(ch.isdigit() for ch in str(node.value))
+            if digits > YAML_MAX_INT_DIGITS:
+                raise Refused(problem=f"an integer of {digits} digits (at most {YAML_MAX_INT_DIGITS})",
+                              problem_mark=node.start_mark)
+            return super().construct_yaml_int(node)
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: set = set()
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        duplicate = key in seen
+                        seen.add(key)
+                    except TypeError:  # an unhashable key: SafeLoader reports it itself
+                        continue
+                    if duplicate:
+                        raise Refused(problem=f"duplicate key '{key}'", problem_mark=key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+    return StrictLoader
+
+
+def safe_yaml(text: str):
+    """``yaml.safe_load`` with the bounds of ``_strict_loader``."""
+    import yaml
+
+    return yaml.load(text, Loader=_strict_loader())  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_yaml_file(path: Path | str, what: str = "config file") -> dict:
     """Read a YAML mapping with a clear error for every way it can be wrong."""
     import yaml
@@ -373,11 +479,14 @@ def load_yaml_file(path: Path | str, what: str = "config file") -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{what} {path} is not valid YAML{where}", hint=str(getattr(exc, "problem", "")) or None) from None
+    except (RecursionError, MemoryError, ValueError) as exc:  # the bounds above should make these unreachable
+        raise ConfigError(f"{what} {path} is too complex to read ({type(exc).__name__})",
+                          hint="use plain keys and values") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -446,8 +555,8 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, tuple[A
             continue
         key = ENV_ALIASES.get(name) or name[len(ENV_PREFIX):].lower().replace("__", ".")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            value = safe_yaml(raw) if raw.strip() else None
+        except (yaml.YAMLError, RecursionError, ValueError):
             value = raw
         if SETTINGS.get(key) is not None and SETTINGS[key].type in ("str", "path") and value is not None:
             value = raw  # keep strings verbatim ("0123", "yes")

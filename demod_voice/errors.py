@@ -99,3 +99,12 @@ class HTTPProblem(DemodError):
                  code: str | None = None):
         super().__init__(message, hint, param=param, code=code)
         self.status = status
+
+
+class LimitError(HTTPProblem):
+    """A configured limit was exceeded (audio too long, a quota full): 413 or 429 over HTTP, exit 2 in the CLI."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None, status: int = 413):
+        super().__init__(status, message, hint)

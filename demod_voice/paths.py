@@ -139,6 +139,18 @@ def _write_failed(given: str, exc: OSError) -> DemodError:
     return DemodError(f"cannot write {where}: {exc.strerror or exc}", hint="check free space and permissions")
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 @contextlib.contextmanager
 def atomic_output(target: str | os.PathLike, what: str = "output") -> Iterator[Path]:
     """Yield the path to write ``target``'s content to.
@@ -160,7 +172,7 @@ def atomic_output(target: str | os.PathLike, what: str = "output") -> Iterator[P
     try:
         mode = stat.S_IMODE(os.stat(real).st_mode)  # replacing a file keeps its permissions (a 0600 config stays 0600)
     except FileNotFoundError:
-        mode = 0o644
+        mode = 0o666 & ~current_umask()  # as open() would create it (the server's umask 077 gives 0600)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".part", dir=real.parent)
     except OSError as exc:

@@ -14,12 +14,9 @@ chosen again. The result says what happened.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-
-import numpy as np
 
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
@@ -191,40 +188,9 @@ def stt_status(cfg) -> dict:
 def decode(data: bytes, what: str, max_seconds: float) -> Audio:
     """Any upload -> mono float audio: libsndfile first (wav/flac/ogg/mp3), then PyAV (m4a, webm, mp4...).
 
-    Decoding stops as soon as the audio exceeds ``max_seconds`` (bounded work).
+    Decoded block by block and refused (413) as soon as it passes ``max_seconds`` (``stt.max_audio_s``):
+    a small compressed upload can hold hours of audio. CPU work: call it off the event loop.
     """
     from demod_voice import audio as audio_mod
 
-    try:
-        return audio_mod.read(data, what=what)
-    except InputError as first:
-        try:
-            import av
-        except ImportError:
-            raise first from None
-        return _decode_av(av, data, what, max_seconds, first)
-
-
-def _decode_av(av, data: bytes, what: str, max_seconds: float, first: InputError) -> Audio:
-    parts: list[np.ndarray] = []
-    rate = 16000
-    total = 0
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                raise first
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    parts.append(chunk)
-                    total += len(chunk)
-                if total > (max_seconds + 1) * rate:
-                    break
-            for out in resampler.resample(None):
-                parts.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as exc:
-        raise InputError(f"cannot decode {what}: {exc}",
-                         hint="send WAV, FLAC, OGG, MP3, M4A or WebM audio") from None
-    samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
-    return Audio(samples, rate)
+    return audio_mod.decode_upload(data, what, max_seconds, "stt.max_audio_s")

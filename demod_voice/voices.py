@@ -35,7 +35,7 @@ from pathlib import Path
 
 from demod_voice import audio as audio_mod
 from demod_voice import paths
-from demod_voice.errors import InputError, ModelNotFoundError
+from demod_voice.errors import InputError, LimitError, ModelNotFoundError
 from demod_voice.paths import safe_join, validate_name
 from demod_voice.quality import score_reference
 
@@ -54,6 +54,35 @@ LEGACY_XTTS_DIR = "xtts-voices"
 SAVED_LATENTS = "xtts.safetensors"
 
 _LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class VoiceLimits:
+    """Per-user quotas on saved voices (``voices.*`` in the config): a user's profiles cannot fill the disk."""
+
+    max_sample_s: float = 60.0
+    max_per_user: int = 50
+    max_samples_per_voice: int = 100
+    max_user_bytes: int = 500 * 1024 * 1024
+    max_description_chars: int = 1000
+    max_field_chars: int = 200
+
+    @classmethod
+    def from_config(cls, cfg) -> VoiceLimits:
+        return cls(max_sample_s=cfg.get("voices.max_sample_s"), max_per_user=cfg.get("voices.max_per_user"),
+                   max_samples_per_voice=cfg.get("voices.max_samples_per_voice"),
+                   max_user_bytes=int(cfg.get("voices.max_user_mb") * 1024 * 1024),
+                   max_description_chars=cfg.get("voices.max_description_chars"),
+                   max_field_chars=cfg.get("voices.max_field_chars"))
+
+    def check_fields(self, **fields: str) -> None:
+        """Text fields within their lengths (413), before anything is written."""
+        for key, value in fields.items():
+            limit = self.max_description_chars if key == "description" else self.max_field_chars
+            if value is not None and len(value) > limit:
+                setting = "voices.max_description_chars" if key == "description" else "voices.max_field_chars"
+                raise LimitError(f"{key} is {len(value)} characters; the limit is {limit}",
+                                 hint=f"shorten it (the limit is {setting})")
 
 
 # --- profiles -------------------------------------------------------------------------
@@ -136,8 +165,11 @@ def _float_wav(audio) -> bytes:
 class VoiceStore:
     """The voice profiles of one user."""
 
-    def __init__(self, data_dir: Path | str, user: str = DEFAULT_USER, cache_root: Path | None = None):
+    def __init__(self, data_dir: Path | str, user: str = DEFAULT_USER, cache_root: Path | None = None,
+                 limits: VoiceLimits | None = None):
         self.user = validate_name(user, "user name")
+        self.limits = limits or VoiceLimits()
+        """Quotas checked before anything is written."""
         self.cache_root = cache_root
         """The audio cache folder to invalidate on reference changes (besides caches open in this process)."""
         self.base = Path(data_dir) / "profiles"
@@ -190,10 +222,17 @@ class VoiceStore:
             raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(ENGINES))
         if piper_voice:
             validate_name(piper_voice, "Piper voice name")
+        self.limits.check_fields(description=description, language=language, piper_voice=piper_voice)
         folder = self._dir(name)
         with _LOCK:
             if (folder / "manifest.json").is_file():
                 raise InputError(f"voice '{name}' already exists", hint="choose another name or remove it first")
+            count = sum(1 for f in self.root.iterdir() if (f / "manifest.json").is_file()) if self.root.is_dir() else 0
+            if count >= self.limits.max_per_user:
+                raise LimitError(f"user '{self.user}' already has {count} saved voices; the limit is "
+                                 f"{self.limits.max_per_user}", hint="delete a voice first (voices.max_per_user)",
+                                 status=429)
+            self._check_disk()
             (folder / "samples").mkdir(parents=True, exist_ok=True)
             (folder / "latents").mkdir(exist_ok=True)
             profile = Profile(name=name, user=self.user, path=folder, engine=engine, language=language,
@@ -211,6 +250,7 @@ class VoiceStore:
                     raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(ENGINES))
                 if key not in ("engine", "language", "piper_voice", "description"):
                     raise InputError(f"cannot change '{key}' of a voice")
+                self.limits.check_fields(**{key: value})
                 if key == "piper_voice" and value:
                     validate_name(value, "Piper voice name")
                 setattr(profile, key, value)
@@ -227,10 +267,42 @@ class VoiceStore:
     def add_sample(self, name: str, source: Path | bytes, transcript: str = "", filename: str = "") -> Sample:
         """Store a recording (any format libsndfile reads) as mono WAV and score it."""
         profile = self.get(name)
-        if isinstance(source, Path) and not filename:
-            filename = source.name
+        self.limits.check_fields(transcript=transcript, filename=filename)
+        self._check_sample_room(profile)
+        audio, filename = _decode_sample(source, filename, self.limits.max_sample_s)
+        sample, wav = _prepare_sample(audio, transcript, filename)
         with _LOCK:
-            return _store_sample(profile.samples_dir, source, transcript, filename)
+            self._check_sample_room(profile)
+            self._check_disk(len(wav))
+            _write_sample(profile.samples_dir, sample, wav)
+        return sample
+
+    def _check_sample_room(self, profile: Profile) -> None:
+        count = len(list(profile.samples_dir.glob("*.wav"))) if profile.samples_dir.is_dir() else 0
+        if count >= self.limits.max_samples_per_voice:
+            raise LimitError(f"voice '{profile.name}' already has {count} samples; the limit is "
+                             f"{self.limits.max_samples_per_voice}",
+                             hint="remove a sample first (voices.max_samples_per_voice)", status=429)
+
+    def disk_usage(self) -> int:
+        """Bytes in this user's saved voices (samples, latents, manifests)."""
+        total = 0
+        if self.root.is_dir():
+            for path in self.root.rglob("*"):
+                try:
+                    if path.is_file() and not path.is_symlink():
+                        total += path.stat().st_size
+                except OSError:
+                    pass
+        return total
+
+    def _check_disk(self, adding: int = 0) -> None:
+        used = self.disk_usage()
+        limit = self.limits.max_user_bytes
+        if used + adding > limit:
+            raise LimitError(f"user '{self.user}' would use {(used + adding) / 2**20:.1f} MB of saved-voice space; "
+                             f"the limit is {limit / 2**20:.1f} MB",
+                             hint="delete samples or voices first (voices.max_user_mb)")
 
     def samples(self, name: str) -> list[Sample]:
         profile = self.get(name)
@@ -292,22 +364,48 @@ class VoiceStore:
         return self.set_reference(name, chosen)
 
 
-def _store_sample(samples_dir: Path, source: Path | bytes, transcript: str, filename: str) -> Sample:
-    data = Path(source).read_bytes() if isinstance(source, Path) else bytes(source)
-    audio = audio_mod.read(data, what=f"sample {filename or '<upload>'}")
+#: Longest reference a migrated (pre-profile) saved voice imports; longer ones are skipped with a note.
+MIGRATION_MAX_S = 600.0
+
+
+def _decode_sample(source: Path | bytes, filename: str, max_s: float) -> tuple[object, str]:
+    """A recording decoded block by block under ``max_s`` (a small compressed file can hold hours)."""
+    if isinstance(source, Path):
+        filename = filename or source.name
+        bounded = audio_mod._bounded_source(source, "sample", audio_mod.MAX_READ_BYTES)
+        data = bounded.read_bytes() if isinstance(bounded, Path) else bounded.getvalue()
+    else:
+        data = bytes(source)
+    audio = audio_mod.decode_upload(data, f"sample {filename or '<upload>'}", max_s, "voices.max_sample_s")
     if audio.duration < 0.1:
         raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s)",
                          hint="record at least a few seconds of speech")
+    return audio, filename
+
+
+def _prepare_sample(audio, transcript: str, filename: str) -> tuple[Sample, bytes]:
+    """The sample's record (id from its samples, quality score) and its float WAV bytes."""
     sid = "s" + hashlib.sha256(audio.to_pcm16() + str(audio.sample_rate).encode()).hexdigest()[:12]
     score = score_reference(audio)
     sample = Sample(id=sid, duration=round(audio.duration, 3), sample_rate=audio.sample_rate,
                     score=score.to_dict(), transcript=transcript.strip(), filename=Path(filename).name,
                     added=time.time())
-    samples_dir.mkdir(parents=True, exist_ok=True)
     # Float, not 16-bit: a 16-bit re-save is not lossless (read divides by 32768, write multiplies
     # by 32767), and a profile must condition XTTS exactly as the uploaded file does in the CLI.
-    paths.atomic_write_bytes(samples_dir / f"{sid}.wav", _float_wav(audio))
-    _write_json(samples_dir / f"{sid}.json", sample.to_dict())
+    return sample, _float_wav(audio)
+
+
+def _write_sample(samples_dir: Path, sample: Sample, wav: bytes) -> None:
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    paths.atomic_write_bytes(samples_dir / f"{sample.id}.wav", wav)
+    _write_json(samples_dir / f"{sample.id}.json", sample.to_dict())
+
+
+def _store_sample(samples_dir: Path, source: Path | bytes, transcript: str, filename: str) -> Sample:
+    """Migration's sample import (no quotas: the voice existed before them)."""
+    audio, filename = _decode_sample(source, filename, MIGRATION_MAX_S)
+    sample, wav = _prepare_sample(audio, transcript, filename)
+    _write_sample(samples_dir, sample, wav)
     return sample
 
 
@@ -353,7 +451,7 @@ def store_for(cfg, user: str = DEFAULT_USER) -> VoiceStore:
     """The store of ``user`` under the configured data dir, wired to the configured audio cache."""
     from demod_voice.cache import default_root
 
-    return VoiceStore(cfg.data_dir, user, default_root(cfg))
+    return VoiceStore(cfg.data_dir, user, default_root(cfg), VoiceLimits.from_config(cfg))
 
 
 def saved_voice(cfg, name: str, user: str = DEFAULT_USER) -> Profile:

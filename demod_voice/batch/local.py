@@ -39,6 +39,24 @@ def _worker_main(conn, cfg, device: str, log_level: int, verbose: bool) -> None:
             return
 
 
+def _death(exitcode: int | None) -> dict:
+    """Message and hint for a worker that died: a signal by its name (SIGSEGV is a crash in native code,
+    SIGKILL usually the kernel's out-of-memory killer), never a guess that hides a crash."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {"SIGKILL": "it was killed, often by the out-of-memory killer; try fewer --workers",
+                "SIGSEGV": "a native library crashed on this job; report it with the job's line",
+                "SIGABRT": "a native library aborted on this job; report it with the job's line",
+                "SIGBUS": "a native library crashed on this job; report it with the job's line"}.get(
+                    name, "see the system log for why it was stopped")
+        return {"message": f"the worker process died by {name} while running this job", "hint": hint}
+    return {"message": f"the worker process exited (exit code {exitcode}) while running this job",
+            "hint": "run the job again with -v to see why"}
+
+
 class LocalBackend:
     """``workers`` processes; ``submit`` gives one a job, ``wait`` returns finished ``(slot, Outcome)``."""
 
@@ -94,9 +112,7 @@ class LocalBackend:
                 proc = self._procs.pop(slot)
                 proc.join(1)
                 self._conns.pop(slot).close()
-                outcome = Outcome(job.line, False, error={
-                    "error": "WorkerDied", "message": f"the worker process died (exit code {proc.exitcode}) "
-                    f"while running this job", "hint": "it may have run out of memory; try fewer --workers"})
+                outcome = Outcome(job.line, False, error={"error": "WorkerDied", **_death(proc.exitcode)})
             del self._inflight[slot]
             done.append((slot, outcome))
         return done

@@ -37,6 +37,7 @@ def run(args, ctx) -> int:
     if args.port is not None and not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port} is out of range", hint="use 1-65535")
     cfg = ctx.cfg
+    _private_files(cfg)
     wyoming_uri = cfg.get("wyoming.uri")
     if args.no_http and not wyoming_uri:
         raise UsageError("--no-http leaves nothing to serve without a Wyoming address",
@@ -156,3 +157,17 @@ def stop_engines(active: int, grace: float, ctx) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _private_files(cfg) -> None:
+    """Everything the server writes (samples, cache files, the audit log, models) is readable by its own
+    user only: umask 077 gives files 0600 and folders 0700; existing data and cache roots are closed too."""
+    import os
+
+    os.umask(0o077)
+    for root in (cfg.data_dir, cfg.cache_dir):
+        try:
+            if root.is_dir() and root.stat().st_uid == os.getuid():
+                os.chmod(root, 0o700)
+        except OSError:
+            pass

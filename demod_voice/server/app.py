@@ -77,6 +77,15 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         code = exc.code or ("invalid_api_key" if status == 401 else None)
         return _error(status, exc.message, code, exc.hint, headers, exc.param)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        # Starlette's own errors (a multipart body that does not parse, an unknown path) in the service's
+        # shape; after a 4xx the rest of the body may be unread, so the connection is closed instead of
+        # reading it to its end
+        headers = {**(exc.headers or {}), **({"Connection": "close"} if 400 <= exc.status_code < 500 else {})}
+        kind = "invalid_request_error" if exc.status_code == 400 else "not_found" if exc.status_code == 404 else "http_error"
+        return _error(exc.status_code, str(exc.detail), kind, None, headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
         # 400, as OpenAI answers a bad parameter (FastAPI's default would be 422)

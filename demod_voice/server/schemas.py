@@ -13,12 +13,18 @@ from demod_voice.errors import DemodError, EngineError, HTTPProblem, InputError,
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
+class VoiceRef(BaseModel):
+    """OpenAI's custom-voice form of ``voice``: ``{"id": "NAME"}``."""
+
+    id: str
+
+
 class SpeechBody(BaseModel):
     """``POST /v1/audio/speech`` (OpenAI)."""
 
     model: str = "tts-1"
     input: str
-    voice: str | dict = "alloy"
+    voice: str | VoiceRef = "alloy"
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] | None = None
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None

@@ -110,6 +110,8 @@ class Result:
     headers: dict
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    send_timeout_s: float | None = None
+    """A stream whose client does not take the next piece within this many seconds is ended."""
 
 
 def encode_whole(audio: Audio, fmt: str) -> bytes:
@@ -237,8 +239,14 @@ class Service:
             if entry is None:
                 claim = self.cache.claim(key)
                 if not claim.leader:
-                    entry = await asyncio.wrap_future(claim.future)
-                    claim = None  # if the leader failed (entry None), compute without caching
+                    # a leader can stall (its client stopped reading): wait for it at most half the request's
+                    # time, then compute without caching, as when the leader failed (entry None)
+                    try:
+                        entry = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(claim.future)),
+                                                       self.cfg.get("server.request_timeout_s") / 2)
+                    except TimeoutError:
+                        entry = None
+                    claim = None
             if entry is not None:
                 return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
             headers["X-Cache"] = "miss"
@@ -271,7 +279,8 @@ class Service:
                     headers["X-Sample-Rate"] = str(sample_rate or first.sample_rate)
             cache_headers = _cached_headers(headers)
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store,
-                                                                   sample_rate, first))
+                                                                   sample_rate, first),
+                          send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
             chunks = await self._collect(queue, client_gone)
             whole = audio_mod.concat(chunks)
@@ -299,7 +308,8 @@ class Service:
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
-                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate))
+                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate),
+                          send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
             chunks = await self._collect(queue, client_gone)
         finally:
@@ -480,8 +490,14 @@ class Service:
                 claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
 
     async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
-        source = audio_mod.read(data, what="uploaded audio")
+        from demod_voice.engines.rvc import voices as rvc_voices
+
         request = self.router.rvc.request(options)
+        # cheap checks first: an unknown voice is a 404 before any decoding
+        await asyncio.to_thread(rvc_voices.resolve, request.voice, self.cfg)
+        # decoded off the event loop, block by block, refused once past rvc.max_input_s
+        source = await asyncio.to_thread(audio_mod.decode_upload, data, "uploaded audio",
+                                         self.cfg.get("rvc.max_input_s"), "rvc.max_input_s")
         executor = self.workers.executor_for("cpu" if self.cfg.get("device") == "cpu" else "gpu")
 
         def job() -> bytes:

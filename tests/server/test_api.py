@@ -40,7 +40,8 @@ def unique(text: str) -> str:
 # --- basics ------------------------------------------------------------------------------------
 
 def test_health_docs_and_page(server, alice):
-    health = httpx.get(server["url"] + "/health").json()  # no key needed
+    assert set(httpx.get(server["url"] + "/health").json()) == {"status", "version"}  # no key needed
+    health = httpx.get(server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()
     assert health["status"] == "ok" and health["engines"]["piper"]["installed"] is True
     spec = httpx.get(server["url"] + "/openapi.json").json()
     for path in ("/v1/audio/speech", "/v1/audio/voices", "/v1/models", "/api/tts", "/api/convert", "/api/engines",
@@ -120,7 +121,7 @@ def test_streaming_delivers_audio_before_synthesis_ends(server, alice):
         assert res.status_code == 200 and res.headers["x-cache"] == "miss"
         for chunk in res.iter_raw():
             if active_after_first is None:
-                active_after_first = httpx.get(server["url"] + "/health").json()["active_jobs"]
+                active_after_first = httpx.get(server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["active_jobs"]
             received.append(chunk)
     assert active_after_first >= 1  # /health answered during synthesis, and synthesis was not over yet
     total = sum(map(len, received))
@@ -233,12 +234,12 @@ def test_reference_change_invalidates_cached_audio(server, alice, alice_voice):
     body = {"text": unique("Invalidate me."), "voice": alice_voice, "format": "wav"}
     assert alice.post("/api/tts", json=body).headers["x-cache"] == "miss"
     assert alice.post("/api/tts", json=body).headers["x-cache"] == "hit"
-    entries = httpx.get(server["url"] + "/health").json()["cache"]["entries"]
+    entries = httpx.get(server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["cache"]["entries"]
     samples = alice.get(f"/api/voices/{alice_voice}/samples").json()["samples"]
     current = [s["id"] for s in samples if s["reference"]]
     other = [s["id"] for s in samples if s["id"] not in current][:1]
     alice.put(f"/api/voices/{alice_voice}/reference", json={"samples": other})
-    assert httpx.get(server["url"] + "/health").json()["cache"]["entries"] < entries
+    assert httpx.get(server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["cache"]["entries"] < entries
     assert alice.post("/api/tts", json=body).headers["x-cache"] == "miss"
 
 

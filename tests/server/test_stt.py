@@ -118,7 +118,7 @@ def test_other_containers_decode(stt_server, speech, tmp_path):
 
 
 def test_auth_and_bad_requests(stt_server, speech):
-    stt = httpx.get(stt_server["url"] + "/health").json()["stt"]  # /health reports the STT engine
+    stt = httpx.get(stt_server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["stt"]  # /health reports the STT engine
     assert stt["engine"] == "faster-whisper" and stt["model_installed"] is True
     url = stt_server["url"] + "/v1/audio/transcriptions"
     with pytest.raises(openai.AuthenticationError):
@@ -156,7 +156,7 @@ def test_auth_and_bad_requests(stt_server, speech):
     buf = io.BytesIO()
     sf.write(buf, np.zeros(8000 * (MAX_AUDIO_S + 5), np.float32), 8000, format="FLAC")
     too_long = post({"model": "whisper-1"}, buf.getvalue(), "long.flac")
-    assert too_long.status_code == 400 and "the limit is 20 s" in too_long.json()["error"]["message"]
+    assert too_long.status_code == 413 and "longer than 20 s" in too_long.json()["error"]["message"]
 
 
 def test_collect_adds_a_sample_to_the_callers_own_voice(stt_server, speech):

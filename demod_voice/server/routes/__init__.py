@@ -6,6 +6,7 @@ Routes parse, authenticate and call ``Service`` (the only thing they call); shar
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,8 @@ from fastapi import Request, UploadFile
 from demod_voice.errors import InputError
 from demod_voice.server.middleware import USER_KEY
 from demod_voice.server.service import HTTPProblem, Result, Service
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def service(request: Request) -> Service:
@@ -60,11 +63,44 @@ async def client_watch(request: Request) -> AsyncIterator[Callable[[], Awaitable
 
 
 def respond(result: Result):
-    from fastapi.responses import Response, StreamingResponse
+    from fastapi.responses import Response
 
     if result.stream is not None:
-        return StreamingResponse(result.stream, media_type=result.media_type, headers=result.headers)
+        return _stream_response(result)
     return Response(result.body, media_type=result.media_type, headers=result.headers)
+
+
+def _stream_response(result: Result):
+    """A ``StreamingResponse`` whose client must keep reading: a piece it has not taken within
+    ``send_timeout_s`` ends the answer (the generator is closed, so its engine job stops and a
+    de-duplication claim it holds is released) and the connection is closed."""
+    from fastapi.responses import StreamingResponse
+
+    class TimedStream(StreamingResponse):
+        async def __call__(self, scope, receive, send):
+            stalled = False
+
+            async def timed_send(message) -> None:
+                nonlocal stalled
+                try:
+                    await asyncio.wait_for(send(message), result.send_timeout_s)
+                except TimeoutError:
+                    stalled = True
+                    raise
+
+            try:
+                await super().__call__(scope, receive, timed_send if result.send_timeout_s else send)
+            except BaseException:
+                if not stalled:
+                    raise
+                _LOGGER.info("a client stopped reading its streamed answer for %.0f s; ending it",
+                             result.send_timeout_s)
+            finally:
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:
+                    await close()
+
+    return TimedStream(result.stream, media_type=result.media_type, headers=result.headers)
 
 
 async def read_upload(request: Request, file: UploadFile) -> bytes:

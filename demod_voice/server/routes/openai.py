@@ -18,7 +18,7 @@ OPENAI_PCM_RATE = 24000
 @router.post("/v1/audio/speech")
 async def speech(body: SpeechBody, request: Request, user: str = Depends(current_user),
                  svc: Service = Depends(service)):
-    voice = body.voice.get("id", "") if isinstance(body.voice, dict) else body.voice
+    voice = body.voice if isinstance(body.voice, str) else body.voice.id
     fmt = body.response_format or svc.cfg.get("server.default_format")
     req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model))
     async with client_watch(request) as client_gone:

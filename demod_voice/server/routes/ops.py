@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +18,18 @@ _PAGE = resources.files("demod_voice.server").joinpath("static/index.html")
 
 
 @router.get("/health")
-async def health(svc: Service = Depends(service)):
+async def health(request: Request, svc: Service = Depends(service)):
+    """Status and version for anyone (probes); the details (jobs, cache, engines, STT model) only with a
+    valid API key, or when auth is off: they describe every user's activity."""
+    from demod_voice.server.middleware import header
+    from demod_voice.server.security import key_from_headers
+
+    key = key_from_headers({"authorization": header(request.scope, b"authorization") or "",
+                            "x-api-key": header(request.scope, b"x-api-key")})
+    keys = request.app.state.keys
+    user = await asyncio.to_thread(keys.user_for, key) if key else keys.user_for(None)
+    if not user:
+        return {"status": "ok", "version": __version__}
     return {**svc.health(), "version": __version__}
 
 

@@ -11,6 +11,7 @@ Same authentication and upload limits as the speech routes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -97,7 +98,7 @@ async def _run(request: Request, svc: Service, file: UploadFile, user: str, *, t
     if collect:
         svc.store(user).get(voice)  # 404 before any work when it is not the caller's voice
     data = await read_upload(request, file)
-    audio = decode(data, f"upload {file.filename!r}", svc.cfg.get("stt.max_audio_s"))
+    audio = await asyncio.to_thread(decode, data, f"upload {file.filename!r}", svc.cfg.get("stt.max_audio_s"))
     req = STTRequest(audio=audio, model=model, language=language or None, prompt=prompt or None,
                      temperature=temperature, task=task, words="word" in granularities, user=user,
                      collect_voice=voice if collect else None, filename=file.filename or "")
