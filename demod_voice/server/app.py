@@ -88,12 +88,15 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        # 400, as OpenAI answers a bad parameter (FastAPI's default would be 422)
+        # A value of the wrong type ({"voice": {"id": 5}}) does not fit the schema at all: 422. A missing field,
+        # bad JSON or a value out of range is a bad parameter: 400, as OpenAI answers it. Both in OpenAI's shape.
         first = exc.errors()[0] if exc.errors() else {}
-        kind = first.get("type")
+        kind = first.get("type") or ""
         param = None if kind == "json_invalid" else _validation_param(first.get("loc", ()))
-        code = {"missing": "missing_required_parameter", "json_invalid": "invalid_json"}.get(kind, "invalid_value")
-        return _error(400, f"invalid request: {param or 'body'}: {first.get('msg', 'bad value')}", code,
+        status = 422 if kind.endswith(("_type", "_parsing")) else 400
+        code = {"missing": "missing_required_parameter", "json_invalid": "invalid_json"}.get(
+            kind, "invalid_type" if status == 422 else "invalid_value")
+        return _error(status, f"invalid request: {param or 'body'}: {first.get('msg', 'bad value')}", code,
                       "see /docs for the request schema", param=param)
 
     @app.exception_handler(StarletteHTTPException)

@@ -21,9 +21,10 @@ from tests.security.conftest import KEYS
 
 def test_a_non_string_voice_is_a_client_error_in_the_service_shape(alice):
     r = alice.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hello.", "voice": {"id": 5}})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text  # the wrong type: the body does not fit the schema
     error = r.json()["error"]
-    assert "voice" in error["message"] and error["code"] == 400
+    assert "voice" in error["message"] and error["param"].startswith("voice") and error["code"] == "invalid_type"
+    assert error["type"] == "invalid_request_error"
     ok = alice.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hello.", "voice": {"id": "alloy"},
                                               "response_format": "wav"})
     assert ok.status_code == 200, ok.text

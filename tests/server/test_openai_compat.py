@@ -36,7 +36,7 @@ MP3_DELAY = 1105
 ERROR_KEYS = {"message", "type", "param", "code"}
 OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-                429: "rate_limit_error"}
+                422: "invalid_request_error", 429: "rate_limit_error"}
 
 
 @pytest.fixture(scope="module")
@@ -363,9 +363,10 @@ def test_errors_400_bad_json_values_multipart_model_and_host(http):
         check_error(http.post(path, content=b"--x\r\n", headers=multipart), 400, "invalid_body")
 
 
-def test_errors_from_request_validation_are_400_not_fastapis_422(http):
-    """FastAPI answers a request that fails its schema with 422 ``{"detail": [...]}``; here it is 400, as
-    OpenAI answers a bad parameter, in OpenAI's shape, with the field named in ``param``."""
+def test_errors_from_request_validation_in_openais_shape(http):
+    """FastAPI answers a request that fails its schema with 422 ``{"detail": [...]}``; here a bad or missing
+    parameter is 400, as OpenAI answers it, a value of the wrong type 422, both in OpenAI's shape with the
+    field named in ``param``."""
     cases = (("/v1/audio/speech", {"input": "hi", "speed": 9}, "speed", "invalid_value"),
              ("/v1/audio/speech", {"voice": "alloy"}, "input", "missing_required_parameter"),
              ("/v1/audio/speech", {"input": "hi", "response_format": "xyz"}, "response_format", "invalid_value"),
@@ -376,6 +377,10 @@ def test_errors_from_request_validation_are_400_not_fastapis_422(http):
         check_error(http.post(path, json=body), 400, code, param)
     res = http.post("/v1/audio/transcriptions", data={"model": "whisper-1"})
     check_error(res, 400, "missing_required_parameter", "file")
+    for path, body, param in (("/v1/audio/speech", {"input": "hi", "speed": "fast"}, "speed"),
+                              ("/v1/audio/speech", {"input": ["hi"]}, "input"),
+                              ("/api/tts", {"text": {"a": 1}}, "text")):
+        check_error(http.post(path, json=body), 422, "invalid_type", param)
 
 
 def test_sdk_raises_its_typed_errors(sdk, compat):
