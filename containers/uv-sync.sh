@@ -16,6 +16,10 @@
 #   BUILD_TOOLS          Debian packages that build the lock's sdist-only packages (pyworld needs
 #                        g++ and python3-dev): installed for the dependency step only when missing,
 #                        purged after it; empty when a mounted cache already holds those wheels
+#   STRIP_DEBUG=1        remove the debug sections (only those: code and data are untouched) from the
+#                        installed shared libraries with binutils' strip, installed for that step only
+#                        and purged after it; the slim `piper` image uses it (ctranslate2's extension
+#                        alone carries 66 MB of debug info)
 # Optional mounts (podman build -v): /mnt/uv-bin/uv (the host's pinned uv) and
 # /mnt/uv-cache (the host's uv cache: torch is not downloaded again). Without them
 # uv comes from PyPI and the cache is a throwaway folder. A CA bundle passed as the
@@ -76,7 +80,52 @@ case "$stage" in
     echo "uv-sync.sh: unknown stage $stage" >&2; exit 2 ;;
 esac
 
+if [ "$stage" = --no-install-project ] && [ "${STRIP_DEBUG:-0}" = 1 ]; then
+  added_strip=
+  if ! command -v strip >/dev/null; then
+    dpkg-query -W -f='${Package}\n' | sort > "$scratch/dpkg-before"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends binutils >/dev/null
+    added_strip=$(dpkg-query -W -f='${Package}\n' | sort | comm -13 "$scratch/dpkg-before" -)
+  fi
+  # A library is kept stripped only when that saves at least 1 MB and it still loads (dlopen in a child
+  # process): strip rewrites the file, and libraries that auditwheel's patchelf has rearranged can then fail
+  # to load ("ELF load command address/offset not page-aligned", seen with numpy's OpenBLAS).
+  "$VIRTUAL_ENV/bin/python" - "$VIRTUAL_ENV" <<'EOF'
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+def loads(path):
+    probe = "import ctypes, sys; ctypes.CDLL(sys.argv[1])"
+    return subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True).returncode == 0
+
+saved = kept = 0
+for path in sorted(Path(sys.argv[1]).rglob("*.so*")):
+    if path.is_symlink() or not path.is_file() or not (path.name.endswith(".so") or ".so." in path.name):
+        continue
+    before = path.stat().st_size
+    backup = path.with_name(path.name + ".unstripped")
+    shutil.copy2(path, backup)
+    done = subprocess.run(["strip", "--strip-debug", str(path)], capture_output=True).returncode == 0
+    if done and before - path.stat().st_size >= 1_000_000 and loads(path):
+        saved += before - path.stat().st_size
+        kept += 1
+        backup.unlink()
+    else:
+        os.replace(backup, path)
+print(f"uv-sync.sh: stripped debug sections from {kept} libraries, {saved / 1e6:.0f} MB")
+EOF
+  if [ -n "$added_strip" ]; then
+    # shellcheck disable=SC2086
+    apt-get purge -y -qq $added_strip >/dev/null
+    apt-get clean && rm -rf /var/lib/apt/lists/*
+  fi
+fi
+
 if [ -n "$added_tools" ]; then
   apt-get purge -y -qq ${BUILD_TOOLS} >/dev/null  # not --auto-remove: python3 must stay
-  rm -rf /var/lib/apt/lists/*
+  apt-get clean && rm -rf /var/lib/apt/lists/*
 fi

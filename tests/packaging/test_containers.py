@@ -131,6 +131,10 @@ def test_script_is_valid_bash_and_documented():
     for step in ("EXTRAS=all", "health --deep", "xtts-zero-shot", "rvc-convert", " batch ", "/v1/audio/speech",
                  "tests/packaging/test_image_lock.py", "/mnt/uv-cache", "UV_OFFLINE=1"):
         assert step in text, step
+    # The slim `piper` flavour: no torch, STT checked, a size budget.
+    for step in ("SLIM_EXTRAS=piper,server,stt", "SLIM_MAX_MB=800", "/v1/audio/transcriptions",
+                 "the piper image has torch installed", 'serve_check "$SLIM_IMAGE"'):
+        assert step in text, step
 
 
 def test_script_skips_cleanly_without_podman(tmp_path):
