@@ -74,14 +74,20 @@ def options(request, cfg) -> PiperPlan:
         "volume": values["volume"], "sentence_silence": values["sentence_silence"]}))
 
 
+def split_pieces(text: str) -> list[str]:
+    """The pieces Piper speaks one run each: sentences, split again past ``MAX_SPOKEN_CHARS`` read aloud."""
+    from demod_voice import text as text_mod
+
+    return text_mod.split_sentences(text, max_chars=MAX_SPOKEN_CHARS, measure=text_mod.spoken_length)
+
+
 def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None = None) -> Iterator[Audio]:
     """One chunk per sentence (Piper may split a piece further), float32 at the voice's rate."""
     from demod_voice import text as text_mod
     from demod_voice.engines import piper
 
     plan = plan or options(request, cfg)
-    pieces = text_mod.split_sentences(text_mod.require_text(request.text), max_chars=MAX_SPOKEN_CHARS,
-                                      measure=text_mod.spoken_length)
+    pieces = split_pieces(text_mod.require_text(request.text))
     engine = piper.load(plan.model_path, device or cfg.get("device"), backend=plan.backend,
                         threads=cfg.get("piper.onnx_threads"), spinning=cfg.get("piper.onnx_spinning"),
                         release_ids=cfg.get("piper.arena_release_ids"))

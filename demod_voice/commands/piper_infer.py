@@ -94,7 +94,6 @@ def request_from_args(args, text: str):
 def run(args, ctx) -> int:
     from demod_voice import adapters, output, progress
     from demod_voice import audio as audio_mod
-    from demod_voice import text as text_mod
     from demod_voice.adapters import piper as piper_adapter
     from demod_voice.cache import AudioCache, make_key
 
@@ -111,7 +110,7 @@ def run(args, ctx) -> int:
     started = time.perf_counter()
     # The audio cache (cache.enabled): a hit needs no engine at all.
     # (Not with --rvc: the conversion's own settings are not part of the key.)
-    sentences = len(text_mod.split_sentences(text, max_chars=piper_adapter.MAX_SENTENCE_CHARS))
+    sentences = len(piper_adapter.split_pieces(text))
 
     def with_bar(chunks):  # a bar per sentence on a terminal, once the work takes a few seconds
         return progress.iterate(chunks, sentences, desc="piper", unit="sentence", quiet=ctx.quiet)
