@@ -11,7 +11,8 @@
   ffmpeg-headless,
   clang,
   pythonEnv, # the attribute set ./python-env.nix returns
-  src,
+  src, # what the package installs (flake.nix)
+  testSrc ? src, # what checks.pytest reads: src plus tests/, bin/, ... (flake.nix)
   cudaSupport ? false,
 }:
 
@@ -51,7 +52,8 @@ let
           # override/overrideDerivation to what checks.nix returns: keep derivations only.
           tests = lib.filterAttrs (_: lib.isDerivation) (
             callPackage ./checks.nix {
-              inherit demod-voice src;
+              inherit demod-voice;
+              src = testSrc;
               inherit (pythonEnv) devEnv;
             }
           );

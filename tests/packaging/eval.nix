@@ -1,10 +1,10 @@
 # Evaluates flake.nix and nix/*.nix with the real nixpkgs lib, pyproject.nix,
-# uv2nix and build-system-pkgs (../shared/nix-vendor), and exposes what the
+# uv2nix and build-system-pkgs (the Nix inputs directory), and exposes what the
 # tests assert on. Needs --read-write-mode (fileset.toSource copies to the store):
 #
 #   nix-instantiate --eval --strict --json --read-write-mode tests/packaging/eval.nix -A outputs
 {
-  pythonVersion ? "3.13.5",
+  pythonVersion ? "3.11.7",
   system ? "x86_64-linux",
   # JSON of a NixOS configuration for `module` (tests/packaging/test_nix_module.py).
   moduleConfig ? "{}",

@@ -13,10 +13,10 @@ import re
 
 import pytest
 
-from tests.packaging.nixeval import HERE, ROOT, needs_nix, needs_vendor, run_eval
+from tests.packaging.nixeval import HERE, ROOT, needs_nix, needs_inputs, run_eval
 
 EVAL = HERE / "eval.nix"
-pytestmark = [needs_nix, needs_vendor]
+pytestmark = [needs_nix, needs_inputs]
 
 
 def evaluate(config: dict) -> dict:

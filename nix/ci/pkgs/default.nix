@@ -430,7 +430,7 @@ let
       shell
       // {
         inherit packages shellHook;
-        inputDerivation = final.runCommand "${name}-env" {
+        inputDerivation = final.runCommand "${name}-inputs" {
           nativeBuildInputs = packages;
           inherit shellHook;
           passAsFile = [ "shellHook" ];
