@@ -45,7 +45,7 @@ let
         inherit version;
         nativeBuildInputs = [ makeWrapper ];
         passthru = {
-          inherit pythonEnv;
+          inherit pythonEnv testSrc;
           inherit (pythonEnv) python pythonSet;
           inherit cudaSupport wrapperArgs;
           # `nix build .#cpu.tests.piper-synthesis` etc. callPackage adds

@@ -114,6 +114,20 @@ let
     onnxruntime-gpu = {
       wheels = nvidiaWheels;
       driver = true;
+      # aarch64: the lock has no nvidia wheels, so its CUDA provider's cuBLAS, cuDNN, cuFFT,
+      # cuRAND and cudart come from nixpkgs' cudaPackages (not built on the CI machine).
+      system = lib.optionals (nvidiaNames == [ ]) (
+        map lib.getLib (
+          with pkgs.cudaPackages;
+          [
+            cuda_cudart
+            libcublas
+            cudnn
+            libcufft
+            libcurand
+          ]
+        )
+      );
       # TensorRT is not in the lock: its execution provider stays unavailable.
       optional = [
         "libnvinfer.so.10"

@@ -10,6 +10,8 @@
   moduleConfig ? "{}",
   # A registry name for `fetchOne`.
   model ? "",
+  # "1": the module's package is the flake's CUDA build (what gpu.device asks for).
+  cudaPackage ? "",
 }:
 let
   root = ../..;
@@ -75,6 +77,9 @@ let
           ./nixos-options.nix
           self.nixosModules.default
           { _module.args.pkgs = inputs.importNixpkgs { inherit system; }; }
+          (lib.optionalAttrs (cudaPackage != "") {
+            services.demod-voice.package = lib.mkForce self.packages.${system}.default;
+          })
           configuration
         ];
       };
@@ -114,7 +119,7 @@ in
   # The VM test's machine, evaluated like any configuration (minus the VM's own options).
   vmTest =
     let
-      test = self.checks.${system}.nixos-module;
+      test = self.legacyPackages.${system}.vmTests.nixos-module;
       node = test.nodes.machine { };
     in
     {
@@ -155,6 +160,7 @@ in
     apps = lib.mapAttrs (_: builtins.attrNames) self.apps;
     devShells = lib.mapAttrs (_: builtins.attrNames) self.devShells;
     checks = lib.mapAttrs (_: builtins.attrNames) self.checks;
+    vmTests = lib.mapAttrs (_: l: builtins.attrNames l.vmTests) self.legacyPackages;
     # Each check's `type`, as `nix flake check` looks at it.
     checkTypes = lib.mapAttrs (_: lib.mapAttrs (_: c: c.type or (builtins.typeOf c))) self.checks;
     nixosModules = builtins.attrNames self.nixosModules;
@@ -181,6 +187,8 @@ in
       tests = builtins.attrNames p.cpu.tests;
       # Where the project's own source comes from (the filtered tree).
       projectSrc = "${p.cpu.pythonSet.demod-voice.src}";
+      # What checks.pytest copies and runs.
+      testSrc = "${p.cpu.testSrc}";
     };
 
   # What the venvs hold: { cpu, cuda, dev } each name -> version/wheel.
@@ -314,7 +322,7 @@ in
     {
       names = builtins.attrNames c;
       fromPassthru = c.pytest == self.packages.${system}.cpu.tests.pytest;
-      scripts = lib.mapAttrs (_: v: v.script or "") (builtins.removeAttrs c [ "nixos-module" ]);
+      scripts = lib.mapAttrs (_: v: v.script or "") c;
       pytestInputs = names c.pytest.nativeBuildInputs;
     };
 }
