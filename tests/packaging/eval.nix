@@ -239,10 +239,19 @@ in
           webrtcvad
           docopt
           nvidia-cudnn-cu12
+          nvidia-cusolver-cu12
+          nvidia-cusparse-cu12
           ;
       }
       // lib.optionalAttrs (s ? torchcodec) { inherit (s) torchcodec; }
     );
+
+  # The fixed (final) nvidia wheels' store paths, which the search paths must name.
+  fixedNvidia =
+    let
+      s = (envFor true).pythonSet;
+    in
+    lib.mapAttrs (_: d: d.outPath) (lib.filterAttrs (n: _: lib.hasPrefix "nvidia-" n) s);
 
   # What autoPatchelf gets per package of the dev environment: test_every_wheel_library_resolves.
   linkInputs =

@@ -336,7 +336,17 @@ def test_wheel_fixups_for_cuda_ffmpeg_and_sdists():
     assert "auto-patchelf-hook" in torch["nativeBuildInputs"]
     assert "nvidia-cudnn-cu12" in torch["preFixup"] and "nvidia-cublas-cu12" in torch["preFixup"]
     assert "libcuda.so.1" in fx["onnxruntime-gpu"]["ignored"]
-    assert "nvidia-cublas-cu12" in fx["nvidia-cudnn-cu12"]["preFixup"]
+    # The nvidia wheels link each other through the fixed (final) packages, in an acyclic map.
+    fixed = nix_eval(EVAL, "fixedNvidia")
+    paths = set(re.findall(r"/nix/store/[^/\s\"]+", " ".join(f["preFixup"] for f in fx.values())))
+    nvidia_paths = {p for p in paths if "-nvidia-" in p}
+    assert nvidia_paths and nvidia_paths <= set(fixed.values()), nvidia_paths - set(fixed.values())
+    assert fixed["nvidia-cublas-cu12"] in torch["preFixup"]
+    cusolver = fx["nvidia-cusolver-cu12"]["preFixup"]
+    assert {fixed[n] in cusolver for n in ("nvidia-cublas-cu12", "nvidia-cusparse-cu12",
+                                           "nvidia-nvjitlink-cu12")} == {True}
+    assert fixed["nvidia-nvjitlink-cu12"] in fx["nvidia-cusparse-cu12"]["preFixup"]
+    assert "/nix/store" not in fx["nvidia-cudnn-cu12"]["preFixup"]  # links no other wheel
     assert "-torch-2.9.1/" in fx["torchaudio"]["preFixup"]
     codec = fx["torchcodec"]
     assert "ffmpeg-headless-7-lib" in codec["buildInputs"] and "-torch-2.9.1/" in codec["preFixup"]

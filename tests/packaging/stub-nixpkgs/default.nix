@@ -33,13 +33,23 @@ let
           attrs = fn final;
           name = attrs.name or "${attrs.pname}-${attrs.version}";
           passthru = attrs.passthru or { };
+          identity = builtins.toJSON (
+            lib.filterAttrs (_: v: !(builtins.isFunction v)) (
+              builtins.removeAttrs attrs [
+                "passthru"
+                "meta"
+              ]
+            )
+          );
           final =
             attrs
             // passthru
             // {
               type = "derivation";
               inherit name passthru;
-              outPath = storePath name;
+              # Like a real store path, it depends on every attribute that would reach the
+              # builder (derivations by their own outPath), not only on the name.
+              outPath = storePath "${builtins.substring 0 12 (builtins.hashString "sha256" identity)}-${name}";
               drvPath = storePath "${name}.drv";
               meta = attrs.meta or { };
               overrideAttrs =
