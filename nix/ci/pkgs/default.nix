@@ -190,6 +190,9 @@ let
         "libdl.so.2"
         "librt.so.1"
         "libutil.so.1"
+        "libmvec.so.1"
+        "libresolv.so.2"
+        "libanl.so.1"
         (if system == "aarch64-linux" then "ld-linux-aarch64.so.1" else "ld-linux-x86-64.so.2")
       ]
       // {
