@@ -140,8 +140,10 @@ def fill(directory: Path) -> dict:
         old = manifest.get(name, {})
         if folder.is_dir() and old.get("rev") == spec["rev"] and old.get("narHash") == spec["narHash"]:
             print(f"nix-inputs: {name} {spec['rev'][:8]} present ({folder})")
-            if fallback and name == "nixpkgs" and not old.get("patched"):
-                raise InputError(f"{folder} has no readFileType fallback: delete it and run make nix-inputs again")
+            if fallback and name == "nixpkgs":
+                if not old.get("patched"):
+                    raise InputError(f"{folder} has no readFileType fallback: delete it and run make nix-inputs again")
+                print(f"nix-inputs: applied to {name} (when extracted): {old['patched']}")
             continue
         directory.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=directory))
