@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -55,7 +56,7 @@ pkgs.stdenv.mkDerivation ({
 
 def build(tmp_path, extra: str) -> subprocess.CompletedProcess:
     # A salt per test run, so each build really runs (its outcome is not a cached success).
-    expr = LINKED.replace("ROOT", str(ROOT)).replace("SALT", tmp_path.name).replace("EXTRA", extra)
+    expr = LINKED.replace("ROOT", str(ROOT)).replace("SALT", uuid.uuid4().hex[:12]).replace("EXTRA", extra)
     env = nix_env()
     env["NIX_CONFIG"] = "build-users-group =\nsandbox = false\nsubstituters =\n"
     env["DEMOD_NIX_PYTHON_PREFIX"] = sys.base_prefix
