@@ -64,9 +64,8 @@ echo "   $got"
 # 2. The CUDA flavour's Python environment: autoPatchelf over torch, torchaudio, onnxruntime-gpu and
 #    every nvidia wheel; only the driver's libcuda.so.1 may stay unresolved.
 build cuda-env "packages.$system.default.pythonEnv.env"
-unresolved=$(grep -o "ignoring missing [^ ]*" "$log" | sort | uniq -c | sort -rn)
-echo "   libraries left unresolved by name (all builds):"
-echo "$unresolved" | sed 's/^/     /'
+.venv/bin/python nix/ci/check_elf.py "$(readlink .nix-results/cuda-env)" ||
+    fail "the CUDA environment has libraries no run path resolves (nix/ci/check_elf.py above)"
 
 # 3. The flake's checks.
 build check-help "checks.$system.help"
