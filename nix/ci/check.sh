@@ -20,7 +20,8 @@ command -v nix-build >/dev/null || skip "nix-build is not installed (Debian: nix
 [ -x .venv/bin/python ] || fail ".venv is missing (make .venv/.stamp-test)"
 [ -x .uv/bin/uv ] || fail ".uv/bin/uv is missing (make .uv/bin/uv)"
 
-export NIX_CONFIG=$'build-users-group =\nsandbox = false\nsubstituters =\nwarn-dirty = false'
+# keep-outputs: a garbage collection keeps the roots' build inputs too (the downloaded wheels).
+export NIX_CONFIG=$'build-users-group =\nsandbox = false\nsubstituters =\nwarn-dirty = false\nkeep-outputs = true'
 export DEMOD_NIX_PYTHON_PREFIX DEMOD_NIX_UV
 DEMOD_NIX_PYTHON_PREFIX=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
 DEMOD_NIX_UV=$(readlink -f .uv/bin/uv)
