@@ -17,7 +17,7 @@ TEST_EXTRAS := --extra all --extra dev
 # `make install EXTRAS="xtts rvc"` adds extras to the demo environment (from the lock, keeping what is there).
 EXTRAS ?=
 
-.PHONY: demo install test test-fast lint lock check-lock check-latest bench clean help
+.PHONY: demo install test test-fast lint lock check-lock check-latest bench clean help nix-inputs nix-check
 
 help:
 	@echo "make demo          - speak a paragraph with the bundled Piper voice into out/demo.wav"
@@ -26,6 +26,8 @@ help:
 	@echo "make lint          - ruff"
 	@echo "make lock          - re-resolve uv.lock after editing pyproject.toml ranges"
 	@echo "make check-latest  - try the newest allowed upstream releases in a scratch env (not CI)"
+	@echo "make nix-inputs    - flake.lock's inputs into the Nix inputs directory (DEMOD_NIX_MIRRORS or GitHub)"
+	@echo "make nix-check     - nix-build the flake's package, CUDA env, checks and dev shell; PASS/FAIL/SKIP nix"
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -68,6 +70,14 @@ check-lock: | $(UV)
 
 check-latest: | $(UV)
 	PYTHON=$(PYTHON) UV=$(UV) bash .ci/check-latest.sh
+
+# Nix (docs/nix.md): the real uv2nix/pyproject.nix/build-system-pkgs/nixpkgs-lib at flake.lock's
+# revisions go to $$DEMOD_NIX_INPUTS (default ~/.cache/demod-voice/nix-inputs); nothing is committed.
+nix-inputs:
+	$(PYTHON) nix/ci/inputs.py $(NIX_INPUTS_FLAGS)
+
+nix-check: $(VENV)/.stamp-test
+	bash nix/ci/check.sh
 
 clean:
 	rm -rf out .pytest_cache

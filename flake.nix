@@ -55,15 +55,26 @@
       # pyproject.toml + uv.lock: the one pin set (docs/install.md).
       workspace = uv2nix.lib.workspace.loadWorkspace { workspaceRoot = ./.; };
 
-      # What the package and its checks read, so unrelated edits do not rebuild
-      # it. The packaging tests read the lock, the container files, .ci/ and the
-      # Makefile (the pinned uv version).
+      # The package is built from what it installs, so editing a test, CI file or doc does not
+      # rebuild it or the images; checks.pytest gets the tree the tests read (bin/ included:
+      # tests/core/test_piper_cli.py runs bin/demod-voice).
       src = lib.fileset.toSource {
         root = ./.;
         fileset = lib.fileset.unions [
           ./pyproject.toml
           ./uv.lock
+          ./README.md
           ./demod_voice
+        ];
+      };
+      testSrc = lib.fileset.toSource {
+        root = ./.;
+        fileset = lib.fileset.unions [
+          ./pyproject.toml
+          ./uv.lock
+          ./README.md
+          ./demod_voice
+          ./bin
           ./tests
           ./examples
           ./containers
@@ -74,7 +85,7 @@
           ./flake.nix
           ./flake.lock
           ./nix
-          (lib.fileset.maybeMissing ./README.md)
+          (lib.fileset.maybeMissing ./docs)
         ];
       };
 
@@ -90,8 +101,9 @@
           };
         };
 
+      # extras: null for every engine (pyproject's "all"), or a list (the piper flavour).
       packageFor =
-        pkgs:
+        pkgs: extras:
         pkgs.callPackage ./nix/package.nix {
           pythonEnv = pkgs.callPackage ./nix/python-env.nix {
             inherit
@@ -99,10 +111,11 @@
               pyproject-nix
               pyproject-build-systems
               src
+              extras
               ;
             cudaSupport = pkgs.config.cudaSupport or false;
           };
-          inherit src;
+          inherit src testSrc;
           cudaSupport = pkgs.config.cudaSupport or false;
         };
 
@@ -110,28 +123,39 @@
       outputsFor =
         pkgs:
         let
-          demod-voice = packageFor pkgs;
+          demod-voice = packageFor pkgs null;
+          # Piper, the HTTP server, Wyoming and Whisper speech-to-text (faster-whisper); no torch.
+          piper = packageFor pkgs [
+            "piper"
+            "demo"
+            "server"
+            "stt"
+          ];
         in
         {
-          inherit demod-voice;
+          inherit demod-voice piper;
           dockerImage = pkgs.callPackage ./nix/docker-image.nix { inherit demod-voice; };
+          dockerImage-piper = pkgs.callPackage ./nix/docker-image.nix {
+            demod-voice = piper;
+            tag = piper.version + "-piper";
+          };
           devShell = pkgs.callPackage ./nix/dev-shell.nix { inherit (demod-voice) pythonEnv; };
-          # The package's own tests plus the NixOS VM test, which needs the
-          # module only the flake knows. Derivations only: `nix flake check`
-          # refuses anything else (callPackage adds override functions).
-          checks = lib.filterAttrs (_: lib.isDerivation) (
-            demod-voice.tests
-            // {
-              inherit
-                (pkgs.callPackage ./nix/checks.nix {
-                  inherit demod-voice src;
-                  inherit (demod-voice.pythonEnv) devEnv;
-                  nixosModule = self.nixosModules.default;
-                })
-                nixos-module
-                ;
-            }
-          );
+          # The package's own tests. Derivations only: `nix flake check` refuses anything else
+          # (callPackage adds override functions).
+          checks = lib.filterAttrs (_: lib.isDerivation) demod-voice.tests;
+          # The NixOS VM test needs KVM and the nixos-test system feature, which `nix flake
+          # check` cannot skip: it lives in legacyPackages.<system>.vmTests (docs/nix.md).
+          vmTests = {
+            inherit
+              (pkgs.callPackage ./nix/checks.nix {
+                inherit demod-voice;
+                src = testSrc;
+                inherit (demod-voice.pythonEnv) devEnv;
+                nixosModule = self.nixosModules.default;
+              })
+              nixos-module
+              ;
+          };
         };
 
       cpu = forAllSystems (system: outputsFor (pkgsFor system false));
@@ -140,15 +164,29 @@
     {
       # `demod-voice` for any nixpkgs, built with that set's python3.
       overlays.default = final: prev: {
-        demod-voice = packageFor final;
+        demod-voice = packageFor final null;
       };
 
-      packages = forAllSystems (system: {
-        # With the `gpu` extra (onnxruntime-gpu) and the driver's library path.
-        default = cuda.${system}.demod-voice;
-        cpu = cpu.${system}.demod-voice;
-        dockerImage = cuda.${system}.dockerImage;
-        dockerImage-cpu = cpu.${system}.dockerImage;
+      packages = forAllSystems (
+        system:
+        {
+          # x86_64: with the `gpu` extra (onnxruntime-gpu) and the driver's library path. The lock
+          # has no nvidia wheels for aarch64, so there `default` is the CPU flavour; `cuda` takes
+          # onnxruntime-gpu's CUDA libraries from nixpkgs' cudaPackages (nix/wheel-fixups.nix).
+          default = if system == "x86_64-linux" then cuda.${system}.demod-voice else cpu.${system}.demod-voice;
+          cpu = cpu.${system}.demod-voice;
+          cuda = cuda.${system}.demod-voice;
+          dockerImage = cuda.${system}.dockerImage;
+          dockerImage-cpu = cpu.${system}.dockerImage;
+          # Piper, the server, Wyoming and Whisper speech-to-text; no torch.
+          piper = cpu.${system}.piper;
+          dockerImage-piper = cpu.${system}.dockerImage-piper;
+        }
+      );
+
+      # `nix build .#vmTests.nixos-module`: boots a NixOS VM (needs KVM).
+      legacyPackages = forAllSystems (system: {
+        vmTests = cpu.${system}.vmTests;
       });
 
       # `nix run . -- piper-infer en_US-joe-medium --text "Hello" -o hello.wav`

@@ -1,4 +1,5 @@
-# A layered OCI image of demod-voice (docker/podman load < result).
+# A layered OCI image of demod-voice. streamLayeredImage builds a script that writes the image
+# to stdout, so no gzipped tarball sits in the store: `$(nix build --print-out-paths .#dockerImage) | podman load`.
 #
 # Entrypoint `demod-voice`; CA certificates and ffmpeg inside; a writable /tmp;
 # runs as an unprivileged user; and the environment the NVIDIA container toolkit
@@ -17,7 +18,7 @@ let
   uid = "10001";
   home = "/var/lib/demod-voice";
 in
-dockerTools.buildLayeredImage {
+dockerTools.streamLayeredImage {
   inherit name tag;
 
   contents = [

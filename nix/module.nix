@@ -54,13 +54,29 @@ let
   stateDir = name: "/var/lib/demod-voice/${name}";
   cacheDir = name: "/var/cache/demod-voice/${name}";
 
-  # One GPU: its own device node plus the control nodes every CUDA process opens.
+  # One GPU: its own device node plus the control nodes every CUDA process opens. The
+  # /dev/nvidia-caps/* nodes (MIG capabilities) are allowed through their device group, the way
+  # systemd's DeviceAllow= names a set of nodes (it takes no globs).
   gpuDeviceRules = index: [
     "/dev/nvidia${toString index} rw"
     "/dev/nvidiactl rw"
     "/dev/nvidia-uvm rw"
     "/dev/nvidia-uvm-tools rw"
+    "/dev/nvidia-modeset rw"
+    "char-nvidia-caps rw"
   ];
+
+  # One ExecStart argument as systemd reads it: quoted, with `%` and `$` kept literal
+  # (systemd expands specifiers and variables there; a shell's quoting does not stop it).
+  escapeSystemdArg =
+    arg: builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (builtins.toJSON (toString arg));
+  escapeSystemdArgs = args: lib.concatMapStringsSep " " escapeSystemdArg args;
+
+  # A unix:// Wyoming socket lives in the instance's RuntimeDirectory (/run/demod-voice/<name>),
+  # the one place under ProtectSystem=strict where its dynamic user can create it.
+  runtimeDir = name: "/run/demod-voice/${name}";
+  socketPath = uri: lib.removePrefix "unix://" uri;
+  isUnix = uri: uri != null && lib.hasPrefix "unix://" uri;
 
   instanceModule =
     { name, config, ... }:
@@ -246,7 +262,7 @@ let
       };
       serviceConfig = {
         ExecStartPre = lib.optionals (inst.models != [ ]) [ (installModels name inst) ];
-        ExecStart = lib.escapeShellArgs (
+        ExecStart = escapeSystemdArgs (
           [
             (lib.getExe inst.package)
             "--config"
@@ -270,6 +286,9 @@ let
         StateDirectoryMode = "0700";
         CacheDirectory = "demod-voice/${name}";
         CacheDirectoryMode = "0700";
+        # The unix:// Wyoming socket's folder; 0755 so a client such as Home Assistant reaches it.
+        RuntimeDirectory = "demod-voice/${name}";
+        RuntimeDirectoryMode = "0755";
         WorkingDirectory = inst.stateDir;
         UMask = "0077";
 
@@ -323,7 +342,17 @@ let
   # Names the registry does not know, or licences not accepted: one message each.
   checksFor =
     name: inst:
-    map (v: {
+    [
+      {
+        assertion = inst.gpu.device == null || (inst.package.cudaSupport or false);
+        message = "services.demod-voice.instances.${name}.gpu.device is set, but its package (${inst.package.name}) is the CPU build; set services.demod-voice.instances.${name}.package (or services.demod-voice.package) to a CUDA one, e.g. demod-voice.packages.\${system}.default";
+      }
+      {
+        assertion = !(isUnix inst.wyoming) || lib.hasPrefix "${runtimeDir name}/" (socketPath inst.wyoming);
+        message = "services.demod-voice.instances.${name}.wyoming: a unix socket must be in ${runtimeDir name}/ (the instance's RuntimeDirectory), e.g. unix://${runtimeDir name}/wyoming.sock";
+      }
+    ]
+    ++ map (v: {
       assertion = builtins.elem v registry.voiceNames;
       message = "services.demod-voice.instances.${name}.voices: unknown voice '${v}'; the model registry's Piper voices are: ${
         if registry.voiceNames == [ ] then "(none pinned yet; add one with services.demod-voice.extraModels)" else lib.concatStringsSep ", " registry.voiceNames

@@ -11,7 +11,8 @@
   ffmpeg-headless,
   clang,
   pythonEnv, # the attribute set ./python-env.nix returns
-  src,
+  src, # what the package installs (flake.nix)
+  testSrc ? src, # what checks.pytest reads: src plus tests/, bin/, ... (flake.nix)
   cudaSupport ? false,
 }:
 
@@ -44,14 +45,15 @@ let
         inherit version;
         nativeBuildInputs = [ makeWrapper ];
         passthru = {
-          inherit pythonEnv;
+          inherit pythonEnv testSrc;
           inherit (pythonEnv) python pythonSet;
           inherit cudaSupport wrapperArgs;
           # `nix build .#cpu.tests.piper-synthesis` etc. callPackage adds
           # override/overrideDerivation to what checks.nix returns: keep derivations only.
           tests = lib.filterAttrs (_: lib.isDerivation) (
             callPackage ./checks.nix {
-              inherit demod-voice src;
+              inherit demod-voice;
+              src = testSrc;
               inherit (pythonEnv) devEnv;
             }
           );

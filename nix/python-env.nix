@@ -11,20 +11,25 @@
   lib,
   pkgs,
   callPackage,
-  python3,
+  # The interpreter CI and `make test` use (3.11), named explicitly: nixpkgs' default python3
+  # moves (3.13 near the pinned rev) and would select other wheels (numpy, av) than uv.lock's
+  # .venv. tests/packaging/test_nix.py checks its minor version is CI's.
+  python311,
   workspace, # uv2nix.lib.workspace.loadWorkspace { workspaceRoot = <repo>; }
   pyproject-nix,
   pyproject-build-systems,
   src, # the filtered source tree (flake.nix) for demod-voice itself
   cudaSupport ? false,
+  # The extras to install; null for every engine (see below).
+  extras ? null,
 }:
 
 let
-  python = python3;
+  python = python311;
 
   # The extras a packaged demod-voice carries: pyproject's "all" (not the GPL
   # rvc-gpl one); "gpu" joins with CUDA.
-  extras = [ "all" ] ++ lib.optional cudaSupport "gpu";
+  extras' = (if extras == null then [ "all" ] else extras) ++ lib.optional cudaSupport "gpu";
 
   fixups = import ./wheel-fixups.nix { inherit lib pkgs cudaSupport src; };
 
@@ -41,11 +46,12 @@ let
       );
 in
 {
-  inherit python pythonSet extras;
+  inherit python pythonSet;
+  extras = extras';
 
   # What `nix run` ships: demod-voice and its locked dependencies.
-  env = pythonSet.mkVirtualEnv "demod-voice-env" { demod-voice = extras; };
+  env = pythonSet.mkVirtualEnv "demod-voice-env" { demod-voice = extras'; };
 
   # The dev shell and `checks.pytest`: the same plus the `dev` extra (test tools).
-  devEnv = pythonSet.mkVirtualEnv "demod-voice-dev-env" { demod-voice = extras ++ [ "dev" ]; };
+  devEnv = pythonSet.mkVirtualEnv "demod-voice-dev-env" { demod-voice = extras' ++ [ "dev" ]; };
 }

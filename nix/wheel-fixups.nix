@@ -38,10 +38,22 @@ final: prev:
 let
   inherit (final.python) sitePackages;
 
-  # The CUDA runtime wheels torch depends on (x86_64 only, per uv.lock's markers).
-  # (Chosen by name only: looking at a value here would recurse through `final`.)
+  # The CUDA runtime wheels (x86_64 only, per uv.lock's markers), chosen by name only:
+  # looking at a value here would recurse through `final`.
   nvidiaNames = builtins.filter (lib.hasPrefix "nvidia-") (lib.attrNames prev);
-  nvidiaWheels = map (name: prev.${name}) nvidiaNames;
+  # Which other nvidia wheels each one links (DT_NEEDED, read from the installed wheels). An
+  # acyclic map through `final`: every wheel is autoPatchelf'd once, against the *fixed* wheels
+  # it needs, so each CUDA library is in the closure once.
+  nvidiaLinks = {
+    nvidia-cusolver-cu12 = [
+      "nvidia-cublas-cu12"
+      "nvidia-cusparse-cu12"
+      "nvidia-nvjitlink-cu12"
+    ];
+    nvidia-cusparse-cu12 = [ "nvidia-nvjitlink-cu12" ];
+  };
+  fixedWheels = names: map (name: final.${name}) (builtins.filter (name: prev ? ${name}) names);
+  nvidiaWheels = fixedWheels nvidiaNames;
   gccLib = pkgs.stdenv.cc.cc.lib; # libstdc++, libgcc_s, libatomic, libgomp
 
   # FFmpeg sonames by major: torchcodec has a core library for each of 4 to 8.
@@ -54,13 +66,12 @@ let
   ffmpeg8 = ffmpegSonames { avutil = 60; avcodec = 62; avformat = 62; avdevice = 62; avfilter = 11; swscale = 9; swresample = 6; };
 
   # name -> what autoPatchelf needs for that wheel.
-  links = lib.recursiveUpdate (lib.genAttrs nvidiaNames (_: {
-    # The CUDA runtime wheels link each other (cusolver -> cublas, nvjitlink ...).
-    wheels = nvidiaWheels;
+  links = lib.recursiveUpdate (lib.genAttrs nvidiaNames (name: {
+    wheels = fixedWheels (nvidiaLinks.${name} or [ ]);
     driver = true;
   })) {
     torch = {
-      wheels = nvidiaWheels;
+      wheels = nvidiaWheels ++ fixedWheels [ "triton" ];
       driver = true;
     };
     torchaudio.wheels = [ final.torch ] ++ nvidiaWheels;
@@ -103,6 +114,20 @@ let
     onnxruntime-gpu = {
       wheels = nvidiaWheels;
       driver = true;
+      # aarch64: the lock has no nvidia wheels, so its CUDA provider's cuBLAS, cuDNN, cuFFT,
+      # cuRAND and cudart come from nixpkgs' cudaPackages (not built on the CI machine).
+      system = lib.optionals (nvidiaNames == [ ]) (
+        map lib.getLib (
+          with pkgs.cudaPackages;
+          [
+            cuda_cudart
+            libcublas
+            cudnn
+            libcufft
+            libcurand
+          ]
+        )
+      );
       # TensorRT is not in the lock: its execution provider stays unavailable.
       optional = [
         "libnvinfer.so.10"

@@ -1,15 +1,17 @@
 # Evaluates flake.nix and nix/*.nix with the real nixpkgs lib, pyproject.nix,
-# uv2nix and build-system-pkgs (../shared/nix-vendor), and exposes what the
+# uv2nix and build-system-pkgs (the Nix inputs directory), and exposes what the
 # tests assert on. Needs --read-write-mode (fileset.toSource copies to the store):
 #
 #   nix-instantiate --eval --strict --json --read-write-mode tests/packaging/eval.nix -A outputs
 {
-  pythonVersion ? "3.13.5",
+  pythonVersion ? "3.11.7",
   system ? "x86_64-linux",
   # JSON of a NixOS configuration for `module` (tests/packaging/test_nix_module.py).
   moduleConfig ? "{}",
   # A registry name for `fetchOne`.
   model ? "",
+  # "1": the module's package is the flake's CUDA build (what gpu.device asks for).
+  cudaPackage ? "",
 }:
 let
   root = ../..;
@@ -75,6 +77,9 @@ let
           ./nixos-options.nix
           self.nixosModules.default
           { _module.args.pkgs = inputs.importNixpkgs { inherit system; }; }
+          (lib.optionalAttrs (cudaPackage != "") {
+            services.demod-voice.package = lib.mkForce self.packages.${system}.default;
+          })
           configuration
         ];
       };
@@ -114,7 +119,7 @@ in
   # The VM test's machine, evaluated like any configuration (minus the VM's own options).
   vmTest =
     let
-      test = self.checks.${system}.nixos-module;
+      test = self.legacyPackages.${system}.vmTests.nixos-module;
       node = test.nodes.machine { };
     in
     {
@@ -155,6 +160,7 @@ in
     apps = lib.mapAttrs (_: builtins.attrNames) self.apps;
     devShells = lib.mapAttrs (_: builtins.attrNames) self.devShells;
     checks = lib.mapAttrs (_: builtins.attrNames) self.checks;
+    vmTests = lib.mapAttrs (_: l: builtins.attrNames l.vmTests) self.legacyPackages;
     # Each check's `type`, as `nix flake check` looks at it.
     checkTypes = lib.mapAttrs (_: lib.mapAttrs (_: c: c.type or (builtins.typeOf c))) self.checks;
     nixosModules = builtins.attrNames self.nixosModules;
@@ -181,6 +187,8 @@ in
       tests = builtins.attrNames p.cpu.tests;
       # Where the project's own source comes from (the filtered tree).
       projectSrc = "${p.cpu.pythonSet.demod-voice.src}";
+      # What checks.pytest copies and runs.
+      testSrc = "${p.cpu.testSrc}";
     };
 
   # What the venvs hold: { cpu, cuda, dev } each name -> version/wheel.
@@ -193,6 +201,8 @@ in
       ];
     };
     default = describe (envFor false) { demod-voice = [ ]; };
+    # The piper flavour, with the extras the flake gives it.
+    piper = describe (envFor false) { demod-voice = self.packages.${system}.piper.pythonEnv.extras; };
     dev = describe (envFor false) {
       demod-voice = [
         "all"
@@ -229,10 +239,19 @@ in
           webrtcvad
           docopt
           nvidia-cudnn-cu12
+          nvidia-cusolver-cu12
+          nvidia-cusparse-cu12
           ;
       }
       // lib.optionalAttrs (s ? torchcodec) { inherit (s) torchcodec; }
     );
+
+  # The fixed (final) nvidia wheels' store paths, which the search paths must name.
+  fixedNvidia =
+    let
+      s = (envFor true).pythonSet;
+    in
+    lib.mapAttrs (_: d: d.outPath) (lib.filterAttrs (n: _: lib.hasPrefix "nvidia-" n) s);
 
   # What autoPatchelf gets per package of the dev environment: test_every_wheel_library_resolves.
   linkInputs =
@@ -314,7 +333,7 @@ in
     {
       names = builtins.attrNames c;
       fromPassthru = c.pytest == self.packages.${system}.cpu.tests.pytest;
-      scripts = lib.mapAttrs (_: v: v.script or "") (builtins.removeAttrs c [ "nixos-module" ]);
+      scripts = lib.mapAttrs (_: v: v.script or "") c;
       pytestInputs = names c.pytest.nativeBuildInputs;
     };
 }

@@ -1,17 +1,17 @@
-# The flake's inputs, made from the real libraries in ../shared/nix-vendor (see
+# The flake's inputs, made from the real libraries in the Nix inputs directory (see
 # stub-nixpkgs/vendor.nix) plus the nixpkgs stand-in for stdenv and friends.
 {
-  pythonVersion ? "3.13.5",
+  pythonVersion ? "3.11.7",
 }:
 let
   V = import ./stub-nixpkgs/vendor.nix;
-  lib = import (V + "/nixpkgs-lib/lib");
+  lib = import (V.nixpkgsLib + "/lib");
   systems = [
     "x86_64-linux"
     "aarch64-linux"
   ];
-  pyproject-nix = import (V + "/pyproject.nix") { inherit lib; };
-  uv2nix = import (V + "/uv2nix") { inherit lib pyproject-nix; };
+  pyproject-nix = import V.pyproject-nix { inherit lib; };
+  uv2nix = import V.uv2nix { inherit lib pyproject-nix; };
 in
 rec {
   inherit lib pyproject-nix uv2nix;
@@ -21,7 +21,7 @@ rec {
     legacyPackages = lib.genAttrs systems (system: import ./stub-nixpkgs { inherit system pythonVersion; });
   };
   pyproject-build-systems = {
-    overlays = import (V + "/build-system-pkgs") { inherit lib pyproject-nix uv2nix; };
+    overlays = import V.build-system-pkgs { inherit lib pyproject-nix uv2nix; };
   };
   # `import nixpkgs { ... }` as the flake does it, with this Python version.
   importNixpkgs = args: import ./stub-nixpkgs (args // { inherit pythonVersion; });

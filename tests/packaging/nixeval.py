@@ -1,9 +1,10 @@
-"""Run Nix evaluations of the flake with the real Nix libraries in ``../shared/nix-vendor``.
+"""Run Nix evaluations of the flake with the real Nix libraries from the Nix inputs directory.
 
-The vendored snapshots (nixpkgs ``lib``, pyproject.nix, uv2nix, build-system-pkgs)
-let ``nix-instantiate`` evaluate flake.nix, nix/*.nix and the NixOS module offline;
-only stdenv, fetchers, hooks and dockerTools are stand-ins (stub-nixpkgs/).
-CI keeps a copy of ``shared/`` beside the clone; ``DEMOD_NIX_VENDOR`` points elsewhere.
+`make nix-inputs` (nix/ci/inputs.py) puts nixpkgs' ``lib`` (nix-community/nixpkgs.lib),
+pyproject.nix, uv2nix and build-system-pkgs there, each at flake.lock's revision with its narHash
+checked; nothing from them is committed. The directory is ``$DEMOD_NIX_INPUTS``, else
+``${XDG_CACHE_HOME:-~/.cache}/demod-voice/nix-inputs``. These evaluations use the stand-in package
+set (stub-nixpkgs/) for speed; nix/ci/pkgs builds for real (make nix-check, test_nix_build.py).
 """
 
 from __future__ import annotations
@@ -20,30 +21,52 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
-def vendor_dir() -> Path | None:
-    """The nix-vendor folder, or None when this checkout has none beside it."""
-    candidates = [os.environ.get("DEMOD_NIX_VENDOR"), ROOT.parent / "shared" / "nix-vendor"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "nixpkgs-lib" / "lib").is_dir():
-            return Path(candidate).resolve()
+def inputs_dir() -> Path:
+    explicit = os.environ.get("DEMOD_NIX_INPUTS")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "demod-voice" / "nix-inputs"
+
+
+def inputs_problem() -> str | None:
+    """Why the inputs directory cannot be used, or None when it holds flake.lock's inputs."""
+    directory = inputs_dir()
+    manifest_path = directory / "inputs.json"
+    if not manifest_path.is_file():
+        return f"no Nix inputs in {directory} (run `make nix-inputs`; offline: DEMOD_NIX_MIRRORS=<git mirrors>)"
+    manifest = json.loads(manifest_path.read_text())
+    nodes = json.loads((ROOT / "flake.lock").read_text())["nodes"]
+    want = {name: nodes[name]["locked"] for name in ("pyproject-nix", "uv2nix", "pyproject-build-systems")}
+    want["nixpkgs"] = json.loads((ROOT / "nix" / "ci" / "nixpkgs-lib.json").read_text())
+    for name, locked in want.items():
+        have = manifest.get(name, {})
+        if (have.get("rev"), have.get("narHash")) != (locked["rev"], locked["narHash"]) or \
+                not (directory / have.get("folder", "-")).is_dir():
+            return f"Nix inputs in {directory} are not at flake.lock's revisions (run `make nix-inputs`)"
     return None
 
 
-VENDOR = vendor_dir()
+INPUTS_PROBLEM = inputs_problem()
+INPUTS = None if INPUTS_PROBLEM else inputs_dir()
 
 needs_nix = pytest.mark.skipif(shutil.which("nix-instantiate") is None,
                                reason="nix-instantiate not installed (Debian: nix-bin)")
-needs_vendor = pytest.mark.skipif(
-    VENDOR is None, reason="no ../shared/nix-vendor beside this checkout (real Nix library snapshots; "
-                           "set DEMOD_NIX_VENDOR to use another copy)")
+needs_inputs = pytest.mark.skipif(INPUTS is None, reason=INPUTS_PROBLEM or "")
+
+
+def input_folder(name: str) -> Path:
+    """The folder of one flake.lock input in the inputs directory."""
+    assert INPUTS is not None
+    return INPUTS / json.loads((INPUTS / "inputs.json").read_text())[name]["folder"]
 
 
 def nix_env() -> dict[str, str]:
     env = dict(os.environ)
     # Debian's nix-bin asks for a nixbld group that a CI machine may not have.
     env["NIX_CONFIG"] = "build-users-group =\n" + env.get("NIX_CONFIG", "")
-    if VENDOR is not None:
-        env["DEMOD_NIX_VENDOR"] = str(VENDOR)
+    if INPUTS is not None:
+        env["DEMOD_NIX_INPUTS"] = str(INPUTS)
     return env
 
 

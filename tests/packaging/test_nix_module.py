@@ -3,7 +3,7 @@
 The module goes through nixpkgs' own ``lib.evalModules`` (option types, merging,
 submodules, assertions) next to typed stand-ins for the few NixOS options it sets
 (nixos-options.nix); the generated units are then checked as NixOS would hand them
-to systemd. The VM test (checks.<system>.nixos-module) needs KVM and a real nixpkgs.
+to systemd. The VM test (legacyPackages.<system>.vmTests.nixos-module) needs KVM and a real nixpkgs.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ import re
 
 import pytest
 
-from tests.packaging.nixeval import HERE, ROOT, needs_nix, needs_vendor, run_eval
+from tests.packaging.nixeval import HERE, ROOT, needs_inputs, needs_nix, run_eval
 
 EVAL = HERE / "eval.nix"
-pytestmark = [needs_nix, needs_vendor]
+pytestmark = [needs_nix, needs_inputs]
 
 
-def evaluate(config: dict) -> dict:
-    proc = run_eval(EVAL, "module", {"moduleConfig": json.dumps(config)})
+def evaluate(config: dict, cuda: bool = False) -> dict:
+    proc = run_eval(EVAL, "module", {"moduleConfig": json.dumps(config), "cudaPackage": "1" if cuda else ""})
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout)
 
 
-def evaluation_error(config: dict) -> str:
-    proc = run_eval(EVAL, "module", {"moduleConfig": json.dumps(config)})
+def evaluation_error(config: dict, cuda: bool = False) -> str:
+    proc = run_eval(EVAL, "module", {"moduleConfig": json.dumps(config), "cudaPackage": "1" if cuda else ""})
     assert proc.returncode != 0, f"evaluation should have failed: {proc.stdout[:500]}"
     return proc.stderr
 
@@ -53,7 +53,7 @@ HARDENING = {
 
 
 def test_two_instances_get_their_own_units_ports_and_directories():
-    out = evaluate(TWO)
+    out = evaluate(TWO, cuda=True)
     assert set(out["units"]) == {"demod-voice-speech", "demod-voice-assist"}
     assert out["warnings"] == []
     speech, assist = out["units"]["demod-voice-speech"], out["units"]["demod-voice-assist"]
@@ -67,10 +67,10 @@ def test_two_instances_get_their_own_units_ports_and_directories():
         assert config["paths"]["data_dir"] == f"/var/lib/demod-voice/{name}"
         assert config["paths"]["cache_dir"] == f"/var/cache/demod-voice/{name}"
     # ExecStart: the package, the instance's generated config, serve, and Wyoming where asked.
-    exec_speech = speech["serviceConfig"]["ExecStart"].split(" ")
+    exec_speech = [json.loads(a) for a in speech["serviceConfig"]["ExecStart"].split(" ")]
     assert exec_speech[0].endswith("/bin/demod-voice") and exec_speech[1] == "--config"
     assert exec_speech[2].endswith("-demod-voice-speech.yaml") and exec_speech[3:] == ["serve"]
-    exec_assist = assist["serviceConfig"]["ExecStart"].split(" ")
+    exec_assist = [json.loads(a) for a in assist["serviceConfig"]["ExecStart"].split(" ")]
     assert exec_assist[3:] == ["serve", "--wyoming", "tcp://0.0.0.0:10200"]
     # The module's own options win over free-form settings; free-form keys pass through.
     assert out["configs"]["assist"]["server"] == {"host": "127.0.0.1", "port": 5003}
@@ -84,7 +84,7 @@ def test_two_instances_get_their_own_units_ports_and_directories():
 
 
 def test_units_are_hardened_and_offline():
-    out = evaluate(TWO)
+    out = evaluate(TWO, cuda=True)
     for unit in out["units"].values():
         sc = unit["serviceConfig"]
         for key, value in HARDENING.items():
@@ -103,14 +103,15 @@ def test_units_are_hardened_and_offline():
 
 
 def test_gpu_rules_allow_that_gpu_only():
-    out = evaluate(TWO)
+    out = evaluate(TWO, cuda=True)
     speech = out["units"]["demod-voice-speech"]["serviceConfig"]
     assert speech["PrivateDevices"] is True and speech["DeviceAllow"] == []
     assert out["configs"]["speech"]["device"] == "cpu"
     unit = out["units"]["demod-voice-assist"]
     sc = unit["serviceConfig"]
     assert sc["PrivateDevices"] is False
-    assert sc["DeviceAllow"] == ["/dev/nvidia1 rw", "/dev/nvidiactl rw", "/dev/nvidia-uvm rw", "/dev/nvidia-uvm-tools rw"]
+    assert sc["DeviceAllow"] == ["/dev/nvidia1 rw", "/dev/nvidiactl rw", "/dev/nvidia-uvm rw", "/dev/nvidia-uvm-tools rw",
+                                 "/dev/nvidia-modeset rw", "char-nvidia-caps rw"]
     assert not any(re.fullmatch(r"/dev/nvidia[02-9]\d* rw", rule) for rule in sc["DeviceAllow"])
     assert set(sc["SupplementaryGroups"]) == {"video", "render"}
     assert unit["environment"]["CUDA_VISIBLE_DEVICES"] == "1"
@@ -119,7 +120,7 @@ def test_gpu_rules_allow_that_gpu_only():
 
 
 def test_models_come_from_the_store_into_a_writable_state_dir():
-    out = evaluate(TWO)
+    out = evaluate(TWO, cuda=True)
     pre = out["units"]["demod-voice-assist"]["serviceConfig"]["ExecStartPre"]
     assert len(pre) == 1
     assert "dest=/var/lib/demod-voice/assist/models/xtts-v2" in pre[0]
@@ -130,7 +131,7 @@ def test_models_come_from_the_store_into_a_writable_state_dir():
 def test_wyoming_only_instance():
     out = evaluate(service({"ha": {"http": False, "wyoming": "tcp://127.0.0.1:10200", "openFirewall": True}}))
     assert out["units"]["demod-voice-ha"]["serviceConfig"]["ExecStart"].endswith(
-        "serve --wyoming tcp://127.0.0.1:10200 --no-http")
+        '"serve" "--wyoming" "tcp://127.0.0.1:10200" "--no-http"')
     assert out["firewall"] == [10200]
 
 
@@ -152,7 +153,8 @@ def test_pinned_voice_from_extra_registry_entries_goes_on_the_voice_path():
 def test_old_single_instance_options_still_evaluate_with_a_warning():
     out = evaluate({"services": {"demod-voice": {"enable": True, "port": 8080, "host": "0.0.0.0", "openFirewall": True,
                                                  "gpu": {"enable": True}, "dataDir": "/srv/tts",
-                                                 "settings": {"piper": {"default_voice": "en_US-joe-medium"}}}}})
+                                                 "settings": {"piper": {"default_voice": "en_US-joe-medium"}}}}},
+                   cuda=True)
     assert set(out["units"]) == {"demod-voice-default"}
     assert any("deprecated" in w and "instances.default" in w for w in out["warnings"])
     assert any("dataDir is ignored" in w for w in out["warnings"])
@@ -268,7 +270,7 @@ def test_vm_test_runs_two_instances_over_http_and_wyoming():
     vm = json.loads(proc.stdout)
     units = vm["module"]["units"]
     assert set(units) == {"demod-voice-speech", "demod-voice-assist"}
-    assert units["demod-voice-assist"]["serviceConfig"]["ExecStart"].endswith("serve --wyoming tcp://127.0.0.1:10200")
+    assert units["demod-voice-assist"]["serviceConfig"]["ExecStart"].endswith('"serve" "--wyoming" "tcp://127.0.0.1:10200"')
     assert vm["module"]["configs"]["speech"]["auth"]["required"] is True
     assert units["demod-voice-speech"]["serviceConfig"]["EnvironmentFile"]
     script = vm["testScript"]
@@ -276,3 +278,25 @@ def test_vm_test_runs_two_instances_over_http_and_wyoming():
         assert f'wait_for_unit("{unit}.service")' in script
     assert "/v1/audio/speech" in script and 'code == "401"' in script and "Bearer" in script
     assert "wait_for_open_port(10200)" in script and "wyoming-synth.py" in script
+
+
+def test_exec_start_keeps_percent_and_dollar_literal():
+    """systemd expands %specifiers and $VARS in ExecStart; each argument is escaped for systemd."""
+    out = evaluate(service({"a": {"port": 5010, "extraArgs": ["--log-format=%h $HOME \"x\""]}}))
+    exec_start = out["units"]["demod-voice-a"]["serviceConfig"]["ExecStart"]
+    assert exec_start.endswith(r'"serve" "--log-format=%%h $$HOME \"x\""'), exec_start
+
+
+def test_gpu_device_needs_a_cuda_package():
+    err = evaluation_error(service({"g": {"port": 5011, "gpu": {"device": 0}}}))
+    assert "instances.g.gpu.device is set, but its package" in err and "CPU build" in err
+    assert evaluate(service({"g": {"port": 5011, "gpu": {"device": 0}}}), cuda=True)["units"]
+
+
+def test_unix_wyoming_socket_lives_in_the_runtime_directory():
+    out = evaluate(service({"ha": {"http": False, "wyoming": "unix:///run/demod-voice/ha/wyoming.sock"}}))
+    sc = out["units"]["demod-voice-ha"]["serviceConfig"]
+    assert sc["RuntimeDirectory"] == "demod-voice/ha" and sc["RuntimeDirectoryMode"] == "0755"
+    assert sc["ExecStart"].endswith('"--wyoming" "unix:///run/demod-voice/ha/wyoming.sock" "--no-http"')
+    err = evaluation_error(service({"ha": {"http": False, "wyoming": "unix:///var/run/ha.sock"}}))
+    assert "a unix socket must be in /run/demod-voice/ha/" in err

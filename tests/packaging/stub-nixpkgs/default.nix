@@ -1,7 +1,7 @@
 # A stand-in for the parts of nixpkgs that no library here provides: stdenv
 # (mkDerivation), fetchers, setup hooks, runCommand, dockerTools, testers, formats
 # and the interpreter. Everything else is real: `lib` is nixpkgs' own lib
-# (../shared/nix-vendor/nixpkgs-lib), callPackage/newScope are lib.callPackageWith
+# (from the Nix inputs directory, nix/ci/inputs.nix), callPackage/newScope are lib.callPackageWith
 # (so `override` and an unknown argument behave as in nixpkgs), and the Python
 # package set is pyproject.nix + uv2nix applied to this repository's uv.lock.
 #
@@ -12,11 +12,11 @@
   config ? { },
   overlays ? [ ],
   # Python version of the stand-in interpreter (nixpkgs' python3 near the pinned rev is 3.13).
-  pythonVersion ? "3.13.5",
+  pythonVersion ? "3.11.7",
 }:
 
 let
-  lib = import (import ./vendor.nix + "/nixpkgs-lib/lib");
+  lib = import ((import ./vendor.nix).nixpkgsLib + "/lib");
   platform = lib.systems.elaborate system;
   fakeHash = name: builtins.substring 0 32 (builtins.hashString "sha256" name);
   storePath = name: "/nix/store/${fakeHash name}-${name}";
@@ -33,13 +33,23 @@ let
           attrs = fn final;
           name = attrs.name or "${attrs.pname}-${attrs.version}";
           passthru = attrs.passthru or { };
+          identity = builtins.toJSON (
+            lib.filterAttrs (_: v: !(builtins.isFunction v)) (
+              builtins.removeAttrs attrs [
+                "passthru"
+                "meta"
+              ]
+            )
+          );
           final =
             attrs
             // passthru
             // {
               type = "derivation";
               inherit name passthru;
-              outPath = storePath name;
+              # Like a real store path, it depends on every attribute that would reach the
+              # builder (derivations by their own outPath), not only on the name.
+              outPath = "/nix/store/${fakeHash (name + identity)}-${name}";
               drvPath = storePath "${name}.drv";
               meta = attrs.meta or { };
               overrideAttrs =
@@ -90,6 +100,8 @@ let
     };
 
     python3 = final.callPackage ./python.nix { version = pythonVersion; };
+    # The flake names python311; the stand-in gives the version a test asks for.
+    python311 = final.python3;
     # build-system-pkgs borrows cython's setup hook from here when it has one.
     python3Packages.cython = drv "cython" { };
 
@@ -165,9 +177,10 @@ let
         };
     };
     dockerTools = {
+      streamLayeredImage = final.dockerTools.buildLayeredImage;
       buildLayeredImage =
         args:
-        drv "${args.name}.tar.gz" (
+        drv "stream-${args.name}" (
           args
           // {
             passthru = {
