@@ -46,7 +46,7 @@ def _speakers(path: str) -> list[TtsVoiceSpeaker] | None:
 
 def tts_voices(service, cfg) -> list[TtsVoice]:
     user = cfg.get("wyoming.user")
-    piper_entries = service.router.providers["piper"].entries()
+    piper_entries = service.router.catalog_entries()
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
