@@ -169,6 +169,8 @@ SCHEMA: dict[str, Any] = {
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
+        "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
+                                 "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
     },
     "auth": {
         "required": S("bool", False, "reject requests without a valid API key (keys: server.api_keys)"),

@@ -42,6 +42,7 @@ ENGINES: dict[str, str] = {
 }
 #: Families of engines declared in the config: family -> module.
 FAMILIES: dict[str, str] = {
+    "remote": "demod_voice.adapters.remote",
 }
 ADAPTERS = ENGINES  # the earlier name of this table
 
