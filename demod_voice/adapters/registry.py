@@ -39,6 +39,7 @@ ENGINES: dict[str, str] = {
     "xtts": "demod_voice.adapters.xtts",
     "piper": "demod_voice.adapters.piper",
     "rvc": "demod_voice.adapters.rvc",
+    "gpt-sovits": "demod_voice.adapters.gpt_sovits",
 }
 #: Families of engines declared in the config: family -> module.
 FAMILIES: dict[str, str] = {
