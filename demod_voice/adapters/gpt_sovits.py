@@ -38,6 +38,16 @@ def available(cfg=None) -> tuple[bool, str]:
     return True, ""
 
 
+def health(cfg) -> tuple[bool, str, dict]:
+    """For ``health``: is the api_v2 server up (not required: the router falls back without it)."""
+    from demod_voice.engines import gpt_sovits
+
+    report = gpt_sovits.status(cfg)
+    if report["answers"]:
+        return True, f"api_v2 answers at {report['url']}" + (f" (pid {report['pid']})" if report["running"] else ""), report
+    return False, f"no api_v2 server at {report['url']} ('demod-voice gpt-sovits start --install-dir DIR')", report
+
+
 @dataclass
 class GptSovitsPlan:
     url: str

@@ -209,6 +209,11 @@ class RemoteEngine:
             return False, f"environment variable {name} is not set"
         return True, ""
 
+    def health(self, cfg=None) -> tuple[bool, str, dict]:
+        """For ``health``: configured and keyed (the remote itself is asked only by requests)."""
+        ok, why = self.available(cfg)
+        return ok, f"remote {self.settings.url}" + (f": {why}" if why else ""), {"url": self.settings.url}
+
     # -- router --
     def Provider(self, cfg, name: str | None = None):  # noqa: N802 (the registry's constructor name)
         return RemoteProvider(self, cfg)

@@ -85,6 +85,9 @@ def test_lifecycle_start_status_stop(tmp_path):
     report = json.loads(status.stdout)
     assert status.returncode == 0 and report["running"] and report["answers"]
     assert report["url"] == f"http://127.0.0.1:{port}" and Path(report["install_dir"]) == install.resolve()
+    health = json.loads(run_cli("health", "--json", env=env).stdout)
+    check = next(c for c in health["checks"] if c["name"] == "gpt-sovits")
+    assert check["ok"] and f"127.0.0.1:{port}" in check["detail"]
     pid_file = tmp_path / "cache" / "demod-voice" / "gpt-sovits" / "api_v2.pid"
     pid = json.loads(pid_file.read_text())["pid"]
     again = run_cli("gpt-sovits", "start", "--install-dir", install, "--port", port, env=env)
