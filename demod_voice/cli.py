@@ -24,6 +24,7 @@ from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Demod
 #: Command modules under ``demod_voice.commands`` beside the engines' own (``registry.commands()``, listed
 #: first), in help order. Each defines ``register(subparsers, common)`` and sets ``func`` on its parser(s).
 COMMAND_MODULES = (
+    "say",
     "batch",
     "health",
     "voices",

@@ -190,3 +190,21 @@ def test_batch_job_with_engine_gpt_sovits(api, tmp_path, speech_wav):
     sent = _requests(api)[-1]
     assert sent["text"] == "A batch line." and sent["top_k"] == 9 and sent["speed_factor"] == 0.5
     assert "fox" in sent["prompt_text"].lower()
+
+
+def test_say_reaches_gpt_sovits_from_the_command_line(api, tmp_path, speech_wav):
+    import soundfile as sf
+
+    from demod_voice.voices import VoiceStore
+
+    env = {**{f"XDG_{k}_HOME": str(tmp_path / k.lower()) for k in ("CONFIG", "DATA", "CACHE")},
+           "DEMOD_VOICE_GPT_SOVITS__URL": api["url"]}
+    store = VoiceStore(tmp_path / "data" / "demod-voice", "local")
+    store.create("hero", engine="gpt-sovits", language="en")
+    store.set_reference("hero", [store.add_sample("hero", speech_wav, transcript=TRANSCRIPT).id])
+    out = tmp_path / "said.wav"
+    proc = run_cli("say", "Said on the command line.", "--voice", "hero", "-o", out, env=env)
+    assert proc.returncode == 0 and b"with gpt-sovits" in proc.stderr, proc.stderr.decode()
+    assert sf.info(out).samplerate == 32000 and _requests(api)[-1]["text"] == "Said on the command line."
+    proc = run_cli("say", "x", "--engine", "festival", "-o", out, env=env)
+    assert proc.returncode == 2 and b"unknown engine 'festival'" in proc.stderr
