@@ -103,3 +103,25 @@ def test_remote_config_is_checked(isolated_home):
         registry.names(cfg)
     cfg.set("router.remotes", {"far": {"url": "http://h:1"}}, "test")
     assert registry.names(cfg, "tts")[-1] == "far" and registry.get("far", cfg).KIND == "tts"
+
+
+def test_remote_in_a_batch_job(server, tmp_path):
+    """Batch reaches a remote through the registry: ``engine: <remote name>``, its voice and speed."""
+    import json
+
+    from tests.helpers import run_cli
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"engine": "peer", "text": "A batch line from afar.", "voice": "en_US-joe-medium",
+                                "speed": 1.2, "output": "far.wav"}) + "\n")
+    env = {**{f"XDG_{k}_HOME": str(tmp_path / k.lower()) for k in ("CONFIG", "DATA", "CACHE")},
+           "DEMOD_VOICE_ROUTER__REMOTES": f"{{peer: {{url: '{server['url']}', api_key_env: DEMOD_TEST_PEER_KEY}}}}",
+           "DEMOD_TEST_PEER_KEY": KEYS["bob"]}
+    proc = run_cli("batch", jobs, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()
+    data, rate = sf.read(tmp_path / "far.wav")
+    assert rate == 22050 and len(data) > rate // 2
+    env.pop("DEMOD_TEST_PEER_KEY")
+    (tmp_path / "far.wav").unlink()
+    proc = run_cli("batch", jobs, env=env)
+    assert proc.returncode == 1 and b"DEMOD_TEST_PEER_KEY is not set" in proc.stdout + proc.stderr
