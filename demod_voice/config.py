@@ -152,8 +152,10 @@ SCHEMA: dict[str, Any] = {
         "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
         "default_format": S("str", "mp3", "OpenAI route response_format default", choices=("mp3", "opus", "aac", "flac", "wav", "pcm")),
-        "voice_map": S("dict", {}, "OpenAI voice name -> installed or saved voice (unmapped OpenAI names use piper.default_voice)"),
-        "models": S("dict", {"tts-1": "fast", "tts-1-hd": "high"}, "OpenAI model name -> quality tier or engine name"),
+        "voice_map": S("dict", {}, "OpenAI voice name -> installed or saved voice; added to the defaults, which map "
+                                   "the 13 OpenAI voice names (alloy ... cedar) to piper.default_voice"),
+        "model_map": S("dict", {"tts-1": "fast", "tts-1-hd": "high", "gpt-4o-mini-tts": "high", "gpt-4o-tts": "high"},
+                       "OpenAI model name -> quality tier or engine name; entries given are added to these defaults"),
         "allowed_origins": S("list", [], "web origins (scheme://host[:port]) allowed to call the API from a browser; "
                                          "others get no CORS answer and their state-changing requests are refused"),
         "allowed_hosts": S("list", [], "Host header values accepted (refuses DNS rebinding); default: localhost names "
@@ -226,6 +228,7 @@ RENAMED = {
                  "or the plain keys in server.api_keys_file",
     "auth.keys_file": "renamed to server.api_keys_file (same format: plain key -> user)",
     "server.cors_origins": "renamed to server.allowed_origins",
+    "server.models": "renamed to server.model_map (same format: OpenAI model name -> tier or engine)",
 }
 
 

@@ -21,10 +21,15 @@ class DemodError(Exception):
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None,
+                 param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
+        """The request field at fault, where one is (HTTP answers carry it as OpenAI's ``param``)."""
+        self.code = code
+        """A short machine-readable reason such as ``model_not_found`` (OpenAI's ``code``), or None."""
         if exit_code is not None:
             self.exit_code = exit_code
 
@@ -87,6 +92,7 @@ class HTTPProblem(DemodError):
     without importing the server.
     """
 
-    def __init__(self, status: int, message: str, hint: str | None = None):
-        super().__init__(message, hint)
+    def __init__(self, status: int, message: str, hint: str | None = None, *, param: str | None = None,
+                 code: str | None = None):
+        super().__init__(message, hint, param=param, code=code)
         self.status = status

@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from demod_voice.audio import Audio, float_to_pcm16, resample
+from demod_voice.audio import Audio, float_to_pcm16
 from demod_voice.errors import EngineError, UsageError, missing_extra
 
 
@@ -123,8 +123,10 @@ class StreamEncoder:
     """Encode ``Audio`` chunks of one sample rate into one file of ``fmt``, incrementally.
 
     Not thread-safe; one per response. Chunks at another rate are resampled to the
-    first chunk's rate (``sample_rate`` fixes it up front). ``into`` (a seekable binary
-    file) makes the muxer write there directly; ``write``/``finish`` then return nothing.
+    first chunk's rate (``sample_rate`` fixes it up front) by one streaming libsoxr
+    resampler, so sentence joins carry no edge effects and the length is the whole
+    audio's, not each chunk's rounded. ``into`` (a seekable binary file) makes the
+    muxer write there directly; ``write``/``finish`` then return nothing.
     """
 
     def __init__(self, fmt: str, sample_rate: int | None = None, seekable: bool = False, into=None):
@@ -140,6 +142,8 @@ class StreamEncoder:
         self._stream = None
         self._sink: _Sink | _SeekableSink | None = None
         self._finished = False
+        self._resampler = None
+        self._resampler_rate = 0
 
     @property
     def spec(self) -> CodecSpec | None:
@@ -149,11 +153,37 @@ class StreamEncoder:
         """Encode one chunk; return the bytes that are ready (possibly none yet)."""
         if self._finished:
             raise RuntimeError("encoder already finished")
-        head = b""
         if self.sample_rate is None:
             self.sample_rate = chunk.sample_rate
-        if chunk.sample_rate != self.sample_rate:
-            chunk = resample(chunk, self.sample_rate)
+        if chunk.sample_rate != self.sample_rate or self._resampler is not None:
+            return self._write_resampled(chunk)
+        return self._write(chunk)
+
+    def _write_resampled(self, chunk: Audio) -> bytes:
+        """Through the streaming resampler (its tail is flushed when the input rate changes or at the end)."""
+        out = b""
+        if self._resampler is not None and chunk.sample_rate != self._resampler_rate:
+            out += self._flush_resampler()
+        if chunk.sample_rate == self.sample_rate:
+            return out + self._write(chunk)
+        if self._resampler is None:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(chunk.sample_rate, self.sample_rate, 1, dtype="float32",
+                                                  quality="HQ")
+            self._resampler_rate = chunk.sample_rate
+        samples = self._resampler.resample_chunk(np.asarray(chunk.samples, dtype=np.float32))
+        return out + self._write(Audio(samples, self.sample_rate))
+
+    def _flush_resampler(self) -> bytes:
+        if self._resampler is None:
+            return b""
+        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        self._resampler = None
+        return self._write(Audio(tail, self.sample_rate))
+
+    def _write(self, chunk: Audio) -> bytes:
+        head = b""
         if self.fmt in ("wav", "pcm"):
             if self.fmt == "wav" and self.samples_in == 0 and not getattr(self, "_header_sent", False):
                 head = wav_stream_header(self.sample_rate)
@@ -169,11 +199,12 @@ class StreamEncoder:
         """Flush codec and container; return the last bytes. Call once."""
         if self._finished:
             return b""
+        last = self._flush_resampler()
         self._finished = True
         if self.fmt in ("wav", "pcm"):
             if self.fmt == "wav" and not getattr(self, "_header_sent", False):
                 return wav_stream_header(self.sample_rate or 22050)
-            return b""
+            return last
         if self._container is None:
             self.sample_rate = self.sample_rate or 22050
             self._open()
@@ -185,7 +216,7 @@ class StreamEncoder:
             raise EngineError(f"{self.fmt} encoder failed at the end: {exc}") from exc
         if isinstance(self._sink, _SeekableSink):
             return self._sink.getvalue()
-        return self._sink.take()
+        return last + self._sink.take()
 
     def close(self) -> None:
         """Release the codec without flushing (an abandoned stream)."""

@@ -4,7 +4,10 @@ Read top-down: ``routes/openai.py`` (OpenAI-compatible), ``routes/native.py`` (`
 ``routes/voices.py`` (profiles), ``routes/ops.py`` (health, metrics, page), ``routes/stt.py`` (OpenAI
 speech-to-text); request and response shapes in
 ``schemas.py``; everything that is not HTTP in ``service.py`` and ``router.py``. ``demod-voice serve``
-runs the app under uvicorn. Every error is JSON: ``{"error": {"message", "type", "hint", "code"}}``.
+runs the app under uvicorn. Every error is OpenAI's JSON shape, ``{"error": {"message", "type", "param",
+"code"}}`` plus our ``hint`` (``schemas.error_body``): the handlers below cover the service's own errors,
+FastAPI's request validation, Starlette's (unknown route, wrong method, bad multipart) and anything
+unexpected; the middleware answers its refusals in the same shape.
 """
 
 from __future__ import annotations
@@ -15,32 +18,34 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
-from demod_voice.errors import DemodError, EngineError, ModelNotFoundError, NotAvailableError
+from demod_voice.errors import DemodError
 from demod_voice.server import middleware, security
 from demod_voice.server.metrics import RequestCounter
 from demod_voice.server.routes import native, openai, ops, stt, voices
-from demod_voice.server.schemas import error_body
-from demod_voice.server.service import HTTPProblem, Service
+from demod_voice.server.schemas import error_body, status_for
+from demod_voice.server.service import Service
 
 _LOGGER = logging.getLogger(__name__)
 
 
-def _status(exc: DemodError) -> int:
-    if isinstance(exc, HTTPProblem):
-        return exc.status
-    if isinstance(exc, ModelNotFoundError):
-        return 404
-    if isinstance(exc, NotAvailableError):
-        return 501
-    if isinstance(exc, EngineError):
-        return 503
-    return 400 if exc.exit_code == 2 else 500
+def _error(status: int, message: str, code: str | None = None, hint: str | None = None,
+           headers: dict | None = None, param: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, code, hint, param), status_code=status, headers=headers)
 
 
-def _error(status: int, message: str, kind: str, hint: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, kind, hint), status_code=status, headers=headers)
+#: Codes for Starlette's own errors (OpenAI's code is a short string, never the status number).
+_STARLETTE_CODES = {400: "invalid_body", 404: "unknown_url", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def _validation_param(loc) -> str | None:
+    """The request field a validation error names: ``("body", "speed")`` -> ``speed``."""
+    loc = tuple(loc)
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or None
 
 
 def create_app(cfg, preload: bool | None = None) -> FastAPI:
@@ -67,16 +72,37 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     @app.exception_handler(DemodError)
     async def demod_error(request: Request, exc: DemodError):
-        status = _status(exc)
+        status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return _error(status, exc.message, type(exc).__name__, exc.hint, headers)
+        code = exc.code or ("invalid_api_key" if status == 401 else None)
+        return _error(status, exc.message, code, exc.hint, headers, exc.param)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
+        # 400, as OpenAI answers a bad parameter (FastAPI's default would be 422)
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'bad value')}",
-                      "invalid_request_error", "see /docs for the request schema")
+        kind = first.get("type")
+        param = None if kind == "json_invalid" else _validation_param(first.get("loc", ()))
+        code = {"missing": "missing_required_parameter", "json_invalid": "invalid_json"}.get(kind, "invalid_value")
+        return _error(400, f"invalid request: {param or 'body'}: {first.get('msg', 'bad value')}", code,
+                      "see /docs for the request schema", param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def starlette_error(request: Request, exc: StarletteHTTPException):
+        status = exc.status_code
+        if status == 404 and exc.detail == "Not Found":
+            message = f"unknown URL: {request.method} {request.url.path}"
+        elif status == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        hint = "see /docs for the routes" if status in (404, 405) else None
+        return _error(status, message, _STARLETTE_CODES.get(status), hint, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):
+        # Starlette logs the traceback and re-raises after this answer
+        return _error(500, "internal server error", None, "see the server log")
 
     # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
     middleware.install(app, cfg, app.state.keys, app.state.counter)

@@ -16,7 +16,9 @@ In order, outermost first (``install`` adds them):
   mid-body for ``server.body_timeout_s`` gets 408. Either way the connection is closed.
 * ``Metrics`` (innermost) -- counts answered requests for ``/metrics``.
 
-Every refusal is the service's JSON error shape.
+Every refusal is the service's JSON error shape (``schemas.error_body``, OpenAI's), with a ``code``
+naming the guard: ``invalid_host``, ``cross_origin_refused``, ``invalid_api_key``, ``request_too_large``,
+``request_timeout``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from demod_voice.server.schemas import error_body
 from demod_voice.server.security import KeyRing, key_from_headers
 
 #: Paths anyone may fetch without a key: the page, health, metrics and the API docs.
@@ -39,10 +42,10 @@ LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 USER_KEY = "demod.user"
 
 
-async def send_error(send, status: int, message: str, kind: str, hint: str | None = None,
+async def send_error(send, status: int, message: str, code: str | None, hint: str | None = None,
                      headers: dict | None = None) -> None:
-    """Answer with the service's JSON error and close the connection."""
-    body = json.dumps({"error": {"message": message, "type": kind, "hint": hint, "code": status}}).encode()
+    """Answer with the service's JSON error (``code`` as OpenAI's ``code``) and close the connection."""
+    body = json.dumps(error_body(status, message, code, hint)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
            (b"connection", b"close")]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
@@ -163,7 +166,7 @@ class AuthGate:
                                 "x-api-key": header(scope, b"x-api-key")})
         user = await asyncio.to_thread(self.keys.user_for, key) if key else self.keys.user_for(None)
         if user is None:
-            return await send_error(send, 401, "missing or invalid API key", "HTTPProblem",
+            return await send_error(send, 401, "missing or invalid API key", "invalid_api_key",
                                     "send 'Authorization: Bearer KEY' with a key from server.api_keys",
                                     {"WWW-Authenticate": "Bearer"})
         scope[USER_KEY] = user
@@ -274,6 +277,7 @@ def install(app, cfg, keys: KeyRing, counter=None) -> None:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
-                           expose_headers=["X-Engine", "X-Cache", "X-Fallback", "X-Voice"])
+                           expose_headers=["X-Engine", "X-Cache", "X-Fallback", "X-Voice", "X-Ignored",
+                                           "X-Sample-Rate"])
     app.add_middleware(OriginGuard, allowed_origins=origins)
     app.add_middleware(HostGuard, allowed=list(cfg.get("server.allowed_hosts") or []), bound=cfg.get("server.host"))

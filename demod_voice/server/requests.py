@@ -24,7 +24,9 @@ CIRCUIT_OPEN = "circuit open"
 TRIGGERS = (NOT_INSTALLED, MODEL_MISSING, REFERENCE_MISSING, TIMEOUT, OUT_OF_MEMORY, ENGINE_ERROR, CIRCUIT_OPEN)
 
 TIERS = ("highest", "high", "medium", "fast")
-OPENAI_VOICES = ("alloy", "echo", "fable", "onyx", "nova", "shimmer")
+#: OpenAI's current voice names; each maps to ``piper.default_voice`` unless ``server.voice_map`` says otherwise.
+OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
+                 "marin", "cedar")
 
 
 class Fallback(Exception):

@@ -119,7 +119,8 @@ class Router:
                 if entry.name == mapped:
                     return Voice(entry.name, "catalog", path=Path(entry.path), engine=provider.name)
         raise ModelNotFoundError(f"unknown voice '{name}'", hint="list voices with GET /v1/audio/voices or "
-                                                                 "'demod-voice voices list'")
+                                                                 "'demod-voice voices list'",
+                                 param="voice", code="voice_not_found")
 
     def voices(self, user: str) -> list[dict]:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",

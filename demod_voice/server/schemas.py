@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from demod_voice.config import PIPER_SYNTHESIS_KEYS, XTTS_SAMPLING_KEYS
-from demod_voice.errors import InputError
+from demod_voice.errors import DemodError, EngineError, HTTPProblem, InputError, ModelNotFoundError, NotAvailableError
 
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
@@ -81,6 +81,37 @@ def check_params(params: dict) -> dict:
     return params
 
 
-def error_body(status: int, message: str, kind: str, hint: str | None = None) -> dict:
-    """Every error is ``{"error": {"message", "type", "hint", "code"}}`` (the shape OpenAI clients expect)."""
-    return {"error": {"message": message, "type": kind, "hint": hint, "code": status}}
+#: OpenAI's error ``type`` for the statuses that have their own; any other 4xx is ``invalid_request_error``
+#: and any 5xx ``server_error``.
+ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+               429: "rate_limit_error"}
+
+
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for an HTTP status."""
+    return ERROR_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+
+
+def status_for(exc: DemodError) -> int:
+    """The HTTP status of a service error."""
+    if isinstance(exc, HTTPProblem):
+        return exc.status
+    if isinstance(exc, ModelNotFoundError):
+        return 404
+    if isinstance(exc, NotAvailableError):
+        return 501
+    if isinstance(exc, EngineError):
+        return 503
+    return 400 if exc.exit_code == 2 else 500
+
+
+def error_body(status: int, message: str, code: str | None = None, hint: str | None = None,
+               param: str | None = None) -> dict:
+    """Every error answer, from a route, FastAPI, Starlette or the middleware: OpenAI's shape.
+
+    ``{"error": {"message", "type", "param", "code", "hint"}}``: ``type`` follows the status
+    (``error_type``), ``param`` names the request field at fault or is null, ``code`` is a short string
+    or null; ``hint`` (what to do) is ours, and OpenAI clients ignore it.
+    """
+    return {"error": {"message": message, "type": error_type(status), "param": param,
+                      "code": None if code is None else str(code), "hint": hint}}

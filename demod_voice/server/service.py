@@ -26,12 +26,15 @@ from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
+from demod_voice.server.schemas import error_body, status_for
 from demod_voice.stt import SpeechToText
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Formats written to the client chunk by chunk as sentences are synthesised (all but Ogg Vorbis).
-STREAMABLE = streaming.STREAMABLE
+#: Formats written to the client chunk by chunk as sentences are synthesised. Not Ogg Vorbis, and not
+#: FLAC: a streamed FLAC cannot state its length or MD5 in STREAMINFO, and libsndfile then refuses to read
+#: it whole; a FLAC answer is encoded whole (lengths, totals and MD5 filled in), then sent.
+STREAMABLE = tuple(f for f in streaming.STREAMABLE if f != "flac")
 
 
 class Workers:
@@ -94,6 +97,11 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
 
 
 
+def _cached_headers(headers: dict) -> dict:
+    """The headers a cache hit repeats (the others describe this request, not the audio)."""
+    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate")}
+
+
 @dataclass
 class Result:
     """What a synthesis request answers with: bytes (whole) or an async byte stream."""
@@ -132,19 +140,29 @@ class Service:
         """The user's voice profiles (``voices.VoiceStore``)."""
         return self.router.store(user)
 
+    def model_map(self) -> dict[str, str]:
+        """OpenAI model name -> tier or engine: the schema's defaults plus ``server.model_map``'s entries."""
+        from demod_voice.config import SETTINGS
+
+        return {**SETTINGS["server.model_map"].default, **(self.cfg.get("server.model_map") or {})}
+
     def models(self) -> list[str]:
-        """OpenAI model ids: the configured names, the quality tiers and the engines."""
-        return list(dict.fromkeys([*(self.cfg.get("server.models") or {}), *TIERS, *self.router.providers]))
+        """OpenAI model ids: the mapped names, the quality tiers, the engines, and ``whisper-1`` when a
+        speech-to-text model is installed."""
+        stt = self.stt.status()
+        speech_to_text = ["whisper-1"] if stt["installed"] and stt["model_installed"] else []
+        return list(dict.fromkeys([*self.model_map(), *TIERS, *self.router.providers, *speech_to_text]))
 
     def model_choice(self, model: str) -> dict:
-        """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.models`` maps names)."""
-        mapping = self.cfg.get("server.models") or {}
+        """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.model_map`` maps names)."""
+        mapping = self.model_map()
         target = mapping.get(model, model)
         if target in TIERS:
             return {"tier": target}
         if target in self.router.providers:
             return {"engine": target}
-        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, *self.router.providers]))
+        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, *self.router.providers]),
+                         param="model", code="model_not_found")
 
     def rvc_available(self) -> bool:
         return self.router.rvc_available()[0]
@@ -170,7 +188,8 @@ class Service:
         limit = self.cfg.get("server.max_text_chars")
         if len(text) > limit:
             raise HTTPProblem(413, f"input text is {len(text)} characters; the limit is {limit}",
-                              hint="split the text into several requests (server.max_text_chars)")
+                              hint="split the text into several requests (server.max_text_chars)",
+                              code="string_above_max_length")
         if not normalize(text):
             raise InputError("input text is empty", hint="give the words to speak")
         return text
@@ -184,7 +203,7 @@ class Service:
     # -- synthesis --
     async def speak(self, req: TTSRequest, fmt: str, stream: bool, use_cache: bool = True,
                     client_gone: Callable[[], Awaitable[bool]] | None = None, timestamps: bool = False,
-                    sse: bool = False) -> Result:
+                    sse: bool = False, sample_rate: int | None = None) -> Result:
         """Synthesise ``req`` as ``fmt``; ``stream`` sends it sentence by sentence as it is made.
 
         ``timestamps``: a JSON answer (base64 audio + word timings), or with ``sse`` a stream of
@@ -193,12 +212,16 @@ class Service:
 
         ``client_gone`` (the HTTP request's ``is_disconnected``) is polled while a whole-body request
         waits: when the client has left, its job is taken out of the queue or stopped at the next sentence.
+
+        ``sample_rate`` resamples the answer (OpenAI's ``pcm`` is 24 kHz); otherwise the voice keeps its own
+        rate. A ``pcm`` answer says its rate in ``X-Sample-Rate``.
         """
         self.check_text(req.text)
         rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
         if timestamps or sse:
-            return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone)
+            return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone,
+                                            sample_rate=sample_rate)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -208,7 +231,8 @@ class Service:
         claim: Claim | None = None
         if self.cache is not None and use_cache:
             # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
-            key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **plan.cache_parts())
+            rate = {"sample_rate": sample_rate} if sample_rate else {}
+            key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **rate, **plan.cache_parts())
             entry = self.cache.get(key)
             if entry is None:
                 claim = self.cache.claim(key)
@@ -230,25 +254,44 @@ class Service:
         if engine != plan.candidates[0].engine:
             fell = [f"{c.engine}: failed" for c in plan.candidates if c.engine != engine][:1]
             headers["X-Fallback"] = ", ".join(filter(None, [headers.get("X-Fallback", ""), *fell]))
-        cache_headers = {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback")}
         # cache only what the first choice produced: a fallback result must not outlive the failure
         store = engine == plan.candidates[0].engine
         if stream:
-            return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store))
+            first = None
+            if fmt == "pcm":  # raw samples: the rate goes in a header, so wait for the first chunk to know it
+                try:
+                    first = await self._next(queue, time.monotonic() + self.cfg.get("server.request_timeout_s"),
+                                             client_gone, cancel)
+                except BaseException:
+                    cancel.set()
+                    if claim:
+                        claim.resolve(None)
+                    raise
+                if first is not None:
+                    headers["X-Sample-Rate"] = str(sample_rate or first.sample_rate)
+            cache_headers = _cached_headers(headers)
+            return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store,
+                                                                   sample_rate, first))
         try:
             chunks = await self._collect(queue, client_gone)
-            data = await asyncio.to_thread(encode_whole, audio_mod.concat(chunks), fmt)
+            whole = audio_mod.concat(chunks)
+            if sample_rate:
+                whole = await asyncio.to_thread(audio_mod.resample, whole, sample_rate)
+            data = await asyncio.to_thread(encode_whole, whole, fmt)
         except BaseException:
             cancel.set()
             if claim:
                 claim.resolve(None)
             raise
+        if fmt == "pcm":
+            headers["X-Sample-Rate"] = str(whole.sample_rate)
+        cache_headers = _cached_headers(headers)
         if claim:
             claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
 
     async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,
-                            client_gone=None) -> Result:
+                            client_gone=None, sample_rate: int | None = None) -> Result:
         """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
         req.words = words
         plan = await asyncio.to_thread(self.router.plan, req)
@@ -256,7 +299,7 @@ class Service:
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
-                          stream=self._events(fmt, queue, cancel, words, len(req.text)))
+                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate))
         try:
             chunks = await self._collect(queue, client_gone)
         finally:
@@ -265,6 +308,8 @@ class Service:
         for chunk in chunks:
             timeline.add(chunk.duration, chunk.words)
         whole = audio_mod.concat(chunks)
+        if sample_rate:
+            whole = await asyncio.to_thread(audio_mod.resample, whole, sample_rate)
         data = await asyncio.to_thread(encode_whole, whole, fmt)
         body = {"audio": base64.b64encode(data).decode("ascii"), "format": fmt,
                 "media_type": audio_mod.MEDIA_TYPES[fmt], "sample_rate": whole.sample_rate,
@@ -273,10 +318,10 @@ class Service:
         return Result("application/json", headers, body=json.dumps(body).encode("utf-8"))
 
     async def _events(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, words: bool,
-                      input_chars: int) -> AsyncIterator[bytes]:
+                      input_chars: int, sample_rate: int | None = None) -> AsyncIterator[bytes]:
         """``speech.audio.delta`` events (audio bytes of one encoder, base64) then ``speech.audio.done``."""
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
-        encoder = streaming.StreamEncoder(fmt)
+        encoder = streaming.StreamEncoder(fmt, sample_rate)
         timeline = captions.Timeline()
 
         def event(payload: dict) -> bytes:
@@ -303,8 +348,7 @@ class Service:
                 done["words"] = captions.words_to_dicts(timeline.words)
             yield event(done)
         except DemodError as exc:  # the status line is gone: report in the stream (the SDK raises on "error")
-            yield event({"type": "error", "error": {"message": exc.message, "type": type(exc).__name__,
-                                                    "hint": exc.hint}})
+            yield event({"type": "error", **error_body(status_for(exc), exc.message, exc.code, exc.hint, exc.param)})
         finally:
             cancel.set()
             encoder.close()
@@ -409,13 +453,17 @@ class Service:
         return chunks
 
     async def _stream(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, claim: Claim | None,
-                      headers: dict, store: bool) -> AsyncIterator[bytes]:
+                      headers: dict, store: bool, sample_rate: int | None = None,
+                      first: Audio | None = None) -> AsyncIterator[bytes]:
+        """Encode the chunks as they come (``first``: one already taken from the queue)."""
         deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
         finished = False
-        encoder = streaming.StreamEncoder(fmt)  # one encoder per response: the stream is one valid file
+        # one encoder per response: the stream is one valid file
+        encoder = streaming.StreamEncoder(fmt, sample_rate)
         try:
-            while (chunk := await self._next(queue, deadline)) is not None:
+            while (chunk := first or await self._next(queue, deadline)) is not None:
+                first = None
                 data = await asyncio.to_thread(encoder.write, chunk)
                 if data:
                     sent.append(data)

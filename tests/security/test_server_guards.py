@@ -96,7 +96,8 @@ def test_server_still_serves_after_the_abuse(alice):
 
 def test_dns_rebinding_host_is_refused(server, alice):
     rebound = alice.get("/api/voices", headers={"Host": "attacker.example"})
-    assert rebound.status_code == 400 and rebound.json()["error"]["type"] == "invalid_host"
+    assert rebound.status_code == 400 and rebound.json()["error"]["code"] == "invalid_host"
+    assert rebound.json()["error"]["type"] == "invalid_request_error"
     for host in (f"localhost:{server['port']}", f"127.0.0.1:{server['port']}", "localhost"):
         assert alice.get("/api/voices", headers={"Host": host}).status_code == 200, host
 
@@ -105,7 +106,8 @@ def test_cross_origin_state_changes_are_refused(server, alice, tmp_path):
     name = f"x{uuid.uuid4().hex[:8]}"
     evil = {"Origin": "http://evil.example"}
     created = alice.post("/api/voices", json={"name": name, "engine": "piper"}, headers=evil)
-    assert created.status_code == 403 and created.json()["error"]["type"] == "cross_origin_refused"
+    assert created.status_code == 403 and created.json()["error"]["code"] == "cross_origin_refused"
+    assert created.json()["error"]["type"] == "permission_error"
     assert name not in [v["id"] for v in alice.get("/api/voices").json()["voices"]]
     # the legitimate owner makes the voice; the hostile page then tries body-less and multipart requests
     assert alice.post("/api/voices", json={"name": name, "engine": "piper"}).status_code == 201

@@ -132,3 +132,34 @@ def test_chromium_plays_a_streamed_ogg_opus_response_to_the_end(server, browser,
     assert abs(result["duration"] - expected) < 0.05, (result, expected)
     assert result["time"] == pytest.approx(result["duration"], abs=0.05)
     assert np.isfinite(result["duration"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path, fmt", [("/api/tts", "wav"), ("/api/tts", "flac"), ("/v1/audio/speech", "wav"),
+                                       ("/v1/audio/speech", "flac")])
+def test_chromium_plays_streamed_wav_and_flac_answers_to_the_end(server, browser, alice, path, fmt):
+    """A streamed WAV (sizes 0xFFFFFFFF, as ffmpeg writes them) and a FLAC asked for as a stream (sent whole)
+    play in Chromium to their last sample."""
+    text = f"Played in the browser as {fmt}. To its very end. Take {uuid.uuid4().int % 997}."
+    body = ({"text": text, "voice": "en_US-joe-medium", "format": fmt, "stream": True} if path == "/api/tts"
+            else {"model": "tts-1", "input": text, "voice": "alloy", "response_format": fmt})
+    page = browser.new_page()
+    page.goto(server["url"] + "/")
+    result = page.evaluate("""async ([key, path, body]) => {
+        const res = await fetch(path, {method: "POST",
+            headers: {"Content-Type": "application/json", "Authorization": "Bearer " + key},
+            body: JSON.stringify(body)});
+        const type = res.headers.get("content-type");
+        const player = new Audio(URL.createObjectURL(await res.blob()));
+        const ended = new Promise((resolve) => player.addEventListener("ended", resolve, {once: true}));
+        await player.play();
+        await ended;
+        return {duration: player.duration, type, time: player.currentTime};
+    }""", [KEYS["alice"], path, body])
+    assert result["type"] == f"audio/{fmt}"
+    res = alice.post(path, json=body)
+    assert res.headers["x-cache"] == "hit"  # the very bytes the browser played
+    expected = seconds_av(res.content)
+    assert np.isfinite(result["duration"]) and abs(result["duration"] - expected) < 0.05, (result, expected)
+    assert result["time"] == pytest.approx(result["duration"], abs=0.05)
+    page.close()

@@ -24,7 +24,7 @@ def front(server, tmp_path_factory):
     home = tmp_path_factory.mktemp("front-home")
     config = f"""
 {auth_config()}  cpu_workers: 2
-  models: {{"tts-1": "fast", "remote-hd": "high", "remote-down": "medium", "remote-nokey": "highest"}}
+  model_map: {{"tts-1": "fast", "remote-hd": "high", "remote-down": "medium", "remote-nokey": "highest"}}
 router:
   tiers: {{"high": ["peer", "piper"], "medium": ["gone", "piper"], "highest": ["nokey", "piper"], "fast": ["piper"]}}
   remotes:

@@ -71,7 +71,8 @@ async def read_upload(request: Request, file: UploadFile) -> bytes:
     limit = request.app.state.max_upload
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise HTTPProblem(413, f"upload {file.filename!r} is larger than {limit} bytes", hint="server.max_upload_mb")
+        raise HTTPProblem(413, f"upload {file.filename!r} is larger than {limit} bytes", hint="server.max_upload_mb",
+                          param="file", code="request_too_large")
     if not data:
         raise InputError(f"upload {file.filename!r} is empty")
     return data

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from demod_voice.errors import InputError
+from demod_voice.server.languages import language_name
 from demod_voice.server.routes import current_user, read_upload, service
 from demod_voice.server.service import Service
 from demod_voice.stt import Collected, STTRequest, decode
@@ -44,7 +45,9 @@ def subtitles(segments, fmt: str) -> str:
 
 
 def verbose(result, granularities: list[str]) -> dict:
-    body = {"task": result.task, "language": result.language, "duration": result.duration, "text": result.text}
+    # OpenAI names the language ("english"), where Whisper gives its code ("en")
+    body = {"task": result.task, "language": language_name(result.language), "duration": result.duration,
+            "text": result.text}
     if "segment" in granularities or not granularities:
         body["segments"] = [{"id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
                              "tokens": list(s.tokens), "temperature": s.temperature, "avg_logprob": s.avg_logprob,
