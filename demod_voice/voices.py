@@ -175,7 +175,8 @@ class VoiceStore:
     def create(self, name: str, engine: str = "xtts", language: str = "en", piper_voice: str = "",
                description: str = "") -> Profile:
         if engine not in profile_engines():
-            raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(profile_engines()))
+            raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(profile_engines()),
+                             param="engine", code="invalid_value")
         if piper_voice:
             validate_name(piper_voice, "Piper voice name")
         folder = self._dir(name)
@@ -196,7 +197,8 @@ class VoiceStore:
                 if value is None:
                     continue
                 if key == "engine" and value not in profile_engines():
-                    raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(profile_engines()))
+                    raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(profile_engines()),
+                                     param="engine", code="invalid_value")
                 if key not in ("engine", "language", "piper_voice", "description"):
                     raise InputError(f"cannot change '{key}' of a voice")
                 if key == "piper_voice" and value:

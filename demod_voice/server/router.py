@@ -137,7 +137,8 @@ class Router:
         own = [voice.profile.engine if voice.profile else voice.engine, self.default_engine()]
         if req.engine:
             if req.engine not in self.providers:
-                raise InputError(f"unknown engine '{req.engine}'", hint="choose " + ", ".join(self.providers))
+                raise InputError(f"unknown engine '{req.engine}'", hint="choose " + ", ".join(self.providers),
+                                 param="engine", code="invalid_value")
             chain = [req.engine, *own]
         elif req.tier:
             if req.tier not in tiers:
