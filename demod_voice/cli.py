@@ -21,14 +21,10 @@ from typing import Any
 from demod_voice import __version__
 from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError, UsageError
 
-#: Command modules under ``demod_voice.commands``, in help order. Each defines
-#: ``register(subparsers, common)`` and sets ``func`` on its parser(s).
+#: Command modules under ``demod_voice.commands`` beside the engines' own (``registry.commands()``, listed
+#: first), in help order. Each defines ``register(subparsers, common)`` and sets ``func`` on its parser(s).
 COMMAND_MODULES = (
-    "xtts_zero_shot",
-    "piper_infer",
-    "piper_preprocess",
-    "rvc_convert",
-    "rvc",
+    "say",
     "batch",
     "health",
     "voices",
@@ -110,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    from demod_voice.adapters import registry
+
+    for name in (*registry.commands(), *COMMAND_MODULES):
         importlib.import_module(f"demod_voice.commands.{name}").register(sub, common)
     return parser
 

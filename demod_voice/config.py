@@ -52,6 +52,8 @@ F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
 XTTS_SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")
 #: Piper synthesis settings a request may override (all under ``piper.``).
 PIPER_SYNTHESIS_KEYS = ("length_scale", "noise_scale", "noise_w", "sentence_silence", "volume")
+#: GPT-SoVITS sampling settings a request may override (all under ``gpt_sovits.``), api_v2's /tts names.
+GPT_SOVITS_KEYS = ("top_k", "top_p", "temperature", "speed_factor")
 #: RVC conversion settings a request may override (all under ``rvc.``).
 RVC_CONVERSION_KEYS = ("pitch", "f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect", "resample_sr")
 
@@ -185,6 +187,22 @@ SCHEMA: dict[str, Any] = {
                                          "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
         "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
     },
+    "gpt_sovits": {
+        "install_dir": S("path", None, "a GPT-SoVITS checkout (with api_v2.py) that 'gpt-sovits start' runs", nullable=True),
+        "python": S("path", None, "its Python; default <install_dir>/runtime/python, <install_dir>/.venv/bin/python, "
+                                  "else this one", nullable=True),
+        "config": S("str", "GPT_SoVITS/configs/tts_infer.yaml", "api_v2's -c config, relative to install_dir"),
+        "port": S("int", 9880, "port 'gpt-sovits start' binds on 127.0.0.1", min=1, max=65535),
+        "url": S("str", None, "api_v2 server the engine calls; default http://127.0.0.1:<port of the running one>",
+                 nullable=True),
+        "start_timeout_s": S("float", 180.0, "how long 'gpt-sovits start' waits for the server to answer", min=1.0),
+        "timeout_s": S("float", 300.0, "HTTP timeout of one /tts request", min=0.1),
+        "streaming": S("bool", False, "ask api_v2 for streaming_mode (audio chunks as they are made)"),
+        "top_k": S("int", 5, "top-k sampling", min=1, max=100),
+        "top_p": S("float", 1.0, "nucleus sampling", min=0.01, max=1.0),
+        "temperature": S("float", 1.0, "sampling temperature", min=0.01, max=2.0),
+        "speed_factor": S("float", 1.0, "speaking rate", min=0.25, max=4.0),
+    },
     "router": {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
                    "quality tier -> engine chain tried in order"),
@@ -192,6 +210,8 @@ SCHEMA: dict[str, Any] = {
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
+        "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
+                                 "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
     },
     "auth": {
         "required": S("bool", False, "reject requests without a valid API key (keys: server.api_keys)"),

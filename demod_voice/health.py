@@ -166,6 +166,24 @@ def check_stt(cfg) -> Check:
     return Check("stt", status["installed"] and status["model_installed"], f"{engine}; {model}", data=status)
 
 
+def check_engines(cfg) -> list[Check]:
+    """Checks the registry's engines declare (``health(cfg) -> (ok, detail, data)``): servers they talk to."""
+    from demod_voice.adapters import registry
+    from demod_voice.errors import DemodError
+
+    try:
+        engines = {name: registry.get(name, cfg) for name in registry.names(cfg)}
+    except DemodError as exc:  # a bad router.remotes entry
+        return [Check("engines", False, exc.message)]
+    checks = []
+    for name, engine in engines.items():
+        probe = getattr(engine, "health", None)
+        if probe is not None:
+            ok, detail, data = probe(cfg)
+            checks.append(Check(name, ok, detail, data=data))
+    return checks
+
+
 def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = False, deep: bool = False,
                global_args: tuple[str, ...] = ()) -> dict:
     """Run every check; ``require`` names capabilities whose failure is fatal.
@@ -186,6 +204,7 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     if cfg is not None:
         checks.append(check_voices(cfg))
         checks.append(check_stt(cfg))
+        checks.extend(check_engines(cfg))
     if deep and cfg is not None:
         checks.extend(check_deep(capabilities, list(global_args)))
     wanted = set(DEFAULT_REQUIRED) | set(require)

@@ -43,7 +43,15 @@ _LOGGER = logging.getLogger(__name__)
 
 #: The user the CLI (and an unauthenticated server) acts as.
 DEFAULT_USER = "local"
-ENGINES = ("xtts", "piper")
+
+
+def profile_engines() -> tuple[str, ...]:
+    """Engines a saved voice may name: the registry's built-in TTS engines."""
+    from demod_voice.adapters import registry
+
+    return tuple(registry.names(kind="tts"))
+
+
 #: Reference length the automatic selection aims for (seconds).
 REFERENCE_MIN_S = 6.0
 REFERENCE_MAX_S = 12.0
@@ -218,8 +226,9 @@ class VoiceStore:
 
     def create(self, name: str, engine: str = "xtts", language: str = "en", piper_voice: str = "",
                description: str = "") -> Profile:
-        if engine not in ENGINES:
-            raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(ENGINES))
+        if engine not in profile_engines():
+            raise InputError(f"unknown engine '{engine}' for a saved voice", hint="choose " + " or ".join(profile_engines()),
+                             param="engine", code="invalid_value")
         if piper_voice:
             validate_name(piper_voice, "Piper voice name")
         self.limits.check_fields(description=description, language=language, piper_voice=piper_voice)
@@ -246,8 +255,9 @@ class VoiceStore:
             for key, value in changes.items():
                 if value is None:
                     continue
-                if key == "engine" and value not in ENGINES:
-                    raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(ENGINES))
+                if key == "engine" and value not in profile_engines():
+                    raise InputError(f"unknown engine '{value}'", hint="choose " + " or ".join(profile_engines()),
+                                     param="engine", code="invalid_value")
                 if key not in ("engine", "language", "piper_voice", "description"):
                     raise InputError(f"cannot change '{key}' of a voice")
                 self.limits.check_fields(**{key: value})

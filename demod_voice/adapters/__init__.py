@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demod_voice.adapters.registry import ADAPTERS, TTS_ENGINES, get  # noqa: F401 (the public table)
+from demod_voice.adapters.registry import ADAPTERS, ENGINES, get  # noqa: F401 (the public table)
 
 
 @dataclass

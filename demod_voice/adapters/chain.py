@@ -23,12 +23,12 @@ def run(engine: str, request, cfg, device: str | None = None, plan=None,
     """Chunks of ``engine`` for ``request``, converted with ``request.rvc`` when given.
 
     Everything checkable is checked before the first sentence is synthesised. ``converter`` lets the
-    server wrap the conversion with its statistics; by default it is ``adapters.rvc.convert``.
+    server wrap the conversion with its statistics; by default it is the registry's converter (RVC).
     """
-    from demod_voice.adapters import rvc as rvc_adapter
-    from demod_voice.adapters.registry import get
+    from demod_voice.adapters import registry
 
-    tts = get(engine)
+    rvc_adapter = registry.converter()
+    tts = registry.get(engine, cfg)
     plan = plan if plan is not None else tts.options(request, cfg)
     chunks = finite(tts.synthesize(request, cfg, device, plan=plan), engine)
     if request.rvc is None:

@@ -74,6 +74,14 @@ def options(request, cfg) -> PiperPlan:
         "volume": values["volume"], "sentence_silence": values["sentence_silence"]}))
 
 
+def load_engine(model_path: Path, cfg, device: str | None, backend: str):
+    """The process's one engine for this voice, with the session settings every front end shares."""
+    from demod_voice.engines import piper
+
+    return piper.load(model_path, device, backend=backend, threads=cfg.get("piper.onnx_threads"),
+                      spinning=cfg.get("piper.onnx_spinning"), release_ids=cfg.get("piper.arena_release_ids"))
+
+
 def split_pieces(text: str) -> list[str]:
     """The pieces Piper speaks one run each: sentences, split again past ``MAX_SPOKEN_CHARS`` read aloud."""
     from demod_voice import text as text_mod
@@ -84,13 +92,10 @@ def split_pieces(text: str) -> list[str]:
 def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None = None) -> Iterator[Audio]:
     """One chunk per sentence (Piper may split a piece further), float32 at the voice's rate."""
     from demod_voice import text as text_mod
-    from demod_voice.engines import piper
 
     plan = plan or options(request, cfg)
     pieces = split_pieces(text_mod.require_text(request.text))
-    engine = piper.load(plan.model_path, device or cfg.get("device"), backend=plan.backend,
-                        threads=cfg.get("piper.onnx_threads"), spinning=cfg.get("piper.onnx_spinning"),
-                        release_ids=cfg.get("piper.arena_release_ids"))
+    engine = load_engine(plan.model_path, cfg, device or cfg.get("device"), plan.backend)
     produced = False
     for piece in pieces:
         for chunk in engine.synthesize(piece, plan.options, words=request.words, continued=produced):
@@ -107,3 +112,166 @@ def identity(request, cfg) -> dict:
 
     model_path = resolve_model(request.voice or cfg.get("piper.default_voice"), cfg)
     return {"model": file_identity(model_path), "config": file_identity(config_path_for(model_path) or model_path)}
+
+
+# --- registry entry: what the rest of the program asks of this engine -----------------------------
+
+NAME = "piper"
+KIND = "tts"
+SECTION = "piper"
+OPTION_KEYS = config_mod.PIPER_SYNTHESIS_KEYS
+MODELS: tuple[str, ...] = ()  # voices come from 'voices pull' (the Piper voice catalog)
+COMMANDS = ("piper_infer", "piper_preprocess")
+OWN_WORDS = True  # word timings come from Piper's own alignments, not Whisper
+
+
+def available(cfg=None) -> tuple[bool, str]:
+    """piper-tts importable (not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("piper") is None:
+        return False, "piper-tts is not installed"
+    return True, ""
+
+
+class Provider:
+    """The router's view: resolves catalog voices and turns an HTTP/Wyoming request into a Piper candidate."""
+
+    def __init__(self, cfg, name: str = NAME, catalog_ttl: float = 10.0):
+        self.cfg = cfg
+        self.name = name
+        self._ttl = catalog_ttl
+        self._entries: tuple[float, list] = (0.0, [])
+        self._installed: bool | None = None
+
+    def entries(self) -> list:
+        """Installed Piper voices, re-scanned at most every ``catalog_ttl`` seconds (scanning costs ms)."""
+        import time
+
+        from demod_voice import catalog
+
+        stamp, entries = self._entries
+        if time.monotonic() - stamp > self._ttl:
+            entries = catalog.piper_voices(self.cfg)
+            self._entries = (time.monotonic(), entries)
+        return entries
+
+    def resolve(self, name: str) -> Path:
+        from demod_voice import catalog
+
+        if not catalog.looks_like_path(name):
+            for entry in self.entries():
+                if entry.name == name:
+                    return Path(entry.path)
+        return catalog.resolve_piper_model(name, self.cfg)
+
+    def default_voice(self) -> str:
+        return self.cfg.get("piper.default_voice")
+
+    def device(self) -> str:
+        from demod_voice import devices
+
+        return devices.queue_for(self.cfg.get("device"), engine_uses_gpu=devices.onnx_wants_cuda(self.cfg.get("device")))
+
+    def model_for(self, voice) -> Path:
+        from demod_voice.server.requests import MODEL_MISSING, Fallback
+
+        if voice.path is not None and voice.engine == self.name:
+            return voice.path
+        name = (voice.profile.piper_voice if voice.profile else "") or self.cfg.get("piper.default_voice")
+        try:
+            return self.resolve(name)
+        except InputError as exc:
+            raise Fallback(MODEL_MISSING, exc.message) from None
+
+    def prepare(self, req, voice):
+        from demod_voice.adapters import chain
+        from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
+        from demod_voice.errors import EngineError
+        from demod_voice.paths import file_identity
+        from demod_voice.server.requests import MODEL_MISSING, NOT_INSTALLED, Candidate, Fallback
+
+        if self._installed is None:
+            self._installed = available()[0]
+        if not self._installed:
+            raise Fallback(NOT_INSTALLED, "piper-tts is not installed")
+        model = self.model_for(voice)
+        if not model.is_file():
+            raise Fallback(MODEL_MISSING, f"Piper voice file {model} is missing")
+        try:  # a broken voice file is the engine's failure, not the request's
+            PiperVoiceConfig.read(check_voice_files(model))
+        except InputError as exc:
+            raise Fallback(MODEL_MISSING, exc.message) from None
+        request = self.request(req, model)
+        plan = options(request, self.cfg)  # a bad option is the request's fault: 400, no breaker
+
+        def start() -> Iterator[Audio]:
+
+            try:  # load first: a voice file that does not load is the engine's failure, not the request's
+                load_engine(plan.model_path, self.cfg, self.cfg.get("device"), plan.backend)
+            except InputError as exc:
+                raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
+            return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
+
+        return Candidate(self.name, file_identity(model), self.device(), start)
+
+    @staticmethod
+    def request(req, model: Path):
+        """The HTTP request as an engine-layer ``Request`` for the Piper adapter."""
+        from demod_voice.adapters import Request
+
+        p = req.params
+        return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
+                       options={k: p[k] for k in OPTION_KEYS if p.get(k) is not None}, words=req.words)
+
+    def status(self) -> dict:
+        return {"installed": available()[0]}
+
+    def preload(self, voice: str) -> None:
+        """Load a voice now (``serve --preload``), so the first request does not wait for it."""
+
+        load_engine(self.resolve(voice), self.cfg, self.cfg.get("device"), self.cfg.get("piper.backend"))
+
+
+# --- batch jobs: ``text`` spoken by a Piper ``voice`` (a name from 'voices list' or a .onnx path) ----------
+
+from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
+
+JOB_OPTIONS = schema_options("piper", OPTION_KEYS, speed="xtts.speed")
+INFER_FROM = ("voice", "model", "text")  # text alone: Piper with piper.default_voice (docs/batch.md)
+INFER_RANK = 2
+
+
+def job_request(job):
+    from demod_voice.adapters import Request
+
+    job_options = dict(job.options)
+    speed = job_options.pop("speed", None)
+    return Request(text=job.text, voice=job.model, speaker=job.speaker or None, speed=speed, options=job_options,
+                   rvc=chain_request(job), words=getattr(job, "captions", None) is not None)
+
+
+def validate_job(job, cfg) -> dict:
+    """The voice resolves, its config is readable, the speaker exists, the options fit: the adapter's checks."""
+    if not job.text:
+        raise InputError("no text to speak", hint="fill the 'text' column")
+    if job.reference:
+        raise InputError("Piper jobs take a voice, not reference audio",
+                         hint="drop 'reference', or set engine to xtts")
+    if "speed" in job.options and "length_scale" in job.options:
+        raise InputError("'speed' and 'length_scale' set the same thing; give only one")
+    plan = options(job_request(job), cfg)
+    job.model = str(plan.model_path)
+    return {**identity(job_request(job), cfg), **chain_identity(job, cfg)}
+
+
+def group_key(job) -> tuple:
+    return ("piper", job.model)
+
+
+class Runner(TtsRunner):
+    """Runs jobs through the Piper adapter (whose engine cache keeps each voice loaded)."""
+
+    engine = NAME
+    remember_failures = False
+    request = staticmethod(job_request)

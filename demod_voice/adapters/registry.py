@@ -1,24 +1,117 @@
-"""Engine name -> adapter module, looked up by name so importing it loads no engine."""
+"""The one engine registry: engine name -> the module that is the engine.
+
+An engine is one module (``demod_voice.adapters.<name>``) that declares everything the rest of the
+program needs from it; the CLI, batch, the router and Wyoming read this table and name no engine.
+
+Every engine module defines:
+
+* ``NAME`` and ``KIND`` (``"tts"``: text -> speech; ``"convert"``: speech -> speech, chained after TTS);
+* ``SECTION`` and ``OPTION_KEYS``: its options, each a key of the one config schema (``demod_voice.config``);
+* the adapter: ``options(request, cfg) -> plan`` (cheap validation), ``synthesize(request, cfg, device, plan)``
+  (``convert`` for a converter) yielding float32 ``Audio`` chunks, and ``identity(request, cfg)`` (what the
+  result depends on beyond the request: cache keys, batch resume);
+* ``available(cfg) -> (bool, reason)``: its availability probe (imports nothing heavy);
+* ``OWN_WORDS`` (optional): word timings come from the engine itself rather than Whisper;
+* ``MODELS``: the ``models pull`` kinds (``models_manifest.json``) it uses, and ``COMMANDS``: its CLI command modules
+  under ``demod_voice.commands``;
+* ``Provider(cfg, name)``: what the router asks (``prepare(request, voice) -> Candidate``, ``status()``, and for
+  engines with a voice catalog ``entries()`` / ``resolve(name)``);
+* its batch section: ``JOB_OPTIONS``, ``INFER_FROM`` (job columns that imply the engine) and ``INFER_RANK`` (which wins), ``job_request``,
+  ``validate_job``, ``group_key`` and ``Runner`` (see ``demod_voice.adapters.jobs``).
+
+A *family* module (``FAMILY = True``) defines ``instances(cfg) -> {name: engine}``: engines made from config
+(``router.remotes.<name>``), each an object with the attributes above.
+
+Modules are imported by name when asked for, and import their engine only when they run, so reading this
+table never loads torch.
+"""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from demod_voice.errors import InputError
 
-ADAPTERS: dict[str, str] = {
-    "piper": "demod_voice.adapters.piper",
+#: Engine name -> its module, in the order the CLI lists commands and batch infers engines.
+ENGINES: dict[str, str] = {
     "xtts": "demod_voice.adapters.xtts",
+    "piper": "demod_voice.adapters.piper",
     "rvc": "demod_voice.adapters.rvc",
+    "gpt-sovits": "demod_voice.adapters.gpt_sovits",
 }
-#: Engines that turn text into speech (RVC converts speech).
-TTS_ENGINES = ("piper", "xtts")
+#: Families of engines declared in the config: family -> module.
+FAMILIES: dict[str, str] = {
+    "remote": "demod_voice.adapters.remote",
+}
+ADAPTERS = ENGINES  # the earlier name of this table
 
 
-def get(engine: str) -> ModuleType:
-    """The adapter module for an engine name."""
+def module(name: str) -> ModuleType:
+    """The module of a built-in engine (no config needed)."""
     try:
-        return importlib.import_module(ADAPTERS[engine])
+        return importlib.import_module(ENGINES[name])
     except KeyError:
-        raise InputError(f"unknown engine '{engine}'", hint="use one of " + ", ".join(ADAPTERS)) from None
+        raise InputError(f"unknown engine '{name}'", hint="use one of " + ", ".join(ENGINES)) from None
+
+
+def instances(cfg) -> dict[str, Any]:
+    """Engines made from the config by the families (empty without a config)."""
+    out: dict[str, Any] = {}
+    if cfg is None:
+        return out
+    for family in FAMILIES.values():
+        out.update(importlib.import_module(family).instances(cfg))
+    return out
+
+
+def names(cfg=None, kind: str | None = None) -> list[str]:
+    """Every engine name (built-in, then from the config), optionally of one ``KIND``."""
+    found = [n for n in ENGINES if kind is None or module(n).KIND == kind]
+    found += [n for n, e in instances(cfg).items() if (kind is None or e.KIND == kind) and n not in found]
+    return found
+
+
+def get(name: str, cfg=None):
+    """The engine called ``name``: a built-in module, or one the config declares."""
+    if name in ENGINES:
+        return module(name)
+    found = instances(cfg).get(name)
+    if found is None:
+        raise InputError(f"unknown engine '{name}'", hint="use one of " + ", ".join(names(cfg)))
+    return found
+
+
+def converter():
+    """The speech -> speech engine chained after TTS (``request.rvc``)."""
+    for name in ENGINES:
+        if module(name).KIND == "convert":
+            return module(name)
+    raise InputError("no voice conversion engine is registered")
+
+
+def commands() -> list[str]:
+    """CLI command modules the engines declare, in registry order."""
+    return [command for name in ENGINES for command in module(name).COMMANDS]
+
+
+def providers(cfg, kind: str = "tts") -> dict[str, Any]:
+    """``{name: engine.Provider(cfg, name)}`` for the router."""
+    return {name: get(name, cfg).Provider(cfg, name) for name in names(cfg, kind)}
+
+
+def job_option_names(cfg=None) -> set[str]:
+    """Every per-job option name any engine accepts (batch columns)."""
+    out: set[str] = set()
+    for name in names(cfg):
+        out.update(get(name, cfg).JOB_OPTIONS)
+    return out
+
+
+def infer(record: dict, cfg=None) -> str | None:
+    """The engine a job record implies by its columns: by ``INFER_RANK``, the first whose ``INFER_FROM`` column is set."""
+    for name in sorted(names(cfg), key=lambda n: get(n, cfg).INFER_RANK):
+        if any(record.get(column) for column in get(name, cfg).INFER_FROM):
+            return name
+    return None

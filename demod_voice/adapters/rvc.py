@@ -33,3 +33,135 @@ def identity(rvc_request, cfg) -> object:
     from demod_voice.paths import file_identity
 
     return file_identity(rvc_request.voice) if os.path.isfile(rvc_request.voice) else rvc_request.voice
+
+
+# --- registry entry: what the rest of the program asks of this engine -----------------------------
+
+NAME = "rvc"
+KIND = "convert"
+SECTION = "rvc"
+OPTION_KEYS = config_mod.RVC_CONVERSION_KEYS
+MODELS = ("rvc-aux",)
+COMMANDS = ("rvc_convert", "rvc")
+
+
+def available(cfg=None) -> tuple[bool, str]:
+    """The RVC engine package is there (not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("demod_voice.engines.rvc") is None:
+        return False, "engine not installed"
+    return True, ""
+
+
+class Provider:
+    """The router's view: an HTTP ``rvc`` object -> a validated ``RvcRequest``; conversion of one chunk."""
+
+    def __init__(self, cfg, name: str = NAME):
+        self.cfg = cfg
+        self.name = name
+
+    def request(self, given: dict):
+        """An HTTP ``rvc`` object as a validated ``RvcRequest`` (voice names only: no paths from clients)."""
+        from demod_voice.adapters import RvcRequest
+        from demod_voice.errors import InputError
+        from demod_voice.paths import validate_name
+
+        given = dict(given)
+        model = given.pop("voice", None) or given.pop("model", None)
+        if not model:
+            raise InputError("no RVC voice given", hint="pass rvc.voice (an RVC model name or path)")
+        validate_name(str(model), "RVC voice name")
+        unknown = set(given) - set(OPTION_KEYS)
+        if unknown:
+            raise InputError(f"unknown rvc option(s) {', '.join(sorted(unknown))}",
+                             hint="known: voice, " + ", ".join(OPTION_KEYS))
+        request = RvcRequest(voice=str(model), options={k: v for k, v in given.items() if v is not None})
+        options(request, self.cfg)  # range errors now, before any engine runs
+        return request
+
+    def convert(self, audio: Audio, request) -> Audio:
+        from demod_voice.errors import NotAvailableError, install_hint
+
+        try:
+            return convert(audio, request, self.cfg, self.cfg.get("device"))
+        except ImportError as exc:
+            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
+                                    hint=install_hint("rvc")) from None
+
+    def status(self) -> dict:
+        return {"installed": available()[0]}
+
+
+# --- batch jobs: ``input`` audio converted to the voice of an RVC ``model`` ---------------------------------
+
+from demod_voice.adapters.jobs import schema_options  # noqa: E402
+
+JOB_OPTIONS = schema_options("rvc", OPTION_KEYS)
+INFER_FROM = ("input",)
+INFER_RANK = 0
+
+
+def job_request(job):
+    from demod_voice.adapters import RvcRequest
+
+    return RvcRequest(voice=job.model, options=dict(job.options))
+
+
+def validate_job(job, cfg) -> dict:
+    """Input audio is there and readable, a model is named, the options fit; the model loads when the job runs."""
+    from demod_voice import audio
+    from demod_voice.errors import InputError
+    from demod_voice.paths import file_identity
+
+    if job.input is None:
+        raise InputError("an RVC job needs input audio", hint="fill the 'input' column")
+    if not job.model:
+        raise InputError("an RVC job needs a model", hint="fill the 'model' column with an RVC .pth or voice name")
+    if job.reference:
+        raise InputError("RVC jobs convert 'input' audio; drop 'reference'")
+    if not job.input.is_file():
+        raise InputError(f"input audio not found: {job.input}", hint="paths are relative to the job file's folder")
+    try:
+        audio.info(job.input)
+    except RuntimeError as exc:
+        raise InputError(f"cannot read input audio {job.input}: {exc}", hint="use WAV, FLAC, OGG or MP3") from None
+    options(job_request(job), cfg)
+    return {"input": file_identity(job.input), "model": identity(job_request(job), cfg)}
+
+
+def group_key(job) -> tuple:
+    return ("rvc", job.model)
+
+
+class Runner:
+    """Converts through the RVC adapter; a model that fails to load fails its jobs without reloading."""
+
+    def __init__(self, cfg, device: str):
+        self.cfg = cfg
+        self.device = device
+        self._failures: dict[str, Exception] = {}
+
+    def run(self, job) -> Audio:
+        from demod_voice import audio
+        from demod_voice.errors import EngineError, InputError, NotAvailableError
+
+        if job.model in self._failures:
+            raise self._failures[job.model]
+        req = job_request(job)
+        try:
+            engine = engine_for(req, self.cfg, self.device)
+        except (InputError, NotAvailableError, EngineError) as exc:
+            self._failures[job.model] = exc
+            raise
+        except ImportError as exc:
+            raise NotAvailableError(f"the RVC engine cannot be imported ({exc})", hint="install the 'rvc' extra") from None
+        speech = audio.read(job.input, what="input audio")
+        result = engine.convert(speech, **options(req, self.cfg))
+        if job.captions is None:
+            return result
+        from demod_voice import captions  # words of the input speech; conversion keeps the time axis
+        from demod_voice.alignment import words_of_speech
+
+        speech.words = words_of_speech(speech, job.text, self.cfg, job.language or None)
+        return captions.carry(speech, result)

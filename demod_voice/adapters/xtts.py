@@ -164,3 +164,172 @@ def identity(request, cfg) -> dict:
         saved = profile.saved_latents
         out["saved_voice"] = [profile.reference_hash, file_identity(saved) if saved.is_file() else ""]
     return out
+
+
+# --- registry entry: what the rest of the program asks of this engine -----------------------------
+
+NAME = "xtts"
+KIND = "tts"
+SECTION = "xtts"
+OPTION_KEYS = config_mod.XTTS_SAMPLING_KEYS
+MODELS = ("xtts",)
+COMMANDS = ("xtts_zero_shot",)
+
+_FOUND: dict[str, bool] = {}
+
+
+def _has_module(name: str) -> bool:
+    """``find_spec`` once per process (installing an engine needs a restart anyway)."""
+    import importlib.util
+
+    if name not in _FOUND:
+        _FOUND[name] = importlib.util.find_spec(name) is not None
+    return _FOUND[name]
+
+
+def available(cfg=None) -> tuple[bool, str]:
+    """coqui-tts importable (not imported)."""
+    if not _has_module("TTS"):
+        return False, "coqui-tts is not installed"
+    return True, ""
+
+
+class Provider:
+    """The router's view: a profile's chosen references -> an XTTS candidate."""
+
+    PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty")
+
+    def __init__(self, cfg, name: str = NAME):
+        self.cfg = cfg
+        self.name = name
+
+    def module(self):
+        import importlib
+
+        from demod_voice.server.requests import NOT_INSTALLED, Fallback
+
+        try:
+            return importlib.import_module("demod_voice.engines.xtts")
+        except ImportError as exc:
+            raise Fallback(NOT_INSTALLED, f"the XTTS engine cannot be imported ({exc})") from None
+
+    def prepare(self, req, voice):
+        from demod_voice import devices
+        from demod_voice.adapters import Request, chain
+        from demod_voice.errors import ModelNotFoundError
+        from demod_voice.paths import file_identity
+        from demod_voice.server.requests import MODEL_MISSING, NOT_INSTALLED, REFERENCE_MISSING, Candidate, Fallback
+
+        profile = voice.profile
+        if profile is None:
+            raise Fallback(REFERENCE_MISSING, f"'{voice.name}' is a Piper voice with no reference audio")
+        refs = profile.reference_paths()
+        saved = profile.saved_latents.is_file()  # conditioning saved with the voice (--save-voice, migration)
+        if not refs and not saved:
+            raise Fallback(REFERENCE_MISSING, f"voice '{profile.name}' has no reference samples chosen")
+        missing = [p.name for p in refs if not p.is_file()]
+        if missing and not saved:
+            raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
+        if not _has_module("TTS"):
+            raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
+        self.module()
+        p = req.params
+        request = Request(text=req.text, voice=profile.name, language=req.language or profile.language,
+                          speed=req.speed, seed=p.get("seed"), stream=req.stream,
+                          options={k: p[k] for k in OPTION_KEYS if p.get(k) is not None}, words=req.words)
+        try:
+            plan = options(request, self.cfg, profile=profile)  # the same steps as the CLI's --voice
+        except ModelNotFoundError as exc:
+            raise Fallback(MODEL_MISSING, exc.message) from None
+        version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
+
+        def start() -> Iterator[Audio]:
+            return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
+
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
+
+    def status(self) -> dict:
+        import importlib.util
+
+        from demod_voice.errors import ModelNotFoundError
+        from demod_voice.server.requests import Fallback
+
+        installed = importlib.util.find_spec("demod_voice.engines.xtts") is not None
+        status: dict = {"installed": installed}
+        if installed:
+            try:
+                status["model_dir"] = str(self.module().resolve_model_dir(self.cfg))
+                status["model"] = "present"
+            except (Fallback, ModelNotFoundError) as exc:
+                status["model"] = f"missing: {getattr(exc, 'message', exc)}"
+        return status
+
+
+# --- batch jobs: ``text`` spoken in the voice of ``reference`` audio or a saved ``voice`` (XTTS-v2) --------
+# Conditioning latents are computed once per reference set (kept in memory and in the one latents cache),
+# so a thousand lines in one voice condition once. A missing model fails the jobs that need it, with the
+# engine's message; the rest of the run goes on.
+
+from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
+
+JOB_OPTIONS = schema_options("xtts", OPTION_KEYS, seed="xtts.seed")
+INFER_FROM = ("reference",)
+INFER_RANK = 1
+
+
+def job_request(job):
+    from demod_voice.adapters import Request
+
+    job_options = dict(job.options)
+    seed = job_options.pop("seed", None)
+    return Request(text=job.text, references=list(job.reference), voice=getattr(job, "voice", ""),
+                   language=job.language or None,
+                   model=job.model or None, seed=seed, options=job_options, rvc=chain_request(job),
+                   words=getattr(job, "captions", None) is not None)
+
+
+def validate_job(job, cfg) -> dict:
+    """Text and readable reference audio are there; the model itself is checked when the job runs."""
+    from demod_voice import audio
+
+    if not job.text:
+        raise InputError("no text to speak", hint="fill the 'text' column")
+    voice = getattr(job, "voice", "")
+    if voice and job.reference:
+        raise InputError("give either 'reference' or a saved 'voice', not both")
+    if voice:  # a saved voice: it exists and has a reference or saved conditioning; its language is the default
+        from demod_voice.voices import saved_voice
+
+        profile = saved_voice(cfg, voice)
+        if not profile.reference and not profile.saved_latents.is_file():
+            raise InputError(f"voice '{voice}' has no reference samples chosen",
+                             hint=f"demod-voice voices reference auto {voice}")
+        job.language = job.language or profile.language
+    elif not job.reference:
+        raise InputError("an XTTS job needs reference audio or a saved voice",
+                         hint="fill the 'reference' column (several: a|b|c) or 'voice' (see 'demod-voice voices list')")
+    # ``speaker`` (the original fifth column) names a built-in speaker, which coqui ignores when reference
+    # audio is given; it is kept as a label in the report.
+    for ref in job.reference:
+        if not ref.is_file():
+            raise InputError(f"reference audio not found: {ref}", hint="paths are relative to the job file's folder")
+        try:
+            audio.info(ref)
+        except RuntimeError as exc:  # soundfile's LibsndfileError is a RuntimeError
+            raise InputError(f"cannot read reference audio {ref}: {exc}",
+                             hint="use WAV, FLAC, OGG or MP3") from None
+    job.language = job.language or cfg.get("xtts.language")
+    return {**identity(job_request(job), cfg), **chain_identity(job, cfg)}
+
+
+def group_key(job) -> tuple:
+    voice = getattr(job, "voice", "")
+    return ("xtts", job.model, tuple(str(r) for r in job.reference)) + ((voice,) if voice else ())
+
+
+class Runner(TtsRunner):
+    """Runs jobs through the XTTS adapter; a model that fails to load fails its jobs without reloading."""
+
+    engine = NAME
+    install_hint = "install the 'xtts' extra"
+    request = staticmethod(job_request)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice import audio as audio_mod
-from demod_voice.batch import adapters
+from demod_voice.adapters import registry
 from demod_voice.errors import DemodError, InputError
 
 #: The original, positional CSV columns.
@@ -115,7 +115,7 @@ def _normalise_key(key: str) -> str:
 
 
 def _known_columns() -> set[str]:
-    return set(BASE_COLUMNS) | adapters.all_option_names() | {"options"}
+    return set(BASE_COLUMNS) | registry.job_option_names() | {"options"}
 
 
 def _detect_kind(path: Path, text: str) -> str:
@@ -238,20 +238,19 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-def _infer_engine(record: dict) -> str:
+def _infer_engine(record: dict, cfg=None) -> str:
     engine = _str_field(record, "engine").lower()
     if engine:
-        if engine not in adapters.ADAPTERS:
-            raise InputError(f"unknown engine '{engine}'", hint="use one of " + ", ".join(adapters.ADAPTERS))
+        known = registry.names(cfg)
+        if engine not in known:
+            raise InputError(f"unknown engine '{engine}'", hint="use one of " + ", ".join(known))
         return engine
-    if record.get("input"):
-        return "rvc"
-    if record.get("reference"):
-        return "xtts"
-    if record.get("voice") or record.get("model") or record.get("text"):
-        return "piper"  # text alone: Piper with piper.default_voice (docs/batch.md)
-    raise InputError("cannot tell which engine to use",
-                     hint="give a text (Piper), a reference (XTTS), an input and model (RVC), or an 'engine' column")
+    inferred = registry.infer(record, cfg)
+    if inferred is None:
+        implied = [f"{'/'.join(registry.get(n, cfg).INFER_FROM)} ({n})" for n in registry.names(cfg)
+                   if registry.get(n, cfg).INFER_FROM]
+        raise InputError("cannot tell which engine to use", hint="give " + ", ".join(implied) + ", or an 'engine' column")
+    return inferred
 
 
 def _path_like(value: str, base: Path) -> bool:
@@ -301,8 +300,8 @@ def _captions_path(base: Path, value: str) -> Path | None:
 def build_job(line: int, record: dict, base: Path, cfg) -> Job:
     """Turn one record into a validated ``Job`` (raises ``InputError`` naming the problem)."""
     saved = _saved_voice(record, base, cfg)
-    engine = saved.engine if saved is not None and not record.get("engine") else _infer_engine(record)
-    adapter = adapters.get(engine)
+    engine = saved.engine if saved is not None and not record.get("engine") else _infer_engine(record, cfg)
+    adapter = registry.get(engine, cfg)
     output_value = _str_field(record, "output")
     if not output_value:
         raise InputError("no output file", hint="fill the 'output' column")
@@ -319,7 +318,7 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         saved_name, model = _str_field(record, "voice"), _str_field(record, "model")  # a saved voice
     elif saved is not None and engine == "piper":  # a saved voice spoken by Piper: its Piper voice
         model = saved.piper_voice or cfg.get("piper.default_voice")
-    elif record.get("voice") and record.get("model") and engine != "rvc":
+    elif record.get("voice") and record.get("model") and adapter.KIND != "convert":
         raise InputError("give either 'voice' or 'model', not both")
     if model.startswith("~"):
         model = str(Path(model).expanduser())
@@ -328,18 +327,18 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
         model = str(base / model)  # relative to the job file, like every other path in it
     input_value = _str_field(record, "input")
     options: dict[str, Any] = {}
-    rvc_voice = _str_field(record, "rvc") if engine != "rvc" else ""
+    rvc_voice = _str_field(record, "rvc") if adapter.KIND != "convert" else ""
     rvc_options: dict[str, Any] = {}
-    chain_options = adapters.get("rvc").OPTIONS if rvc_voice else {}
-    for name in sorted(adapters.all_option_names()):
+    chain_options = registry.converter().JOB_OPTIONS if rvc_voice else {}
+    for name in sorted(registry.job_option_names(cfg)):
         if name in record and record[name] not in ("", None):
-            if name in adapter.OPTIONS:
-                options[name] = adapter.OPTIONS[name].parse(name, record[name])
+            if name in adapter.JOB_OPTIONS:
+                options[name] = adapter.JOB_OPTIONS[name].parse(name, record[name])
             elif name in chain_options:
                 rvc_options[name] = chain_options[name].parse(name, record[name])
             else:
                 raise InputError(f"option '{name}' does not apply to {engine} jobs",
-                                 hint=f"{engine} options: " + (", ".join(sorted(adapter.OPTIONS)) or "none")
+                                 hint=f"{engine} options: " + (", ".join(sorted(adapter.JOB_OPTIONS)) or "none")
                                  + ("" if rvc_voice else "; RVC options need an 'rvc' voice"))
     job = Job(
         line=line, engine=engine, output=output, fmt=fmt,
@@ -366,12 +365,12 @@ def build_job(line: int, record: dict, base: Path, cfg) -> Job:
             raise InputError(f"output {job.output.name} would overwrite an input of the same job")
     if job.captions and job.captions.resolve() == job.output.resolve():
         raise InputError("captions and output are the same file", hint="give the captions their own .srt/.vtt/.json")
-    if job.captions and engine != "piper":  # XTTS and RVC words come from Whisper: its model must be set
+    if job.captions and not getattr(adapter, "OWN_WORDS", False):  # others' words come from Whisper: set its model
         from demod_voice.alignment import whisper_model_name
 
         whisper_model_name(cfg)
     _check_output_folder(job.output)
-    identity = adapter.validate(job, cfg)
+    identity = adapter.validate_job(job, cfg)
     job.group = tuple(adapter.group_key(job))
     job.hash = job_hash(job, identity)
     return job

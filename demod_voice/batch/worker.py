@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from demod_voice import audio as audio_mod
-from demod_voice.batch import adapters
+from demod_voice.adapters import registry
 from demod_voice.errors import DemodError
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Worker:
 
     def _runner(self, engine: str):
         if engine not in self._runners:
-            self._runners[engine] = adapters.get(engine).Runner(self.cfg, self.device)
+            self._runners[engine] = registry.get(engine, self.cfg).Runner(self.cfg, self.device)
         return self._runners[engine]
 
     def run(self, job) -> Outcome:

@@ -20,7 +20,9 @@ def register(sub, common) -> None:
 
     add = vsub.add_parser("add", parents=[common], help="create a saved voice profile")
     add.add_argument("name", metavar="NAME")
-    add.add_argument("--engine", default="xtts", choices=("xtts", "piper"), help="engine that speaks it (default xtts)")
+    from demod_voice.voices import profile_engines
+
+    add.add_argument("--engine", default="xtts", choices=profile_engines(), help="engine that speaks it (default xtts)")
     add.add_argument("--language", default="en", help="language code (default en)")
     add.add_argument("--piper-voice", default="", metavar="VOICE", help="Piper voice used as fallback (default: piper.default_voice)")
     add.add_argument("--description", default="")

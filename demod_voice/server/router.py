@@ -1,380 +1,58 @@
-"""Which engine speaks a request, and what happens when it cannot.
+"""Which engine speaks a request, and what happens when it cannot: policy only.
 
 A request names a voice and optionally an engine or a quality tier. The
-router resolves the voice (a saved profile of the user, an installed Piper
-voice, or an OpenAI voice name mapped through ``server.voice_map``), builds
-the engine chain (explicit engine, ``router.tiers[tier]``, or the voice's own
-engine followed by Piper), and tries the chain in order. An engine is skipped
--- a *fallback* -- when it is not installed, its model or the voice's
-reference is missing, it does not produce its first audio within
-``router.timeout_s``, it runs out of memory, or it fails. Every fallback is
-an audit event (log line, JSON-lines file, counters). Per-engine statistics
-(requests, failures, moving-average latency) feed ``/api/engines`` and
-``/metrics``; an engine that failed ``router.breaker_failures`` times in a
-row is skipped for ``router.breaker_cooldown_s`` (circuit breaker).
+router resolves the voice (a saved profile of the user, a voice an engine's
+catalog lists such as an installed Piper voice, or an OpenAI voice name mapped
+through ``server.voice_map``), builds the engine chain (explicit engine,
+``router.tiers[tier]``, or the voice's own engine followed by the default
+catalog engine), and tries the chain in order. An engine is skipped -- a
+*fallback* -- when it is not installed, its model or the voice's reference is
+missing, it does not produce its first audio within ``router.timeout_s``, it
+runs out of memory, or it fails. Every fallback is an audit event
+(``server.audit``). Per-engine statistics (``server.stats``) feed
+``/api/engines`` and ``/metrics``; an engine that failed
+``router.breaker_failures`` times in a row is skipped for
+``router.breaker_cooldown_s`` (circuit breaker).
 
-Providers are small adapters: Piper is always there; XTTS and RVC are
-imported on use, so they plug in as soon as their modules exist.
+The engines themselves come from the one registry (``demod_voice.adapters.registry``):
+each registers a ``Provider`` that turns a request and a voice into a ``Candidate``.
+The request types live in ``server.requests``.
 """
 
 from __future__ import annotations
 
-import collections
-import importlib
-import importlib.util
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from demod_voice.adapters import registry
 from demod_voice.audio import Audio
-from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError, install_hint
-from demod_voice.paths import file_identity
-from demod_voice.voices import DEFAULT_USER, Profile, VoiceStore, voice_tag
+from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
+from demod_voice.server.audit import AuditLog
+from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
+    CIRCUIT_OPEN,
+    ENGINE_ERROR,
+    MODEL_MISSING,
+    NOT_INSTALLED,
+    OPENAI_VOICES,
+    OUT_OF_MEMORY,
+    REFERENCE_MISSING,
+    TIERS,
+    TIMEOUT,
+    TRIGGERS,
+    Candidate,
+    Fallback,
+    Plan,
+    TTSRequest,
+    Voice,
+    classify,
+)
+from demod_voice.server.stats import EngineStats, ema
+from demod_voice.voices import VoiceStore
 
 _LOGGER = logging.getLogger(__name__)
-_AUDIT = logging.getLogger("demod_voice.audit")
-
-NOT_INSTALLED = "engine not installed"
-MODEL_MISSING = "model missing"
-REFERENCE_MISSING = "reference missing"
-TIMEOUT = "timeout"
-OUT_OF_MEMORY = "out of memory"
-ENGINE_ERROR = "engine error"
-CIRCUIT_OPEN = "circuit open"
-TRIGGERS = (NOT_INSTALLED, MODEL_MISSING, REFERENCE_MISSING, TIMEOUT, OUT_OF_MEMORY, ENGINE_ERROR, CIRCUIT_OPEN)
-
-TIERS = ("highest", "high", "medium", "fast")
-#: OpenAI's current voice names; each maps to ``piper.default_voice`` unless ``server.voice_map`` says otherwise.
-OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
-                 "marin", "cedar")
-SYNTH_ENGINES = ("xtts", "piper")
-
-class Fallback(Exception):
-    """An engine cannot serve this request; the router tries the next one."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def classify(exc: BaseException) -> str:
-    """Map an engine failure onto a fallback trigger."""
-    if isinstance(exc, Fallback):
-        return exc.reason
-    if isinstance(exc, (ImportError, NotAvailableError)):
-        return NOT_INSTALLED
-    if isinstance(exc, ModelNotFoundError):
-        return MODEL_MISSING
-    if isinstance(exc, TimeoutError):
-        return TIMEOUT
-    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        return OUT_OF_MEMORY
-    return ENGINE_ERROR
-
-
-# --- requests and voices --------------------------------------------------------------
-
-@dataclass
-class TTSRequest:
-    text: str
-    voice: str = ""
-    user: str = DEFAULT_USER
-    engine: str | None = None
-    """Force this engine first (``fallback`` decides whether others may follow)."""
-    tier: str | None = None
-    fallback: bool = True
-    speed: float | None = None
-    """Speaking rate; None keeps the configured one (1 = the voice's own)."""
-    language: str | None = None
-    params: dict = field(default_factory=dict)
-    """Engine parameters: Piper speaker/noise_scale/noise_w/length_scale/volume/sentence_silence;
-    XTTS temperature/top_k/top_p/repetition_penalty/length_penalty."""
-    rvc: dict | None = None
-    """Optional voice conversion after TTS: {"voice": NAME, "pitch": semitones, ...}."""
-    words: bool = False
-    """Attach word timings to the chunks (``Audio.words``)."""
-    stream: bool = False
-    """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
-
-
-@dataclass
-class Voice:
-    """A resolved voice: a saved profile or an installed Piper voice."""
-
-    name: str
-    kind: str  # "profile" | "piper"
-    piper_path: Path | None = None
-    profile: Profile | None = None
-
-    @property
-    def tag(self) -> str:
-        return voice_tag(self.profile.user, self.profile.name) if self.profile else f"piper/{self.name}"
-
-
-@dataclass
-class Candidate:
-    engine: str
-    version: str
-    device: str
-    start: Callable[[], Iterator[Audio]]
-
-
-@dataclass
-class Plan:
-    request: TTSRequest
-    voice: Voice
-    candidates: list[Candidate]
-    skipped: list[tuple[str, str, str]]
-
-    def cache_parts(self) -> dict:
-        r = self.request
-        return {"chain": [(c.engine, c.version) for c in self.candidates], "voice": self.voice.tag,
-                "reference": self.voice.profile.reference_hash if self.voice.profile else "",
-                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream}
-
-
-# --- statistics, breaker, audit ---------------------------------------------------------
-
-@dataclass
-class EngineStats:
-    requests: int = 0
-    successes: int = 0
-    failures: int = 0
-    fallbacks: int = 0
-    """Times this engine was skipped or failed and the next one was tried."""
-    latency_avg_s: float | None = None
-    """Exponential moving average (alpha 0.2) of the time to complete a request."""
-    first_chunk_avg_s: float | None = None
-    consecutive_failures: int = 0
-    open_until: float = 0.0
-    last_error: str = ""
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["circuit"] = "open" if self.open_until > time.time() else "closed"
-        return out
-
-
-def _ema(old: float | None, new: float, alpha: float = 0.2) -> float:
-    return new if old is None else (1 - alpha) * old + alpha * new
-
-
-class AuditLog:
-    """Fallback events: a log line, a JSON-lines file, a short in-memory history and counters."""
-
-    def __init__(self, path: Path | None, keep: int = 200):
-        self.path = path
-        self.recent: collections.deque = collections.deque(maxlen=keep)
-        self.counts: collections.Counter = collections.Counter()
-        self._lock = threading.Lock()
-
-    def record(self, **event: Any) -> None:
-        event = {"time": round(time.time(), 3), "event": "fallback", **event}
-        _AUDIT.warning("fallback from %s (%s: %s) for voice %s", event.get("engine"), event.get("reason"),
-                       event.get("detail"), event.get("voice"))
-        with self._lock:
-            self.recent.append(event)
-            self.counts[(event.get("engine", ""), event.get("reason", ""))] += 1
-            if self.path is not None:
-                try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with open(self.path, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(event) + "\n")
-                except OSError as exc:
-                    _LOGGER.warning("cannot write the audit log %s: %s", self.path, exc)
-
-
-# --- providers -------------------------------------------------------------------------
-
-class PiperProvider:
-    name = "piper"
-
-    def __init__(self, cfg, catalog_ttl: float = 10.0):
-        self.cfg = cfg
-        self._device: str | None = None
-        self._ttl = catalog_ttl
-        self._entries: tuple[float, list] = (0.0, [])
-        self._installed: bool | None = None
-
-    def entries(self) -> list:
-        """Installed Piper voices, re-scanned at most every ``catalog_ttl`` seconds (scanning costs ms)."""
-        from demod_voice import catalog
-
-        stamp, entries = self._entries
-        if time.monotonic() - stamp > self._ttl:
-            entries = catalog.piper_voices(self.cfg)
-            self._entries = (time.monotonic(), entries)
-        return entries
-
-    def resolve(self, name: str) -> Path:
-        from demod_voice import catalog
-
-        if not catalog.looks_like_path(name):
-            for entry in self.entries():
-                if entry.name == name:
-                    return Path(entry.path)
-        return catalog.resolve_piper_model(name, self.cfg)
-
-    def device(self) -> str:
-        from demod_voice import devices
-
-        return devices.queue_for(self.cfg.get("device"), engine_uses_gpu=devices.onnx_wants_cuda(self.cfg.get("device")))
-
-    def model_for(self, voice: Voice) -> Path:
-        if voice.piper_path is not None:
-            return voice.piper_path
-        name = (voice.profile.piper_voice if voice.profile else "") or self.cfg.get("piper.default_voice")
-        try:
-            return self.resolve(name)
-        except InputError as exc:
-            raise Fallback(MODEL_MISSING, exc.message) from None
-
-    def prepare(self, req: TTSRequest, voice: Voice) -> Candidate:
-        if self._installed is None:
-            self._installed = importlib.util.find_spec("piper") is not None
-        if not self._installed:
-            raise Fallback(NOT_INSTALLED, "piper-tts is not installed")
-        model = self.model_for(voice)
-        if not model.is_file():
-            raise Fallback(MODEL_MISSING, f"Piper voice file {model} is missing")
-        from demod_voice.adapters import chain
-        from demod_voice.adapters import piper as piper_adapter
-        from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
-
-        try:  # a broken voice file is the engine's failure, not the request's
-            PiperVoiceConfig.read(check_voice_files(model))
-        except InputError as exc:
-            raise Fallback(MODEL_MISSING, exc.message) from None
-        request = self.request(req, model)
-        plan = piper_adapter.options(request, self.cfg)  # a bad option is the request's fault: 400, no breaker
-
-        def start() -> Iterator[Audio]:
-            from demod_voice.engines import piper
-
-            try:  # load first: a voice file that does not load is the engine's failure, not the request's
-                piper.load(plan.model_path, self.cfg.get("device"), backend=plan.backend,
-                           threads=self.cfg.get("piper.onnx_threads"),
-                           spinning=self.cfg.get("piper.onnx_spinning"))
-            except InputError as exc:
-                raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
-            return chain.finite(piper_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "piper")
-
-        return Candidate(self.name, file_identity(model), self.device(), start)
-
-    @staticmethod
-    def request(req: TTSRequest, model: Path):
-        """The HTTP request as an engine-layer ``Request`` for the Piper adapter."""
-        from demod_voice.adapters import Request
-        from demod_voice.config import PIPER_SYNTHESIS_KEYS
-
-        p = req.params
-        return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
-                       options={k: p[k] for k in PIPER_SYNTHESIS_KEYS if p.get(k) is not None}, words=req.words)
-
-
-_FOUND: dict[str, bool] = {}
-
-
-def _has_module(name: str) -> bool:
-    """``find_spec`` once per process (installing an engine needs a restart anyway)."""
-    if name not in _FOUND:
-        _FOUND[name] = importlib.util.find_spec(name) is not None
-    return _FOUND[name]
-
-
-class XttsProvider:
-    """Adapter over ``demod_voice.engines.xtts`` (load / conditioning / synthesize)."""
-
-    name = "xtts"
-    PARAMS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty")
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def module(self):
-        try:
-            return importlib.import_module("demod_voice.engines.xtts")
-        except ImportError as exc:
-            raise Fallback(NOT_INSTALLED, f"the XTTS engine cannot be imported ({exc})") from None
-
-    def prepare(self, req: TTSRequest, voice: Voice) -> Candidate:
-        profile = voice.profile
-        if profile is None:
-            raise Fallback(REFERENCE_MISSING, f"'{voice.name}' is a Piper voice with no reference audio")
-        refs = profile.reference_paths()
-        saved = profile.saved_latents.is_file()  # conditioning saved with the voice (--save-voice, migration)
-        if not refs and not saved:
-            raise Fallback(REFERENCE_MISSING, f"voice '{profile.name}' has no reference samples chosen")
-        missing = [p.name for p in refs if not p.is_file()]
-        if missing and not saved:
-            raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
-        if not _has_module("TTS"):
-            raise Fallback(NOT_INSTALLED, "coqui-tts is not installed")
-        self.module()
-        from demod_voice.adapters import Request, chain
-        from demod_voice.adapters import xtts as xtts_adapter
-        from demod_voice.config import XTTS_SAMPLING_KEYS
-
-        p = req.params
-        request = Request(text=req.text, voice=profile.name, language=req.language or profile.language,
-                          speed=req.speed, seed=p.get("seed"), stream=req.stream,
-                          options={k: p[k] for k in XTTS_SAMPLING_KEYS if p.get(k) is not None}, words=req.words)
-        try:
-            plan = xtts_adapter.options(request, self.cfg, profile=profile)  # the same steps as the CLI's --voice
-        except ModelNotFoundError as exc:
-            raise Fallback(MODEL_MISSING, exc.message) from None
-        version = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
-
-        def start() -> Iterator[Audio]:
-            return chain.finite(xtts_adapter.synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), "xtts")
-
-        from demod_voice import devices
-
-        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
-
-
-class RvcProvider:
-    """Adapter over ``demod_voice.engines.rvc`` (load / convert)."""
-
-    name = "rvc"
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-
-    def request(self, options: dict):
-        """An HTTP ``rvc`` object as a validated ``RvcRequest`` (voice names only: no paths from clients)."""
-        from demod_voice.adapters import RvcRequest
-        from demod_voice.adapters import rvc as rvc_adapter
-        from demod_voice.config import RVC_CONVERSION_KEYS
-        from demod_voice.paths import validate_name
-
-        options = dict(options)
-        model = options.pop("voice", None) or options.pop("model", None)
-        if not model:
-            raise InputError("no RVC voice given", hint="pass rvc.voice (an RVC model name or path)")
-        validate_name(str(model), "RVC voice name")
-        unknown = set(options) - set(RVC_CONVERSION_KEYS)
-        if unknown:
-            raise InputError(f"unknown rvc option(s) {', '.join(sorted(unknown))}",
-                             hint="known: voice, " + ", ".join(RVC_CONVERSION_KEYS))
-        request = RvcRequest(voice=str(model), options={k: v for k, v in options.items() if v is not None})
-        rvc_adapter.options(request, self.cfg)  # range errors now, before any engine runs
-        return request
-
-    def convert(self, audio: Audio, request) -> Audio:
-        from demod_voice.adapters import rvc as rvc_adapter
-
-        try:
-            return rvc_adapter.convert(audio, request, self.cfg, self.cfg.get("device"))
-        except ImportError as exc:
-            raise NotAvailableError(f"the RVC engine is not installed ({exc})",
-                                    hint=install_hint("rvc")) from None
 
 
 # --- the router -------------------------------------------------------------------------
@@ -382,9 +60,12 @@ class RvcProvider:
 class Router:
     def __init__(self, cfg, audit_path: Path | None = None):
         self.cfg = cfg
-        self.providers = {"piper": PiperProvider(cfg), "xtts": XttsProvider(cfg)}
-        self.rvc = RvcProvider(cfg)
-        self.stats: dict[str, EngineStats] = {name: EngineStats() for name in [*self.providers, "rvc"]}
+        self.providers = registry.providers(cfg)
+        """TTS engines by name, from the registry (built-in and ``router.remotes``)."""
+        converter = registry.converter()
+        self.rvc = converter.Provider(cfg, converter.NAME)
+        """The conversion engine chained after TTS (``request.rvc``)."""
+        self.stats: dict[str, EngineStats] = {name: EngineStats() for name in [*self.providers, self.rvc.name]}
         path = audit_path or cfg.get("router.audit_log") or (cfg.data_dir / "logs" / "audit.jsonl")
         self.audit = AuditLog(Path(path))
         self._lock = threading.Lock()
@@ -400,23 +81,43 @@ class Router:
             store = self._stores[user] = store_for(self.cfg, user)
         return store
 
+    def catalogs(self) -> list:
+        """Providers that list installed voices of their own (Piper), in registry order."""
+        return [p for p in self.providers.values() if hasattr(p, "entries")]
+
+    def default_engine(self) -> str:
+        """The engine every chain ends with: the first one with a voice catalog (it needs no reference)."""
+        return self.catalogs()[0].name
+
+    def default_voice(self) -> str:
+        return self.catalogs()[0].default_voice()
+
+    def catalog_entries(self) -> list:
+        """Installed catalog voices of every engine (``catalog.VoiceEntry``), e.g. for Wyoming's info."""
+        return [entry for provider in self.catalogs() for entry in provider.entries()]
+
+    def resolve_catalog(self, name: str) -> Path:
+        """A catalog voice name or path -> its file (the default catalog engine's resolver)."""
+        return self.catalogs()[0].resolve(name)
+
     def voice_map(self) -> dict[str, str]:
-        mapping = {name: self.cfg.get("piper.default_voice") for name in OPENAI_VOICES}
+        mapping = {name: self.default_voice() for name in OPENAI_VOICES}
         mapping.update({str(k): str(v) for k, v in (self.cfg.get("server.voice_map") or {}).items()})
         return mapping
 
     def resolve_voice(self, name: str, user: str) -> Voice:
         from demod_voice import catalog
 
-        name = (name or "").strip() or self.cfg.get("piper.default_voice")
+        name = (name or "").strip() or self.default_voice()
         mapped = self.voice_map().get(name, name)
         store = self.store(user)
         for candidate in dict.fromkeys([name, mapped]):
             if not catalog.looks_like_path(candidate) and store.exists(candidate):
                 return Voice(candidate, "profile", profile=store.get(candidate))
-        for entry in self.providers["piper"].entries():
-            if entry.name == mapped:
-                return Voice(entry.name, "piper", piper_path=Path(entry.path))
+        for provider in self.catalogs():
+            for entry in provider.entries():
+                if entry.name == mapped:
+                    return Voice(entry.name, "catalog", path=Path(entry.path), engine=provider.name)
         raise ModelNotFoundError(f"unknown voice '{name}'", hint="list voices with GET /v1/audio/voices or "
                                                                  "'demod-voice voices list'",
                                  param="voice", code="voice_not_found")
@@ -424,8 +125,8 @@ class Router:
     def voices(self, user: str) -> list[dict]:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
                 "reference": bool(p.reference)} for p in self.store(user).list()]
-        out += [{"id": v.name, "name": v.name, "engine": "piper", "language": v.language, "source": v.source}
-                for v in self.providers["piper"].entries()]
+        out += [{"id": v.name, "name": v.name, "engine": provider.name, "language": v.language, "source": v.source}
+                for provider in self.catalogs() for v in provider.entries()]
         out += [{"id": k, "name": k, "engine": "alias", "maps_to": v, "source": "voice_map"}
                 for k, v in self.voice_map().items()]
         return out
@@ -433,10 +134,11 @@ class Router:
     # -- chains --
     def chain_for(self, req: TTSRequest, voice: Voice) -> list[str]:
         tiers = self.cfg.get("router.tiers") or {}
-        own = [voice.profile.engine, "piper"] if voice.profile else ["piper"]
+        own = [voice.profile.engine if voice.profile else voice.engine, self.default_engine()]
         if req.engine:
             if req.engine not in self.providers:
-                raise InputError(f"unknown engine '{req.engine}'", hint="choose " + ", ".join(self.providers))
+                raise InputError(f"unknown engine '{req.engine}'", hint="choose " + ", ".join(self.providers),
+                                 param="engine", code="invalid_value")
             chain = [req.engine, *own]
         elif req.tier:
             if req.tier not in tiers:
@@ -499,8 +201,8 @@ class Router:
             stats.successes += 1
             stats.consecutive_failures = 0
             stats.open_until = 0.0
-            stats.latency_avg_s = _ema(stats.latency_avg_s, total)
-            stats.first_chunk_avg_s = _ema(stats.first_chunk_avg_s, first)
+            stats.latency_avg_s = ema(stats.latency_avg_s, total)
+            stats.first_chunk_avg_s = ema(stats.first_chunk_avg_s, first)
 
     def attempt(self, cand: Candidate) -> Iterator[Audio]:
         """Start one candidate in the calling thread and return its chunks once the first is ready.
@@ -580,36 +282,28 @@ class Router:
         """RVC conversion (an ``RvcRequest`` from ``self.rvc.request``) with statistics."""
         started = time.perf_counter()
         with self._lock:
-            self.stats["rvc"].requests += 1
+            self.stats[self.rvc.name].requests += 1
         try:
             out = self.rvc.convert(audio, request)
         except InputError:
             raise
         except (Exception, MemoryError) as exc:
-            self._failure("rvc", exc)
+            self._failure(self.rvc.name, exc)
             raise
-        self._success("rvc", time.perf_counter() - started, time.perf_counter() - started)
+        self._success(self.rvc.name, time.perf_counter() - started, time.perf_counter() - started)
         return out
 
     def rvc_available(self) -> tuple[bool, str]:
-        if importlib.util.find_spec("demod_voice.engines.rvc") is None:
-            return False, NOT_INSTALLED
-        return True, ""
+        ok, _ = registry.converter().available(self.cfg)
+        return (True, "") if ok else (False, NOT_INSTALLED)
 
     def engines(self) -> dict:
-        """Status and statistics per engine (``GET /api/engines``)."""
+        """Status and statistics per engine (``GET /api/engines``): the provider's status, then the counters."""
         out = {}
-        for name in [*self.providers, "rvc"]:
-            module = f"demod_voice.engines.{name}"
-            installed = importlib.util.find_spec(module) is not None
-            status = {"installed": installed, **self.stats[name].to_dict()}
-            if name == "xtts" and installed:
-                try:
-                    status["model_dir"] = str(self.providers["xtts"].module().resolve_model_dir(self.cfg))
-                    status["model"] = "present"
-                except (Fallback, ModelNotFoundError) as exc:
-                    status["model"] = f"missing: {getattr(exc, 'message', exc)}"
-            out[name] = status
+        for name, provider in [*self.providers.items(), (self.rvc.name, self.rvc)]:
+            status = dict(provider.status())
+            extra = {k: v for k, v in status.items() if k != "installed"}
+            out[name] = {"installed": status.get("installed", False), **self.stats[name].to_dict(), **extra}
         return out
 
 
@@ -621,5 +315,5 @@ def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))
     if rvc is not None:
-        chunks = chain.finite(chain.converted(chunks, lambda chunk: router.convert(chunk, rvc)), "rvc")
+        chunks = chain.finite(chain.converted(chunks, lambda chunk: router.convert(chunk, rvc)), router.rvc.name)
     return engine, concat(list(chunks))

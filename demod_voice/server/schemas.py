@@ -36,7 +36,8 @@ class TTSBody(BaseModel):
 
     text: str
     voice: str = ""
-    engine: Literal["xtts", "piper"] | None = None
+    engine: str | None = Field(None, max_length=64)
+    """An engine of the registry (checked by the router: unknown names are a 400 naming the known ones)."""
     tier: Literal["highest", "high", "medium", "fast"] | None = None
     fallback: bool = True
     format: Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "pcm"] = "wav"
@@ -52,7 +53,8 @@ class TTSBody(BaseModel):
 
 class VoiceBody(BaseModel):
     name: str
-    engine: Literal["xtts", "piper"] = "xtts"
+    engine: str = Field("xtts", max_length=64)
+    """A built-in TTS engine of the registry (checked by the voice store)."""
     language: str = "en"
     piper_voice: str = ""
     description: str = ""

@@ -163,7 +163,7 @@ class Service:
             return {"tier": target}
         if target in self.router.providers:
             return {"engine": target}
-        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, "piper", "xtts"]),
+        raise InputError(f"unknown model '{model}'", hint="use one of " + ", ".join([*mapping, *TIERS, *self.router.providers]),
                          param="model", code="model_not_found")
 
     def rvc_available(self) -> bool:
@@ -171,7 +171,7 @@ class Service:
 
     def skip_rvc(self, voice: str, user: str) -> None:
         """Audit a conversion skipped because RVC is not installed (the request allowed fallback)."""
-        self.router.audit.record(engine="rvc", reason=self.router.rvc_available()[1], detail="conversion skipped",
+        self.router.audit.record(engine=self.router.rvc.name, reason=self.router.rvc_available()[1], detail="conversion skipped",
                                  voice=voice, user=user)
 
     def engines_report(self, user: str, admin: bool = False) -> dict:
@@ -426,7 +426,7 @@ class Service:
                 started = True
                 loop.call_soon_threadsafe(settle, cand.engine)
                 if rvc is not None:
-                    chunks = chain.finite(chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc)), "rvc")
+                    chunks = chain.finite(chain.converted(chunks, lambda chunk: self.router.convert(chunk, rvc)), self.router.rvc.name)
                 for chunk in chunks:
                     if cancel.is_set():  # stopped at the next sentence
                         chunks.close()
@@ -512,16 +512,11 @@ class Service:
             out = await asyncio.wait_for(asyncio.wrap_future(executor.submit(job)), timeout)
         except TimeoutError:
             raise HTTPProblem(504, f"conversion took longer than {timeout:.0f} s") from None
-        return out, {"X-Engine": "rvc"}
+        return out, {"X-Engine": self.router.rvc.name}
 
     def preload(self) -> None:
-        """Load the default Piper voice now (``--preload``)."""
-        from demod_voice.engines import piper
-
-        path = self.router.providers["piper"].resolve(self.cfg.get("piper.default_voice"))
-        piper.load(path, self.cfg.get("device"), backend=self.cfg.get("piper.backend"),
-                   threads=self.cfg.get("piper.onnx_threads"),
-                   spinning=self.cfg.get("piper.onnx_spinning"))
+        """Load the default voice of the default engine now (``--preload``)."""
+        self.router.providers[self.router.default_engine()].preload(self.router.default_voice())
 
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),

@@ -303,8 +303,8 @@ class Connection:
     def voice_for_language(self, language: str) -> str:
         """A voice for a language only: the default Piper voice if it fits, another Piper voice, then a profile."""
         wanted = language.replace("-", "_").lower()
-        default = self.cfg.get("piper.default_voice")
-        piper_voices = [e.name for e in self.service.router.providers["piper"].entries()
+        default = self.service.router.default_voice()
+        piper_voices = [e.name for e in self.service.router.catalog_entries()
                         if e.language.replace("-", "_").lower().startswith(wanted)]
         if piper_voices:
             return default if default in piper_voices else piper_voices[0]

@@ -65,7 +65,14 @@ def _profile_ready(profile, service, cfg) -> bool:
                                                              ).is_file()
         except DemodError:
             return False
-    if profile.engine != "xtts" or importlib.util.find_spec("TTS") is None:
+    if profile.engine != "xtts":  # another registry engine: its own availability probe
+        from demod_voice.adapters import registry
+
+        try:
+            return bool(registry.get(profile.engine, cfg).available(cfg)[0])
+        except DemodError:
+            return False
+    if importlib.util.find_spec("TTS") is None:
         return False
     refs = profile.reference_paths()
     if not refs or not all(p.is_file() for p in refs):
@@ -81,7 +88,7 @@ def _profile_ready(profile, service, cfg) -> bool:
 
 def tts_voices(service, cfg) -> list[TtsVoice]:
     user = cfg.get("wyoming.user")
-    piper_entries = service.router.providers["piper"].entries() if _piper_installed() else []
+    piper_entries = service.router.catalog_entries() if _piper_installed() else []
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),

@@ -28,7 +28,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, config: str, extra_args: tuple = ()) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, config: str, extra_args: tuple = (), env_extra: dict | None = None
+                 ) -> tuple[subprocess.Popen, str]:
     for sub in ("config", "data", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     (home / "server.yaml").write_text(config)
@@ -38,6 +39,7 @@ def start_server(home: Path, config: str, extra_args: tuple = ()) -> tuple[subpr
     for name in list(env):
         if name.startswith("DEMOD_VOICE_"):
             del env[name]
+    env.update(env_extra or {})
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "demod_voice", "serve", "--config", str(home / "server.yaml"),
                              "--port", str(port), *extra_args], env=env, stdout=log, stderr=subprocess.STDOUT,

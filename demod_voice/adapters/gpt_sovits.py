@@ -1,0 +1,226 @@
+"""GPT-SoVITS: request + config -> a validated api_v2 /tts call -> audio from the user's GPT-SoVITS server.
+
+The reference is one audio file: the profile's chosen sample (its first, when several are chosen), or the
+request's reference file. ``prompt_text`` is what that sample says: the sample's transcript when it has one,
+else Whisper's (``captions.whisper_model`` / ``stt.model``), remembered per file. A profile may carry its own
+fine-tuned weights in ``<profile>/gpt-sovits/`` (one ``*.ckpt`` GPT and one ``*.pth`` SoVITS file); they are
+set with ``/set_gpt_weights`` and ``/set_sovits_weights`` before its requests.
+
+The server runs outside this process (``demod-voice gpt-sovits start``); when it is down the router falls
+back (``engine error``, the reason in the audit log) like for any engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from demod_voice import config as config_mod
+from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options
+from demod_voice.audio import Audio
+from demod_voice.errors import InputError
+
+NAME = "gpt-sovits"
+KIND = "tts"
+SECTION = "gpt_sovits"
+OPTION_KEYS = config_mod.GPT_SOVITS_KEYS
+MODELS: tuple[str, ...] = ()  # the user's own GPT-SoVITS install holds its models
+COMMANDS = ("gpt_sovits",)
+
+_TRANSCRIPTS: dict[tuple, str] = {}
+_TRANSCRIPTS_LOCK = threading.Lock()
+
+
+def available(cfg=None) -> tuple[bool, str]:
+    """Nothing to import here (it is a server); whether it answers is learnt per request (and by the breaker)."""
+    return True, ""
+
+
+def health(cfg) -> tuple[bool, str, dict]:
+    """For ``health``: is the api_v2 server up (not required: the router falls back without it)."""
+    from demod_voice.engines import gpt_sovits
+
+    report = gpt_sovits.status(cfg)
+    if report["answers"]:
+        return True, f"api_v2 answers at {report['url']}" + (f" (pid {report['pid']})" if report["running"] else ""), report
+    return False, f"no api_v2 server at {report['url']} ('demod-voice gpt-sovits start --install-dir DIR')", report
+
+
+@dataclass
+class GptSovitsPlan:
+    url: str
+    reference: Path
+    prompt_text: str | None
+    language: str
+    values: dict
+    streaming: bool
+    gpt_weights: str = ""
+    sovits_weights: str = ""
+
+
+def _transcript(reference: Path, cfg, language: str | None) -> str:
+    """What the reference says, from Whisper, remembered per file (path, size, mtime)."""
+    from demod_voice import audio as audio_mod
+    from demod_voice.alignment import words_of_speech
+
+    stat = reference.stat()
+    key = (str(reference), stat.st_size, stat.st_mtime_ns)
+    with _TRANSCRIPTS_LOCK:
+        if key in _TRANSCRIPTS:
+            return _TRANSCRIPTS[key]
+    text = " ".join(w.word for w in words_of_speech(audio_mod.read(reference, what="reference audio"), None, cfg,
+                                                    language)).strip()
+    if not text:
+        raise InputError(f"Whisper heard no words in the reference {reference.name}",
+                         hint="give the sample a transcript, or choose a sample with speech")
+    with _TRANSCRIPTS_LOCK:
+        _TRANSCRIPTS[key] = text
+    return text
+
+
+def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str, str] = ("", "")) -> GptSovitsPlan:
+    """Check the reference, the language and the options; no network, no Whisper yet."""
+    from demod_voice.engines import gpt_sovits
+
+    values = config_mod.section_options("gpt_sovits", OPTION_KEYS, request.options, cfg)
+    if request.speed is not None:
+        values["speed_factor"] = config_mod.check_option("gpt_sovits.speed_factor", request.speed)
+    if not request.references:
+        raise InputError("GPT-SoVITS needs a reference audio file", hint="give reference audio, or a saved voice")
+    reference = Path(request.references[0]).expanduser()
+    if reference.is_dir():
+        raise InputError(f"GPT-SoVITS takes one reference file, not a folder: {reference}")
+    if not reference.is_file():
+        raise InputError(f"reference audio not found: {reference}")
+    language = gpt_sovits.api_language(request.language or cfg.get("xtts.language"))
+    streaming = request.stream or cfg.get("gpt_sovits.streaming")
+    return GptSovitsPlan(gpt_sovits.server_url(cfg), reference.resolve(), prompt_text, language, values, streaming,
+                         *weights)
+
+
+def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | None = None) -> Iterator[Audio]:
+    from demod_voice import text as text_mod
+    from demod_voice.engines import gpt_sovits
+
+    plan = plan or options(request, cfg)
+    text = text_mod.require_text(request.text)
+    prompt = plan.prompt_text or _transcript(plan.reference, cfg, plan.language)
+    call = gpt_sovits.TtsCall(text=text, text_lang=plan.language, ref_audio_path=str(plan.reference),
+                              prompt_text=prompt, prompt_lang=plan.language, streaming_mode=plan.streaming,
+                              gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights, **plan.values)
+    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"))
+    if request.words:
+        from demod_voice import alignment
+
+        whisper = alignment.whisper_model_name(cfg)
+        chunks = alignment.with_words(chunks, request.text, lambda: alignment.WhisperAligner(whisper, plan.language))
+    produced = False
+    for chunk in chunks:
+        produced = produced or bool(len(chunk.samples))
+        yield chunk
+    if not produced:
+        from demod_voice.errors import EngineError
+
+        raise EngineError("GPT-SoVITS sent no audio")
+
+
+def identity(request, cfg) -> dict:
+    from demod_voice.paths import file_identity
+
+    return {"reference": [file_identity(p) for p in request.references[:1]]}
+
+
+def profile_weights(profile) -> tuple[str, str]:
+    """``<profile>/gpt-sovits/*.ckpt`` and ``*.pth`` (one of each), or empty: the server's current weights."""
+    folder = profile.path / "gpt-sovits"
+    gpt = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    sovits = sorted(folder.glob("*.pth")) if folder.is_dir() else []
+    return (str(gpt[0].resolve()) if gpt else "", str(sovits[0].resolve()) if sovits else "")
+
+
+class Provider:
+    """The router's view: a profile's chosen sample (and its transcript) -> a GPT-SoVITS candidate."""
+
+    def __init__(self, cfg, name: str = NAME):
+        self.cfg = cfg
+        self.name = name
+
+    def prepare(self, req, voice):
+        from demod_voice.adapters import Request, chain
+        from demod_voice.paths import file_identity
+        from demod_voice.server.requests import REFERENCE_MISSING, Candidate, Fallback
+
+        profile = voice.profile
+        if profile is None:
+            raise Fallback(REFERENCE_MISSING, f"'{voice.name}' is a catalog voice with no reference audio")
+        refs = profile.reference_paths()
+        if not refs:
+            raise Fallback(REFERENCE_MISSING, f"voice '{profile.name}' has no reference samples chosen")
+        if not refs[0].is_file():
+            raise Fallback(REFERENCE_MISSING, f"reference sample {refs[0].name} of '{profile.name}' is gone")
+        sample_id = refs[0].stem
+        transcript = _sample_transcript(profile, sample_id)
+        p = req.params
+        request = Request(text=req.text, references=refs[:1], language=req.language or profile.language,
+                          speed=req.speed, stream=req.stream, words=req.words,
+                          options={k: p[k] for k in OPTION_KEYS if p.get(k) is not None})
+        weights = profile_weights(profile)
+        plan = options(request, self.cfg, prompt_text=transcript or None, weights=weights)
+        version = "|".join([plan.url, file_identity(refs[0]), *weights])
+
+        def start() -> Iterator[Audio]:
+            return chain.finite(synthesize(request, self.cfg, None, plan=plan), self.name)
+
+        return Candidate(self.name, version, "cpu", start)
+
+    def status(self) -> dict:
+        from demod_voice.engines import gpt_sovits
+
+        url = gpt_sovits.server_url(self.cfg)
+        return {"installed": True, "server": url, "answers": gpt_sovits.answers(url, timeout=0.5)}
+
+
+def _sample_transcript(profile, sample_id: str) -> str:
+    import json
+
+    try:
+        data = json.loads((profile.samples_dir / f"{sample_id}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(data.get("transcript") or "").strip() if isinstance(data, dict) else ""
+
+
+# --- batch jobs: ``text`` in the voice of one ``reference`` file, engine column ``gpt-sovits`` ----------------
+
+JOB_OPTIONS = schema_options("gpt_sovits", OPTION_KEYS)
+INFER_FROM: tuple[str, ...] = ()  # reference audio means XTTS unless the job names this engine
+INFER_RANK = 50
+
+
+def job_request(job):
+    from demod_voice.adapters import Request
+
+    return Request(text=job.text, references=list(job.reference[:1]), language=job.language or None,
+                   options=dict(job.options), rvc=chain_request(job),
+                   words=getattr(job, "captions", None) is not None)
+
+
+def validate_job(job, cfg) -> dict:
+    if not job.text:
+        raise InputError("no text to speak", hint="fill the 'text' column")
+    if len(job.reference) != 1:
+        raise InputError("a GPT-SoVITS job needs exactly one reference file", hint="fill the 'reference' column")
+    options(job_request(job), cfg, prompt_text="-")
+    return {**identity(job_request(job), cfg), **chain_identity(job, cfg)}
+
+
+def group_key(job) -> tuple:
+    return (NAME, tuple(str(r) for r in job.reference))
+
+
+class Runner(TtsRunner):
+    engine = NAME
+    remember_failures = False
+    request = staticmethod(job_request)

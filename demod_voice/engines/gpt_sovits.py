@@ -1,0 +1,329 @@
+"""GPT-SoVITS through its own server: the api_v2 process's lifecycle and its HTTP API.
+
+GPT-SoVITS is not installed into this environment (its own checkout pins its own torch and models). The user
+installs it; ``demod-voice gpt-sovits start`` runs its ``api_v2.py`` on 127.0.0.1 with a PID file and a log
+under ``<cache_dir>/gpt-sovits/``, waits until it answers, and ``stop`` / ``status`` manage it. The engine speaks
+api_v2's documented API: ``POST /tts`` (JSON: text, text_lang, ref_audio_path, prompt_text, prompt_lang, top_k,
+top_p, temperature, speed_factor, media_type, streaming_mode), ``GET /set_gpt_weights`` and
+``GET /set_sovits_weights`` (``weights_path``). Errors come back as HTTP 400 with ``{"message", "Exception"}``.
+
+With ``media_type=wav`` and ``streaming_mode`` on, api_v2 sends one WAV header and then raw 16-bit PCM as it is
+made; without streaming the body is one WAV file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from demod_voice.audio import Audio
+from demod_voice.errors import EngineError, InputError
+
+#: api_v2's text languages (``tts_config.languages`` of v2 and later): a request's language maps onto these.
+LANGUAGES = ("zh", "en", "ja", "ko", "yue", "all_zh", "all_ja", "all_yue", "all_ko", "auto", "auto_yue")
+
+
+def api_language(language: str | None) -> str:
+    """``en_US`` / ``en-us`` / ``EN`` -> ``en``; unknown codes are refused with the list."""
+    code = (language or "en").replace("-", "_").lower()
+    if code in LANGUAGES:
+        return code
+    base = code.split("_")[0]
+    if base in LANGUAGES:
+        return base
+    raise InputError(f"GPT-SoVITS does not speak language '{language}'", hint="use one of " + ", ".join(LANGUAGES))
+
+
+# --- the process -----------------------------------------------------------------------------------
+
+def state_dir(cfg) -> Path:
+    return Path(cfg.cache_dir) / "gpt-sovits"
+
+
+@dataclass
+class ServerState:
+    """What ``start`` wrote to the PID file."""
+
+    pid: int
+    port: int
+    install_dir: str
+    started: float
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def read_state(cfg) -> ServerState | None:
+    path = state_dir(cfg) / "api_v2.pid"
+    try:
+        data = json.loads(path.read_text())
+        return ServerState(int(data["pid"]), int(data["port"]), str(data["install_dir"]), float(data["started"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _alive(state: ServerState) -> bool:
+    """The PID is ours: alive and running api_v2.py (a reused PID is not killed)."""
+    try:
+        os.kill(state.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        zombie = Path(f"/proc/{state.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust the PID file
+    return b"api_v2.py" in cmdline and not zombie  # a zombie has exited; its parent has not collected it yet
+
+
+def server_url(cfg) -> str:
+    """``gpt_sovits.url``, else the running server's, else the configured port on 127.0.0.1."""
+    url = cfg.get("gpt_sovits.url")
+    if url:
+        return url.rstrip("/")
+    state = read_state(cfg)
+    return state.url if state is not None and _alive(state) else f"http://127.0.0.1:{cfg.get('gpt_sovits.port')}"
+
+
+def check_install(install_dir: Path, config: str) -> Path:
+    """The install dir holds api_v2.py and its config, or a clear error naming what is missing."""
+    if not install_dir.is_dir():
+        raise InputError(f"GPT-SoVITS install dir not found: {install_dir}",
+                         hint="clone https://github.com/RVC-Boss/GPT-SoVITS, install it, and pass --install-dir")
+    if not (install_dir / "api_v2.py").is_file():
+        raise InputError(f"{install_dir} is not a GPT-SoVITS install: it has no api_v2.py",
+                         hint="pass the folder of the GPT-SoVITS checkout (where api_v2.py is)")
+    if not (install_dir / config).is_file():
+        raise InputError(f"{install_dir} has no {config}",
+                         hint="run GPT-SoVITS's own setup first, or set gpt_sovits.config")
+    return install_dir
+
+
+def python_for(install_dir: Path, configured: str | None) -> str:
+    if configured:
+        return configured
+    for candidate in (install_dir / "runtime" / "python", install_dir / ".venv" / "bin" / "python"):
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    """Any HTTP answer counts (api_v2 has no health route: ``/`` is a 404 once it is up)."""
+    import httpx
+
+    try:
+        httpx.get(url + "/", timeout=timeout, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start(cfg, install_dir: Path, port: int, timeout: float) -> ServerState:
+    """Run api_v2.py in the background and wait until it answers (or fail with its log's tail)."""
+    import socket
+
+    config = cfg.get("gpt_sovits.config")
+    install_dir = check_install(install_dir.expanduser().resolve(), config)
+    state = read_state(cfg)
+    if state is not None and _alive(state):
+        raise InputError(f"GPT-SoVITS is already running (pid {state.pid}, {state.url})",
+                         hint="'demod-voice gpt-sovits stop' first")
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            raise InputError(f"port {port} on 127.0.0.1 is already in use", hint="pass --port with a free port")
+    folder = state_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "api_v2.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([python_for(install_dir, cfg.get("gpt_sovits.python")), "api_v2.py",
+                                 "-a", "127.0.0.1", "-p", str(port), "-c", config],
+                                cwd=install_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    state = ServerState(proc.pid, port, str(install_dir), time.time())
+    from demod_voice.paths import atomic_write_bytes
+
+    atomic_write_bytes(folder / "api_v2.pid", json.dumps(state.__dict__).encode())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            (folder / "api_v2.pid").unlink(missing_ok=True)
+            raise EngineError(f"GPT-SoVITS api_v2 exited with code {proc.returncode} while starting; "
+                              f"log {log_path}:\n{_log_tail(log_path)}", hint="fix the install, then start again")
+        if answers(state.url, timeout=1.0):
+            return state
+        time.sleep(0.3)
+    stop(cfg)
+    raise EngineError(f"GPT-SoVITS api_v2 did not answer within {timeout:.0f} s (log {log_path})",
+                      hint="raise gpt_sovits.start_timeout_s (loading models takes a while), or read the log")
+
+
+def stop(cfg, wait: float = 15.0) -> ServerState | None:
+    """Stop the server the PID file names (SIGTERM, then SIGKILL); None when none was running."""
+    state = read_state(cfg)
+    pid_file = state_dir(cfg) / "api_v2.pid"
+    if state is None or not _alive(state):
+        pid_file.unlink(missing_ok=True)
+        return None
+    os.killpg(state.pid, signal.SIGTERM) if _is_group_leader(state.pid) else os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _alive(state):
+        _reap(state.pid)
+        time.sleep(0.1)
+    if _alive(state):
+        os.kill(state.pid, signal.SIGKILL)
+        _reap(state.pid)
+    pid_file.unlink(missing_ok=True)
+    return state
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit of a child of this process (the CLI that started it, in tests), so it is not a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def status(cfg) -> dict:
+    state = read_state(cfg)
+    running = state is not None and _alive(state)
+    url = server_url(cfg)
+    return {"running": running, "pid": state.pid if running else None, "url": url, "answers": answers(url),
+            "install_dir": state.install_dir if running else cfg.get("gpt_sovits.install_dir"),
+            "log": str(state_dir(cfg) / "api_v2.log")}
+
+
+# --- the HTTP API ----------------------------------------------------------------------------------
+
+_WEIGHTS: dict[str, tuple[str, str]] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _lock_for(url: str) -> threading.Lock:
+    """One request at a time per server: weights are server-wide state, and api_v2 runs one /tts at a time."""
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(url, threading.Lock())
+
+
+def _error(response) -> str:
+    """api_v2's error body ``{"message", "Exception"}`` as one line."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(data, dict):
+        return "; ".join(str(data[k]) for k in ("message", "Exception", "detail") if data.get(k))[:300] or str(data)[:300]
+    return str(data)[:300]
+
+
+@dataclass
+class TtsCall:
+    """One /tts request, validated."""
+
+    text: str
+    text_lang: str
+    ref_audio_path: str
+    prompt_text: str
+    prompt_lang: str
+    top_k: int
+    top_p: float
+    temperature: float
+    speed_factor: float
+    streaming_mode: bool = False
+    gpt_weights: str = ""
+    sovits_weights: str = ""
+
+    def body(self) -> dict:
+        return {"text": self.text, "text_lang": self.text_lang, "ref_audio_path": self.ref_audio_path,
+                "prompt_text": self.prompt_text, "prompt_lang": self.prompt_lang, "top_k": self.top_k,
+                "top_p": self.top_p, "temperature": self.temperature, "speed_factor": self.speed_factor,
+                "media_type": "wav", "streaming_mode": self.streaming_mode}
+
+
+def _set_weights(client, url: str, call: TtsCall) -> None:
+    wanted = (call.gpt_weights, call.sovits_weights)
+    current = _WEIGHTS.get(url, ("", ""))
+    for route, path, now in (("/set_gpt_weights", call.gpt_weights, current[0]),
+                             ("/set_sovits_weights", call.sovits_weights, current[1])):
+        if path and path != now:
+            response = client.get(url + route, params={"weights_path": path})
+            if response.status_code != 200:
+                raise EngineError(f"GPT-SoVITS refused {route} {path}: {_error(response)}")
+    _WEIGHTS[url] = wanted
+
+
+def synthesize(url: str, call: TtsCall, timeout: float) -> Iterator[Audio]:
+    """Audio from api_v2: one chunk (whole WAV), or chunks as they stream."""
+    import httpx
+
+    from demod_voice import audio as audio_mod
+
+    with _lock_for(url):
+        try:
+            with httpx.Client(timeout=timeout, trust_env=False) as client:
+                _set_weights(client, url, call)
+                with client.stream("POST", url + "/tts", json=call.body()) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code}): {_error(response)}",
+                                          hint="see the server log ('demod-voice gpt-sovits status' names it)")
+                    if not call.streaming_mode:
+                        yield audio_mod.read(response.read(), what="GPT-SoVITS audio")
+                        return
+                    yield from _pcm_chunks(response.iter_bytes())
+        except httpx.TimeoutException:
+            raise TimeoutError(f"GPT-SoVITS at {url} gave no answer within {timeout:.0f} s") from None
+        except httpx.HTTPError as exc:
+            raise EngineError(f"GPT-SoVITS server at {url} is not running ({exc})",
+                              hint="start it with 'demod-voice gpt-sovits start --install-dir DIR'") from None
+
+
+def _pcm_chunks(pieces: Iterator[bytes]) -> Iterator[Audio]:
+    """A streamed WAV (header, then raw 16-bit PCM as it comes) -> float32 chunks."""
+    buffer = b""
+    rate = None
+    for piece in pieces:
+        buffer += piece
+        if rate is None:
+            if len(buffer) < 44:
+                continue
+            if buffer[:4] != b"RIFF" or buffer[8:12] != b"WAVE":
+                raise EngineError("GPT-SoVITS streamed something that is not WAV")
+            rate = int.from_bytes(buffer[24:28], "little")
+            data_at = buffer.find(b"data")
+            if data_at < 0:
+                raise EngineError("GPT-SoVITS streamed a WAV header without a data chunk")
+            buffer = buffer[data_at + 8:]
+        usable = len(buffer) - len(buffer) % 2
+        if usable:
+            yield Audio(np.frombuffer(buffer[:usable], "<i2").astype(np.float32) / 32768.0, rate)
+            buffer = buffer[usable:]
+    if rate is None:
+        raise EngineError("GPT-SoVITS closed the stream before sending audio")
