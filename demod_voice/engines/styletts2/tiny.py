@@ -43,10 +43,10 @@ def _stored(module) -> dict:
             state[prefix + "weight_g"] = weight.reshape(weight.shape[0], -1).norm(dim=1).reshape(
                 -1, *([1] * (weight.dim() - 1)))
             state[prefix + "weight_v"] = weight.clone()
-        else:  # spectral: stored weight and its converged power-iteration vectors
+        else:  # spectral: the raw weight and its converged power-iteration vectors (in use: weight / top σ)
             matrix = weight.reshape(weight.shape[0], -1)
-            u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-            state[prefix + "weight_orig"] = weight * s[0]
+            u, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+            state[prefix + "weight_orig"] = weight.clone()
             state[prefix + "weight_u"] = u[:, 0].contiguous()
             state[prefix + "weight_v"] = vh[0].contiguous()
     return state
