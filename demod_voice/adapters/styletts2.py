@@ -185,6 +185,21 @@ def available(cfg=None) -> tuple[bool, str]:
     return True, ""
 
 
+def health(cfg) -> tuple[bool, str, dict]:
+    """For ``health``: installed and weights in place (nothing loaded; not required: chains fall back)."""
+    from demod_voice.engines.styletts2 import resolve_model_dir
+    from demod_voice.errors import DemodError
+
+    ok, why = available(cfg)
+    if not ok:
+        return False, why, {"installed": False}
+    try:
+        folder = resolve_model_dir(cfg)
+    except DemodError as exc:
+        return False, exc.message, {"installed": True, "model": "missing"}
+    return True, f"checkpoint in {folder}", {"installed": True, "model": str(folder)}
+
+
 class Provider:
     """The router's view: a profile's chosen references -> a StyleTTS2 candidate."""
 
