@@ -101,3 +101,30 @@ def test_health_deep_runs_styletts2(isolated_home, tmp_path):
     assert check.ok, check.detail
     assert "tiny random-weight checkpoint" in check.detail and "24000 Hz" in check.detail
     assert (tmp_path / "cache" / "selftest" / "styletts2-tiny" / "config.yml").is_file()
+
+
+def test_http_params_reach_the_engine(st2_cfg, speech_wav):
+    """Native ``params`` take the engine's controls by their schema names (checked like the others)."""
+    from demod_voice import adapters
+    from demod_voice.adapters import Request
+    from demod_voice.audio import concat
+    from demod_voice.errors import InputError
+    from demod_voice.server.router import Router, TTSRequest, synthesize
+    from demod_voice.server.schemas import check_params
+    from demod_voice.voices import store_for
+
+    assert check_params({"alpha": 0.9, "diffusion_steps": 3, "seed": 2})
+    with pytest.raises(InputError, match="unknown parameter"):
+        check_params({"alpah": 0.9})
+    store = store_for(st2_cfg)
+    store.create("hero", engine="styletts2", language="en")
+    store.set_reference("hero", [store.add_sample("hero", speech_wav).id])
+    router = Router(st2_cfg)
+    params = {"alpha": 0.9, "embedding_scale": 1.5, "seed": 2}
+    engine, audio = synthesize(router, TTSRequest("Params.", voice="hero", params=dict(params)))
+    reference = store.get("hero").reference_paths()
+    expected = concat(list(adapters.synthesize("styletts2", Request(
+        text="Params.", references=reference, seed=2, options={"alpha": 0.9, "embedding_scale": 1.5}), st2_cfg, "cpu")))
+    assert engine == "styletts2" and audio.to_pcm16() == expected.to_pcm16()
+    _, plain = synthesize(router, TTSRequest("Params.", voice="hero", params={"seed": 2}))
+    assert plain.to_pcm16() != audio.to_pcm16()
