@@ -58,6 +58,10 @@ def test_cli_options_and_errors(tmp_path, isolated_home, tiny_styletts2, speech_
     assert proc.returncode == 0, proc.stderr.decode()
     audio, rate = sf.read(out)
     assert rate == 24000 and len(audio) > 1000
+    streamed = cli("styletts2-infer", speech_wav, "Hello.", "--stream", "--model-dir", tiny_styletts2, "--seed", "3",
+                   "--alpha", "0.8", "--beta", "0.2", "--diffusion-steps", "4", "--embedding-scale", "1.5")
+    assert streamed.returncode == 0, streamed.stderr.decode()
+    assert streamed.stdout == sf.read(out, dtype="int16")[0].tobytes()  # raw PCM, the same samples
     proc = cli("styletts2-infer", speech_wav, "Hello.", "-o", out, "--model-dir", tiny_styletts2, "--alpha", "2")
     assert proc.returncode == 2 and b"alpha" in proc.stderr and b"Traceback" not in proc.stderr
     proc = cli("styletts2-infer", speech_wav, "Hello.", "-o", out, "--model-dir", tmp_path / "missing")

@@ -37,7 +37,7 @@ class StyleTTS2Engine:
                                    checkpoint.load_nets(files.weights), files.weights)
         for net in self.nets.values():
             net.to(self.device).eval()
-        self.max_tokens = min(text._MAX_TOKENS, self.nets["bert"].config.max_position_embeddings - 2)
+        self.max_tokens = min(text.MAX_TOKENS, self.nets["bert"].config.max_position_embeddings - 2)
         self.model_id = f"{files.weights.stat().st_size}:{files.weights.stat().st_mtime_ns}:{files.weights}"
         self._lock = threading.Lock()
 

@@ -20,7 +20,7 @@ SYMBOLS = [PAD, *PUNCTUATION, *LETTERS, *IPA]
 N_SYMBOLS = len(SYMBOLS)  # 178
 IDS = {symbol: index for index, symbol in enumerate(SYMBOLS)}  # later duplicates win, as in training
 
-_MAX_TOKENS = 500  # PL-BERT has 512 positions; the pad token is prepended
+MAX_TOKENS = 500  # PL-BERT has 512 positions; the pad token is prepended
 _ESPEAK = None
 _ESPEAK_LOCK = threading.Lock()
 _SPACE_BEFORE = re.compile(r"(?<=\S)([,.!?;:…])")
@@ -64,7 +64,7 @@ def to_ids(phonemes: str) -> list[int]:
     return [0] + [IDS[c] for c in phonemes if c in IDS]
 
 
-def pieces(phonemes: str, limit: int = _MAX_TOKENS) -> list[str]:
+def pieces(phonemes: str, limit: int = MAX_TOKENS) -> list[str]:
     """Split an over-long sentence at spaces so that each piece fits PL-BERT's positions."""
     if len(phonemes) <= limit:
         return [phonemes]
