@@ -129,3 +129,22 @@ def test_config_that_does_not_match_the_weights_is_named(tiny_styletts2, tmp_pat
     (folder / "config.yml").write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="does not match config.yml"):
         styletts2.load(folder)
+
+
+def test_plbert_dir_outside_the_model_folder_is_not_followed(tiny_styletts2, tmp_path):
+    """``PLBERT_dir`` in config.yml is only followed inside the model folder (no absolute paths, no '..')."""
+    import yaml
+
+    from demod_voice.engines.styletts2 import checkpoint
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.yml").write_text(yaml.safe_dump({"model_params": {"hidden_size": 4}}))
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_styletts2, folder)
+    (folder / "plbert" / "config.yml").unlink()
+    data = yaml.safe_load((folder / "config.yml").read_text())
+    for named in (str(outside), "../outside"):
+        data["PLBERT_dir"] = named
+        (folder / "config.yml").write_text(yaml.safe_dump(data))
+        assert checkpoint.find(folder).plbert_config is None  # the published PL-BERT sizes are used instead
