@@ -54,6 +54,8 @@ XTTS_SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "le
 PIPER_SYNTHESIS_KEYS = ("length_scale", "noise_scale", "noise_w", "sentence_silence", "volume")
 #: GPT-SoVITS sampling settings a request may override (all under ``gpt_sovits.``), api_v2's /tts names.
 GPT_SOVITS_KEYS = ("top_k", "top_p", "temperature", "speed_factor")
+#: StyleTTS2 synthesis settings a request may override (all under ``styletts2.``).
+STYLETTS2_KEYS = ("alpha", "beta", "diffusion_steps", "embedding_scale", "speed")
 #: RVC conversion settings a request may override (all under ``rvc.``).
 RVC_CONVERSION_KEYS = ("pitch", "f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect", "resample_sr")
 
@@ -106,6 +108,21 @@ SCHEMA: dict[str, Any] = {
                              min=0.0, max=2000.0),
         "prefix_cache_entries": S("int", 8, "voices whose GPT conditioning-prefix keys/values stay in memory, so "
                                   "a request skips that part of the prefill (same audio); 0: none", min=0, max=1024),
+    },
+    "styletts2": {
+        "model_dir": S("path", None, "StyleTTS2 checkpoint folder (config.yml + one .pth); "
+                       "default <data_dir>/models/styletts2-libritts", nullable=True),
+        "language": S("str", "en-us", "espeak-ng voice for the phonemes (the LibriTTS model speaks English)"),
+        "alpha": S("float", 0.3, "timbre: 0 = the reference's, 1 = the one style diffusion draws for the text",
+                   min=0.0, max=1.0),
+        "beta": S("float", 0.7, "prosody: 0 = the reference's, 1 = the one style diffusion draws for the text",
+                  min=0.0, max=1.0),
+        "diffusion_steps": S("int", 5, "style diffusion sampling steps (more: more varied, slower)", min=1, max=50),
+        "embedding_scale": S("float", 1.0, "classifier-free guidance on the text (higher: more expressive)",
+                             min=0.0, max=10.0),
+        "speed": S("float", 1.0, "speaking rate (durations divided by it)", min=0.25, max=4.0),
+        "seed": S("int", None, "random seed for repeatable output (empty: a new draw each time)", min=0,
+                  max=2**32 - 1, nullable=True),
     },
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),

@@ -151,6 +151,27 @@ def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[C
         detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
         checks.append(Check(name, outcome.ok, detail, required=outcome.status == "broken",
                             data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
+    return checks + _check_deep_registered(global_args)
+
+
+def _check_deep_registered(global_args: list[str]) -> list[Check]:
+    """``<engine>-run`` for registry engines that declare a self-test (``SELFTEST_TIMEOUT``, ``selftest_args``)."""
+    from demod_voice.adapters import registry
+    from demod_voice.selftest import run_engine
+
+    checks = []
+    for engine in registry.ENGINES:
+        module = registry.module(engine)
+        if engine in DEEP_ENGINES or not getattr(module, "SELFTEST_TIMEOUT", None):
+            continue
+        installed, why = module.available()
+        if not installed:
+            checks.append(Check(f"{engine}-run", False, f"skipped: {why}", data={"status": "skipped"}))
+            continue
+        outcome = run_engine(engine, global_args)
+        detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
+        checks.append(Check(f"{engine}-run", outcome.ok, detail, required=outcome.status == "broken",
+                            data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
     return checks
 
 

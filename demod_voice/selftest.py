@@ -53,7 +53,7 @@ class Outcome:
 
 def run_engine(engine: str, global_args: list[str], timeout: float | None = None) -> Outcome:
     """Run one engine's self-test in a child process and turn what it says into an Outcome."""
-    timeout = ENGINES[engine] if timeout is None else timeout
+    timeout = engines()[engine] if timeout is None else timeout
     env = dict(os.environ, DEMOD_VOICE_CACHE__ENABLED="false")  # a cached answer would test nothing
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"demod-voice-selftest-{engine}-") as work:
@@ -69,6 +69,18 @@ def run_engine(engine: str, global_args: list[str], timeout: float | None = None
             data = json.loads(line.removeprefix(_RESULT_PREFIX))
             return Outcome(engine, data["status"], data["detail"], seconds)
     return Outcome(engine, "broken", _reason(proc.stderr, f"the self-test exited with {proc.returncode}"), seconds)
+
+
+def engines() -> dict[str, float]:
+    """Every engine with a self-test: the ones above, then registry engines that declare ``selftest_args``."""
+    from demod_voice.adapters import registry
+
+    found = dict(ENGINES)
+    for name in registry.ENGINES:
+        timeout = getattr(registry.module(name), "SELFTEST_TIMEOUT", None)
+        if timeout and name not in found:
+            found[name] = float(timeout)
+    return found
 
 
 def _reason(stderr: str, fallback: str) -> str:
@@ -195,7 +207,13 @@ def self_test(engine: str, work: Path, global_args: list[str]) -> tuple[str, str
     config_file = global_args[global_args.index("--config") + 1] if "--config" in global_args else None
     try:
         cfg = config.load(config_file)
-        args, what = _ARGS[engine](cfg, work)
+        if engine in _ARGS:
+            args, what = _ARGS[engine](cfg, work)
+        else:  # a registry engine's own self-test command, given a speech-like reference
+            from demod_voice.adapters import registry
+
+            reference = _speechlike(work / "reference.wav", 3.0, 24000)
+            args, what = registry.module(engine).selftest_args(cfg, work, reference)
     except DemodError as exc:
         return "broken", f"{exc.message}"
     if args is None:
@@ -212,8 +230,8 @@ def self_test(engine: str, work: Path, global_args: list[str]) -> tuple[str, str
 
 def _child(argv: list[str]) -> int:
     engine, work, global_args = argv[0], Path(argv[1]), argv[2:]
-    if engine not in ENGINES:
-        print(f"error: unknown engine {engine!r}; choose from {', '.join(ENGINES)}", file=sys.stderr)
+    if engine not in engines():
+        print(f"error: unknown engine {engine!r}; choose from {', '.join(engines())}", file=sys.stderr)
         return 2
     try:
         status, detail = self_test(engine, work, global_args)

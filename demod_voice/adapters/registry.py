@@ -40,6 +40,7 @@ ENGINES: dict[str, str] = {
     "piper": "demod_voice.adapters.piper",
     "rvc": "demod_voice.adapters.rvc",
     "gpt-sovits": "demod_voice.adapters.gpt_sovits",
+    "styletts2": "demod_voice.adapters.styletts2",
 }
 #: Families of engines declared in the config: family -> module.
 FAMILIES: dict[str, str] = {

@@ -74,12 +74,19 @@ PIPER_PARAMS = {"speaker", *PIPER_SYNTHESIS_KEYS}
 XTTS_PARAMS = {"seed", *(k for k in XTTS_SAMPLING_KEYS if k != "speed")}
 
 
+def _engine_params() -> set[str]:
+    """The option names the registry's built-in TTS engines declare (``OPTION_KEYS``)."""
+    from demod_voice.adapters import registry
+
+    return {key for name in registry.names(kind="tts") for key in registry.module(name).OPTION_KEYS}
+
+
 def check_params(params: dict) -> dict:
     """Known engine parameter names with finite numbers; the adapters check the ranges."""
-    unknown = set(params) - PIPER_PARAMS - XTTS_PARAMS
+    known = PIPER_PARAMS | XTTS_PARAMS | _engine_params()
+    unknown = set(params) - known
     if unknown:
-        raise InputError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
-                         hint="known: " + ", ".join(sorted(PIPER_PARAMS | XTTS_PARAMS)))
+        raise InputError(f"unknown parameter(s) {', '.join(sorted(unknown))}", hint="known: " + ", ".join(sorted(known)))
     for key, value in params.items():
         if key != "speaker" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                  or not math.isfinite(value)):

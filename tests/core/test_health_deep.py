@@ -42,12 +42,13 @@ def _runs(report: dict) -> dict:
 def test_deep_runs_every_engine_and_stays_torch_free(isolated_home):
     rc, report, modules = _health_and_imports("--deep")
     runs = _runs(report)
-    assert set(runs) == {"piper-run", "xtts-run", "rvc-run"}
+    assert set(runs) == {"piper-run", "xtts-run", "rvc-run", "styletts2-run"}
     for name, check in runs.items():
         assert check["ok"] and check["data"]["status"] == "ok", (name, check["detail"])
     assert "en_US-joe-medium" in runs["piper-run"]["detail"]
     assert "tiny random-weight checkpoint" in runs["xtts-run"]["detail"] and "24000 Hz" in runs["xtts-run"]["detail"]
     assert "40000 Hz" in runs["rvc-run"]["detail"]
+    assert "tiny random-weight checkpoint" in runs["styletts2-run"]["detail"]
     assert rc == 0 and report["healthy"]
     # The engines ran in children: the health process itself imported none of them.
     assert not modules & {"torch", "TTS", "transformers", "piper", "faiss"}, modules
@@ -68,9 +69,13 @@ def test_deep_reports_broken_engines_with_the_reason(isolated_home, tmp_path):
     hubert.write_bytes(b"garbage")
     rmvpe = tmp_path / "rmvpe.pt"
     rmvpe.write_bytes(b"garbage")
+    styletts2 = tmp_path / "styletts2"
+    styletts2.mkdir()
+    (styletts2 / "config.yml").write_text("model_params: {}\n")
+    (styletts2 / "epochs_2nd_00020.pth").write_bytes(b"garbage")
     config = tmp_path / "config.yaml"
     config.write_text(f"piper:\n  default_voice: {voice}\nxtts:\n  model_dir: {xtts}\n"
-                      f"rvc:\n  hubert: {hubert}\n  rmvpe: {rmvpe}\n")
+                      f"rvc:\n  hubert: {hubert}\n  rmvpe: {rmvpe}\nstyletts2:\n  model_dir: {styletts2}\n")
     rc, report, _ = _health_and_imports("--config", str(config), "--deep")
     runs = _runs(report)
     for name, check in runs.items():
