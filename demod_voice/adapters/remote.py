@@ -151,7 +151,12 @@ class RemoteEngine:
 
     def fetch(self, text: str, plan: RemotePlan) -> Audio:
         """One ``/v1/audio/speech`` call -> float32 audio (resampled when the remote asks for a rate)."""
-        import httpx
+        try:
+            import httpx
+        except ImportError:
+            from demod_voice.errors import NotAvailableError, install_hint
+
+            raise NotAvailableError(f"remote engine '{self.NAME}' needs httpx", hint=install_hint("server")) from None
 
         from demod_voice import audio as audio_mod
 

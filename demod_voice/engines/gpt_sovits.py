@@ -120,14 +120,30 @@ def python_for(install_dir: Path, configured: str | None) -> str:
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
-    """Any HTTP answer counts (api_v2 has no health route: ``/`` is a 404 once it is up)."""
-    import httpx
+    """Any HTTP answer counts (api_v2 has no health route: ``/`` is a 404 once it is up).
 
+    The standard library's client, so ``health`` and ``gpt-sovits status`` work in any environment."""
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a loopback server: never a proxy
     try:
-        httpx.get(url + "/", timeout=timeout, trust_env=False)
-    except httpx.HTTPError:
+        with opener.open(url + "/", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True  # an HTTP error status is still an answer
+    except (OSError, ValueError):
         return False
-    return True
+
+
+def _httpx():
+    try:
+        import httpx
+    except ImportError:
+        from demod_voice.errors import NotAvailableError, install_hint
+
+        raise NotAvailableError("the GPT-SoVITS engine needs httpx", hint=install_hint("server")) from None
+    return httpx
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -281,7 +297,7 @@ def _set_weights(client, url: str, call: TtsCall) -> None:
 
 def synthesize(url: str, call: TtsCall, timeout: float) -> Iterator[Audio]:
     """Audio from api_v2: one chunk (whole WAV), or chunks as they stream."""
-    import httpx
+    httpx = _httpx()
 
     from demod_voice import audio as audio_mod
 

