@@ -106,3 +106,24 @@ def not_available(feature: str):
                                 hint="see 'demod-voice --help' for the commands that work")
 
     return run
+
+
+def cloning_inputs(args) -> tuple[list[str], str | None]:
+    """(references, text) of a cloning command (``xtts-zero-shot``, ``styletts2-infer``), checked.
+
+    With --reference or --voice the lone positional is TEXT, not REFERENCE. Reference audio and --voice
+    exclude each other, and one of them is needed."""
+    from demod_voice.errors import UsageError
+
+    references = list(args.references)
+    text = args.text
+    positional = args.reference
+    if positional is not None and text is None and args.text_file is None and (references or args.voice):
+        text = positional
+    elif positional is not None:
+        references.insert(0, positional)
+    if args.voice and references:
+        raise UsageError("give either reference audio or --voice NAME, not both")
+    if not args.voice and not references:
+        raise UsageError("no reference audio given", hint="pass REFERENCE (a file or a folder), --reference, or --voice NAME")
+    return references, text

@@ -9,6 +9,7 @@ from demod_voice.commands._common import (
     add_format_argument,
     add_text_arguments,
     check_captions,
+    cloning_inputs,
     deliver_with_captions,
     setting_number,
 )
@@ -56,18 +57,6 @@ def register(sub, common) -> None:
     p.set_defaults(func=run)
 
 
-def _sort_positionals(args) -> tuple[list[str], str | None]:
-    """(references, text): with --reference/--voice the lone positional is TEXT, not REFERENCE."""
-    references = list(args.references)
-    text = args.text
-    positional = args.reference
-    if positional is not None and text is None and args.text_file is None and (references or args.voice):
-        return references, positional
-    if positional is not None:
-        references.insert(0, positional)
-    return references, text
-
-
 def run(args, ctx) -> int:
     from demod_voice import adapters, output
     from demod_voice import text as text_mod
@@ -75,11 +64,7 @@ def run(args, ctx) -> int:
     from demod_voice.adapters import styletts2 as adapter
     from demod_voice.commands._rvc import apply_aux_flags, rvc_request
 
-    references, text_arg = _sort_positionals(args)
-    if args.voice and references:
-        raise UsageError("give either reference audio or --voice NAME, not both")
-    if not args.voice and not references:
-        raise UsageError("no reference audio given", hint="pass REFERENCE (a file or a folder), --reference, or --voice NAME")
+    references, text_arg = cloning_inputs(args)
     if text_arg is None and args.text_file is None:
         raise UsageError("no text given", hint="pass TEXT, '-' to read standard input, or --text-file FILE")
     cfg = ctx.cfg

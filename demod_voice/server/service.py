@@ -219,8 +219,10 @@ class Service:
         rate. A ``pcm`` answer says its rate in ``X-Sample-Rate``.
         """
         self.check_text(req.text)
+        arrived = time.monotonic()
         rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
+        deadline = None  # each phase gets request_timeout_s, unless this request waited on another (below)
         if timestamps or sse:
             return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone,
                                             sample_rate=sample_rate)
@@ -245,7 +247,10 @@ class Service:
                         entry = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(claim.future)),
                                                        self.cfg.get("server.request_timeout_s") / 2)
                     except TimeoutError:
+                        # its own synthesis then gets what is left of its time: an answer or a 504 within
+                        # request_timeout_s of its arrival, however the leader behaves
                         entry = None
+                        deadline = arrived + self.cfg.get("server.request_timeout_s")
                     claim = None
             if entry is not None:
                 return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
@@ -253,7 +258,7 @@ class Service:
         else:
             headers["X-Cache"] = "off"
         try:
-            engine, queue, cancel = await self._start(plan, rvc, client_gone)
+            engine, queue, cancel = await self._start(plan, rvc, client_gone, deadline=deadline)
         except BaseException:
             if claim:
                 claim.resolve(None)
@@ -268,7 +273,7 @@ class Service:
             first = None
             if fmt == "pcm":  # raw samples: the rate goes in a header, so wait for the first chunk to know it
                 try:
-                    first = await self._next(queue, time.monotonic() + self.cfg.get("server.request_timeout_s"),
+                    first = await self._next(queue, deadline or time.monotonic() + self.cfg.get("server.request_timeout_s"),
                                              client_gone, cancel)
                 except BaseException:
                     cancel.set()
@@ -279,10 +284,10 @@ class Service:
                     headers["X-Sample-Rate"] = str(sample_rate or first.sample_rate)
             cache_headers = _cached_headers(headers)
             return Result(media_type, headers, stream=self._stream(fmt, queue, cancel, claim, cache_headers, store,
-                                                                   sample_rate, first),
+                                                                   sample_rate, first, deadline=deadline),
                           send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
-            chunks = await self._collect(queue, client_gone)
+            chunks = await self._collect(queue, client_gone, deadline=deadline)
             whole = audio_mod.concat(chunks)
             if sample_rate:
                 whole = await asyncio.to_thread(audio_mod.resample, whole, sample_rate)
@@ -363,7 +368,8 @@ class Service:
             cancel.set()
             encoder.close()
 
-    async def _start(self, plan: Plan, rvc=None, client_gone=None) -> tuple[str, asyncio.Queue, threading.Event]:
+    async def _start(self, plan: Plan, rvc=None, client_gone=None,
+                     deadline: float | None = None) -> tuple[str, asyncio.Queue, threading.Event]:
         """Try the plan's candidates in order; return (engine, chunk queue, cancel flag) once audio flows.
 
         The one mechanism for device work: each candidate runs as one job on its device's queue (a
@@ -372,7 +378,7 @@ class Service:
         cancelled -- it stops at its next chunk, and anything else for that device waits behind it in the
         same queue -- and the next candidate goes to its own device's queue.
         """
-        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         first_timeout = self.cfg.get("router.timeout_s")
         failures: list = []
         for index, cand in enumerate(plan.candidates):
@@ -455,8 +461,8 @@ class Service:
             raise item
         return item
 
-    async def _collect(self, queue: asyncio.Queue, client_gone=None) -> list[Audio]:
-        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+    async def _collect(self, queue: asyncio.Queue, client_gone=None, deadline: float | None = None) -> list[Audio]:
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         chunks = []
         while (chunk := await self._next(queue, deadline, client_gone)) is not None:
             chunks.append(chunk)
@@ -464,9 +470,9 @@ class Service:
 
     async def _stream(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, claim: Claim | None,
                       headers: dict, store: bool, sample_rate: int | None = None,
-                      first: Audio | None = None) -> AsyncIterator[bytes]:
+                      first: Audio | None = None, deadline: float | None = None) -> AsyncIterator[bytes]:
         """Encode the chunks as they come (``first``: one already taken from the queue)."""
-        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
         finished = False
         # one encoder per response: the stream is one valid file
