@@ -191,7 +191,8 @@ def test_unsafe_xtts_checkpoint_is_refused_with_exit_2(isolated_home, xtts_check
     shutil.copytree(xtts_checkpoint, evil)
     torch.save({"model": {}, "payload": _Boom(str(marker))}, evil / "model.pth")
     proc = run_cli("xtts-zero-shot", speech_wav, "Hello.", "--model-dir", evil, "-o", tmp_path / "x.wav", timeout=600)
-    assert_clear_error(proc, 2, "unsafe")
+    err = assert_clear_error(proc, 2, "code that would run on load", "models pull xtts-v2")
+    assert "weights_only" not in err and "Warning" not in err  # why it was refused, never how to switch it off
     assert not marker.exists()
 
 

@@ -112,7 +112,8 @@ def test_malicious_pickle_is_refused(tiny_styletts2, tmp_path):
     with pytest.raises(UnsafeCheckpointError) as caught:
         styletts2.load(folder)
     message = caught.value.message + (caught.value.hint or "")
-    assert "could run code" in message and "weights_only=False" not in message
+    assert "code that would run on load" in message and "weights_only" not in message
+    assert "models pull styletts2-libritts" in message and "RVC" not in message
     assert not (tmp_path / "styletts2-pwned").exists()
 
 

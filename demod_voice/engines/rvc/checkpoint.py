@@ -58,8 +58,10 @@ def unsafe_message(what: str, path: Path, detail: str) -> str:
             f"would need arbitrary unpickling")
 
 
-def safe_load(path: str | Path, what: str = "checkpoint"):
-    """``torch.load`` with ``weights_only=True`` and clear errors for unsafe or broken files."""
+def safe_load(path: str | Path, what: str = "checkpoint", safe_formats: str = SAFE_FORMATS_HINT):
+    """``torch.load`` with ``weights_only=True`` and clear errors for unsafe or broken files.
+
+    ``safe_formats`` is the hint a refused file gets: what the engine's file should be instead."""
     import torch
 
     path = Path(path)
@@ -77,7 +79,7 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
         _LOGGER.debug("torch.load refused %s: %s", path, text)
         if "weights only" in text.lower() or "weights_only" in text or "global" in text.lower() \
                 or "reduce" in text.lower() or "allowlist" in text.lower():
-            raise UnsafeCheckpointError(unsafe_message(what, path, text), hint=SAFE_FORMATS_HINT) from None
+            raise UnsafeCheckpointError(unsafe_message(what, path, text), hint=safe_formats) from None
         detail = text.strip().splitlines()[0][:240] if text.strip() else type(exc).__name__
         raise InputError(f"cannot read {what} {path}: {detail}",
                          hint="the file may be truncated or not a PyTorch checkpoint") from None

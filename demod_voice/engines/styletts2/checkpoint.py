@@ -123,7 +123,10 @@ def load_nets(path: Path) -> dict[str, dict]:
     """``{net: state dict}`` of the inference networks, ``module.`` stripped and norms folded."""
     from demod_voice.engines.rvc.checkpoint import safe_load
 
-    data = safe_load(path, "StyleTTS2 checkpoint")
+    data = safe_load(path, "StyleTTS2 checkpoint",
+                     safe_formats="the safe format is a weights-only PyTorch .pth (tensors, numbers, strings, lists "
+                                  "and dicts), as the StyleTTS2 repository publishes it: get it with 'demod-voice "
+                                  "models pull styletts2-libritts'")
     nets = data.get("net") if isinstance(data, dict) else None
     if not isinstance(nets, dict):
         raise InputError(f"{path} is not a StyleTTS2 checkpoint (no 'net' dictionary)",

@@ -100,10 +100,13 @@ class XttsEngine:
                                   "writable (or load it once where it is)") from None
         except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, pickle.UnpicklingError) as exc:
             if isinstance(exc, pickle.UnpicklingError):
+                from demod_voice.engines.rvc.checkpoint import unsafe_message
                 from demod_voice.errors import UnsafeCheckpointError
 
-                raise UnsafeCheckpointError(f"{weights} needs unsafe unpickling to load: {str(exc)[:200]}",
-                                            hint="only load checkpoints in the official XTTS-v2 format") from None
+                # why it was refused, never torch's advice on switching the check off
+                raise UnsafeCheckpointError(unsafe_message("XTTS checkpoint", weights, str(exc)),
+                                            hint="the safe format is the official XTTS-v2 model.pth (weights only): "
+                                                 "get it with 'demod-voice models pull xtts-v2'") from None
             raise InputError(f"cannot load XTTS model from {self.model_dir}: {type(exc).__name__}: {str(exc)[:300]}",
                              hint="the files may be truncated or not an XTTS-v2 checkpoint; "
                                   "check them with 'demod-voice models verify xtts-v2'") from None
