@@ -83,7 +83,7 @@ def test_speed_length_scale_and_silence(cli, tmp_path):
     n, fast, slow, gaps = (sf.info(str(tmp_path / f"{x}.wav")).duration for x in ("n", "fast", "slow", "gaps"))
     assert fast < n * 0.75
     assert slow > n * 1.25
-    assert gaps == pytest.approx(n + 1.5, abs=0.05)  # three sentences, 0.5 s after each
+    assert gaps == pytest.approx(n + 1.0, abs=0.05)  # three sentences, 0.5 s between each two (none after the last)
 
 
 def test_volume(cli, tmp_path):
