@@ -363,6 +363,7 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                 if current.good:
                     results.append(current)
                     files.update(1)
+                    files.refresh()  # drawn now: tqdm skips redraws within its interval, and fast files would never show
                     continue
                 target.unlink()  # wrong size or digest: fetch it again
             elif force and target.exists():
@@ -390,6 +391,7 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                                   hint="re-run the pull; if it fails again the mirror serves a different file")
             results.append(state)
             files.update(1)
+            files.refresh()
     return results
 
 
