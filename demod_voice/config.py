@@ -113,9 +113,9 @@ SCHEMA: dict[str, Any] = {
         "model_dir": S("path", None, "StyleTTS2 checkpoint folder (config.yml + one .pth); "
                        "default <data_dir>/models/styletts2-libritts", nullable=True),
         "language": S("str", "en-us", "espeak-ng voice for the phonemes (the LibriTTS model speaks English)"),
-        "alpha": S("float", 0.3, "timbre: 0 = the reference's, 1 = the one style diffusion draws for the text",
+        "alpha": S("float", 0.3, "timbre, from 0 (the reference's) to 1 (the one style diffusion draws for the text)",
                    min=0.0, max=1.0),
-        "beta": S("float", 0.7, "prosody: 0 = the reference's, 1 = the one style diffusion draws for the text",
+        "beta": S("float", 0.7, "prosody, from 0 (the reference's) to 1 (the one style diffusion draws for the text)",
                   min=0.0, max=1.0),
         "diffusion_steps": S("int", 5, "style diffusion sampling steps (more: more varied, slower)", min=1, max=50),
         "embedding_scale": S("float", 1.0, "classifier-free guidance on the text (higher: more expressive)",

@@ -44,7 +44,9 @@ def test_options_behave_as_with_onnxruntime(tiny_engine, ort_engine):
     got = tiny_engine.synthesize_all("Hi there.", options)
     want = ort_engine.synthesize_all("Hi there.", options)
     assert len(got.samples) == len(want.samples)
-    assert np.all(got.samples[-2205:] == 0)  # 0.1 s of silence after the sentence
+    # silence goes between sentences only: one sentence has none after it, on either backend
+    alone = ort_engine.synthesize_all("Hi there.", PiperOptions(volume=0.5, **DETERMINISTIC))
+    assert len(got.samples) == len(alone.samples)
     assert _corr(got.samples, want.samples) >= 0.99
     assert abs(float(np.abs(got.samples).max()) - 0.5) < 1e-3  # normalised, then the volume applied
 
