@@ -206,6 +206,8 @@ class AudioCache:
             return Entry(key, data, meta), False
 
     def close(self) -> None:
+        with _OPEN_LOCK:
+            _OPEN.discard(self)  # a closed cache is no longer one to invalidate (it may linger until collected)
         with self._lock:
             self._db.close()
 
