@@ -164,6 +164,7 @@ run() { podman run --rm --no-healthcheck -v "$WORK/assets:/assets:ro" -v "$WORK/
 
 # What an image holds, with its PEP 508 environment, for tests/packaging/test_image_lock.py.
 image_report() {  # IMAGE EXTRAS REPORT
+  mkdir -p "$(dirname "$3")"
   run --entrypoint python -e EXTRAS="$2" -e LOCK_SHA256="$(sha256sum uv.lock | cut -d' ' -f1)" "$1" -c '
 import importlib.metadata as md, json, os, platform, sys
 env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_platform": sys.platform,
