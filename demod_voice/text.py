@@ -10,6 +10,9 @@ from pathlib import Path
 from demod_voice.errors import InputError, UsageError
 
 _SPACE = re.compile(r"\s+")
+# What no engine can speak and the phonemizers reject (espeak-ng takes C strings, ONNX tokenizers UTF-8):
+# C0/C1 control characters other than tab, newline and carriage return, DEL, and lone UTF-16 surrogates.
+_UNSPEAKABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # A sentence ends at . ! ? (or their CJK/Devanagari forms) followed by space or the end.
 _SENTENCE_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f\u0964])[\"'\u201d\u2019)\]]*\s+")
 
@@ -19,9 +22,26 @@ def normalize(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
+def check_speakable(text: str, what: str = "text") -> str:
+    """Refuse text holding characters no engine can take (a NUL, other control characters, a lone surrogate).
+
+    This is the request's fault, never the engine's: it is an ``InputError`` (HTTP 400, a Wyoming ``error``, exit
+    2, a failed batch job) raised before any engine runs, so such text can never count against an engine's
+    circuit breaker.
+    """
+    bad = _UNSPEAKABLE.search(text)
+    if bad is not None:
+        ch = bad.group()
+        kind = "a lone surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
+        raise InputError(f"{what} contains {kind} (U+{ord(ch):04X}) at character {bad.start() + 1}",
+                         hint="remove control characters and invalid Unicode from the text",
+                         param="input", code="invalid_characters")
+    return text
+
+
 def require_text(text: str, what: str = "text") -> str:
-    """Return the normalised text, or raise when nothing speakable is left."""
-    clean = normalize(text)
+    """Return the normalised text, or raise when nothing speakable is left (or it holds unspeakable characters)."""
+    clean = normalize(check_speakable(text, what))
     if not clean:
         raise InputError(f"{what} is empty or only whitespace", hint="give the words to speak")
     return clean

@@ -74,6 +74,9 @@ class TTSRequest:
     """Attach word timings to the chunks (``Audio.words``)."""
     stream: bool = False
     """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
+    origin: str = "http"
+    """The front end the request came through. Each origin has circuit breakers of its own, so clients that
+    need no key (Wyoming) cannot open a circuit for the authenticated HTTP users."""
 
 
 @dataclass
@@ -99,6 +102,8 @@ class Candidate:
     version: str
     device: str
     start: Callable[[], Iterator[Audio]]
+    origin: str = "http"
+    """The request's front end (``TTSRequest.origin``): whose circuit breaker a failure counts against."""
 
 
 @dataclass

@@ -66,6 +66,9 @@ class Router:
         self.rvc = converter.Provider(cfg, converter.NAME)
         """The conversion engine chained after TTS (``request.rvc``)."""
         self.stats: dict[str, EngineStats] = {name: EngineStats() for name in [*self.providers, self.rvc.name]}
+        """Counters per engine; their breaker fields are the HTTP (and CLI) origin's circuit."""
+        self._circuits: dict[tuple[str, str], EngineStats] = {}
+        """The breakers of other origins (Wyoming), keyed by (engine, origin)."""
         path = audit_path or cfg.get("router.audit_log") or (cfg.data_dir / "logs" / "audit.jsonl")
         self.audit = AuditLog(Path(path))
         self._lock = threading.Lock()
@@ -158,12 +161,14 @@ class Router:
         voice = self.resolve_voice(req.voice, req.user)
         candidates, skipped = [], []
         for name in self.chain_for(req, voice):
-            stats = self.stats[name]
-            if stats.open_until > time.time():
-                skipped.append((name, CIRCUIT_OPEN, f"{stats.consecutive_failures} failures in a row"))
+            circuit = self._circuit(name, req.origin)
+            if circuit.open_until > time.time():
+                skipped.append((name, CIRCUIT_OPEN, f"{circuit.consecutive_failures} failures in a row"))
                 continue
             try:
-                candidates.append(self.providers[name].prepare(req, voice))
+                candidate = self.providers[name].prepare(req, voice)
+                candidate.origin = req.origin
+                candidates.append(candidate)
             except Fallback as exc:
                 skipped.append((name, exc.reason, exc.detail))
         plan = Plan(req, voice, candidates, skipped)
@@ -184,23 +189,32 @@ class Router:
         self.audit.record(engine=engine, reason=reason, detail=detail[:300], voice=plan.voice.name,
                           user=plan.request.user)
 
-    def _failure(self, engine: str, exc: BaseException) -> None:
+    def _circuit(self, engine: str, origin: str) -> EngineStats:
+        """The breaker state of ``engine`` for requests from ``origin``."""
+        if origin == "http":
+            return self.stats[engine]
+        with self._lock:
+            return self._circuits.setdefault((engine, origin), EngineStats())
+
+    def _failure(self, engine: str, exc: BaseException, origin: str = "http") -> None:
+        circuit = self._circuit(engine, origin)
         with self._lock:
             stats = self.stats[engine]
             stats.failures += 1
-            stats.consecutive_failures += 1
             stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            if stats.consecutive_failures >= self.cfg.get("router.breaker_failures"):
-                stats.open_until = time.time() + self.cfg.get("router.breaker_cooldown_s")
-                _LOGGER.warning("engine %s failed %d times in a row; skipping it for %.0f s", engine,
-                                stats.consecutive_failures, self.cfg.get("router.breaker_cooldown_s"))
+            circuit.consecutive_failures += 1
+            if circuit.consecutive_failures >= self.cfg.get("router.breaker_failures"):
+                circuit.open_until = time.time() + self.cfg.get("router.breaker_cooldown_s")
+                _LOGGER.warning("engine %s failed %d times in a row (%s requests); skipping it for %.0f s", engine,
+                                circuit.consecutive_failures, origin, self.cfg.get("router.breaker_cooldown_s"))
 
-    def _success(self, engine: str, first: float, total: float) -> None:
+    def _success(self, engine: str, first: float, total: float, origin: str = "http") -> None:
+        circuit = self._circuit(engine, origin)
         with self._lock:
             stats = self.stats[engine]
             stats.successes += 1
-            stats.consecutive_failures = 0
-            stats.open_until = 0.0
+            circuit.consecutive_failures = 0
+            circuit.open_until = 0.0
             stats.latency_avg_s = ema(stats.latency_avg_s, total)
             stats.first_chunk_avg_s = ema(stats.first_chunk_avg_s, first)
 
@@ -218,21 +232,21 @@ class Router:
             iterator = iter(cand.start())
             first = next(iterator, None)
         except ModelNotFoundError as exc:
-            self._failure(cand.engine, exc)
+            self._failure(cand.engine, exc, cand.origin)
             raise Fallback(MODEL_MISSING, exc.message) from exc
         except InputError:
             raise  # the request itself is bad: another engine would not help
         except (Exception, MemoryError) as exc:  # any engine failure is a fallback trigger; recorded, not hidden
-            self._failure(cand.engine, exc)
+            self._failure(cand.engine, exc, cand.origin)
             raise Fallback(classify(exc), str(exc)) from exc
         if first is None:
             raise InputError("the text produced no speech", hint="give words, not only punctuation")
-        return self._watch(cand.engine, started, iterator, first)
+        return self._watch(cand.engine, started, iterator, first, cand.origin)
 
     def timed_out(self, cand: Candidate, seconds: float) -> Fallback:
         """Record that ``cand`` gave no audio within ``seconds`` (the server abandons it at its next chunk)."""
         error = TimeoutError(f"no audio after {seconds:.0f} s")
-        self._failure(cand.engine, error)
+        self._failure(cand.engine, error, cand.origin)
         return Fallback(TIMEOUT, str(error))
 
     def fell_back(self, plan: Plan, index: int, fallback: Fallback) -> None:
@@ -266,7 +280,8 @@ class Router:
                 self.fell_back(plan, index, exc)
         raise self.all_failed(plan, failures)
 
-    def _watch(self, engine: str, started: float, iterator: Iterator[Audio], first: Audio) -> Iterator[Audio]:
+    def _watch(self, engine: str, started: float, iterator: Iterator[Audio], first: Audio,
+               origin: str = "http") -> Iterator[Audio]:
         first_at = time.perf_counter() - started
         try:
             yield first
@@ -274,9 +289,9 @@ class Router:
         except (GeneratorExit, InputError):
             raise  # stopped by the caller, or the request's own fault: not the engine's
         except BaseException as exc:
-            self._failure(engine, exc)
+            self._failure(engine, exc, origin)
             raise
-        self._success(engine, first_at, time.perf_counter() - started)
+        self._success(engine, first_at, time.perf_counter() - started, origin)
 
     def convert(self, audio: Audio, request) -> Audio:
         """RVC conversion (an ``RvcRequest`` from ``self.rvc.request``) with statistics."""

@@ -185,7 +185,7 @@ class Service:
 
     # -- helpers --
     def check_text(self, text: str) -> str:
-        from demod_voice.text import normalize
+        from demod_voice.text import check_speakable, normalize
 
         limit = self.cfg.get("server.max_text_chars")
         if len(text) > limit:
@@ -194,7 +194,7 @@ class Service:
                               code="string_above_max_length")
         if not normalize(text):
             raise InputError("input text is empty", hint="give the words to speak")
-        return text
+        return check_speakable(text, "input text")
 
     def _busy(self, delta: int) -> None:
         with self._lock:

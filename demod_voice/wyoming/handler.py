@@ -297,7 +297,7 @@ class Connection:
         if not name and voice is not None and voice.language:
             name = self.voice_for_language(voice.language)
         params = {"speaker": voice.speaker} if voice is not None and voice.speaker else {}
-        return TTSRequest(text=text, voice=name, user=self.user, params=params, rvc=rvc,
+        return TTSRequest(text=text, voice=name, user=self.user, params=params, rvc=rvc, origin="wyoming",
                           language=voice.language if voice is not None and voice.language and not rvc else None)
 
     def voice_for_language(self, language: str) -> str:
