@@ -37,6 +37,17 @@ let
     ) attrs;
   flat = v: if builtins.isList v then lib.flatten v else v;
 
+  # nixpkgs' check-meta for licences: a package whose meta.license is unfree is refused (at its
+  # outPath) unless config.allowUnfree or config.allowUnfreePredicate allows it.
+  unfreeRefused =
+    attrs: pkg:
+    lib.any (l: !(l.free or true)) (lib.toList (attrs.meta.license or [ ]))
+    && !(config.allowUnfree or false)
+    && !((config.allowUnfreePredicate or (_: false)) pkg);
+  refuseUnfree =
+    name:
+    throw "Package ‘${name}’ has an unfree license, refusing to evaluate (set config.allowUnfree, or allowUnfreePredicate for it, as in nixpkgs)";
+
   # stdenv.mkDerivation: attrs or (finalAttrs: attrs); overrideAttrs takes (old: ...) or (final: old: ...).
   mkDerivation =
     attrsOrFn:
@@ -57,7 +68,7 @@ let
               args = [ ./setup.sh ];
               stdenvSetup = ./setup.sh;
             };
-          drv = derivation drvArgs;
+          drv = if unfreeRefused attrs self then refuseUnfree name else derivation drvArgs;
           outputs = attrs.outputs or [ "out" ];
           # The result's attribute names must not depend on attribute values (uv2nix reads
           # finalAttrs.src while computing nativeBuildInputs), so the outputs are spelled out.
@@ -225,17 +236,29 @@ let
         throw "nix/ci/pkgs: python311 asked for, but the CI interpreter is ${final.python3.pythonVersion}";
     python3Packages.cython = final.hostTool "cython" [ "cython" ];
 
-    uv = mkDerivation {
-      name = "uv";
-      uvPath = builtins.getEnv "DEMOD_NIX_UV";
-      buildCommand = ''
-        mkdir -p $out/bin
-        src="''${uvPath:-$(command -v uv || true)}"
-        [ -x "$src" ] || { echo "error: set DEMOD_NIX_UV to the pinned uv (make .uv/bin/uv)" >&2; exit 1; }
-        cp "$src" $out/bin/uv
-      '';
-      meta.mainProgram = "uv";
-    };
+    # The pinned uv enters the store at evaluation (by its content), so the sandbox needs no path to it.
+    uv =
+      let
+        uvPath = builtins.getEnv "DEMOD_NIX_UV";
+      in
+      mkDerivation {
+        name = "uv";
+        uvBinary =
+          if uvPath == "" then
+            ""
+          else
+            builtins.path {
+              path = uvPath;
+              name = "uv-binary";
+            };
+        buildCommand = ''
+          [ -n "$uvBinary" ] || { echo "error: set DEMOD_NIX_UV to the pinned uv (make .uv/bin/uv)" >&2; exit 1; }
+          mkdir -p $out/bin
+          cp "$uvBinary" $out/bin/uv
+          chmod +x $out/bin/uv
+        '';
+        meta.mainProgram = "uv";
+      };
     unzip = final.hostTool "unzip" [ "unzip" ];
     patchelf = final.hostTool "patchelf" [ "patchelf" ];
     ugrep = final.hostTool "ugrep" [ "ugrep" ];
@@ -243,6 +266,10 @@ let
     chromium = final.hostTool "chromium" [ "chromium" ];
     espeak-ng = final.hostTool "espeak-ng" [ "espeak-ng" ];
     nixfmt = final.hostTool "nixfmt" [ "nixfmt" ];
+    # nixpkgs' nixfmt-tree is treefmt with nixfmt; neither is on this machine (nix/ci/check.sh
+    # evaluates the formatter and says so).
+    nixfmt-tree = final.hostTool "nixfmt-tree" [ "treefmt" ];
+    coreutils = final.hostTool "coreutils" [ "chgrp" "chmod" "cp" "mkdir" ];
     ruff = final.hostTool "ruff" [ "ruff" ];
     curl = final.hostTool "curl" [ "curl" ];
     ffmpeg-headless = final.hostTool "ffmpeg-headless" [ "ffmpeg" "ffprobe" ];
@@ -396,7 +423,7 @@ let
       propagatedBuildInputs = [ final.patchelf ];
       substitutions = {
         python = final.python3.interpreter;
-        script = ./hooks/auto-patchelf.py;
+        script = "${./hooks/auto-patchelf.py}"; # a store path: the sandbox sees only the store
       };
     } ./hooks/auto-patchelf-hook.sh;
     makeWrapper = final.makeSetupHook { name = "make-shell-wrapper-hook"; } ./hooks/make-wrapper.sh;
