@@ -175,7 +175,8 @@ env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_
        "implementation_version": platform.python_version()}
 print(json.dumps({"extras": os.environ["EXTRAS"].split(","), "lock_sha256": os.environ["LOCK_SHA256"],
                   "environment": env, "installed": {d.metadata["Name"]: d.version for d in md.distributions()}}))
-' > "$3"
+' > "$3.tmp"
+  mv "$3.tmp" "$3"  # whole or not at all: make test may read it meanwhile (test_image_lock.py)
 }
 
 # Wait until the server on PORT answers /health (120 s at most).
