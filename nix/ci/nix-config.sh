@@ -9,6 +9,8 @@
 #   /bin /usr /lib /lib64   nix/ci/pkgs builds with the host's bash, coreutils, gcc, patchelf and
 #                           unzip, links the host's glibc, libstdc++ and zlib, and its hostTool
 #                           programs (clang, ffmpeg, espeak-ng, chromium) are the host's;
+#   /etc/alternatives       Debian's alternatives: /usr/bin/cc (pyproject.nix's venv builder
+#                           compiles its python wrapper with cc), c++, awk point in here;
 #   PYTHON_PREFIX           the CI interpreter (.venv's sys.base_prefix): nix/ci/pkgs' python3
 #                           links it, and every Python build step runs it.
 # keep-outputs: a garbage collection keeps the GC roots' build inputs too (the downloaded wheels).
@@ -18,7 +20,7 @@ cat <<CONF
 build-users-group = nixbld
 sandbox = true
 sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64 $prefix
+sandbox-paths = /bin /usr /lib /lib64 /etc/alternatives $prefix
 substituters =
 warn-dirty = false
 keep-outputs = true

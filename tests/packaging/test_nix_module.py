@@ -161,7 +161,8 @@ def test_old_single_instance_options_still_evaluate_with_a_warning():
     assert any("dataDir is ignored" in w for w in out["warnings"])
     assert out["configs"]["default"]["server"] == {"host": "0.0.0.0", "port": 8080}
     assert out["firewall"] == [8080]
-    assert "/dev/nvidia0 rw" in out["units"]["demod-voice-default"]["serviceConfig"]["DeviceAllow"]
+    assert "char-nvidia-frontend rw" in out["units"]["demod-voice-default"]["serviceConfig"]["DeviceAllow"]
+    assert out["units"]["demod-voice-default"]["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_nothing_enabled_adds_no_unit():

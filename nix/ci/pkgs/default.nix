@@ -48,6 +48,10 @@ let
     name:
     throw "Package ‘${name}’ has an unfree license, refusing to evaluate (set config.allowUnfree, or allowUnfreePredicate for it, as in nixpkgs)";
 
+  # A value substituted into a hook or file, as nixpkgs' substitutions do: a path is copied into the
+  # store (the sandbox sees nothing else), anything else becomes its string.
+  substitution = v: if builtins.isPath v then "${v}" else toString v;
+
   # stdenv.mkDerivation: attrs or (finalAttrs: attrs); overrideAttrs takes (old: ...) or (final: old: ...).
   mkDerivation =
     attrsOrFn:
@@ -393,7 +397,7 @@ let
       let
         keys = builtins.attrNames substitutions;
         text = builtins.replaceStrings (map (k: "@${k}@") keys) (
-          map (k: toString substitutions.${k}) keys
+          map (k: substitution substitutions.${k}) keys
         ) (builtins.readFile script);
       in
       mkDerivation {
@@ -413,7 +417,7 @@ let
         keys = builtins.attrNames replacements;
       in
       final.writeText (baseNameOf script) (
-        builtins.replaceStrings (map (k: "@${k}@") keys) (map (k: toString replacements.${k}) keys) (
+        builtins.replaceStrings (map (k: "@${k}@") keys) (map (k: substitution replacements.${k}) keys) (
           builtins.readFile script
         )
       );
