@@ -15,7 +15,7 @@
 # The tiny random-weight checkpoints are built on the host (demod_voice.tiny_models through
 # tests/xtts/tiny.py and tests/rvc/tiny.py) and mounted read-only.
 #
-#   .ci/containers.sh            # from the repository root, as root, after `make test`
+#   .ci/containers.sh            # from the repository root, as root, once .venv is installed (.ci/run: beside make test)
 #
 # The build installs with the Makefile's pinned uv and reuses the host's uv cache
 # (podman build -v), offline: nothing is downloaded again.

@@ -12,7 +12,7 @@
   clang,
   pythonEnv, # the attribute set ./python-env.nix returns
   src, # what the package installs (flake.nix)
-  testSrc ? src, # what checks.pytest reads: src plus tests/, bin/, ... (flake.nix)
+  testSrc ? src, # what testSuite.pytest reads: src plus tests/, bin/, ... (flake.nix)
   cudaSupport ? false,
 }:
 

@@ -63,21 +63,41 @@ derivation {
   ]) ];
 }' 2>>"$log") || fail "the sandbox probe failed: a build could see the checkout or the network, or ran as root (log: $log)"
 echo "   sandboxed: a probe build ran as $(cat "$probe")"
-# build NAME ATTR: nix-build one attribute of nix/ci/flake.nix into .nix-results/NAME.
+# Everything below is instantiated in one evaluation (uv2nix reads the whole lock each time: tens of
+# seconds on a loaded machine), then each derivation is realised on its own, timed, its result kept
+# as a GC root in .nix-results/NAME.
+checks=$(nix_attr "builtins.attrNames self.checks.$system" | tr -d '[]"' | tr ',' ' ') ||
+    fail "evaluating checks.$system (log: $log)"
+[ -n "$checks" ] || fail "checks.$system is empty"
+names=(cpu cuda cuda-env piper)
+attrs=("packages.$system.cpu" "packages.$system.default" "packages.$system.default.pythonEnv.env"
+       "packages.$system.piper")
+for check in $checks; do names+=("check-$check"); attrs+=("checks.$system.$check"); done
+names+=(devshell)
+attrs+=("devShells.$system.default.inputDerivation")
+t=$(date +%s)
+mapfile -t drvs < <(nix-instantiate --read-write-mode nix/ci/flake.nix $(printf -- '-A %s ' "${attrs[@]}") 2>>"$log")
+[ "${#drvs[@]}" = "${#attrs[@]}" ] || { tail -20 "$log"; fail "evaluating the flake's outputs (log: $log)"; }
+echo "== evaluated ${#attrs[@]} outputs in $(( $(date +%s) - t )) s"
+declare -A drv_of attr_of
+for i in "${!names[@]}"; do drv_of[${names[$i]}]=${drvs[$i]}; attr_of[${names[$i]}]=${attrs[$i]}; done
+
+# build NAME: realise that output into .nix-results/NAME.
 build() {
-    local name="$1" attr="$2" t=$(date +%s)
-    echo "== nix-build $attr"
-    if ! nix-build nix/ci/flake.nix -A "$attr" -o ".nix-results/$name" --max-jobs "${NIX_CHECK_JOBS:-2}" --keep-going \
-        >>"$log" 2>&1; then
+    local name="$1" t=$(date +%s)
+    echo "== nix-build ${attr_of[$name]}"
+    rm -f ".nix-results/$name"
+    if ! nix-store --realise "${drv_of[$name]}" --add-root ".nix-results/$name" --max-jobs "${NIX_CHECK_JOBS:-2}" \
+        --keep-going >>"$log" 2>&1; then
         grep -E "^error|could not satisfy|error:" "$log" | tail -20
-        fail "building $attr (log: $log)"
+        fail "building ${attr_of[$name]} (log: $log)"
     fi
     echo "   built in $(( $(date +%s) - t )) s: $(readlink ".nix-results/$name")"
 }
 
 # 1. The CPU package; its output must be the .venv's, byte for byte. Piper draws noise at random
 #    unless its scales are 0 (as checks.piper-synthesis does), so both runs use 0.
-build cpu "packages.$system.cpu"
+build cpu
 text="Nix builds the same voice, bit for bit."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -96,11 +116,11 @@ echo "   $got"
 # 2. The CUDA flavour (packages.default) and its Python environment: autoPatchelf over torch,
 #    torchaudio, onnxruntime-gpu and every nvidia wheel; only the driver's libcuda.so.1 may stay
 #    unresolved. Then the torch-free piper flavour, which must speak the same bytes.
-build cuda "packages.$system.default"
-build cuda-env "packages.$system.default.pythonEnv.env"
+build cuda
+build cuda-env
 .venv/bin/python nix/ci/check_elf.py "$(readlink .nix-results/cuda-env)" ||
     fail "the CUDA environment has libraries no run path resolves (nix/ci/check_elf.py above)"
-build piper "packages.$system.piper"
+build piper
 HOME="$work/home-piper" XDG_CACHE_HOME="$work/cache-piper" XDG_CONFIG_HOME="$work/config-piper" \
     .nix-results/piper/bin/demod-voice piper-infer en_US-joe-medium "$text" --noise-scale 0 --noise-w 0 \
     --output "$work/piper.wav" >"$work/piper.log" 2>&1 || { cat "$work/piper.log"; fail "the piper flavour's piper-infer failed"; }
@@ -108,16 +128,13 @@ cmp -s "$work/venv.wav" "$work/piper.wav" || fail "the piper flavour's piper-inf
 echo "   piper flavour: piper-infer identical to .venv's"
 
 # 3. The flake's checks, every attribute of checks.<system>, as `nix flake check` builds them.
-checks=$(nix_attr "builtins.attrNames self.checks.$system" | tr -d '[]"' | tr ',' ' ') ||
-    fail "evaluating checks.$system (log: $log)"
-[ -n "$checks" ] || fail "checks.$system is empty"
 for check in $checks; do
-    build "check-$check" "checks.$system.$check"
+    build "check-$check"
 done
 [ -s .nix-results/check-health/health.txt ] && sed 's/^/   health: /' .nix-results/check-health/health.txt | head -5
 
 # 4. The dev shell's environment (mkShell's inputDerivation builds every package it holds).
-build devshell "devShells.$system.default.inputDerivation"
+build devshell
 devenv=$(grep -- '-demod-voice-dev-env$' .nix-results/devshell/packages | head -1)
 [ -n "$devenv" ] || fail "the dev shell holds no demod-voice-dev-env"
 "$devenv/bin/python" -c 'import demod_voice, pytest, sys; print("   dev env: Python", sys.version.split()[0], "demod-voice", demod_voice.__version__)' ||
