@@ -45,7 +45,7 @@ class VoiceEntry:
 
 
 def _read_piper_entry(onnx: Path, source: str) -> VoiceEntry | None:
-    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
     from demod_voice.errors import InputError
 
     config = config_path_for(onnx)

@@ -73,7 +73,7 @@ def run_engine(engine: str, global_args: list[str], timeout: float | None = None
 
 def engines() -> dict[str, float]:
     """Every engine with a self-test: the ones above, then registry engines that declare ``selftest_args``."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     found = dict(ENGINES)
     for name in registry.ENGINES:
@@ -210,7 +210,7 @@ def self_test(engine: str, work: Path, global_args: list[str]) -> tuple[str, str
         if engine in _ARGS:
             args, what = _ARGS[engine](cfg, work)
         else:  # a registry engine's own self-test command, given a speech-like reference
-            from demod_voice.adapters import registry
+            from demod_voice.synthesis import registry
 
             reference = _speechlike(work / "reference.wav", 3.0, 24000)
             args, what = registry.module(engine).selftest_args(cfg, work, reference)

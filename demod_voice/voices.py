@@ -47,7 +47,7 @@ DEFAULT_USER = "local"
 
 def profile_engines() -> tuple[str, ...]:
     """Engines a saved voice may name: the registry's built-in TTS engines."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     return tuple(registry.names(kind="tts"))
 

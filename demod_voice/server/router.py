@@ -14,7 +14,7 @@ runs out of memory, or it fails. Every fallback is an audit event
 ``router.breaker_failures`` times in a row is skipped for
 ``router.breaker_cooldown_s`` (circuit breaker).
 
-The engines themselves come from the one registry (``demod_voice.adapters.registry``):
+The engines themselves come from the one registry (``demod_voice.synthesis.registry``):
 each registers a ``Provider`` that turns a request and a voice into a ``Candidate``.
 The request types live in ``server.requests``.
 """
@@ -27,11 +27,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from demod_voice.adapters import registry
 from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.server.audit import AuditLog
-from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
+from demod_voice.server.stats import EngineStats, ema
+from demod_voice.synthesis import registry
+from demod_voice.synthesis.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
     CIRCUIT_OPEN,
     ENGINE_ERROR,
     MODEL_MISSING,
@@ -49,7 +50,6 @@ from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names 
     Voice,
     classify,
 )
-from demod_voice.server.stats import EngineStats, ema
 from demod_voice.voices import VoiceStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -324,8 +324,8 @@ class Router:
 
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     """Run a request to completion (CLI helper): (engine, joined audio)."""
-    from demod_voice.adapters import chain
     from demod_voice.audio import concat
+    from demod_voice.synthesis import chain
 
     rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))

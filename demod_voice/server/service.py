@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
 from demod_voice import captions, streaming
-from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
 from demod_voice.stt import SpeechToText
+from demod_voice.synthesis import chain
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ _WHISPER = Attribution(name="OpenAI Whisper / faster-whisper", url="https://gith
 def _speakers(path: str) -> list[TtsVoiceSpeaker] | None:
     from pathlib import Path
 
-    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
     from demod_voice.errors import InputError
 
     config = config_path_for(Path(path))
@@ -66,7 +66,7 @@ def _profile_ready(profile, service, cfg) -> bool:
         except DemodError:
             return False
     if profile.engine != "xtts":  # another registry engine: its own availability probe
-        from demod_voice.adapters import registry
+        from demod_voice.synthesis import registry
 
         try:
             return bool(registry.get(profile.engine, cfg).available(cfg)[0])
@@ -116,7 +116,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
 def asr_models(cfg) -> list[AsrModel]:
     """The configured Whisper model and every other registry Whisper model, each only when its folder is in place."""
     from demod_voice import models
-    from demod_voice.engines import whisper
+    from demod_voice.engines.whisper.engine import engine as whisper
     from demod_voice.errors import DemodError
 
     configured = cfg.get("stt.model")
