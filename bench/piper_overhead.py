@@ -55,7 +55,7 @@ def child(mode: str, case: str, repeats: int) -> None:
             return sum(len(c.audio_float_array) for c in voice.synthesize(t)) / voice.config.sample_rate
     else:
         from demod_voice import config
-        from demod_voice.engines.piper.engine import plugin as adapter
+        from demod_voice.engines.piper import plugin as adapter
         from demod_voice.synthesis import Request
 
         cfg = config.load()

@@ -83,7 +83,7 @@ class SpeechToText:
                          hint="use whisper-1 (the configured model) or one of " + ", ".join(known))
 
     def engine(self, model: str | None = None):
-        from demod_voice.engines.whisper.engine import engine as whisper
+        from demod_voice.engines.whisper import engine as whisper
 
         return whisper.for_config(self.cfg, self.model_name(model))
 
@@ -99,7 +99,7 @@ class SpeechToText:
     def check_language(self, model: str | None, language: str | None) -> None:
         """Refuse a language the model lacks before loading it (seconds), from its folder alone."""
         if language:
-            from demod_voice.engines.whisper.engine import engine as whisper
+            from demod_voice.engines.whisper import engine as whisper
 
             path = whisper.resolve(self.model_name(model), self.cfg)
             whisper.check_language(language, whisper.languages_of(path), path.name)
@@ -169,7 +169,7 @@ def stt_status(cfg) -> dict:
     """The STT engine's state without loading it (no faster-whisper import)."""
     import importlib.util
 
-    from demod_voice.engines.whisper.engine import engine as whisper
+    from demod_voice.engines.whisper import engine as whisper
     from demod_voice.errors import DemodError
 
     out = {"engine": "faster-whisper", "installed": importlib.util.find_spec("faster_whisper") is not None,

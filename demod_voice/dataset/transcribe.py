@@ -28,7 +28,7 @@ class Transcriber:
             raise InputError("--transcribe needs a Whisper model, and config key 'dataset.whisper_model' is not set",
                              hint="set it to a faster-whisper model folder or a registry name, e.g. "
                                   "DEMOD_VOICE_DATASET__WHISPER_MODEL=whisper-base.en")
-        from demod_voice.engines.whisper.engine import engine as whisper
+        from demod_voice.engines.whisper import engine as whisper
 
         self._engine = whisper.load(model, "cpu", "int8")
         self.language = self._engine.check_language(language)

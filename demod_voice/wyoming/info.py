@@ -116,7 +116,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
 def asr_models(cfg) -> list[AsrModel]:
     """The configured Whisper model and every other registry Whisper model, each only when its folder is in place."""
     from demod_voice import models
-    from demod_voice.engines.whisper.engine import engine as whisper
+    from demod_voice.engines.whisper import engine as whisper
     from demod_voice.errors import DemodError
 
     configured = cfg.get("stt.model")

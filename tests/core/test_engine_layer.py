@@ -67,7 +67,7 @@ def test_rvc_options_share_the_schema_ranges():
 
 
 def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
-    from demod_voice.engines.piper.engine import plugin as piper
+    from demod_voice.engines.piper import plugin as piper
 
     cfg = cfg_with({"piper": {"length_scale": 1.2}})
     plan = piper.options(Request(text="x", voice=str(joe_voice), speed=2.0), cfg)
@@ -111,7 +111,7 @@ def test_ordinary_long_sentences_stay_whole_and_numbers_count_as_spoken():
 
 def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
     """A long text without punctuation gives many chunks of bounded length, not one huge inference."""
-    from demod_voice.engines.piper.engine import plugin as piper
+    from demod_voice.engines.piper import plugin as piper
 
     cfg = cfg_with({"piper": {"noise_scale": 0.0, "noise_w": 0.0}})
     text = " ".join(["testing"] * 120)  # ~960 characters, one 'sentence'
@@ -130,7 +130,7 @@ def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
     """
     import threading
 
-    from demod_voice.engines.piper.engine import engine as piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu")
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
@@ -164,7 +164,7 @@ THREAD_SENSITIVE = ["Three words here.", "Four words right here.", "The quick br
 
 def test_spinning_and_quiet_sessions_give_the_same_audio(joe_voice):
     """``piper.onnx_spinning`` on and off: spinning changes how threads wait, not the sums: same bits."""
-    from demod_voice.engines.piper.engine import engine as piper
+    from demod_voice.engines.piper import engine as piper
 
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
     spinning, quiet = piper.load(joe_voice, "cpu", spinning="on"), piper.load(joe_voice, "cpu", spinning="off")
@@ -182,7 +182,7 @@ def test_auto_spinning_runs_overlapping_runs_quietly_with_the_same_audio(joe_voi
     import threading
     import time
 
-    from demod_voice.engines.piper.engine import engine as piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu", spinning="auto")
     session = engine._voice.session
@@ -227,7 +227,7 @@ def test_only_big_runs_hand_the_arena_back_and_the_audio_does_not_change(joe_voi
 
     Shrinking only frees memory no tensor uses, so the samples are the same either way.
     """
-    from demod_voice.engines.piper.engine import engine as piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu", release_ids=400)
     session = engine._voice.session

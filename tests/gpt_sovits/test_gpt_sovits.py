@@ -103,7 +103,7 @@ def test_streaming_gives_the_same_audio_in_pieces(cfg, api, speech_wav):
 
 
 def test_error_body_becomes_the_engine_error(api):
-    from demod_voice.engines.gpt_sovits.process import process as gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
     from demod_voice.errors import EngineError
 
     call = gpt_sovits.TtsCall(text="x", text_lang="en", ref_audio_path="/nonexistent/ref.wav", prompt_text="a",

@@ -40,7 +40,7 @@ def available(cfg=None) -> tuple[bool, str]:
 
 def health(cfg) -> tuple[bool, str, dict]:
     """For ``health``: is the api_v2 server up (not required: the router falls back without it)."""
-    from demod_voice.engines.gpt_sovits.process import process as gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     report = gpt_sovits.status(cfg)
     if report["answers"]:
@@ -82,7 +82,7 @@ def _transcript(reference: Path, cfg, language: str | None) -> str:
 
 def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str, str] = ("", "")) -> GptSovitsPlan:
     """Check the reference, the language and the options; no network, no Whisper yet."""
-    from demod_voice.engines.gpt_sovits.process import process as gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     values = config_mod.section_options("gpt_sovits", OPTION_KEYS, request.options, cfg)
     if request.speed is not None:
@@ -102,7 +102,7 @@ def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str,
 
 def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | None = None) -> Iterator[Audio]:
     from demod_voice import text as text_mod
-    from demod_voice.engines.gpt_sovits.process import process as gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     plan = plan or options(request, cfg)
     text = text_mod.require_text(request.text)
@@ -176,7 +176,7 @@ class Provider:
         return Candidate(self.name, version, "cpu", start)
 
     def status(self) -> dict:
-        from demod_voice.engines.gpt_sovits.process import process as gpt_sovits
+        from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
         url = gpt_sovits.server_url(self.cfg)
         return {"installed": True, "server": url, "answers": gpt_sovits.answers(url, timeout=0.5)}

@@ -95,7 +95,7 @@ def run(args, ctx) -> int:
     from demod_voice import audio as audio_mod
     from demod_voice import output, progress, synthesis
     from demod_voice.cache import AudioCache, make_key
-    from demod_voice.engines.piper.engine import plugin as piper_adapter
+    from demod_voice.engines.piper import plugin as piper_adapter
 
     sort_positionals(args)
     check_chain_arguments(args)

@@ -76,7 +76,7 @@ def options(request, cfg) -> PiperPlan:
 
 def load_engine(model_path: Path, cfg, device: str | None, backend: str):
     """The process's one engine for this voice, with the session settings every front end shares."""
-    from demod_voice.engines.piper.engine import engine as piper
+    from demod_voice.engines.piper import engine as piper
 
     return piper.load(model_path, device, backend=backend, threads=cfg.get("piper.onnx_threads"),
                       spinning=cfg.get("piper.onnx_spinning"), release_ids=cfg.get("piper.arena_release_ids"))
