@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
@@ -194,3 +195,22 @@ def decode(data: bytes, what: str, max_seconds: float) -> Audio:
     from demod_voice import audio as audio_mod
 
     return audio_mod.decode_upload(data, what, max_seconds, "stt.max_audio_s")
+
+
+def installed_models(cfg) -> list[tuple[str, Path, list[str]]]:
+    """``(name, folder, languages)`` of the configured Whisper model, then every other registry Whisper model,
+    each only when its folder is in place."""
+    from demod_voice import models
+    from demod_voice.engines.whisper import engine as whisper
+    from demod_voice.errors import DemodError
+
+    configured = cfg.get("stt.model")
+    names = [configured, *(n for n, e in models.registry(cfg).items() if e.kind == "whisper" and n != configured)]
+    out = []
+    for name in names:
+        try:
+            path = whisper.resolve(name, cfg)
+        except DemodError:
+            continue
+        out.append((name, path, whisper.languages_of(path)))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from demod_voice.commands._common import (
+from demod_voice.arguments import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,

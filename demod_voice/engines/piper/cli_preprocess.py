@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from demod_voice.commands._common import non_negative_float, positive_float
+from demod_voice.arguments import non_negative_float, positive_float
 
 
 def _workers(value: str) -> int:

@@ -275,3 +275,44 @@ class Runner(TtsRunner):
     engine = NAME
     remember_failures = False
     request = staticmethod(job_request)
+
+
+# --- the voice catalog's view (demod_voice.catalog, Wyoming's describe) ----------------------------------------
+
+
+def voice_entry(onnx: Path, source: str):
+    """The catalog row of an installed voice file (None without a readable config beside it)."""
+    import logging
+
+    from demod_voice.catalog import VoiceEntry
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(onnx)
+    if config is None:
+        logging.getLogger("demod_voice.catalog").info("skipping %s: no voice config beside it", onnx)
+        return None
+    try:
+        data = PiperVoiceConfig.read(config)
+    except InputError as exc:
+        logging.getLogger("demod_voice.catalog").info("skipping %s: no readable voice config (%s)", onnx, exc.message)
+        return None
+    return VoiceEntry(name=onnx.name[: -len(".onnx")], engine="piper", language=data.language, quality=data.quality,
+                      sample_rate=data.sample_rate or None, speakers=data.num_speakers, source=source, path=str(onnx))
+
+
+def speaker_names(path: str) -> list[str] | None:
+    """The speakers of a multi-speaker voice file, by name (or index); None for a single-speaker voice."""
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(Path(path))
+    if config is None:
+        return None
+    try:
+        voice = PiperVoiceConfig.read(config)
+    except InputError:
+        return None
+    if voice.num_speakers <= 1:
+        return None
+    return list(voice.speaker_id_map) or [str(i) for i in range(voice.num_speakers)]

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from demod_voice.commands._common import add_captions_argument, add_format_argument, check_captions
+from demod_voice.arguments import add_captions_argument, add_format_argument, check_captions
 from demod_voice.engines.rvc.cli_options import add_conversion_arguments, apply_aux_flags, rvc_request
 from demod_voice.errors import DemodError, EngineError, InputError, UsageError
 

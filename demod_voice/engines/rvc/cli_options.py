@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from demod_voice.commands._common import setting_number
+from demod_voice.arguments import setting_number
 from demod_voice.config import F0_METHODS
 
 semitones = setting_number("rvc.pitch", unit="a number of semitones")

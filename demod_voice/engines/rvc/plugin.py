@@ -165,3 +165,17 @@ class Runner:
 
         speech.words = words_of_speech(speech, job.text, self.cfg, job.language or None)
         return captions.carry(speech, result)
+
+
+def registered_voices(cfg) -> list:
+    """The voices registered with ``rvc add`` (Wyoming lists each after its TTS voices)."""
+    from demod_voice.engines.rvc import voices
+
+    return voices.registered(cfg)
+
+
+def resolve_voice(name: str, cfg):
+    """A registered voice name or ``.pth`` path -> the voice (raises ``ModelNotFoundError``)."""
+    from demod_voice.engines.rvc import voices
+
+    return voices.resolve(name, cfg)

@@ -279,7 +279,7 @@ def selftest_args(cfg, work: Path, reference: Path) -> tuple[list[str], str]:
         model_dir, what = resolve_model_dir(cfg), "installed model"
     except ModelNotFoundError:
         from demod_voice.engines.styletts2.tiny import build_tiny_styletts2
-        from demod_voice.selftest import _cached_build
+        from demod_voice.tiny_models import cached_build as _cached_build
 
         model_dir = _cached_build(Path(cfg.cache_dir) / "selftest", "styletts2-tiny", build_tiny_styletts2)
         what = "tiny random-weight checkpoint"
