@@ -203,6 +203,12 @@ SCHEMA: dict[str, Any] = {
         "api_keys_file": S("path", None, "YAML file of plain API key -> user name, hashed in memory at start "
                                          "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
         "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
+        "model_idle_unload_s": S("float", 0.0, "unload a model no request used for this many seconds; the next request "
+                                               "reloads it (0: keep models loaded)", min=0.0),
+    },
+    "engines": {
+        "max_loaded": S("int", 0, "most models (voices, checkpoints) loaded at once in a process; loading one more "
+                                  "unloads the least recently used (0: no limit)", min=0),
     },
     "gpt_sovits": {
         "install_dir": S("path", None, "a GPT-SoVITS checkout (with api_v2.py) that 'gpt-sovits start' runs", nullable=True),

@@ -53,11 +53,16 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        from demod_voice.synthesis.manager import MODELS
+
+        MODELS.configure(cfg)
+        MODELS.start_idle_unload(cfg.get("server.model_idle_unload_s"))  # the server only: 0 keeps models
         if cfg.get("server.preload") if preload is None else preload:
             import asyncio
 
             await asyncio.to_thread(service.preload)
         yield
+        MODELS.stop_idle_unload()
         service.close()
 
     # Swagger UI and ReDoc from the assets of the fastapi-offline package: /docs works offline.

@@ -32,6 +32,7 @@ from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoun
 from demod_voice.server.audit import AuditLog
 from demod_voice.server.stats import EngineStats, ema
 from demod_voice.synthesis import registry
+from demod_voice.synthesis.manager import MODELS
 from demod_voice.synthesis.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
     CIRCUIT_OPEN,
     ENGINE_ERROR,
@@ -318,7 +319,8 @@ class Router:
         for name, provider in [*self.providers.items(), (self.rvc.name, self.rvc)]:
             status = dict(provider.status())
             extra = {k: v for k, v in status.items() if k != "installed"}
-            out[name] = {"installed": status.get("installed", False), **self.stats[name].to_dict(), **extra}
+            out[name] = {"installed": status.get("installed", False), **self.stats[name].to_dict(), **extra,
+                         "loaded": MODELS.status(name)}
         return out
 
 

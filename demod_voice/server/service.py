@@ -181,7 +181,11 @@ class Service:
         if not admin:
             engines = {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
         events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
-        return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:]}
+        from demod_voice.synthesis.manager import MODELS
+
+        return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:],
+                "models": {"loaded": MODELS.status(), "max_loaded": MODELS.max_loaded,
+                           "idle_unload_s": MODELS.idle_unload_s, "loads": MODELS.loads, "unloads": MODELS.unloads}}
 
     # -- helpers --
     def check_text(self, text: str) -> str:

@@ -27,7 +27,7 @@ from demod_voice.errors import InputError
 #: sentences too (each of bench/server.py's 163-character sentences became two runs).
 MAX_SPOKEN_CHARS = 300
 
-_RESOLVED: dict[tuple[str, int], Path] = {}
+_RESOLVED: dict[tuple[str, tuple[str, ...]], Path] = {}
 _RESOLVED_LOCK = threading.Lock()
 
 
@@ -44,7 +44,8 @@ def resolve_model(name: str, cfg) -> Path:
     """Voice name or path -> ``.onnx``, remembered per config (a batch of 10 000 lines scans once per voice)."""
     from demod_voice import catalog
 
-    key = (name, id(cfg))
+    # what the search depends on (the folders searched), never id(cfg): Python reuses ids after collection
+    key = (name, tuple(str(f) for f, _ in catalog.search_folders(cfg)))
     with _RESOLVED_LOCK:
         path = _RESOLVED.get(key)
     if path is None:
