@@ -150,7 +150,7 @@ class ModelManager:
             entry.model = None
         with self._lock:
             self.unloads += len(entries)
-        entries.clear()
+        del entry
         gc.collect()
         _return_memory()
 
