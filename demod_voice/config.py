@@ -207,6 +207,8 @@ SCHEMA: dict[str, Any] = {
                                                "reloads it (0: keep models loaded)", min=0.0),
     },
     "engines": {
+        "modules": S("dict", {}, "more engines: name -> the module path of its plugin (an engine folder's plugin.py, "
+                                 "importable), listed after the built-in ones"),
         "max_loaded": S("int", 0, "most models (voices, checkpoints) loaded at once in a process; loading one more "
                                   "unloads the least recently used (0: no limit)", min=0),
     },
