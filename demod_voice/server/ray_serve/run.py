@@ -44,7 +44,7 @@ def serve_ray(cfg, address: str, ctx) -> int:
                          hint="start it with 'ray start --head', or use --ray local") from None
     try:
         serve.start(http_options={"host": host, "port": port, "request_timeout_s": None},
-                    proxy_location="HeadOnly" if local else None)
+                    proxy_location="HeadOnly")
         application = ray_app.build(cfg, name)
         ctx.say(f"starting the Serve application '{name}' on Ray ({address}) ...")
         serve.run(application, name=name, route_prefix="/", blocking=False)
@@ -62,23 +62,82 @@ def serve_ray(cfg, address: str, ctx) -> int:
         except Exception as exc:  # the cluster went away first: nothing of ours is left on it
             _LOGGER.warning("could not remove the Serve application: %s", exc)
         ray.shutdown()
+        if local:  # whatever the instance left behind (workers of replicas still stopping)
+            stop_descendants()
         _restore(previous)
 
 
 def _start_local(ray, cfg, ctx) -> None:
-    """A local instance; started twice at most: Ray gives its raylet a fixed 30 s to register, which a
-    loaded machine can miss (the failed start leaves no process behind)."""
-    for attempt in range(2):
+    """A local instance, tried three times: Ray's raylet waits a fixed ~15 s for its agents (Python processes)
+    to start, which a loaded machine can miss; a failed start leaves no process behind."""
+    attempts = 3
+    for attempt in range(attempts):
         try:
             # Ray's own RAY_TMPDIR chooses its session folder (keep it short: socket paths stay under 108 bytes)
             ray.init(address="local", num_cpus=cfg.get("ray_serve.num_cpus") or os.cpu_count(),
                      include_dashboard=False, logging_level=logging.WARNING, log_to_driver=ctx.verbose)
             return
         except Exception as exc:
-            if attempt or "timed out during startup" not in str(exc):
-                raise
             ray.shutdown()
-            ctx.say("notice: Ray did not start within its 30 s; trying once more")
+            stop_descendants()  # a failed start leaves its GCS, dashboard and monitor running
+            if "timed out during startup" not in str(exc):
+                raise
+            if attempt == attempts - 1:
+                raise DemodError("the local Ray instance did not start: its raylet gave up waiting for its agents",
+                                 hint="the machine is probably overloaded: try again, or start Ray with "
+                                      "'ray start --head' and use --ray auto") from None
+            ctx.say("notice: Ray did not start in time (its agents were slow); trying again")
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Every process below ``pid`` (default: this one), from /proc; empty where there is no /proc."""
+    import pathlib
+
+    parents: dict[int, int] = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [], [pid or os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def stop_descendants(grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, the processes this one started (the local Ray instance's, nothing else)."""
+    import time
+
+    pids = descendants()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _alive(p)]
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie child is reaped here and counts as gone)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _restore(previous: dict) -> None:
