@@ -56,8 +56,8 @@ def test_a_deployment_runs_on_the_node_with_its_resource(tmp_path, joe_voice):
         ray_start(env, "--head", "--port", str(port), "--temp-dir", str(tmp), "--include-dashboard", "false")
         ray_start(env, "--address", address, "--resources", json.dumps({"node2": 1}))
         nodes = json.loads(subprocess.run(
-            [sys.executable, "-c", "import json, ray; ray.init(address=%r, logging_level='ERROR'); "
-             "print(json.dumps({n['NodeID']: n['Resources'] for n in ray.nodes() if n['Alive']}))" % address],
+            [sys.executable, "-c", f"import json, ray; ray.init(address={address!r}, logging_level='ERROR'); "
+             "print(json.dumps({n['NodeID']: n['Resources'] for n in ray.nodes() if n['Alive']}))"],
             env=env, capture_output=True, timeout=300, check=True).stdout.decode().strip().splitlines()[-1])
         node2 = [node for node, resources in nodes.items() if "node2" in resources]
         assert len(nodes) == 2 and len(node2) == 1
