@@ -119,14 +119,19 @@ def deployments_report(app_name: str) -> dict:
     app = (details.get("applications") or {}).get(app_name) or {}
     out = {}
     for name, dep in (app.get("deployments") or {}).items():
-        replicas = [{"state": str(r.get("state")), "pid": r.get("pid"), "node_id": r.get("node_id"),
+        replicas = [{"state": _text(r.get("state")), "pid": r.get("pid"), "node_id": r.get("node_id"),
                      "replica_id": r.get("replica_id")} for r in dep.get("replicas") or []]
         states: dict = {}
         for r in replicas:
             states[r["state"]] = states.get(r["state"], 0) + 1
-        out[name] = {"status": str(dep.get("status")), "replica_states": states, "replicas": replicas,
+        out[name] = {"status": _text(dep.get("status")), "replica_states": states, "replicas": replicas,
                      "target_replicas": (dep.get("target_num_replicas")), "at": round(time.time(), 1)}
     return out
+
+
+def _text(value) -> str:
+    """An enum's value (the controller's JSON already has strings; Python objects in other versions)."""
+    return str(getattr(value, "value", value))
 
 
 @serve.ingress()
