@@ -80,9 +80,9 @@ def hop_cost(calls: int) -> dict:
     from ray import serve
 
     from demod_voice import config as config_mod
-    from demod_voice.adapters import registry
     from demod_voice.server.ray_serve.engine import EngineDeployment
-    from demod_voice.server.requests import TTSRequest
+    from demod_voice.synthesis import registry
+    from demod_voice.synthesis.requests import TTSRequest
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-hop-"))
     (tmp / "c.yaml").write_text(PIPER)

@@ -60,7 +60,7 @@ def test_two_replicas_lose_nothing_when_one_is_killed(tmp_path, joe_voice):
 
         cfg_file = tmp_path / "engine.yaml"
         cfg_file.write_text("piper:\n  noise_scale: 0.0\n  noise_w: 0.0\n  onnx_threads: 1\n")
-        from demod_voice.adapters import Request
+        from demod_voice.synthesis import Request
 
         for i, res in results.items():  # the single-process engine layer: what the CLI and batch write
             assert wav_samples(res.content) == engine_result(cfg_file, "piper", Request(text=TEXTS[i], voice=JOE)), i

@@ -47,7 +47,7 @@ def ray_app(tmp_path, isolated_home, joe_voice):
 
 
 def test_the_ingress_speaks_through_the_engine_deployment_and_caches_in_the_cache_deployment(ray_app):
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     client, service, config_file = ray_app
     body = {"text": TEXT, "voice": JOE, "format": "wav", "engine": "piper"}

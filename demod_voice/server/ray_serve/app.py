@@ -150,7 +150,7 @@ class Ingress:
 
 def engines_to_deploy(cfg) -> list[str]:
     """The TTS engines that are installed here; with ``ray_serve.engines`` set, only those it names."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     wanted = cfg.get("ray_serve.engines") or {}
     out = []

@@ -22,7 +22,7 @@ class EngineDeployment:
     """Runs one engine of the registry (``name``) for the ingress."""
 
     def __init__(self, cfg, name: str):
-        from demod_voice.adapters import registry
+        from demod_voice.synthesis import registry
 
         self.cfg = cfg
         self.name = name

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 
 from demod_voice.audio import Audio
-from demod_voice.server.requests import Candidate
+from demod_voice.synthesis.requests import Candidate
 
 _LOGGER = logging.getLogger(__name__)
 
