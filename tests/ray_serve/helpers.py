@@ -21,12 +21,23 @@ def short_tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix="dvray-", dir="/tmp"))
 
 
+def _names(proc: Path, marker: str) -> bool:
+    """The process's command line or one of its open files names ``marker`` (Ray's agents rename themselves
+    to ``ray::...``, but keep their logs in the session folder open)."""
+    if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+        return True
+    try:
+        return any(marker in os.readlink(fd) for fd in (proc / "fd").iterdir())
+    except OSError:
+        return False
+
+
 def scoped_processes(marker: str) -> list[int]:
-    """Processes whose command line names ``marker`` (our temp folder): ours, never another session's."""
+    """Processes that name ``marker`` (our temp folder): ours, never another session's."""
     found = []
     for entry in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if marker in entry.read_bytes().decode(errors="replace") and int(entry.parent.name) != os.getpid():
+            if int(entry.parent.name) != os.getpid() and _names(entry.parent, marker):
                 state = (entry.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
                 if state != "Z":
                     found.append(int(entry.parent.name))

@@ -109,11 +109,28 @@ def descendants(pid: int | None = None) -> list[int]:
     return found
 
 
+def _session_orphans() -> list[int]:
+    """Ray's agents whose raylet died first (re-parented, renamed ``ray::...``): found by the logs they hold
+    open in this process's own session folders (``session_<date>_<this pid>``), so nobody else's."""
+    import pathlib
+
+    mark = f"_{os.getpid()}/logs/"
+    found = []
+    for fd_dir in pathlib.Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if int(fd_dir.parent.name) != os.getpid() and any(
+                    "/session_" in (target := os.readlink(fd)) and mark in target for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def stop_descendants(grace_s: float = 5.0) -> None:
     """SIGTERM, then SIGKILL, the processes this one started (the local Ray instance's, nothing else)."""
     import time
 
-    pids = descendants()
+    pids = list(dict.fromkeys([*descendants(), *_session_orphans()]))
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             try:
