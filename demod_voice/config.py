@@ -227,6 +227,10 @@ SCHEMA: dict[str, Any] = {
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
+        "outbound_max_mb": S("float", 64.0, "largest answer read from a remote engine or GPT-SoVITS (checked from "
+                                            "Content-Length, then while it arrives)", min=0.001),
+        "outbound_max_audio_s": S("float", 600.0, "longest audio decoded from a remote engine or GPT-SoVITS answer "
+                                                  "(a longer one is that engine's failure)", min=1.0),
         "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
                                  "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
     },

@@ -14,6 +14,7 @@ made; without streaming the body is one WAV file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ import numpy as np
 
 from demod_voice.audio import Audio
 from demod_voice.errors import EngineError, InputError
+
+_LOGGER = logging.getLogger(__name__)
 
 #: api_v2's text languages (``tts_config.languages`` of v2 and later): a request's language maps onto these.
 LANGUAGES = ("zh", "en", "ja", "ko", "yue", "all_zh", "all_ja", "all_yue", "all_ko", "auto", "auto_yue")
@@ -295,30 +298,48 @@ def _set_weights(client, url: str, call: TtsCall) -> None:
     _WEIGHTS[url] = wanted
 
 
-def synthesize(url: str, call: TtsCall, timeout: float) -> Iterator[Audio]:
-    """Audio from api_v2: one chunk (whole WAV), or chunks as they stream."""
+def synthesize(url: str, call: TtsCall, timeout: float, max_bytes: int = 64 << 20,
+               max_seconds: float = 600.0) -> Iterator[Audio]:
+    """Audio from api_v2: one chunk (whole WAV), or chunks as they stream.
+
+    Bounded like every outbound call (``outbound``): the whole exchange ends by ``timeout`` (or the request's
+    deadline), at most ``max_bytes`` are read and ``max_seconds`` of audio decoded; the per-server lock is
+    waited for only within the same deadline and released when the call ends."""
     httpx = _httpx()
 
-    from demod_voice import audio as audio_mod
+    from demod_voice import outbound
 
-    with _lock_for(url):
-        try:
-            with httpx.Client(timeout=timeout, trust_env=False) as client:
-                _set_weights(client, url, call)
-                with client.stream("POST", url + "/tts", json=call.body()) as response:
-                    if response.status_code != 200:
-                        response.read()
-                        raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code}): {_error(response)}",
-                                          hint="see the server log ('demod-voice gpt-sovits status' names it)")
-                    if not call.streaming_mode:
-                        yield audio_mod.read(response.read(), what="GPT-SoVITS audio")
-                        return
-                    yield from _pcm_chunks(response.iter_bytes())
-        except httpx.TimeoutException:
-            raise TimeoutError(f"GPT-SoVITS at {url} gave no answer within {timeout:.0f} s") from None
-        except httpx.HTTPError as exc:
-            raise EngineError(f"GPT-SoVITS server at {url} is not running ({exc})",
-                              hint="start it with 'demod-voice gpt-sovits start --install-dir DIR'") from None
+    lock = _lock_for(url)
+    started = time.monotonic()
+    if not lock.acquire(timeout=max(0.0, outbound._bounds(timeout)[0] - started)):
+        raise TimeoutError("GPT-SoVITS is busy with another request past this one's deadline")
+    try:
+        with outbound.client(timeout) as client:
+            _set_weights(client, url, call)
+            with client.stream("POST", url + "/tts", json=call.body()) as response:
+                if response.status_code != 200:
+                    detail = b"".join(outbound.body_pieces(response, 64 * 1024, "GPT-SoVITS"))
+                    _LOGGER.warning("GPT-SoVITS /tts at %s failed (HTTP %d): %s", url, response.status_code,
+                                    detail[:300].decode("utf-8", "replace"))
+                    raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code})",
+                                      hint="see the server log ('demod-voice gpt-sovits status' names it)")
+                pieces = outbound.body_pieces(response, max_bytes, "GPT-SoVITS audio")
+                if not call.streaming_mode:
+                    yield outbound.decode(b"".join(pieces), "GPT-SoVITS audio", max_seconds)
+                    return
+                decoded = 0.0
+                for chunk in _pcm_chunks(pieces):
+                    decoded += chunk.duration
+                    if decoded > max_seconds:
+                        raise EngineError(f"GPT-SoVITS streamed more than {max_seconds:g} s of audio; refused")
+                    yield chunk
+    except (httpx.TimeoutException, outbound.OutboundTimeout):
+        raise TimeoutError(f"GPT-SoVITS gave no whole answer within {timeout:.0f} s") from None
+    except httpx.HTTPError as exc:
+        raise EngineError(f"the GPT-SoVITS server is not answering ({type(exc).__name__})",
+                          hint="start it with 'demod-voice gpt-sovits start --install-dir DIR'") from None
+    finally:
+        lock.release()
 
 
 def _pcm_chunks(pieces: Iterator[bytes]) -> Iterator[Audio]:

@@ -48,6 +48,10 @@ class Workers:
     def executor_for(self, device: str) -> concurrent.futures.ThreadPoolExecutor:
         if device == "cpu":
             return self.cpu
+        if device == "net":  # remote engines, GPT-SoVITS: waiting on another server never holds a CPU worker
+            from demod_voice import outbound
+
+            return outbound.pool()
         device = "cuda:0" if device == "gpu" else device
         with self._lock:
             if device not in self.devices:
@@ -179,7 +183,9 @@ class Service:
         (which may name another user's voice or files) for admins only."""
         engines = self.router.engines()
         if not admin:
-            engines = {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
+            # internal addresses (a remote's URL, GPT-SoVITS's server) are for admins too
+            engines = {name: {k: v for k, v in status.items() if k not in ("last_error", "remote", "server")}
+                       for name, status in engines.items()}
         events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
         return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:]}
 
@@ -384,7 +390,7 @@ class Service:
         for index, cand in enumerate(plan.candidates):
             queue: asyncio.Queue = asyncio.Queue()
             cancel = threading.Event()
-            running, ready = self._submit(cand, queue, cancel, rvc)
+            running, ready = self._submit(cand, queue, cancel, rvc, deadline)
             try:
                 # waiting for the device is bounded by the request's deadline; the engine's own
                 # first-chunk timeout starts when it runs
@@ -406,9 +412,14 @@ class Service:
         raise self.router.all_failed(plan, failures)
 
     def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event,
-                rvc) -> tuple[asyncio.Future, asyncio.Future]:
+                rvc, deadline: float | None = None) -> tuple[asyncio.Future, asyncio.Future]:
         """Queue one candidate on its device: (running, ready) futures; ``ready`` gives the engine name
-        once audio flows, ``running`` settles when the job leaves the queue."""
+        once audio flows, ``running`` settles when the job leaves the queue.
+
+        Calls to other servers made by the job end at the request's ``deadline`` or when ``cancel`` is set
+        (``outbound.scope``), so a stalled remote frees its worker and its locks with the request."""
+        from demod_voice import outbound
+
         loop = asyncio.get_running_loop()
         running: asyncio.Future = loop.create_future()
         ready: asyncio.Future = loop.create_future()
@@ -422,6 +433,10 @@ class Service:
                 fut.set_result(value)
 
         def job() -> None:
+            with outbound.scope(deadline, cancel):
+                run()
+
+        def run() -> None:
             started = False
             self._busy(+1)
             try:
