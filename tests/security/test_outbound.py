@@ -117,3 +117,37 @@ def test_a_good_remote_still_speaks(front):
         response, _ = _tts(c, "ok")
     assert response.status_code == 200, response.text
     assert response.headers["x-engine"] == "ok"
+
+
+def test_dedup_followers_of_a_hanging_leader_answer_in_time(front):
+    """Three identical requests (cached, so de-duplicated) to a remote that never answers: every one ends
+    within request_timeout_s of its arrival (#35 item 3)."""
+    body = {"text": "All three ask for the same thing.", "format": "wav", "engine": "hang", "fallback": False}
+    with _client(front) as c, concurrent.futures.ThreadPoolExecutor(3) as pool:
+        def one():
+            started = time.monotonic()
+            response = c.post("/api/tts", json=body)
+            return response.status_code, time.monotonic() - started
+
+        results = [f.result(timeout=60) for f in [pool.submit(one) for _ in range(3)]]
+    for status, took in results:
+        assert status in (503, 504)
+        assert took < REQUEST_TIMEOUT + 2, results
+
+
+def test_a_stream_out_of_time_ends_cleanly_and_is_not_cached(front):
+    """Piper streaming ~3 minutes of speech cannot finish in request_timeout_s: the stream ends by then with
+    what was made, and the cut answer is not cached (#35 item 3)."""
+    text = " ".join(["This long paragraph keeps the voice busy for a good while, sentence after sentence."] * 40)
+    body = {"text": text, "format": "wav", "stream": True}
+    with _client(front) as c:
+        started = time.monotonic()
+        with c.stream("POST", "/api/tts", json=body) as response:
+            assert response.status_code == 200
+            data = b"".join(response.iter_bytes())
+        took = time.monotonic() - started
+        assert took < REQUEST_TIMEOUT + 3, took
+        assert data[:4] == b"RIFF" and len(data) > 44  # a WAV with the audio made in time
+        assert len(data) < 22050 * 2 * 180  # but not all of it
+        with c.stream("POST", "/api/tts", json=body) as again:  # the same request: computed again
+            assert again.status_code == 200 and again.headers["x-cache"] == "miss"
