@@ -185,7 +185,11 @@ SCHEMA: dict[str, Any] = {
                             min=0.1, max=3600.0),
         "keep_alive_timeout_s": S("float", 5.0, "idle seconds before a kept-alive connection is closed (uvicorn)",
                                   min=0.1, max=3600.0),
-        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
+        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn). All open "
+                                         "connections (HTTP and Wyoming) are also kept below the descriptor limit "
+                                         "(RLIMIT_NOFILE); past it a new client gets a fast 503", min=1),
+        "header_timeout_s": S("float", 10.0, "seconds a new connection may take to send its request headers before "
+                                             "it is closed", min=0.1, max=3600.0),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
         "send_timeout_s": S("float", 30.0, "longest a streamed answer waits for its client to read the next "
                                            "piece; a client that stops reading is cut off", min=0.1, max=3600.0),
