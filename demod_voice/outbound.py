@@ -37,6 +37,14 @@ class OutboundTimeout(TimeoutError):
     """The other server did not finish within the deadline (or the call was cancelled)."""
 
 
+class HTTPStatus(EngineError):
+    """The other server answered with an error status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 class TooLarge(EngineError):
     """The other server announced or sent more bytes than the cap."""
 
@@ -214,7 +222,8 @@ def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | N
         with client(timeout_s, follow_redirects=True) as c:
             with c.stream("GET", url) as response:
                 if response.status_code != 200:
-                    raise EngineError(f"{what}: the server answered HTTP {response.status_code}")
+                    raise HTTPStatus(f"{what}: the server answered HTTP {response.status_code}",
+                                     status=response.status_code)
                 announced = _announced(response)
                 if size is not None and announced is not None and announced != size:
                     raise TooLarge(f"{what} is announced as {announced} bytes; the index says {size}")
@@ -232,8 +241,8 @@ def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | N
         tmp.unlink(missing_ok=True)
 
 
-def head_size(url: str, *, what: str, timeout_s: float) -> int | None:
-    """The size a server announces for ``url`` (HEAD, redirects followed), or None when it does not say."""
+def head(url: str, *, what: str, timeout_s: float) -> tuple[int, int | None]:
+    """HEAD ``url`` (redirects followed): its status and the size it announces (None when it does not say)."""
     import httpx
 
     try:
@@ -241,15 +250,13 @@ def head_size(url: str, *, what: str, timeout_s: float) -> int | None:
             response = c.head(url)
     except httpx.TimeoutException:
         raise OutboundTimeout(f"{what} did not answer within {timeout_s:.0f} s") from None
-    if response.status_code != 200:
-        return None
-    # the hub announces the LFS file's own size here (the redirect target's Content-Length is the same)
+    # the hub announces an LFS file's own size in X-Linked-Size on its redirect; the target's Content-Length
     for key in ("x-linked-size", "content-length"):
         try:
-            return int(response.headers[key])
+            return response.status_code, int(response.headers[key])
         except (KeyError, ValueError):
             continue
-    return None
+    return response.status_code, None
 
 
 def decode(data: bytes, what: str, max_seconds: float):
