@@ -84,3 +84,12 @@ def test_the_index_is_parsed_once_and_kept_compact(isolated_home):
     compact = folder / piper_voices.COMPACT
     assert compact.is_file() and compact.stat().st_size < (folder / piper_voices.INDEX).stat().st_size / 3
     assert piper_voices.load_index(cfg) == first
+
+
+def test_a_model_pull_refuses_a_size_unlike_the_manifest(upstream):
+    from demod_voice import models
+
+    spec = models.ModelFile("model.bin", size=100, sha256="0" * 64)
+    with pytest.raises(EngineError, match="announces model.bin as 300000 bytes, the manifest as 100"):
+        models._check_announced_size(f"{upstream.url}/sized/300000/model.bin", spec)
+    models._check_announced_size(f"{upstream.url}/sized/100/model.bin", spec)  # the same size passes
