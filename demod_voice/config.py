@@ -206,6 +206,8 @@ SCHEMA: dict[str, Any] = {
                       secret=True),
         "api_keys_file": S("path", None, "YAML file of plain API key -> user name, hashed in memory at start "
                                          "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
+        "allow_insecure_keys_file": S("bool", False, "accept an api_keys_file readable by the group or others "
+                                                     "(serve --allow-insecure-keys-file); otherwise a startup error"),
         "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
     },
     "gpt_sovits": {
@@ -566,7 +568,12 @@ class Config:
     def apply(self, tree: Mapping[str, Any], origin: str) -> None:
         """Merge a (possibly nested) mapping on top, validating every key."""
         for key, value in _flatten(tree):
-            _set(self.values, key, _check(key, value, origin))
+            checked = _check(key, value, origin)
+            current = self.get(key)
+            if SETTINGS[key].type == "dict" and isinstance(current, dict) and isinstance(checked, dict):
+                # mappings merge deeply, as documented: ``router.tiers: {medium: [...]}`` keeps the other tiers
+                checked = {**current, **checked}
+            _set(self.values, key, checked)
             self.sources[key] = origin
 
     def set(self, key: str, value: Any, origin: str) -> None:

@@ -18,6 +18,8 @@ def register(sub, common) -> None:
                    help="seconds to let requests in flight finish on shutdown (default 30)")
     p.add_argument("--wyoming", metavar="URI",
                    help="also serve Wyoming (Home Assistant) on tcp://HOST:PORT or unix://PATH (wyoming.uri)")
+    p.add_argument("--allow-insecure-keys-file", action="store_true", default=None,
+                   help="accept a server.api_keys_file that other users can read (refused by default)")
     p.add_argument("--no-http", action="store_true", help="serve Wyoming only (needs --wyoming or wyoming.uri)")
     p.add_argument("--zeroconf", action="store_true", default=None,
                    help="advertise the Wyoming TCP listener over mDNS for Home Assistant discovery (wyoming.zeroconf)")
@@ -29,7 +31,8 @@ def run(args, ctx) -> int:
 
     for key, value in (("server.host", args.host), ("server.port", args.port),
                        ("server.cpu_workers", args.workers), ("server.preload", args.preload),
-                       ("wyoming.uri", args.wyoming), ("wyoming.zeroconf", args.zeroconf)):
+                       ("wyoming.uri", args.wyoming), ("wyoming.zeroconf", args.zeroconf),
+                       ("server.allow_insecure_keys_file", args.allow_insecure_keys_file)):
         if value is not None:
             ctx.flags[key] = value
     if args.no_cache:
