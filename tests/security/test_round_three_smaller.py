@@ -45,3 +45,18 @@ def test_one_tier_in_the_config_keeps_the_default_tiers(tmp_path):
     tiers = cfg.get("router.tiers")
     assert tiers["fast"] == ["piper"] and tiers["high"] == ["xtts", "piper"]  # the defaults stay
     assert tiers["studio"] == ["xtts", "piper"] and tiers["medium"] == ["piper"]
+
+
+def test_undecodable_audio_errors_name_no_object_address():
+    import io
+
+    from demod_voice import audio
+    from demod_voice.errors import InputError
+
+    for source in (io.BytesIO(b"garbage" * 100), b"garbage" * 100):
+        with pytest.raises(InputError) as raised:
+            audio.read(source, what="uploaded audio")
+        assert "object at 0x" not in str(raised.value)
+        with pytest.raises(InputError) as raised:
+            audio.decode_upload(b"garbage" * 100, "uploaded audio", 10, "stt.max_audio_s")
+        assert "object at 0x" not in str(raised.value)
