@@ -138,6 +138,30 @@ def _backend(clock: _Clock):
     return Backend()
 
 
+_context = None
+
+
+def _ssl_context():
+    """One verifying SSL context for every call (building one reads the CA bundle: slow on a busy machine)."""
+    global _context
+    with _pool_lock:
+        if _context is None:
+            import httpx
+
+            _context = httpx.create_ssl_context(trust_env=False)
+        return _context
+
+
+def warm() -> None:
+    """Import the HTTP client and build the SSL context now (the server calls it in the background at start,
+    so a remote's first request does not pay for them inside its first-audio timeout)."""
+    try:
+        _ssl_context()
+        import httpcore  # noqa: F401
+    except ImportError:
+        pass
+
+
 def client(timeout_s: float, *, follow_redirects: bool = False, clock: _Clock | None = None):
     """An ``httpx.Client`` whose every read ends by the scope's deadline (or ``timeout_s`` from now)."""
     import httpcore
@@ -145,10 +169,10 @@ def client(timeout_s: float, *, follow_redirects: bool = False, clock: _Clock | 
 
     if clock is None:
         clock = _Clock(*_bounds(timeout_s))
-    transport = httpx.HTTPTransport(trust_env=False, retries=0)
-    pool_ = transport._pool  # httpx builds an httpcore pool; ours differs only in its network backend
-    transport._pool = httpcore.ConnectionPool(ssl_context=pool_._ssl_context, max_connections=4,
-                                              network_backend=_backend(clock))
+    context = _ssl_context()
+    transport = httpx.HTTPTransport(verify=context, trust_env=False, retries=0)
+    # httpx builds an httpcore pool; ours differs only in its network backend
+    transport._pool = httpcore.ConnectionPool(ssl_context=context, max_connections=4, network_backend=_backend(clock))
     left = max(0.001, clock.deadline - time.monotonic())
     return httpx.Client(transport=transport, timeout=httpx.Timeout(left), follow_redirects=follow_redirects,
                         max_redirects=5, trust_env=False, headers={"Accept-Encoding": "identity"})

@@ -142,6 +142,10 @@ class Service:
         self._lock = threading.Lock()
         self.stt = SpeechToText(cfg, self.store)
         """Speech-to-text (HTTP transcriptions and the Wyoming ASR program share it)."""
+        if cfg.get("router.remotes") or cfg.get("gpt_sovits.url") or cfg.get("gpt_sovits.install_dir"):
+            from demod_voice import outbound
+
+            threading.Thread(target=outbound.warm, name="outbound-warm", daemon=True).start()
 
     # -- what routes ask (routes call only the Service) --
     def voices(self, user: str) -> list[dict]:

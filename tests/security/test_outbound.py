@@ -88,12 +88,14 @@ def test_piper_answers_while_two_requests_drip(front):
         assert c.get("/health").json()["active_jobs"] == 0
 
 
-@pytest.mark.parametrize("engine", ["huge", "huge_chunked", "bomb"])
-def test_big_answers_cost_little_memory_and_end_in_time(front, engine):
+@pytest.mark.parametrize(("engine", "refusal"), [("huge", "larger than the limit"),
+                                                 ("huge_chunked", "larger than the limit"), ("bomb", "longer than")])
+def test_big_answers_cost_little_memory_and_end_in_time(front, engine, refusal):
     before = _peak_rss_mb(front["proc"].pid)
     with _client(front) as c:
         response, took = _tts(c, engine)
     assert response.status_code in (502, 503), response.text
+    assert refusal in response.json()["error"]["message"]  # refused for its size, not timed out
     assert took < REQUEST_TIMEOUT + 2, took
     grown = _peak_rss_mb(front["proc"].pid) - before
     assert grown < 600, f"peak RSS grew {grown:.0f} MB"
