@@ -106,10 +106,11 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
             message = f"unknown URL: {request.method} {request.url.path}"
         elif status == 405:
             allowed = openapi_doc.allowed_methods(request.app, request.url.path)
-            if request.method == "OPTIONS":  # what this path takes, from every route on it
+            if allowed and request.method == "OPTIONS":  # what this path takes, from every route on it
                 return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
             message = f"method {request.method} is not allowed on {request.url.path}"
-            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
+            if allowed:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
         else:
             message = str(exc.detail)
         hint = "see /docs for the routes" if status in (404, 405) else None

@@ -73,14 +73,21 @@ def install(app) -> None:
 
 
 def allowed_methods(app, path: str) -> list[str]:
-    """Every method some route of ``app`` takes on ``path`` (plus OPTIONS, and HEAD where GET is)."""
+    """Every method the schema's operations take on ``path``, plus OPTIONS; empty for a path the schema does
+    not describe (FastAPI routes take no HEAD, so none is named)."""
+    table = getattr(app.state, "method_table", None)
+    if table is None:
+        import re
+
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{pattern}$"), {m.upper() for m in operations}))
+        app.state.method_table = table
     methods: set[str] = set()
-    for route in app.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(path) and getattr(route, "methods", None):
-            methods |= set(route.methods)
+    for regex, names in table:
+        if regex.match(path):
+            methods |= names
     if methods:
         methods.add("OPTIONS")
-        if "GET" in methods:
-            methods.add("HEAD")
     return sorted(methods)

@@ -60,3 +60,17 @@ def test_undecodable_audio_errors_name_no_object_address():
         with pytest.raises(InputError) as raised:
             audio.decode_upload(b"garbage" * 100, "uploaded audio", 10, "stt.max_audio_s")
         assert "object at 0x" not in str(raised.value)
+
+
+def test_options_and_405_name_every_method_of_a_path(isolated_home):
+    from starlette.testclient import TestClient
+
+    from demod_voice.server.app import create_app
+
+    app = create_app(config_mod.load(environ={}))
+    with TestClient(app, base_url="http://localhost") as http:
+        options = http.options("/api/voices/narrator")
+        assert options.status_code == 204 and options.headers["allow"] == "DELETE, GET, OPTIONS"
+        wrong = http.put("/api/voices/narrator")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "DELETE, GET, OPTIONS"
+        assert http.get("/v1/audio/speech").headers["allow"] == "OPTIONS, POST"
