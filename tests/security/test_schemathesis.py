@@ -28,7 +28,7 @@ def test_the_api_keeps_to_its_schema(tmp_path, joe_voice):
              "-H", f"Authorization: Bearer {KEYS['alice']}", "--checks", "all", "--exclude-checks", EXCLUDED,
              "--phases", "examples,coverage,fuzzing", "--max-examples", "10", "--max-time", "50",
              "--generation-deterministic", "--request-timeout", "20", "-w", "1", "--no-color"],
-            capture_output=True, text=True, timeout=240)
+            capture_output=True, text=True, timeout=240, cwd=tmp_path)  # its cache folder goes there
     finally:
         stop_server(proc)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
