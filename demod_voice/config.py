@@ -565,20 +565,21 @@ class Config:
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
 
-    def apply(self, tree: Mapping[str, Any], origin: str) -> None:
-        """Merge a (possibly nested) mapping on top, validating every key."""
+    def apply(self, tree: Mapping[str, Any], origin: str, merge: bool = True) -> None:
+        """Merge a (possibly nested) mapping on top, validating every key; ``merge``: mapping values merge with
+        the layers below (a file or the environment), else replace them (``set``)."""
         for key, value in _flatten(tree):
             checked = _check(key, value, origin)
             current = self.get(key)
-            if SETTINGS[key].type == "dict" and isinstance(current, dict) and isinstance(checked, dict):
+            if merge and SETTINGS[key].type == "dict" and isinstance(current, dict) and isinstance(checked, dict):
                 # mappings merge deeply, as documented: ``router.tiers: {medium: [...]}`` keeps the other tiers
                 checked = {**current, **checked}
             _set(self.values, key, checked)
             self.sources[key] = origin
 
     def set(self, key: str, value: Any, origin: str) -> None:
-        """Set one key (used for command-line flags)."""
-        self.apply({key: value} if "." not in key else _nest(key, value), origin)
+        """Set one key (used for command-line flags): the value replaces the key's, mappings included."""
+        self.apply({key: value} if "." not in key else _nest(key, value), origin, merge=False)
 
     # Convenient derived locations -------------------------------------------------
     @property
