@@ -240,6 +240,23 @@ SCHEMA: dict[str, Any] = {
         "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
                                  "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
     },
+    "ray_serve": {
+        "address": S("str", "local", "Ray cluster for 'serve --ray': local (start one here), auto (the one 'ray start' "
+                                     "runs on this machine) or an address (ray://host:10001, host:6379)"),
+        "app_name": S("str", "demod-voice", "the Serve application's name (on a shared cluster only this one is "
+                                            "removed at stop)"),
+        "num_cpus": S("int", None, "CPUs the local Ray instance offers (address: local); default: this machine's",
+                      min=1, max=4096, nullable=True),
+        "ingress_replicas": S("int", 1, "replicas of the HTTP ingress (the FastAPI app)", min=1, max=1024),
+        "ingress_threads": S("int", 64, "engine calls one ingress replica keeps in flight (threads that wait on "
+                                        "engine replicas)", min=1, max=4096),
+        "engines": S("dict", {}, "engine name -> {replicas, num_cpus, num_gpus, max_ongoing_requests, min_replicas, "
+                                 "max_replicas, target_ongoing_requests, resources}: its Serve deployment (default: "
+                                 "1 replica; Piper num_cpus = piper.onnx_threads or 1; GPU engines num_gpus 1 when "
+                                 "device is not cpu)"),
+        "cache_dir": S("path", None, "the shared audio cache's folder (on storage every node reaches); default: "
+                                     "cache.dir, else <cache_dir>/audio", nullable=True),
+    },
     "auth": {
         "required": S("bool", False, "reject requests without a valid API key (keys: server.api_keys)"),
     },

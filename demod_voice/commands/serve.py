@@ -20,6 +20,9 @@ def register(sub, common) -> None:
                    help="also serve Wyoming (Home Assistant) on tcp://HOST:PORT or unix://PATH (wyoming.uri)")
     p.add_argument("--allow-insecure-keys-file", action="store_true", default=None,
                    help="accept a server.api_keys_file that other users can read (refused by default)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray Serve: one deployment per engine, one shared cache (docs/scale-out.md); ADDRESS "
+                        "local (start Ray here), auto or ray://host:port (default: ray_serve.address)")
     p.add_argument("--no-http", action="store_true", help="serve Wyoming only (needs --wyoming or wyoming.uri)")
     p.add_argument("--zeroconf", action="store_true", default=None,
                    help="advertise the Wyoming TCP listener over mDNS for Home Assistant discovery (wyoming.zeroconf)")
@@ -48,6 +51,12 @@ def run(args, ctx) -> int:
     if cfg.get("wyoming.zeroconf") and not wyoming_uri:
         raise UsageError("--zeroconf advertises the Wyoming server, but none is configured",
                          hint="add --wyoming tcp://0.0.0.0:10200")
+    if args.ray is not None:
+        if wyoming_uri or args.no_http:
+            raise UsageError("--ray serves HTTP only", hint="run Wyoming from a separate 'serve --wyoming' process")
+        from demod_voice.server.ray_serve.run import serve_ray
+
+        return serve_ray(cfg, args.ray or cfg.get("ray_serve.address"), ctx)
     if wyoming_uri:
         from demod_voice.wyoming.server import parse_uri
 

@@ -48,8 +48,9 @@ def _validation_param(loc) -> str | None:
     return ".".join(str(p) for p in loc) or None
 
 
-def create_app(cfg, preload: bool | None = None) -> FastAPI:
-    service = Service(cfg)
+def create_app(cfg, preload: bool | None = None, service: Service | None = None) -> FastAPI:
+    """The app around ``service`` (default: a ``Service(cfg)``; ``serve --ray`` passes its ``RayService``)."""
+    service = service or Service(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

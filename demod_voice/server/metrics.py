@@ -62,8 +62,12 @@ def render(service, requests: RequestCounter) -> bytes:
                 st = service.cache.stats()
                 yield CounterMetricFamily("demod_cache_hits", "audio cache hits", value=st["hits"])
                 yield CounterMetricFamily("demod_cache_misses", "audio cache misses", value=st["misses"])
-                yield GaugeMetricFamily("demod_cache_entries", "audio cache entries", value=st["entries"])
-                yield GaugeMetricFamily("demod_cache_bytes", "audio cache size", value=st["bytes"])
+                yield GaugeMetricFamily("demod_cache_entries", "audio cache entries", value=st["entries"] or 0)
+                yield GaugeMetricFamily("demod_cache_bytes", "audio cache size", value=st["bytes"] or 0)
+            if hasattr(service, "deployment_counters"):  # serve --ray: per-deployment counters
+                from demod_voice.server.ray_serve.metrics import families
+
+                yield from families(service.deployment_counters())
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())

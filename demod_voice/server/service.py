@@ -254,9 +254,10 @@ class Service:
             # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
             rate = {"sample_rate": sample_rate} if sample_rate else {}
             key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **rate, **plan.cache_parts())
-            entry = self.cache.get(key)
+            # in a worker thread: a file read here, a handle call to the cache deployment under serve --ray
+            entry = await asyncio.to_thread(self.cache.get, key)
             if entry is None:
-                claim = self.cache.claim(key)
+                claim = await asyncio.to_thread(self.cache.claim, key)
                 if not claim.leader:
                     # a leader can stall (its client stopped reading): wait for it at most half the request's
                     # time, then compute without caching, as when the leader failed (entry None)
