@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass
@@ -98,7 +99,11 @@ def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None =
     """
     import soundfile as sf
 
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", source))
+    # a name for messages: a path, or what the data is; never an object's repr (``<_io.BytesIO object at 0x...>``)
+    if isinstance(source, (str, os.PathLike)):
+        name = str(source)
+    else:
+        name = str(getattr(source, "name", "") or "<bytes>") if not isinstance(getattr(source, "name", ""), int) else "<stream>"
     data_source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     if isinstance(source, (str, os.PathLike)):
         data_source = _bounded_source(Path(source), what, max_bytes)
@@ -151,6 +156,8 @@ def _read_av(source, name: str, what: str, first_error: Exception, max_seconds: 
     With ``max_seconds`` decoding stops once that much audio is in hand (bounded work).
     """
     hint = "use WAV, FLAC, OGG, MP3, AAC/M4A or another common audio format"
+    # libsndfile names an in-memory source by its repr: an address is nobody's business
+    first_error = re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the data", str(first_error))
     try:
         import av
     except ImportError:

@@ -185,7 +185,11 @@ SCHEMA: dict[str, Any] = {
                             min=0.1, max=3600.0),
         "keep_alive_timeout_s": S("float", 5.0, "idle seconds before a kept-alive connection is closed (uvicorn)",
                                   min=0.1, max=3600.0),
-        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
+        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn). All open "
+                                         "connections (HTTP and Wyoming) are also kept below the descriptor limit "
+                                         "(RLIMIT_NOFILE); past it a new client gets a fast 503", min=1),
+        "header_timeout_s": S("float", 10.0, "seconds a new connection may take to send its request headers before "
+                                             "it is closed", min=0.1, max=3600.0),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
         "send_timeout_s": S("float", 30.0, "longest a streamed answer waits for its client to read the next "
                                            "piece; a client that stops reading is cut off", min=0.1, max=3600.0),
@@ -202,6 +206,8 @@ SCHEMA: dict[str, Any] = {
                       secret=True),
         "api_keys_file": S("path", None, "YAML file of plain API key -> user name, hashed in memory at start "
                                          "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
+        "allow_insecure_keys_file": S("bool", False, "accept an api_keys_file readable by the group or others "
+                                                     "(serve --allow-insecure-keys-file); otherwise a startup error"),
         "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
         "model_idle_unload_s": S("float", 0.0, "unload a model no request used for this many seconds; the next request "
                                                "reloads it (0: keep models loaded)", min=0.0),
@@ -235,6 +241,10 @@ SCHEMA: dict[str, Any] = {
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
+        "outbound_max_mb": S("float", 64.0, "largest answer read from a remote engine or GPT-SoVITS (checked from "
+                                            "Content-Length, then while it arrives)", min=0.001),
+        "outbound_max_audio_s": S("float", 600.0, "longest audio decoded from a remote engine or GPT-SoVITS answer "
+                                                  "(a longer one is that engine's failure)", min=1.0),
         "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
                                  "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
     },
@@ -580,15 +590,21 @@ class Config:
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
 
-    def apply(self, tree: Mapping[str, Any], origin: str) -> None:
-        """Merge a (possibly nested) mapping on top, validating every key."""
+    def apply(self, tree: Mapping[str, Any], origin: str, merge: bool = True) -> None:
+        """Merge a (possibly nested) mapping on top, validating every key; ``merge``: mapping values merge with
+        the layers below (a file or the environment), else replace them (``set``)."""
         for key, value in _flatten(tree):
-            _set(self.values, key, _check(key, value, origin))
+            checked = _check(key, value, origin)
+            current = self.get(key)
+            if merge and SETTINGS[key].type == "dict" and isinstance(current, dict) and isinstance(checked, dict):
+                # mappings merge deeply, as documented: ``router.tiers: {medium: [...]}`` keeps the other tiers
+                checked = {**current, **checked}
+            _set(self.values, key, checked)
             self.sources[key] = origin
 
     def set(self, key: str, value: Any, origin: str) -> None:
-        """Set one key (used for command-line flags)."""
-        self.apply({key: value} if "." not in key else _nest(key, value), origin)
+        """Set one key (used for command-line flags): the value replaces the key's, mappings included."""
+        self.apply({key: value} if "." not in key else _nest(key, value), origin, merge=False)
 
     # Convenient derived locations -------------------------------------------------
     @property

@@ -17,12 +17,12 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
 from demod_voice.errors import DemodError
-from demod_voice.server import middleware, security
+from demod_voice.server import middleware, openapi_doc, security
 from demod_voice.server.metrics import RequestCounter
 from demod_voice.server.routes import native, openai, ops, stt, voices
 from demod_voice.server.schemas import error_body, status_for
@@ -111,7 +111,12 @@ def create_app(cfg, preload: bool | None = None, service: Service | None = None)
         if status == 404 and exc.detail == "Not Found":
             message = f"unknown URL: {request.method} {request.url.path}"
         elif status == 405:
+            allowed = openapi_doc.allowed_methods(request.app, request.url.path)
+            if allowed and request.method == "OPTIONS":  # what this path takes, from every route on it
+                return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
             message = f"method {request.method} is not allowed on {request.url.path}"
+            if allowed:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
         else:
             message = str(exc.detail)
         hint = "see /docs for the routes" if status in (404, 405) else None
@@ -126,6 +131,7 @@ def create_app(cfg, preload: bool | None = None, service: Service | None = None)
     middleware.install(app, cfg, app.state.keys, app.state.counter)
     for surface in (openai, stt, native, voices, ops):
         app.include_router(surface.router)
+    openapi_doc.install(app)
     return app
 
 

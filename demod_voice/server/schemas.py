@@ -23,7 +23,7 @@ class SpeechBody(BaseModel):
     """``POST /v1/audio/speech`` (OpenAI)."""
 
     model: str = "tts-1"
-    input: str
+    input: str = Field(json_schema_extra={"minLength": 1})  # documented; checked by the service (its own message)
     voice: str | VoiceRef = "alloy"
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] | None = None
     speed: float | None = Field(None, ge=0.25, le=4.0)
@@ -34,7 +34,7 @@ class SpeechBody(BaseModel):
 class TTSBody(BaseModel):
     """``POST /api/tts`` (native)."""
 
-    text: str
+    text: str = Field(json_schema_extra={"minLength": 1})  # documented; checked by the service (its own message)
     voice: str = ""
     engine: str | None = Field(None, max_length=64)
     """An engine of the registry (checked by the router: unknown names are a 400 naming the known ones)."""
@@ -52,7 +52,7 @@ class TTSBody(BaseModel):
 
 
 class VoiceBody(BaseModel):
-    name: str
+    name: str = Field(min_length=1)
     engine: str = Field("xtts", max_length=64)
     """A built-in TTS engine of the registry (checked by the voice store)."""
     language: str = "en"

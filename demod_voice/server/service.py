@@ -48,6 +48,10 @@ class Workers:
     def executor_for(self, device: str) -> concurrent.futures.ThreadPoolExecutor:
         if device == "cpu":
             return self.cpu
+        if device == "net":  # remote engines, GPT-SoVITS: waiting on another server never holds a CPU worker
+            from demod_voice import outbound
+
+            return outbound.pool()
         device = "cuda:0" if device == "gpu" else device
         with self._lock:
             if device not in self.devices:
@@ -97,6 +101,11 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
 
 
 
+def _too_slow(cfg) -> str:
+    return (f"no whole answer within {cfg.get('server.request_timeout_s'):g} s (server.request_timeout_s bounds "
+            "the whole answer: waiting in the queue, synthesis and streaming)")
+
+
 def _cached_headers(headers: dict) -> dict:
     """The headers a cache hit repeats (the others describe this request, not the audio)."""
     return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate")}
@@ -133,6 +142,10 @@ class Service:
         self._lock = threading.Lock()
         self.stt = SpeechToText(cfg, self.store)
         """Speech-to-text (HTTP transcriptions and the Wyoming ASR program share it)."""
+        if cfg.get("router.remotes") or cfg.get("gpt_sovits.url") or cfg.get("gpt_sovits.install_dir"):
+            from demod_voice import outbound
+
+            threading.Thread(target=outbound.warm, name="outbound-warm", daemon=True).start()
 
     # -- what routes ask (routes call only the Service) --
     def voices(self, user: str) -> list[dict]:
@@ -179,7 +192,9 @@ class Service:
         (which may name another user's voice or files) for admins only."""
         engines = self.router.engines()
         if not admin:
-            engines = {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
+            # internal addresses (a remote's URL, GPT-SoVITS's server) are for admins too
+            engines = {name: {k: v for k, v in status.items() if k not in ("last_error", "remote", "server")}
+                       for name, status in engines.items()}
         events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
         from demod_voice.synthesis.manager import MODELS
 
@@ -226,10 +241,12 @@ class Service:
         arrived = time.monotonic()
         rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
-        deadline = None  # each phase gets request_timeout_s, unless this request waited on another (below)
+        # one deadline for the whole answer: queue, synthesis, encoding and streaming, for a request that waited
+        # on another (de-duplication) as for any other
+        deadline = arrived + self.cfg.get("server.request_timeout_s")
         if timestamps or sse:
             return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone,
-                                            sample_rate=sample_rate)
+                                            sample_rate=sample_rate, deadline=deadline)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -250,12 +267,11 @@ class Service:
                     # time, then compute without caching, as when the leader failed (entry None)
                     try:
                         entry = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(claim.future)),
-                                                       self.cfg.get("server.request_timeout_s") / 2)
+                                                       max(0.001, (deadline - time.monotonic()) / 2))
                     except TimeoutError:
                         # its own synthesis then gets what is left of its time: an answer or a 504 within
                         # request_timeout_s of its arrival, however the leader behaves
                         entry = None
-                        deadline = arrived + self.cfg.get("server.request_timeout_s")
                     claim = None
             if entry is not None:
                 return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
@@ -278,8 +294,7 @@ class Service:
             first = None
             if fmt == "pcm":  # raw samples: the rate goes in a header, so wait for the first chunk to know it
                 try:
-                    first = await self._next(queue, deadline or time.monotonic() + self.cfg.get("server.request_timeout_s"),
-                                             client_gone, cancel)
+                    first = await self._next(queue, deadline, client_gone, cancel)
                 except BaseException:
                     cancel.set()
                     if claim:
@@ -310,18 +325,19 @@ class Service:
         return Result(media_type, headers, body=data)
 
     async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,
-                            client_gone=None, sample_rate: int | None = None) -> Result:
+                            client_gone=None, sample_rate: int | None = None, deadline: float | None = None) -> Result:
         """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
         req.words = words
         plan = await asyncio.to_thread(self.router.plan, req)
-        engine, queue, cancel = await self._start(plan, rvc, client_gone)
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
+        engine, queue, cancel = await self._start(plan, rvc, client_gone, deadline=deadline)
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
-                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate),
+                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate, deadline),
                           send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
-            chunks = await self._collect(queue, client_gone)
+            chunks = await self._collect(queue, client_gone, deadline=deadline)
         finally:
             cancel.set()
         timeline = captions.Timeline()
@@ -338,9 +354,10 @@ class Service:
         return Result("application/json", headers, body=json.dumps(body).encode("utf-8"))
 
     async def _events(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, words: bool,
-                      input_chars: int, sample_rate: int | None = None) -> AsyncIterator[bytes]:
+                      input_chars: int, sample_rate: int | None = None,
+                      deadline: float | None = None) -> AsyncIterator[bytes]:
         """``speech.audio.delta`` events (audio bytes of one encoder, base64) then ``speech.audio.done``."""
-        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         encoder = streaming.StreamEncoder(fmt, sample_rate)
         timeline = captions.Timeline()
 
@@ -389,7 +406,7 @@ class Service:
         for index, cand in enumerate(plan.candidates):
             queue: asyncio.Queue = asyncio.Queue()
             cancel = threading.Event()
-            running, ready = self._submit(cand, queue, cancel, rvc)
+            running, ready = self._submit(cand, queue, cancel, rvc, deadline)
             try:
                 # waiting for the device is bounded by the request's deadline; the engine's own
                 # first-chunk timeout starts when it runs
@@ -399,8 +416,7 @@ class Service:
             except TimeoutError:
                 cancel.set()
                 if deadline - time.monotonic() <= 0.01:
-                    raise HTTPProblem(504, f"synthesis did not start within {self.cfg.get('server.request_timeout_s'):.0f} s",
-                                      hint="try again later or raise server.request_timeout_s") from None
+                    raise HTTPProblem(504, _too_slow(self.cfg), hint="try again later or raise server.request_timeout_s") from None
                 fallback = self.router.timed_out(cand, first_timeout)
             except Fallback as exc:
                 fallback = exc
@@ -411,9 +427,14 @@ class Service:
         raise self.router.all_failed(plan, failures)
 
     def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event,
-                rvc) -> tuple[asyncio.Future, asyncio.Future]:
+                rvc, deadline: float | None = None) -> tuple[asyncio.Future, asyncio.Future]:
         """Queue one candidate on its device: (running, ready) futures; ``ready`` gives the engine name
-        once audio flows, ``running`` settles when the job leaves the queue."""
+        once audio flows, ``running`` settles when the job leaves the queue.
+
+        Calls to other servers made by the job end at the request's ``deadline`` or when ``cancel`` is set
+        (``outbound.scope``), so a stalled remote frees its worker and its locks with the request."""
+        from demod_voice import outbound
+
         loop = asyncio.get_running_loop()
         running: asyncio.Future = loop.create_future()
         ready: asyncio.Future = loop.create_future()
@@ -427,6 +448,10 @@ class Service:
                 fut.set_result(value)
 
         def job() -> None:
+            with outbound.scope(deadline, cancel):
+                run()
+
+        def run() -> None:
             started = False
             self._busy(+1)
             try:
@@ -460,8 +485,7 @@ class Service:
         try:
             item = await _watching(queue.get(), max(0.001, remaining), client_gone, cancel)
         except TimeoutError:
-            raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
-                              hint="shorten the text or raise server.request_timeout_s") from None
+            raise HTTPProblem(504, _too_slow(self.cfg), hint="shorten the text or raise server.request_timeout_s") from None
         if isinstance(item, BaseException):
             raise item
         return item
@@ -479,21 +503,30 @@ class Service:
         """Encode the chunks as they come (``first``: one already taken from the queue)."""
         deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
-        finished = False
+        finished = complete = False
         # one encoder per response: the stream is one valid file
         encoder = streaming.StreamEncoder(fmt, sample_rate)
         try:
-            while (chunk := first or await self._next(queue, deadline)) is not None:
-                first = None
-                data = await asyncio.to_thread(encoder.write, chunk)
-                if data:
-                    sent.append(data)
-                    yield data
+            try:
+                while (chunk := first or await self._next(queue, deadline)) is not None:
+                    first = None
+                    data = await asyncio.to_thread(encoder.write, chunk)
+                    if data:
+                        sent.append(data)
+                        yield data
+                    if time.monotonic() > deadline:
+                        raise HTTPProblem(504, _too_slow(self.cfg))
+                complete = True
+            except HTTPProblem as exc:
+                if exc.status != 504:
+                    raise
+                # out of time after the status line went out: end the file cleanly (shorter), never cache it
+                _LOGGER.warning("a streamed answer was cut at server.request_timeout_s")
             data = await asyncio.to_thread(encoder.finish)
             if data:
                 sent.append(data)
                 yield data
-            finished = True
+            finished = complete
         finally:
             cancel.set()
             encoder.close()

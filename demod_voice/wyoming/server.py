@@ -131,7 +131,11 @@ class WyomingServer:
             if failing:
                 _LOGGER.warning("Wyoming accepts connections again")
                 delay, failing = _BACKOFF_MIN, False
-            if len(self._tasks) >= self.max_connections:
+            gate = getattr(self.service, "gate", None)  # HTTP and Wyoming together, below the descriptor limit
+            token = gate.enter(idle=False) if gate is not None else None
+            if len(self._tasks) >= self.max_connections or (gate is not None and token is None):
+                if gate is not None:
+                    gate.leave(token)
                 self._refuse(conn)
                 continue
             if self._refusing:
@@ -140,6 +144,8 @@ class WyomingServer:
             task = asyncio.create_task(self._serve(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if gate is not None:
+                task.add_done_callback(lambda _t, gate=gate, token=token: gate.leave(token))
 
     def _refuse(self, conn: socket.socket) -> None:
         """Over wyoming.max_connections: an error event if the socket takes it at once, then close."""

@@ -110,7 +110,9 @@ def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | No
     call = gpt_sovits.TtsCall(text=text, text_lang=plan.language, ref_audio_path=str(plan.reference),
                               prompt_text=prompt, prompt_lang=plan.language, streaming_mode=plan.streaming,
                               gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights, **plan.values)
-    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"))
+    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"),
+                                   int(cfg.get("router.outbound_max_mb") * 1024 * 1024),
+                                   cfg.get("router.outbound_max_audio_s"))
     if request.words:
         from demod_voice import alignment
 
@@ -173,7 +175,7 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "cpu", start)
+        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         from demod_voice.engines.gpt_sovits import process as gpt_sovits

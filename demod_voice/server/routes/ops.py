@@ -33,7 +33,8 @@ async def health(request: Request, svc: Service = Depends(service)):
     return {**svc.health(), "version": __version__}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}})
 async def metrics(request: Request, svc: Service = Depends(service)):
     return Response(render(svc, request.app.state.counter), media_type="text/plain; version=0.0.4; charset=utf-8")
 
