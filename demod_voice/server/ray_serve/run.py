@@ -32,16 +32,17 @@ def serve_ray(cfg, address: str, ctx) -> int:
     host, port = cfg.get("server.host"), cfg.get("server.port")
     name = cfg.get("ray_serve.app_name")
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if local:
             _start_local(ray, cfg, ctx)
         else:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=ctx.verbose)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        _restore(previous)
         raise DemodError(f"cannot reach the Ray cluster at {address}: {exc}",
                          hint="start it with 'ray start --head', or use --ray local") from None
+    # After ray.init: Ray's core installs a fatal-signal handler for SIGTERM that aborts the process (exit -6);
+    # ours replaces it so that SIGTERM and Ctrl-C stop Serve and Ray cleanly.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         serve.start(http_options={"host": host, "port": port, "request_timeout_s": None},
                     proxy_location="HeadOnly")
