@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -49,7 +50,9 @@ def ray_start(env: dict, *args: str) -> None:
 def test_a_deployment_runs_on_the_node_with_its_resource(tmp_path, joe_voice):
     tmp = short_tmp()
     marker = str(tmp)
-    env = {**os.environ, "RAY_TMPDIR": str(tmp)}
+    # Token authentication, with the token given to every node and client as a cluster's operator would
+    # (docs/scale-out.md): a second node does not read the head's generated token file by itself.
+    env = {**os.environ, "RAY_TMPDIR": str(tmp), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     (port,) = free_ports(1)
     address = f"127.0.0.1:{port}"
     try:
@@ -65,7 +68,8 @@ def test_a_deployment_runs_on_the_node_with_its_resource(tmp_path, joe_voice):
         config = (auth_config() + "  admin_users: [alice]\n"
                   f"paths:\n  data_dir: {tmp_path / 'data'}\n  cache_dir: {tmp_path / 'cache'}\n"
                   "ray_serve:\n  engines:\n    piper: {replicas: 1, num_cpus: 1, resources: {node2: 0.5}}\n")
-        server = RayServer(tmp_path / "home", config, address=address, ray_tmp=tmp)
+        server = RayServer(tmp_path / "home", config, address=address, ray_tmp=tmp,
+                           env_extra={k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
         try:
             server.wait_ready(ALICE, "engine-piper", 1)
             (replica,) = server.replicas(ALICE, "piper")
