@@ -50,6 +50,16 @@ def require_trainer() -> None:
                                     "installed", hint=install_hint("train"))
 
 
+class Stop:
+    """A stop request (Ctrl-C, cancel) as a signal handler; training honours it at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, *_):
+        self.requested = True
+
+
 @dataclass
 class Spec:
     """What a job trains (``job.json``)."""
@@ -195,7 +205,8 @@ def start(job: Job, env: dict | None = None) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment,
                             start_new_session=True)
     log.close()
-    job.set_status("running", pid=proc.pid, started=time.time())
+    state = job.status().get("status")  # a worker that already ended keeps its own final state
+    job.set_status(state if state in FINAL else "running", pid=proc.pid, started=time.time())
     return proc
 
 

@@ -213,17 +213,7 @@ def checkpoint_step(path: Path) -> int:
 
 # --- training ------------------------------------------------------------------------------------------------
 
-class Stop:
-    """A stop request (Ctrl-C, cancel) honoured at the next step boundary, after a checkpoint."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self, *_):
-        self.requested = True
-
-
-def _progress_callback(record: Callable[[dict], None], checkpoint: Path, every: int, stop: Stop,
+def _progress_callback(record: Callable[[dict], None], checkpoint: Path, every: int, stop,
                        max_steps: int | None, first_step: int):
     from lightning.pytorch.callbacks import Callback
 
@@ -283,8 +273,10 @@ def save(trainer, path: Path) -> None:
 
 def train(*, dataset: Path, work: Path, voice: str, language: str, arch: str, batch_size: int,
           max_steps: int | None, max_epochs: int | None, accelerator: str, checkpoint_every: int,
-          warmstart: Path | None, resume: bool, record: Callable[[dict], None], stop: Stop) -> dict:
-    """Train (or resume) in ``work`` (``checkpoints/last.ckpt``, ``config.json``, ``cache/``); a summary."""
+          warmstart: Path | None, resume: bool, record: Callable[[dict], None], stop) -> dict:
+    """Train (or resume) in ``work`` (``checkpoints/last.ckpt``, ``config.json``, ``cache/``); a summary.
+
+    ``stop.requested`` (``jobs.Stop``) ends the run after the current step, with ``last.ckpt`` saved."""
     import lightning as L
 
     rows = sum(1 for line in (dataset / "metadata.csv").read_text(encoding="utf-8").splitlines() if line.strip())

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, DemodError, InputError
-from demod_voice.training.jobs import Job, Spec
+from demod_voice.training.jobs import Job, Spec, Stop
 
 _LOGGER = logging.getLogger("demod_voice.training")
 #: Profile languages (as the profile stores them) -> espeak-ng voices.
@@ -62,14 +62,11 @@ def prepare_profile(cfg, spec: Spec, folder: Path, record) -> tuple[Path, str]:
     return folder / "dataset", language
 
 
-def run(job: Job) -> int:
+def run(job: Job, stop: Stop) -> int:
     from demod_voice import config
     from demod_voice.training import piper, store
 
     spec = job.spec()
-    stop = piper.Stop()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     cfg = config.load(spec.config, flags={"paths.data_dir": spec.data_dir or None})
     voice_dir = store.voice_dir(cfg, spec.user, spec.voice)
     voice_dir.mkdir(parents=True, exist_ok=True)
@@ -142,10 +139,13 @@ def _write_training_json(voice_dir: Path, spec: Spec, dataset: Path, language: s
 
 
 def main(argv: list[str]) -> int:
+    stop = Stop()  # first: a cancel that comes while the trainer loads is honoured too
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     job = Job(Path(argv[0]))
     try:
-        return run(job)
+        return run(job, stop)
     except DemodError as exc:
         job.set_status("failed", finished=time.time(), error=exc.message, hint=exc.hint, exit_code=exc.exit_code)
         print(f"error: {exc.message}" + (f"; {exc.hint}" if exc.hint else ""), file=sys.stderr)
