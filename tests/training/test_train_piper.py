@@ -77,7 +77,7 @@ def test_unsafe_warmstart_is_refused(dataset, tmp_path):
                    env=clean_env(tmp_path))
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
-    assert "refusing to load warm-start checkpoint" in err and "subprocess.call" in err
+    assert "refusing to load warm-start checkpoint" in err and "code that would run on load" in err
     assert not marker.exists()
     assert not (tmp_path / "data" / "demod-voice" / "training").exists()  # refused before any job was made
 
