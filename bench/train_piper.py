@@ -28,7 +28,7 @@ def make_dataset(folder: Path, utterances: int) -> Path:
 
     from demod_voice.audio import write
     from demod_voice.dataset import Options, prepare
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     src = folder / "recordings"
     (src / "wavs").mkdir(parents=True)

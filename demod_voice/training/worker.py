@@ -50,7 +50,7 @@ def prepare_profile(cfg, spec: Spec, folder: Path, record) -> tuple[Path, str]:
     language = _ESPEAK.get(profile.language, profile.language) if profile.language else spec.language
     whisper = None
     if missing:
-        from demod_voice.engines import whisper as whisper_engine
+        from demod_voice.engines.whisper import engine as whisper_engine
 
         name = cfg.get("dataset.whisper_model") or cfg.get("stt.model")
         whisper = str(whisper_engine.resolve(name, cfg)) if name else None

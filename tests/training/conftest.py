@@ -47,7 +47,7 @@ def clean_env(home: Path) -> dict:
 def recordings(tmp_path_factory, joe_voice) -> Path:
     """LJSpeech-style folder: 8 Joe utterances (deterministic) + metadata.csv."""
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     src = tmp_path_factory.mktemp("recordings")
     (src / "wavs").mkdir()
