@@ -26,6 +26,7 @@ from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Demod
 COMMAND_MODULES = (
     "say",
     "batch",
+    "train",
     "health",
     "voices",
     "models",

@@ -157,6 +157,21 @@ SCHEMA: dict[str, Any] = {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe (unset: stt.model)", nullable=True),
         "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
     },
+    "training": {
+        "batch_size": S("int", 32, "utterances per training step of 'train piper' (lower it when the GPU runs out "
+                                   "of memory)", min=1, max=1024),
+        "checkpoint_every": S("int", 500, "training steps between checkpoints (last.ckpt; Ctrl-C and cancel also "
+                                          "save one)", min=1),
+        "progress_every_s": S("float", 30.0, "seconds between the one-line progress records off a terminal",
+                              min=0.0, max=86400.0),
+        "accelerator": S("str", "auto", "where 'train piper' runs: auto (a GPU when there is one), cpu or gpu",
+                         choices=("auto", "cpu", "gpu")),
+        "ready_fraction": S("float", 0.8, "Piper readiness: the part of dataset.min_total_seconds of good audio "
+                                          "that counts as ready", min=0.0, max=1.0),
+        "min_quality": S("float", 0.8, "the quality score (0-1) a sample needs to count as good for training and "
+                                       "as a GPT-SoVITS reference", min=0.0, max=1.0),
+        "rvc_min_seconds": S("float", 600.0, "RVC readiness: seconds of good audio (about 10 minutes)", min=0.0),
+    },
     "captions": {
         "whisper_model": S("str", None, "faster-whisper model that aligns the text to XTTS/RVC audio for word timings "
                            "(default: dataset.whisper_model, then stt.model)", nullable=True),

@@ -24,7 +24,7 @@ from demod_voice import __version__
 from demod_voice.errors import DemodError
 from demod_voice.server import middleware, openapi_doc, security
 from demod_voice.server.metrics import RequestCounter
-from demod_voice.server.routes import native, openai, ops, stt, voices
+from demod_voice.server.routes import native, openai, ops, stt, training, voices
 from demod_voice.server.schemas import error_body, status_for
 from demod_voice.server.service import Service
 
@@ -129,7 +129,7 @@ def create_app(cfg, preload: bool | None = None, service: Service | None = None)
 
     # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
     middleware.install(app, cfg, app.state.keys, app.state.counter)
-    for surface in (openai, stt, native, voices, ops):
+    for surface in (openai, stt, native, voices, training, ops):
         app.include_router(surface.router)
     openapi_doc.install(app)
     return app

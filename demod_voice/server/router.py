@@ -118,6 +118,9 @@ class Router:
         for candidate in dict.fromkeys([name, mapped]):
             if not catalog.looks_like_path(candidate) and store.exists(candidate):
                 return Voice(candidate, "profile", profile=store.get(candidate))
+        trained = self._trained(mapped, user)
+        if trained is not None:
+            return trained
         for provider in self.catalogs():
             for entry in provider.entries():
                 if entry.name == mapped:
@@ -126,11 +129,25 @@ class Router:
                                                                  "'demod-voice voices list'",
                                  param="voice", code="voice_not_found")
 
+    def _trained(self, name: str, user: str) -> Voice | None:
+        """The user's own trained voice ``name`` (training.store): only its user finds it."""
+        from demod_voice.training import store
+
+        path = store.find(self.cfg, user, name)
+        return Voice(name, "trained", path=path, engine="piper") if path is not None else None
+
     def voices(self, user: str) -> list[dict]:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
                 "reference": bool(p.reference)} for p in self.store(user).list()]
         out += [{"id": v.name, "name": v.name, "engine": provider.name, "language": v.language, "source": v.source}
                 for provider in self.catalogs() for v in provider.entries()]
+        from demod_voice.voices import DEFAULT_USER
+
+        if user != DEFAULT_USER:  # the local user's trained voices are in the catalog already
+            from demod_voice.training import store
+
+            out += [{"id": v.name, "name": v.name, "engine": "piper", "language": v.language, "source": "trained"}
+                    for v in store.entries(self.cfg, user)]
         out += [{"id": k, "name": k, "engine": "alias", "maps_to": v, "source": "voice_map"}
                 for k, v in self.voice_map().items()]
         return out
