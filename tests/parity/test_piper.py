@@ -7,7 +7,6 @@ own sentence splitting; with the noise off, every sample must still be the refer
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Is it raining in Dublin today? "
         "Numbers like 42 and 1999 are spoken as words, aren't they!")
