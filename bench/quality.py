@@ -109,9 +109,9 @@ def _installed(cfg, args) -> dict[str, str]:
 def _speak(label: str, text: str, cfg, args):
     import numpy as np
 
-    from demod_voice import adapters
-    from demod_voice.adapters import Request, RvcRequest
+    from demod_voice import synthesis
     from demod_voice.audio import Audio
+    from demod_voice.synthesis import Request, RvcRequest
 
     if label == "piper->rvc":
         request = Request(text=text, voice=args.piper_voice, rvc=RvcRequest(args.rvc_model, index=args.rvc_index))
@@ -122,7 +122,7 @@ def _speak(label: str, text: str, cfg, args):
         engine = label
         if label == "styletts2" and args.styletts2_model:
             cfg.set("styletts2.model_dir", args.styletts2_model, "bench")
-    chunks = list(adapters.synthesize(engine, request, cfg, args.device))
+    chunks = list(synthesis.synthesize(engine, request, cfg, args.device))
     return Audio(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
 
 

@@ -15,8 +15,8 @@ TEXT = ("The quick brown fox jumps over the lazy dog. Is it raining in Dublin to
 def test_in_process_piper_equals_piper_voice(joe_voice, isolated_home):
     from piper import PiperVoice, SynthesisConfig
 
-    from demod_voice import adapters, config
-    from demod_voice.adapters import Request
+    from demod_voice import config, synthesis
+    from demod_voice.synthesis import Request
 
     reference = PiperVoice.load(str(joe_voice), config_path=str(joe_voice) + ".json")
     syn = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
@@ -24,7 +24,7 @@ def test_in_process_piper_equals_piper_voice(joe_voice, isolated_home):
 
     cfg = config.load()
     request = Request(text=TEXT, voice=str(joe_voice), options={"noise_scale": 0.0, "noise_w": 0.0})
-    ours = [chunk.samples for chunk in adapters.synthesize("piper", request, cfg, "cpu")]
+    ours = [chunk.samples for chunk in synthesis.synthesize("piper", request, cfg, "cpu")]
 
     assert len(ours) == len(theirs) == 3  # one chunk per sentence on both sides
     for mine, reference_chunk in zip(ours, theirs, strict=True):
