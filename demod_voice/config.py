@@ -139,6 +139,9 @@ SCHEMA: dict[str, Any] = {
         "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
         "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
                          min=8000, max=192000, nullable=True),
+        "context_s": S("float", None, "context converted on both sides of each segment and trimmed (empty: RVC's, "
+                                      "1 s when the voice runs in fp32, 3 s in fp16 on a GPU)",
+                       min=0.01, max=10.0, nullable=True),
         "max_input_s": S("float", 600.0, "longest audio accepted for one conversion (POST /api/convert); longer "
                                          "uploads are refused while they are decoded", min=1.0, max=86400.0),
     },

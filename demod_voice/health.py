@@ -151,7 +151,15 @@ def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[C
         detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
         checks.append(Check(name, outcome.ok, detail, required=outcome.status == "broken",
                             data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
-    return checks + _check_deep_registered(global_args)
+    return checks + _check_deep_registered(global_args) + [check_parity()]
+
+
+def check_parity() -> Check:
+    """The engines this version was tested equal to their reference implementations (``tests/parity``)."""
+    from demod_voice import parity
+
+    return Check("parity", True, parity.line(), data={e: {"reference": r, "tests": list(t)}
+                                                      for e, (r, t) in parity.RECORD.items()})
 
 
 def _check_deep_registered(global_args: list[str]) -> list[Check]:

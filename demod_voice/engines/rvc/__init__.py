@@ -111,8 +111,9 @@ class RvcEngine:
         half = self.device.startswith("cuda")
         self.synth = synthesizer.build(self.voice, self.device, half=half)
         self.hubert = _aux("hubert", hubert, self.device)
-        self.pipeline = pipeline.Pipeline(self.synth, self.hubert, self.voice.version, index, self.device)
         self.defaults = dict(defaults or {})
+        segmenting = pipeline.Segmenting.rvc(half, self.defaults.get("context_s"))
+        self.pipeline = pipeline.Pipeline(self.synth, self.hubert, self.voice.version, index, self.device, segmenting)
         self._lock = threading.Lock()
         _LOGGER.info("loaded RVC voice %s (%s, %s, %d Hz) on %s", self.model_path.name, self.voice.version,
                      "f0" if self.voice.f0 else "no f0", self.voice.sample_rate, self.device)
@@ -204,7 +205,8 @@ def load(model: str | Path, cfg, device: str = "cpu", *, index: str | Path | Non
         if cfg.get("rvc.rmvpe"):
             raise
         rmvpe = None
-    defaults = {k: cfg.get(f"rvc.{k}") for k in ("f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect")}
+    defaults = {k: cfg.get(f"rvc.{k}") for k in ("f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect",
+                                                 "context_s")}
     from demod_voice.paths import file_identity
     from demod_voice.synthesis.manager import MODELS
 
