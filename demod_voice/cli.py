@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from demod_voice import __version__
-from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError, UsageError
+from demod_voice.errors import EXIT_FAILURE, EXIT_USAGE, DemodError, UsageError
 
 #: Command modules under ``demod_voice.commands`` beside the engines' own (``registry.commands()``, listed
 #: first), in help order. Each defines ``register(subparsers, common)`` and sets ``func`` on its parser(s).
@@ -216,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from demod_voice import interrupts
+
+    interrupts.install()
     flags = {"device": getattr(args, "device", None)}
     ctx = Context(args=args, flags={k: v for k, v in flags.items() if v is not None})
     stdout = sys.stdout = _Stdout(sys.stdout)
@@ -232,14 +235,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stdout.failed or exc.message.startswith("cannot write standard output"):
             _release_stdout()
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        from demod_voice import interrupts
+
+        interrupts.quiet_teardown()
+        code, line = interrupts.exit_code(exc)
+        print(line, file=sys.stderr)
+        return code
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly.
         _release_stdout()
         return EXIT_FAILURE
     except Exception as exc:  # the last resort: say what happened, hide the traceback unless -v
+        from demod_voice.needs import from_import_error
+
+        missing = from_import_error(exc)  # an optional package that is not installed is not a crash
+        if missing is not None:
+            print(format_error(missing), file=sys.stderr)
+            return missing.exit_code
         return _unexpected(exc, verbose)
     finally:
         if sys.stdout is stdout:

@@ -66,7 +66,9 @@ def run(args, ctx) -> int:
     from demod_voice.adapters import Request
     from demod_voice.adapters import xtts as xtts_adapter
     from demod_voice.commands._rvc import apply_aux_flags, rvc_request
+    from demod_voice.needs import require
 
+    require("xtts", "XTTS")  # packages before weights
     references, text_arg = cloning_inputs(args)
     if args.save_voice and args.voice:
         raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")

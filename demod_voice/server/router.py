@@ -309,16 +309,21 @@ class Router:
         return out
 
     def rvc_available(self) -> tuple[bool, str]:
-        ok, _ = registry.converter().available(self.cfg)
-        return (True, "") if ok else (False, NOT_INSTALLED)
+        converter = registry.converter()
+        ok, _ = converter.available(self.cfg)
+        if ok:
+            return True, ""
+        return False, NOT_INSTALLED if not converter.available(None)[0] else MODEL_MISSING
 
     def engines(self) -> dict:
         """Status and statistics per engine (``GET /api/engines``): the provider's status, then the counters."""
         out = {}
         for name, provider in [*self.providers.items(), (self.rvc.name, self.rvc)]:
             status = dict(provider.status())
-            extra = {k: v for k, v in status.items() if k != "installed"}
-            out[name] = {"installed": status.get("installed", False), **self.stats[name].to_dict(), **extra}
+            extra = {k: v for k, v in status.items() if k not in ("installed", "available")}
+            installed = status.get("installed", False)
+            out[name] = {"installed": installed, "available": bool(status.get("available", installed)),
+                         **self.stats[name].to_dict(), **extra}
         return out
 
 

@@ -149,11 +149,14 @@ class Service:
         return {**SETTINGS["server.model_map"].default, **(self.cfg.get("server.model_map") or {})}
 
     def models(self) -> list[str]:
-        """OpenAI model ids: the mapped names, the quality tiers, the engines, and ``whisper-1`` when a
-        speech-to-text model is installed."""
+        """OpenAI model ids: the mapped names, the quality tiers, the engines that can run now (packages and
+        weights in place), and ``whisper-1`` when a speech-to-text model is installed."""
+        from demod_voice.adapters import registry
+
         stt = self.stt.status()
         speech_to_text = ["whisper-1"] if stt["installed"] and stt["model_installed"] else []
-        return list(dict.fromkeys([*self.model_map(), *TIERS, *self.router.providers, *speech_to_text]))
+        ready = [name for name in self.router.providers if registry.get(name, self.cfg).available(self.cfg)[0]]
+        return list(dict.fromkeys([*self.model_map(), *TIERS, *ready, *speech_to_text]))
 
     def model_choice(self, model: str) -> dict:
         """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.model_map`` maps names)."""
