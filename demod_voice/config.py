@@ -224,6 +224,9 @@ SCHEMA: dict[str, Any] = {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
                    "quality tier -> engine chain tried in order"),
         "timeout_s": S("float", 60.0, "seconds an engine may take to produce its first audio before the next one is tried", min=0.1),
+        "allow_other_voice": S("bool", False, "when the engine of a saved voice cannot speak it, let another engine "
+                                              "answer in a different speaker's voice (said in X-Fallback/X-Voice); a "
+                                              "request's allow_other_voice overrides it"),
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),

@@ -74,6 +74,8 @@ class TTSRequest:
     """Attach word timings to the chunks (``Audio.words``)."""
     stream: bool = False
     """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
+    allow_other_voice: bool | None = None
+    """May another speaker answer when the voice's own engine cannot? None: ``router.allow_other_voice``."""
     origin: str = "http"
     """The front end the request came through. Each origin has circuit breakers of its own, so clients that
     need no key (Wyoming) cannot open a circuit for the authenticated HTTP users."""
@@ -104,6 +106,8 @@ class Candidate:
     start: Callable[[], Iterator[Audio]]
     origin: str = "http"
     """The request's front end (``TTSRequest.origin``): whose circuit breaker a failure counts against."""
+    speaker: str = ""
+    """Set when this engine would answer in another voice than the one asked for: the voice it speaks in."""
 
 
 @dataclass

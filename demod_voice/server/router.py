@@ -50,6 +50,7 @@ from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names 
     classify,
 )
 from demod_voice.server.stats import EngineStats, ema
+from demod_voice.server.voice_identity import OTHER_VOICE, keep_identity, voice_unavailable
 from demod_voice.voices import VoiceStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -171,11 +172,14 @@ class Router:
                 candidates.append(candidate)
             except Fallback as exc:
                 skipped.append((name, exc.reason, exc.detail))
+        candidates = keep_identity(self, req, voice, candidates, skipped)
         plan = Plan(req, voice, candidates, skipped)
         for name, reason, detail in skipped:
             self._fallback(plan, name, reason, detail)
         if not candidates:
             reasons = "; ".join(f"{n}: {r} ({d})" for n, r, d in skipped)
+            if any(r == OTHER_VOICE for _, r, _ in skipped):
+                raise voice_unavailable(voice, skipped)
             if not req.fallback and skipped and skipped[0][1] in (NOT_INSTALLED,):
                 raise NotAvailableError(f"engine {skipped[0][0]} cannot serve this request: {reasons}",
                                         hint="allow fallback, or install the engine")

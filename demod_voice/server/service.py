@@ -27,6 +27,7 @@ from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
+from demod_voice.server.voice_identity import identity_headers
 from demod_voice.stt import SpeechToText
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
 
 def _cached_headers(headers: dict) -> dict:
     """The headers a cache hit repeats (the others describe this request, not the audio)."""
-    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate")}
+    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate", "X-Voice")}
 
 
 @dataclass
@@ -192,9 +193,10 @@ class Service:
 
         limit = self.cfg.get("server.max_text_chars")
         if len(text) > limit:
-            raise HTTPProblem(413, f"input text is {len(text)} characters; the limit is {limit}",
+            # 400 as OpenAI answers it (its SDK raises BadRequestError; it has no class for 413)
+            raise HTTPProblem(400, f"input text is {len(text)} characters; the limit is {limit}",
                               hint="split the text into several requests (server.max_text_chars)",
-                              code="string_above_max_length")
+                              param="input", code="string_above_max_length")
         if not normalize(text):
             raise InputError("input text is empty", hint="give the words to speak")
         return check_speakable(text, "input text")
@@ -270,6 +272,7 @@ class Service:
         if engine != plan.candidates[0].engine:
             fell = [f"{c.engine}: failed" for c in plan.candidates if c.engine != engine][:1]
             headers["X-Fallback"] = ", ".join(filter(None, [headers.get("X-Fallback", ""), *fell]))
+        headers.update(identity_headers(plan, engine, headers))
         # cache only what the first choice produced: a fallback result must not outlive the failure
         store = engine == plan.candidates[0].engine
         if stream:
@@ -314,6 +317,7 @@ class Service:
         plan = await asyncio.to_thread(self.router.plan, req)
         engine, queue, cancel = await self._start(plan, rvc, client_gone)
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
+        headers.update(identity_headers(plan, engine, headers))
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
                           stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate),

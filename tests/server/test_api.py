@@ -285,7 +285,8 @@ def test_piper_voice_must_be_a_name(bob):
 
 def test_limits_give_json_4xx(alice):
     long = alice.post("/v1/audio/speech", json={"model": "tts-1", "input": "a" * (MAX_TEXT + 1), "voice": "alloy"})
-    assert long.status_code == 413 and "limit is 3000" in long.json()["error"]["message"]
+    assert long.status_code == 400 and "limit is 3000" in long.json()["error"]["message"]
+    assert long.json()["error"]["code"] == "string_above_max_length" and long.json()["error"]["param"] == "input"
     empty = alice.post("/api/tts", json={"text": "   ", "voice": "alloy"})
     assert empty.status_code == 400 and "empty" in empty.json()["error"]["message"]
     alice.post("/api/voices", json={"name": "limits"})
