@@ -534,7 +534,7 @@ class Service:
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),
                 "cache": self.cache.stats() if self.cache else None,
-                "engines": {name: {"installed": s["installed"], "circuit": s["circuit"]}
+                "engines": {name: {"installed": s["installed"], "available": s["available"], "circuit": s["circuit"]}
                             for name, s in self.router.engines().items()},
                 "stt": self.stt.status()}
 

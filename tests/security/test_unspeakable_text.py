@@ -81,10 +81,9 @@ def test_wyoming_failures_have_their_own_circuit(tmp_path, joe_voice):
     for _ in range(3):
         with pytest.raises(Fallback):
             router.attempt(Candidate("piper", "1", "cpu", broken, origin="wyoming"))
-    from demod_voice.server.requests import TTSRequest
-
     # Wyoming's circuit is open: a Wyoming request is refused, an HTTP request is planned on Piper.
     from demod_voice.errors import EngineError
+    from demod_voice.server.requests import TTSRequest
 
     with pytest.raises(EngineError, match="circuit open"):
         router.plan(TTSRequest(text="Hello.", origin="wyoming"))
