@@ -169,6 +169,14 @@ class Connection:
         self.audio_parts: list[bytes] = []
         self.audio_bytes = 0
         self.audio_error: str | None = None
+        self.handling = False
+        """An event is being answered now (a shutdown waits for it)."""
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a new request: nothing being answered, no stream or transcription open (a shutdown
+        closes such a connection at once)."""
+        return not self.handling and self.streaming is None and self.audio_format is None
 
     async def write(self, event: Event) -> None:
         """Send one event; a client that takes none of it for ``wyoming.idle_timeout_s`` counts as gone."""
@@ -197,7 +205,12 @@ class Connection:
                     break
                 if event is None:
                     break
-                if not await self.handle(event):
+                self.handling = True
+                try:
+                    answered = await self.handle(event)
+                finally:
+                    self.handling = False
+                if not answered:
                     await self.drain_and_close()
                     break
         except (ConnectionError, BrokenPipeError) as exc:
