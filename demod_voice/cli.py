@@ -74,6 +74,21 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)  # the deepest command's parser wins: its usage goes with its errors
+
+    def error(self, message: str):
+        from demod_voice.suggest import invalid_choice_message
+
+        super().error(invalid_choice_message(message))
+
+    def parse_args(self, args=None, namespace=None):
+        """Unknown arguments are reported by the command that got them (its usage, a did-you-mean)."""
+        from demod_voice.suggest import unrecognized_message
+
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(parsed, "_parser", self).error(unrecognized_message(getattr(parsed, "_parser", self), extras))
+        return parsed
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -92,7 +107,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="demod-voice",
         allow_abbrev=False,
         description="Offline-first voice cloning and text-to-speech: XTTS-v2, Piper, RVC, batch jobs and a server.",

@@ -81,6 +81,8 @@ SCHEMA: dict[str, Any] = {
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "sentence_silence": S("float", 0.0, "seconds of silence between sentences (none after the last)", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
+        "normalize_audio": S("bool", True, "scale each sentence to full loudness, as piper does (piper-infer "
+                                           "--no-normalize turns it off)"),
         "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
                           "the count changes the audio's last bits", min=1, max=256, nullable=True),
         "onnx_spinning": S("str", "auto", "when ONNX Runtime's threads may spin-wait: auto (only while a run is the "

@@ -71,7 +71,8 @@ def options(request, cfg) -> PiperPlan:
     speaker = voice_config.speaker_id(request.speaker, model_path.stem)
     return PiperPlan(model_path, backend, PiperOptions(speaker_id=speaker, **{
         "length_scale": values["length_scale"], "noise_scale": values["noise_scale"], "noise_w": values["noise_w"],
-        "volume": values["volume"], "sentence_silence": values["sentence_silence"]}))
+        "volume": values["volume"], "sentence_silence": values["sentence_silence"],
+        "normalize_audio": bool(cfg.get("piper.normalize_audio"))}))
 
 
 def load_engine(model_path: Path, cfg, device: str | None, backend: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from demod_voice.commands import coqui_habits
 from demod_voice.commands._common import (
     add_captions_argument,
     add_format_argument,
@@ -57,6 +58,7 @@ def register(sub, common) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
     add_chain_arguments(p)
     add_captions_argument(p, " (Whisper aligns the text: set captions.whisper_model)")
+    coqui_habits.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -68,6 +70,7 @@ def run(args, ctx) -> int:
     from demod_voice.commands._rvc import apply_aux_flags, rvc_request
     from demod_voice.needs import require
 
+    coqui_habits.apply(args)
     require("xtts", "XTTS")  # packages before weights
     references, text_arg = cloning_inputs(args)
     if args.save_voice and args.voice:
