@@ -74,6 +74,9 @@ class TTSRequest:
     """Attach word timings to the chunks (``Audio.words``)."""
     stream: bool = False
     """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
+    continued: bool = False
+    """The text goes on an answer already begun (a streamed Wyoming flush after the first): sentence_silence
+    comes before its first sentence too, so a streamed answer equals the one-shot one."""
     allow_other_voice: bool | None = None
     """May another speaker answer when the voice's own engine cannot? None: ``router.allow_other_voice``."""
     origin: str = "http"
@@ -121,4 +124,5 @@ class Plan:
         r = self.request
         return {"chain": [(c.engine, c.version) for c in self.candidates], "voice": self.voice.tag,
                 "reference": self.voice.profile.reference_hash if self.voice.profile else "",
-                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream}
+                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream,
+                **({"continued": True} if r.continued else {})}
