@@ -153,9 +153,18 @@ def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[C
         if not capabilities[capability].ok:
             checks.append(Check(name, False, "skipped: not installed", data={"status": "skipped"}))
             continue
+        from demod_voice import progress
+
+        progress.note(f"health --deep: running the {engine} self-test (up to {engines_timeout(engine):.0f} s)")
         outcome = run_engine(engine, global_args)
         checks.append(_deep_check(name, outcome))
     return checks + _check_deep_registered(global_args)
+
+
+def engines_timeout(engine: str) -> float:
+    from demod_voice.selftest import engines
+
+    return engines().get(engine, 0.0)
 
 
 def _deep_check(name: str, outcome) -> Check:
@@ -183,6 +192,9 @@ def _check_deep_registered(global_args: list[str]) -> list[Check]:
         if not installed:
             checks.append(Check(f"{engine}-run", False, f"skipped: {why}", data={"status": "skipped"}))
             continue
+        from demod_voice import progress
+
+        progress.note(f"health --deep: running the {engine} self-test (up to {engines_timeout(engine):.0f} s)")
         checks.append(_deep_check(f"{engine}-run", run_engine(engine, global_args)))
     return checks
 
