@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demod_voice.engines import piper  # noqa: E402
+from demod_voice.engines.piper import engine as piper  # noqa: E402
 from demod_voice.errors import DemodError  # noqa: E402
 
 DEFAULT_TEXT = "Hi there. The quick brown fox jumps over the lazy dog."

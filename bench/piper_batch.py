@@ -44,7 +44,7 @@ def run_ours(model: Path, texts: list[str], out: Path) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     from demod_voice import audio
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(model, "cpu")
     engine.synthesize_all("Warm up.")

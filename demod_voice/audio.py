@@ -21,6 +21,7 @@ import numpy as np
 
 from demod_voice.errors import InputError, LimitError, UsageError
 from demod_voice.paths import atomic_path, atomic_write_bytes, check_writable_dir  # noqa: F401 (audio writers use them)
+from demod_voice.pcm import float_to_pcm16  # noqa: F401 (re-exported: the one float -> PCM16 rule)
 
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
 FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
@@ -64,12 +65,6 @@ class Audio:
 
     def to_pcm16(self) -> bytes:
         return float_to_pcm16(self.samples)
-
-
-def float_to_pcm16(samples: np.ndarray) -> bytes:
-    """Float samples -> raw 16-bit little-endian PCM bytes (clipped)."""
-    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    return (clipped * 32767.0).round().astype("<i2").tobytes()
 
 
 def concat(parts: list[Audio], silence: float = 0.0) -> Audio:

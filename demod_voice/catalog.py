@@ -45,20 +45,10 @@ class VoiceEntry:
 
 
 def _read_piper_entry(onnx: Path, source: str) -> VoiceEntry | None:
-    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
-    from demod_voice.errors import InputError
+    """The Piper plugin reads the voice's config (the catalog names no engine module)."""
+    from demod_voice.synthesis import registry
 
-    config = config_path_for(onnx)
-    if config is None:
-        _LOGGER.info("skipping %s: no voice config beside it", onnx)
-        return None
-    try:
-        data = PiperVoiceConfig.read(config)
-    except InputError as exc:
-        _LOGGER.info("skipping %s: no readable voice config (%s)", onnx, exc.message)
-        return None
-    return VoiceEntry(name=onnx.name[: -len(".onnx")], engine="piper", language=data.language, quality=data.quality,
-                      sample_rate=data.sample_rate or None, speakers=data.num_speakers, source=source, path=str(onnx))
+    return registry.module("piper").voice_entry(onnx, source)
 
 
 def _scan_folder(folder: Path, source: str) -> Iterable[VoiceEntry]:

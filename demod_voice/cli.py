@@ -121,10 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
-    for name in (*registry.commands(), *COMMAND_MODULES):
-        importlib.import_module(f"demod_voice.commands.{name}").register(sub, common)
+    for name in (*registry.commands(), *(f"demod_voice.commands.{n}" for n in COMMAND_MODULES)):
+        importlib.import_module(name).register(sub, common)
     return parser
 
 

@@ -90,7 +90,7 @@ def check_tinygrad_devices() -> Check:
     """Devices tinygrad can open (the tinygrad Piper backend runs on the first one)."""
     if importlib.util.find_spec("tinygrad") is None:
         return Check("tinygrad-devices", False, "tinygrad not installed")
-    from demod_voice.engines.piper_tinygrad import available_devices
+    from demod_voice.engines.piper.tinygrad_backend import available_devices
 
     try:
         devices = available_devices()
@@ -180,8 +180,8 @@ def _deep_check(name: str, outcome) -> Check:
 
 def _check_deep_registered(global_args: list[str]) -> list[Check]:
     """``<engine>-run`` for registry engines that declare a self-test (``SELFTEST_TIMEOUT``, ``selftest_args``)."""
-    from demod_voice.adapters import registry
     from demod_voice.selftest import run_engine
+    from demod_voice.synthesis import registry
 
     checks = []
     for engine in registry.ENGINES:
@@ -206,7 +206,7 @@ WEIGHTS = {"xtts": "xtts", "rvc": "rvc", "styletts2": "styletts2"}
 def check_weights(cfg) -> list[Check]:
     """``<engine>-weights``: the real weights each engine speaks with, or which are missing and the
     ``demod-voice models pull ...`` line that fetches them (a self-test on random weights proves only the code)."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     checks = []
     for engine in WEIGHTS:
@@ -235,8 +235,8 @@ def check_stt(cfg) -> Check:
 
 def check_engines(cfg) -> list[Check]:
     """Checks the registry's engines declare (``health(cfg) -> (ok, detail, data)``): servers they talk to."""
-    from demod_voice.adapters import registry
     from demod_voice.errors import DemodError
+    from demod_voice.synthesis import registry
 
     try:
         engines = {name: registry.get(name, cfg) for name in registry.names(cfg)}

@@ -19,6 +19,9 @@ from typing import BinaryIO
 
 from demod_voice.errors import DemodError, InputError
 
+#: The user of the CLI and of requests that name none (saved voices live under it).
+DEFAULT_USER = "local"
+
 APP = "demod-voice"
 
 #: Names that become path components (voice ids, user names, speaker ids).

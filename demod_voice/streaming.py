@@ -20,11 +20,15 @@ import io
 import struct
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from demod_voice.audio import Audio, float_to_pcm16
 from demod_voice.errors import EngineError, UsageError, missing_extra
+from demod_voice.pcm import float_to_pcm16
+
+if TYPE_CHECKING:  # audio.py encodes AAC through this module: no import back at run time
+    from demod_voice.audio import Audio
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,7 @@ class StreamEncoder:
             self.sample_rate = chunk.sample_rate
         if chunk.sample_rate != self.sample_rate or self._resampler is not None:
             return self._write_resampled(chunk)
-        return self._write(chunk)
+        return self._write(chunk.samples)
 
     def _write_resampled(self, chunk: Audio) -> bytes:
         """Through the streaming resampler (its tail is flushed when the input rate changes or at the end)."""
@@ -165,7 +169,7 @@ class StreamEncoder:
         if self._resampler is not None and chunk.sample_rate != self._resampler_rate:
             out += self._flush_resampler()
         if chunk.sample_rate == self.sample_rate:
-            return out + self._write(chunk)
+            return out + self._write(chunk.samples)
         if self._resampler is None:
             import soxr
 
@@ -173,26 +177,27 @@ class StreamEncoder:
                                                   quality="HQ")
             self._resampler_rate = chunk.sample_rate
         samples = self._resampler.resample_chunk(np.asarray(chunk.samples, dtype=np.float32))
-        return out + self._write(Audio(samples, self.sample_rate))
+        return out + self._write(samples)
 
     def _flush_resampler(self) -> bytes:
         if self._resampler is None:
             return b""
         tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         self._resampler = None
-        return self._write(Audio(tail, self.sample_rate))
+        return self._write(tail)
 
-    def _write(self, chunk: Audio) -> bytes:
+    def _write(self, samples: np.ndarray) -> bytes:
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)  # as ``Audio`` holds them
         head = b""
         if self.fmt in ("wav", "pcm"):
             if self.fmt == "wav" and self.samples_in == 0 and not getattr(self, "_header_sent", False):
                 head = wav_stream_header(self.sample_rate)
                 self._header_sent = True
-            self.samples_in += len(chunk.samples)
-            return head + chunk.to_pcm16()
+            self.samples_in += len(samples)
+            return head + float_to_pcm16(samples)
         if self._container is None:
             self._open()
-        self._encode(chunk.samples)
+        self._encode(samples)
         return self._sink.take()
 
     def finish(self) -> bytes:
@@ -301,4 +306,4 @@ def frame_seconds(fmt: str, sample_rate: int) -> float:
 
 
 __all__ = ["CODECS", "STREAMABLE", "StreamEncoder", "encode_chunks", "encode_whole", "frame_seconds",
-           "wav_stream_header", "Audio"]
+           "wav_stream_header"]

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
@@ -83,7 +84,7 @@ class SpeechToText:
                          hint="use whisper-1 (the configured model) or one of " + ", ".join(known))
 
     def engine(self, model: str | None = None):
-        from demod_voice.engines import whisper
+        from demod_voice.engines.whisper import engine as whisper
 
         return whisper.for_config(self.cfg, self.model_name(model))
 
@@ -99,7 +100,7 @@ class SpeechToText:
     def check_language(self, model: str | None, language: str | None) -> None:
         """Refuse a language the model lacks before loading it (seconds), from its folder alone."""
         if language:
-            from demod_voice.engines import whisper
+            from demod_voice.engines.whisper import engine as whisper
 
             path = whisper.resolve(self.model_name(model), self.cfg)
             whisper.check_language(language, whisper.languages_of(path), path.name)
@@ -169,7 +170,7 @@ def stt_status(cfg) -> dict:
     """The STT engine's state without loading it (no faster-whisper import)."""
     import importlib.util
 
-    from demod_voice.engines import whisper
+    from demod_voice.engines.whisper import engine as whisper
     from demod_voice.errors import DemodError
 
     out = {"engine": "faster-whisper", "installed": importlib.util.find_spec("faster_whisper") is not None,
@@ -194,3 +195,22 @@ def decode(data: bytes, what: str, max_seconds: float) -> Audio:
     from demod_voice import audio as audio_mod
 
     return audio_mod.decode_upload(data, what, max_seconds, "stt.max_audio_s")
+
+
+def installed_models(cfg) -> list[tuple[str, Path, list[str]]]:
+    """``(name, folder, languages)`` of the configured Whisper model, then every other registry Whisper model,
+    each only when its folder is in place."""
+    from demod_voice import models
+    from demod_voice.engines.whisper import engine as whisper
+    from demod_voice.errors import DemodError
+
+    configured = cfg.get("stt.model")
+    names = [configured, *(n for n, e in models.registry(cfg).items() if e.kind == "whisper" and n != configured)]
+    out = []
+    for name in names:
+        try:
+            path = whisper.resolve(name, cfg)
+        except DemodError:
+            continue
+        out.append((name, path, whisper.languages_of(path)))
+    return out

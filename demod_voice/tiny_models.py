@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 # --- XTTS-v2: config.json, model.pth, vocab.json --------------------------------------------------------------
@@ -171,3 +173,25 @@ def build_rvc(folder: Path, seed: int = 7) -> tuple[Path, Path, Path]:
     hubert = build_hubert_folder(folder / "hubert")
     rmvpe = build_rmvpe(folder / "rmvpe.pt")
     return voice, hubert, rmvpe
+
+
+def cached_build(root: Path, name: str, build) -> Path:
+    """Build into a temp folder beside ``root/name`` and rename it into place, so a half-built model never exists."""
+    target = root / name
+    if target.is_dir():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        build(scratch / "m")
+        os.replace(scratch / "m", target)
+    except OSError:
+        if not target.is_dir():  # another self-test that won the race is fine
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def selftest_root(cfg) -> Path:
+    return Path(cfg.cache_dir) / "selftest"

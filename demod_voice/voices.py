@@ -36,18 +36,15 @@ from pathlib import Path
 from demod_voice import audio as audio_mod
 from demod_voice import paths
 from demod_voice.errors import InputError, LimitError, ModelNotFoundError
-from demod_voice.paths import safe_join, validate_name
+from demod_voice.paths import DEFAULT_USER, safe_join, validate_name  # noqa: F401 (DEFAULT_USER: re-exported)
 from demod_voice.quality import score_reference
 
 _LOGGER = logging.getLogger(__name__)
 
-#: The user the CLI (and an unauthenticated server) acts as.
-DEFAULT_USER = "local"
-
 
 def profile_engines() -> tuple[str, ...]:
     """Engines a saved voice may name: the registry's built-in TTS engines."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     return tuple(registry.names(kind="tts"))
 
@@ -126,6 +123,11 @@ class Profile:
     reference: list[str] = field(default_factory=list)
     reference_hash: str = ""
     created: float = 0.0
+
+    @property
+    def tag(self) -> str:
+        """``user/name``: what cache entries of this voice are tagged with."""
+        return voice_tag(self.user, self.name)
 
     @property
     def samples_dir(self) -> Path:

@@ -79,7 +79,7 @@ def transcribe(whisper_model):
 def speech_wav(tmp_path_factory, joe_voice) -> Path:
     """~6 s of real speech (Joe voice, deterministic), 22.05 kHz mono WAV; made once per run."""
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     out = tmp_path_factory.mktemp("speech") / "joe.wav"
     engine = piper.load(joe_voice, "cpu")

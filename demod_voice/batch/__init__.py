@@ -3,7 +3,7 @@
 The pieces, left to right:
 
 * ``jobs``     -- read the job file, validate every job (with line numbers) before anything runs;
-* engines -- each engine's batch section (``demod_voice.adapters.registry``) turns a job into audio;
+* engines -- each engine's batch section (``demod_voice.synthesis.registry``) turns a job into audio;
 * ``worker``   -- holds loaded engines and runs one job at a time (inside a local process or a Ray actor);
 * ``local`` / ``ray_runner`` -- where the workers live;
 * ``state``    -- the resume record (job hash per output) kept in a SQLite file beside the job file;

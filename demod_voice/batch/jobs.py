@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice import audio as audio_mod
-from demod_voice.adapters import registry
 from demod_voice.errors import DemodError, InputError
+from demod_voice.synthesis import registry
 
 #: The original, positional CSV columns.
 ORIGINAL_COLUMNS = ("reference", "text", "output", "language", "speaker")

@@ -13,8 +13,8 @@ import traceback
 from dataclasses import dataclass, field
 
 from demod_voice import audio as audio_mod
-from demod_voice.adapters import registry
 from demod_voice.errors import DemodError
+from demod_voice.synthesis import registry
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from demod_voice.commands._common import positive_int
+from demod_voice.arguments import positive_int
 
 
 def register(sub, common) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from demod_voice.commands._common import add_format_argument, add_text_arguments, positive_float
+from demod_voice.arguments import add_format_argument, add_text_arguments, positive_float
 
 
 def register(sub, common) -> None:

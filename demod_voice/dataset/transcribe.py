@@ -3,7 +3,7 @@
 The model is named by the config key ``dataset.whisper_model``: a local
 CTranslate2 model folder or a Whisper registry name (``whisper-base.en``,
 installed with ``demod-voice models pull``); the command resolves a name to
-its folder. It runs through the shared engine ``demod_voice.engines.whisper``
+its folder. It runs through the shared engine ``demod_voice.engines.whisper.engine``
 (loaded once per process, in the main process, and only when some row
 actually lacks a transcript).
 """
@@ -28,7 +28,7 @@ class Transcriber:
             raise InputError("--transcribe needs a Whisper model, and config key 'dataset.whisper_model' is not set",
                              hint="set it to a faster-whisper model folder or a registry name, e.g. "
                                   "DEMOD_VOICE_DATASET__WHISPER_MODEL=whisper-base.en")
-        from demod_voice.engines import whisper
+        from demod_voice.engines.whisper import engine as whisper
 
         self._engine = whisper.load(model, "cpu", "int8")
         self.language = self._engine.check_language(language)

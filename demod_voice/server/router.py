@@ -14,7 +14,7 @@ runs out of memory, or it fails. Every fallback is an audit event
 ``router.breaker_failures`` times in a row is skipped for
 ``router.breaker_cooldown_s`` (circuit breaker).
 
-The engines themselves come from the one registry (``demod_voice.adapters.registry``):
+The engines themselves come from the one registry (``demod_voice.synthesis.registry``):
 each registers a ``Provider`` that turns a request and a voice into a ``Candidate``.
 The request types live in ``server.requests``.
 """
@@ -27,11 +27,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from demod_voice.adapters import registry
 from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.server.audit import AuditLog
-from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
+from demod_voice.server.stats import EngineStats, ema
+from demod_voice.server.voice_identity import OTHER_VOICE, keep_identity, voice_unavailable
+from demod_voice.synthesis import registry
+from demod_voice.synthesis.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
     CIRCUIT_OPEN,
     ENGINE_ERROR,
     MODEL_MISSING,
@@ -44,13 +46,11 @@ from demod_voice.server.requests import (  # noqa: F401 (re-exported: the names 
     TRIGGERS,
     Candidate,
     Fallback,
-    Plan,
+    Route,
     TTSRequest,
     Voice,
     classify,
 )
-from demod_voice.server.stats import EngineStats, ema
-from demod_voice.server.voice_identity import OTHER_VOICE, keep_identity, voice_unavailable
 from demod_voice.voices import VoiceStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class Router:
                              hint="fix router.tiers in the config")
         return chain if req.fallback else chain[:1]
 
-    def plan(self, req: TTSRequest) -> Plan:
+    def plan(self, req: TTSRequest) -> Route:
         """Resolve the voice and the chain; drop engines that cannot serve it at all (audited)."""
         voice = self.resolve_voice(req.voice, req.user)
         candidates, skipped = [], []
@@ -173,7 +173,7 @@ class Router:
             except Fallback as exc:
                 skipped.append((name, exc.reason, exc.detail))
         candidates = keep_identity(self, req, voice, candidates, skipped)
-        plan = Plan(req, voice, candidates, skipped)
+        plan = Route(req, voice, candidates, skipped)
         for name, reason, detail in skipped:
             self._fallback(plan, name, reason, detail)
         if not candidates:
@@ -187,7 +187,7 @@ class Router:
                               hint="install the missing engine or model, or choose another voice")
         return plan
 
-    def _fallback(self, plan: Plan, engine: str, reason: str, detail: str) -> None:
+    def _fallback(self, plan: Route, engine: str, reason: str, detail: str) -> None:
         with self._lock:
             self.stats[engine].fallbacks += 1
         self.audit.record(engine=engine, reason=reason, detail=detail[:300], voice=plan.voice.name,
@@ -253,7 +253,7 @@ class Router:
         self._failure(cand.engine, error, cand.origin)
         return Fallback(TIMEOUT, str(error))
 
-    def fell_back(self, plan: Plan, index: int, fallback: Fallback) -> None:
+    def fell_back(self, plan: Route, index: int, fallback: Fallback) -> None:
         """Audit a failed candidate: a fallback when another one follows, else a log line."""
         cand = plan.candidates[index]
         if index + 1 < len(plan.candidates):
@@ -261,14 +261,14 @@ class Router:
         else:
             _LOGGER.warning("engine %s failed: %s", cand.engine, fallback.detail)
 
-    def all_failed(self, plan: Plan, failures: list[tuple[str, Fallback]]) -> DemodError:
+    def all_failed(self, plan: Route, failures: list[tuple[str, Fallback]]) -> DemodError:
         """The error for a request no candidate could serve (the engine's own when there was only one)."""
         if len(failures) == 1 and not plan.skipped and isinstance(failures[0][1].__cause__, DemodError):
             return failures[0][1].__cause__
         return EngineError("every engine failed: " + "; ".join(f"{e}: {f.reason} ({f.detail})" for e, f in failures),
                            hint="see GET /api/engines for details")
 
-    def run(self, plan: Plan) -> tuple[str, Iterator[Audio]]:
+    def run(self, plan: Route) -> tuple[str, Iterator[Audio]]:
         """(engine name, chunk iterator), trying candidates in order in this thread (no timeout here).
 
         Once audio has started flowing the engine is committed: a later failure ends the stream with an
@@ -333,8 +333,8 @@ class Router:
 
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:
     """Run a request to completion (CLI helper): (engine, joined audio)."""
-    from demod_voice.adapters import chain
     from demod_voice.audio import concat
+    from demod_voice.synthesis import chain
 
     rvc = router.rvc.request(req.rvc) if req.rvc else None
     engine, chunks = router.run(router.plan(req))

@@ -80,7 +80,7 @@ XTTS_PARAMS = {"seed", *(k for k in XTTS_SAMPLING_KEYS if k != "speed")}
 
 def _engine_params() -> set[str]:
     """The option names the registry's built-in TTS engines declare (``OPTION_KEYS``)."""
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     return {key for name in registry.names(kind="tts") for key in registry.module(name).OPTION_KEYS}
 

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 from demod_voice import audio as audio_mod
 from demod_voice import captions, streaming
-from demod_voice.adapters import chain
 from demod_voice.audio import Audio
 from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
-from demod_voice.server.router import TIERS, Candidate, Fallback, Plan, Router, TTSRequest
+from demod_voice.server.router import TIERS, Candidate, Fallback, Route, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
 from demod_voice.server.voice_identity import identity_headers
 from demod_voice.stt import SpeechToText
+from demod_voice.synthesis import chain
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Service:
     def models(self) -> list[str]:
         """OpenAI model ids: the mapped names, the quality tiers, the engines that can run now (packages and
         weights in place), and ``whisper-1`` when a speech-to-text model is installed."""
-        from demod_voice.adapters import registry
+        from demod_voice.synthesis import registry
 
         stt = self.stt.status()
         speech_to_text = ["whisper-1"] if stt["installed"] and stt["model_installed"] else []
@@ -375,7 +375,7 @@ class Service:
             cancel.set()
             encoder.close()
 
-    async def _start(self, plan: Plan, rvc=None, client_gone=None,
+    async def _start(self, plan: Route, rvc=None, client_gone=None,
                      deadline: float | None = None) -> tuple[str, asyncio.Queue, threading.Event]:
         """Try the plan's candidates in order; return (engine, chunk queue, cancel flag) once audio flows.
 
@@ -503,11 +503,11 @@ class Service:
                 claim.resolve(b"".join(sent) if finished else None, {"headers": headers}, store=store)
 
     async def convert(self, data: bytes, options: dict, fmt: str) -> tuple[bytes, dict]:
-        from demod_voice.engines.rvc import voices as rvc_voices
+        from demod_voice.synthesis import registry
 
         request = self.router.rvc.request(options)
         # cheap checks first: an unknown voice is a 404 before any decoding
-        await asyncio.to_thread(rvc_voices.resolve, request.voice, self.cfg)
+        await asyncio.to_thread(registry.converter().resolve_voice, request.voice, self.cfg)
         # decoded off the event loop, block by block, refused once past rvc.max_input_s
         source = await asyncio.to_thread(audio_mod.decode_upload, data, "uploaded audio",
                                          self.cfg.get("rvc.max_input_s"), "rvc.max_input_s")

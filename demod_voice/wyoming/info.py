@@ -30,23 +30,12 @@ _PIPER = Attribution(name="Piper (rhasspy)", url="https://github.com/OHF-Voice/p
 _WHISPER = Attribution(name="OpenAI Whisper / faster-whisper", url="https://github.com/SYSTRAN/faster-whisper")
 
 
-def _speakers(path: str) -> list[TtsVoiceSpeaker] | None:
-    from pathlib import Path
+def _speakers(engine: str, path: str) -> list[TtsVoiceSpeaker] | None:
+    """The speakers of a catalog voice, when its engine can name them."""
+    from demod_voice.synthesis import registry
 
-    from demod_voice.engines.piper import PiperVoiceConfig, config_path_for
-    from demod_voice.errors import InputError
-
-    config = config_path_for(Path(path))
-    if config is None:
-        return None
-    try:
-        voice = PiperVoiceConfig.read(config)
-    except InputError:
-        return None
-    if voice.num_speakers <= 1:
-        return None
-    names = list(voice.speaker_id_map) or [str(i) for i in range(voice.num_speakers)]
-    return [TtsVoiceSpeaker(name=n) for n in names]
+    names = getattr(registry.get(engine), "speaker_names", lambda path: None)(path)
+    return [TtsVoiceSpeaker(name=n) for n in names] if names else None
 
 
 def _piper_installed() -> bool:
@@ -65,25 +54,14 @@ def _profile_ready(profile, service, cfg) -> bool:
                                                              ).is_file()
         except DemodError:
             return False
-    if profile.engine != "xtts":  # another registry engine: its own availability probe
-        from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
-        try:
-            return bool(registry.get(profile.engine, cfg).available(cfg)[0])
-        except DemodError:
-            return False
-    if importlib.util.find_spec("TTS") is None:
-        return False
-    refs = profile.reference_paths()
-    if not refs or not all(p.is_file() for p in refs):
-        return False
-    from demod_voice.engines.xtts.checkpoint import resolve_model_dir
-
-    try:
-        resolve_model_dir(cfg)
+    try:  # another registry engine: its own readiness check for a saved voice, else its availability probe
+        engine = registry.get(profile.engine, cfg)
+        ready = getattr(engine, "profile_ready", None)
+        return bool(ready(profile, cfg)) if ready else bool(engine.available(cfg)[0])
     except DemodError:
         return False
-    return True
 
 
 def tts_voices(service, cfg) -> list[TtsVoice]:
@@ -92,7 +70,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
-                       languages=languages[e.name], speakers=_speakers(e.path)) for e in piper_entries]
+                       languages=languages[e.name], speakers=_speakers(e.engine, e.path)) for e in piper_entries]
     for profile in service.store(user).list():
         if not _profile_ready(profile, service, cfg):
             continue
@@ -102,10 +80,10 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
                                            + ("" if profile.reference else ", no reference yet"),
                                languages=[profile.language]))
     if service.rvc_available():
-        from demod_voice.engines.rvc import voices as rvc_voices
+        from demod_voice.synthesis import registry
 
         bases = [b for b in cfg.get("wyoming.rvc_after") or [cfg.get("piper.default_voice")] if b in languages]
-        for rvc in rvc_voices.registered(cfg):
+        for rvc in registry.converter().registered_voices(cfg):
             for base in bases:
                 voices.append(TtsVoice(name=f"{base}{CHAIN}{rvc.name}", attribution=_ATTRIBUTION, installed=True,
                                        version=None, description=f"{base} converted to RVC voice {rvc.name}",
@@ -115,21 +93,11 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
 
 def asr_models(cfg) -> list[AsrModel]:
     """The configured Whisper model and every other registry Whisper model, each only when its folder is in place."""
-    from demod_voice import models
-    from demod_voice.engines import whisper
-    from demod_voice.errors import DemodError
+    from demod_voice import stt
 
-    configured = cfg.get("stt.model")
-    names = [configured, *(n for n, e in models.registry(cfg).items() if e.kind == "whisper" and n != configured)]
-    out = []
-    for name in names:
-        try:
-            path = whisper.resolve(name, cfg)
-        except DemodError:
-            continue
-        out.append(AsrModel(name=name, attribution=_WHISPER, installed=True, version=None,
-                            description=f"Whisper {path.name}", languages=whisper.languages_of(path)))
-    return out
+    return [AsrModel(name=name, attribution=_WHISPER, installed=True, version=None,
+                     description=f"Whisper {path.name}", languages=languages)
+            for name, path, languages in stt.installed_models(cfg)]
 
 
 def build(service, cfg) -> Info:

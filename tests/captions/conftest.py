@@ -12,7 +12,7 @@ TEXT = ("The quick brown fox jumps over the lazy dog. It was 42 degrees outside,
 @pytest.fixture(scope="session")
 def piper_engine(joe_voice):
     pytest.importorskip("onnx")
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     return piper.load(joe_voice, "cpu")
 
@@ -20,7 +20,7 @@ def piper_engine(joe_voice):
 @pytest.fixture(scope="session")
 def timed_speech(piper_engine):
     """Chunks of TEXT with word timings, slowed down and with silence between sentences."""
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0, length_scale=1.25, sentence_silence=0.4)
     return list(piper_engine.synthesize(TEXT, options, words=True))

@@ -34,7 +34,7 @@ def test_piper_gives_every_written_word_in_order(timed_speech):
 def test_alignment_patch_leaves_the_audio_unchanged(piper_engine, joe_voice):
     from piper import PiperVoice, SynthesisConfig
 
-    from demod_voice.engines.piper import PiperOptions
+    from demod_voice.engines.piper.engine import PiperOptions
 
     plain = PiperVoice.load(joe_voice, config_path=piper_engine.config_path)
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)

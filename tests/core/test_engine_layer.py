@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from demod_voice import config
-from demod_voice.adapters import Request, RvcRequest
 from demod_voice.errors import ConfigError, InputError
+from demod_voice.synthesis import Request, RvcRequest
 
 JOE = "en_US-joe-medium"
 
@@ -56,7 +56,7 @@ def test_request_options_override_config_and_unknown_ones_are_named():
 
 
 def test_rvc_options_share_the_schema_ranges():
-    from demod_voice.adapters import rvc
+    from demod_voice.engines.rvc import plugin as rvc
 
     cfg = cfg_with({"rvc": {"index_rate": 0.3}})
     assert rvc.options(RvcRequest("v", {"pitch": 3}), cfg)["index_rate"] == 0.3
@@ -67,7 +67,7 @@ def test_rvc_options_share_the_schema_ranges():
 
 
 def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
-    from demod_voice.adapters import piper
+    from demod_voice.engines.piper import plugin as piper
 
     cfg = cfg_with({"piper": {"length_scale": 1.2}})
     plan = piper.options(Request(text="x", voice=str(joe_voice), speed=2.0), cfg)
@@ -80,7 +80,7 @@ def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
 
 
 def test_piper_text_is_split_into_bounded_pieces():
-    from demod_voice.adapters.piper import MAX_SPOKEN_CHARS
+    from demod_voice.engines.piper.plugin import MAX_SPOKEN_CHARS
     from demod_voice.text import split_sentences, spoken_length
 
     unpunctuated = " ".join(["word"] * 2000)
@@ -94,7 +94,7 @@ def test_piper_text_is_split_into_bounded_pieces():
 def test_ordinary_long_sentences_stay_whole_and_numbers_count_as_spoken():
     """Only run-on text is split: a 163-character sentence is one Piper run, as raw Piper speaks it, while
     digits count as the words they become (248 number-heavy characters were 44 s of speech, 1.46 GB)."""
-    from demod_voice.adapters.piper import MAX_SPOKEN_CHARS
+    from demod_voice.engines.piper.plugin import MAX_SPOKEN_CHARS
     from demod_voice.text import split_sentences, spoken_length
 
     sentence = ("Paragraph 1: the old lighthouse keeper wrote in his journal every evening, noting the weather, "
@@ -111,7 +111,7 @@ def test_ordinary_long_sentences_stay_whole_and_numbers_count_as_spoken():
 
 def test_long_unpunctuated_piper_text_streams_in_many_chunks(joe_voice):
     """A long text without punctuation gives many chunks of bounded length, not one huge inference."""
-    from demod_voice.adapters import piper
+    from demod_voice.engines.piper import plugin as piper
 
     cfg = cfg_with({"piper": {"noise_scale": 0.0, "noise_w": 0.0}})
     text = " ".join(["testing"] * 120)  # ~960 characters, one 'sentence'
@@ -130,7 +130,7 @@ def test_overlapping_piper_runs_give_the_same_audio_as_a_run_alone(joe_voice):
     """
     import threading
 
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu")
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
@@ -164,7 +164,7 @@ THREAD_SENSITIVE = ["Three words here.", "Four words right here.", "The quick br
 
 def test_spinning_and_quiet_sessions_give_the_same_audio(joe_voice):
     """``piper.onnx_spinning`` on and off: spinning changes how threads wait, not the sums: same bits."""
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     options = piper.PiperOptions(noise_scale=0.0, noise_w=0.0)
     spinning, quiet = piper.load(joe_voice, "cpu", spinning="on"), piper.load(joe_voice, "cpu", spinning="off")
@@ -182,7 +182,7 @@ def test_auto_spinning_runs_overlapping_runs_quietly_with_the_same_audio(joe_voi
     import threading
     import time
 
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu", spinning="auto")
     session = engine._voice.session
@@ -227,7 +227,7 @@ def test_only_big_runs_hand_the_arena_back_and_the_audio_does_not_change(joe_voi
 
     Shrinking only frees memory no tensor uses, so the samples are the same either way.
     """
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     engine = piper.load(joe_voice, "cpu", release_ids=400)
     session = engine._voice.session
@@ -251,8 +251,8 @@ def test_only_big_runs_hand_the_arena_back_and_the_audio_does_not_change(joe_voi
 
 
 def test_chain_converts_each_sentence_once():
-    from demod_voice.adapters.chain import converted
     from demod_voice.audio import Audio
+    from demod_voice.synthesis.chain import converted
 
     seen = []
 

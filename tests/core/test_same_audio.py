@@ -43,11 +43,11 @@ def wav_samples(data: bytes) -> tuple[int, bytes]:
 
 def engine_result(config_file: Path | None, engine: str, request) -> tuple[int, bytes]:
     """What the engine layer gives in this process for ``request`` under ``config_file``."""
-    from demod_voice import adapters, config
+    from demod_voice import config, synthesis
     from demod_voice.audio import concat
 
     cfg = config.load(config_file, environ={}, user_file=Path("/nonexistent"))
-    audio = concat(list(adapters.synthesize(engine, request, cfg, "cpu")))
+    audio = concat(list(synthesis.synthesize(engine, request, cfg, "cpu")))
     return audio.sample_rate, audio.to_pcm16()
 
 
@@ -160,7 +160,7 @@ def piper_group(tmp_path_factory, joe_voice):
 
 def test_piper_same_audio_everywhere(piper_group):
     """CLI, batch, /api/tts and /v1/audio/speech: one voice, config settings honoured by all four."""
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     h = piper_group.home
     expected = engine_result(h.config, "piper", Request(text=TEXT, voice=JOE))
@@ -178,7 +178,7 @@ def test_piper_same_audio_everywhere(piper_group):
 
 def test_piper_request_options_mean_the_same_everywhere(piper_group):
     """Per-request options (flags, job columns, HTTP params) override the config identically."""
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     h = piper_group.home
     request = Request(voice=JOE, **OPTIONS_REQUEST)
@@ -203,7 +203,7 @@ def test_piper_tinygrad_backend_from_config_everywhere(home, joe_voice):
     pytest.importorskip("tinygrad")
     if shutil.which("clang") is None:
         pytest.skip("tinygrad's CPU device needs clang")
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     h = home({"piper": {"backend": "tinygrad", "noise_scale": 0.0, "noise_w": 0.0}})
     expected = engine_result(h.config, "piper", Request(text="Hi.", voice=JOE))
@@ -281,7 +281,7 @@ def chain_url(group: Group, speech_wav: Path) -> str:
 @pytest.mark.slow
 def test_xtts_same_audio_everywhere(chain_group, speech_wav):
     """Tiny XTTS at a fixed seed from the config, with non-default sampling: identical in every front end."""
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     h = chain_group.home
     request = Request(text=XTTS_TEXT, references=[speech_wav])
@@ -302,7 +302,7 @@ def test_xtts_same_audio_everywhere(chain_group, speech_wav):
 @pytest.mark.slow
 def test_piper_to_rvc_same_audio_everywhere(chain_group, speech_wav):
     """Piper -> RVC, converted per sentence in the CLI, batch and /api/tts; RVC config settings honoured."""
-    from demod_voice.adapters import Request, RvcRequest
+    from demod_voice.synthesis import Request, RvcRequest
 
     h = chain_group.home
     request = Request(text=TEXT, voice=JOE, rvc=RvcRequest("tiny", {"pitch": -2}))
@@ -321,7 +321,7 @@ def test_piper_to_rvc_same_audio_everywhere(chain_group, speech_wav):
 
 @pytest.mark.slow
 def test_xtts_to_rvc_same_audio_everywhere(chain_group, speech_wav):
-    from demod_voice.adapters import Request, RvcRequest
+    from demod_voice.synthesis import Request, RvcRequest
 
     h = chain_group.home
     request = Request(text=XTTS_TEXT, references=[speech_wav], rvc=RvcRequest("tiny"))
@@ -339,8 +339,8 @@ def test_xtts_to_rvc_same_audio_everywhere(chain_group, speech_wav):
 def test_rvc_conversion_same_everywhere(chain_group, speech_wav, clip):
     """rvc-convert, a batch RVC job and /api/convert: the RVC config (index rate, pitch, method) everywhere."""
     from demod_voice import audio, config
-    from demod_voice.adapters import RvcRequest
-    from demod_voice.adapters import rvc as rvc_adapter
+    from demod_voice.engines.rvc import plugin as rvc_adapter
+    from demod_voice.synthesis import RvcRequest
 
     h = chain_group.home
     cfg = config.load(h.config, environ={}, user_file=Path("/nonexistent"))

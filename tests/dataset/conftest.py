@@ -44,7 +44,7 @@ class Corpus:
 @pytest.fixture(scope="session")
 def speech_corpus(tmp_path_factory, joe_voice) -> Corpus:
     from demod_voice.audio import Audio, write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     root = tmp_path_factory.mktemp("corpus")
     engine = piper.load(joe_voice, "cpu")

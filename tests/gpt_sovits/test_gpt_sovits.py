@@ -69,7 +69,7 @@ def test_wrong_install_dir_is_a_clear_error(tmp_path):
 
 
 def test_tts_request_is_api_v2s_contract(cfg, api, speech_wav):
-    from demod_voice.adapters import Request, registry
+    from demod_voice.synthesis import Request, registry
 
     engine = registry.get("gpt-sovits", cfg)
     request = Request(text="Hello from the contract test.", references=[speech_wav], language="en_US", speed=1.25,
@@ -89,7 +89,7 @@ def test_tts_request_is_api_v2s_contract(cfg, api, speech_wav):
 
 
 def test_streaming_gives_the_same_audio_in_pieces(cfg, api, speech_wav):
-    from demod_voice.adapters import Request, registry
+    from demod_voice.synthesis import Request, registry
 
     engine = registry.get("gpt-sovits", cfg)
     whole = list(engine.synthesize(Request(text="Streamed or not.", references=[speech_wav]), cfg,
@@ -103,7 +103,7 @@ def test_streaming_gives_the_same_audio_in_pieces(cfg, api, speech_wav):
 
 
 def test_error_body_becomes_the_engine_error(api):
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
     from demod_voice.errors import EngineError
 
     call = gpt_sovits.TtsCall(text="x", text_lang="en", ref_audio_path="/nonexistent/ref.wav", prompt_text="a",

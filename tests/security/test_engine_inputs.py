@@ -174,7 +174,7 @@ def test_megabyte_text_file_through_the_cli_has_bounded_memory(isolated_home, jo
 MEMORY_BETWEEN_SENTENCES = """
 import sys
 from pathlib import Path
-from demod_voice.engines import piper
+from demod_voice.engines.piper import engine as piper
 
 def rss_mb():
     for line in open("/proc/self/status"):

@@ -67,8 +67,8 @@ def test_cli_refuses_with_exit_2(joe_voice, tmp_path):
 def test_wyoming_failures_have_their_own_circuit(tmp_path, joe_voice):
     """A failing engine opened by Wyoming requests leaves the HTTP origin's circuit closed, and the other way."""
     from demod_voice import config
-    from demod_voice.server.requests import Candidate, Fallback
     from demod_voice.server.router import Router
+    from demod_voice.synthesis.requests import Candidate, Fallback
 
     cfg = config.load(flags={"paths.data_dir": str(tmp_path / "data"), "paths.cache_dir": str(tmp_path / "cache"),
                              "router.breaker_failures": 2, "router.breaker_cooldown_s": 60},
@@ -83,7 +83,7 @@ def test_wyoming_failures_have_their_own_circuit(tmp_path, joe_voice):
             router.attempt(Candidate("piper", "1", "cpu", broken, origin="wyoming"))
     # Wyoming's circuit is open: a Wyoming request is refused, an HTTP request is planned on Piper.
     from demod_voice.errors import EngineError
-    from demod_voice.server.requests import TTSRequest
+    from demod_voice.synthesis.requests import TTSRequest
 
     with pytest.raises(EngineError, match="circuit open"):
         router.plan(TTSRequest(text="Hello.", origin="wyoming"))

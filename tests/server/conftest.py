@@ -112,7 +112,7 @@ def bob(server):
 def short_wav(tmp_path_factory, joe_voice) -> Path:
     """~2 s of real speech, a second sample for reference selection."""
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     out = tmp_path_factory.mktemp("short") / "short.wav"
     engine = piper.load(joe_voice, "cpu")

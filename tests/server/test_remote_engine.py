@@ -89,8 +89,8 @@ def test_remote_key_only_from_environment(front):
 
 def test_remote_config_is_checked(isolated_home):
     from demod_voice import config
-    from demod_voice.adapters import registry
     from demod_voice.errors import ConfigError
+    from demod_voice.synthesis import registry
 
     cfg = config.load()
     for bad, words in (({"url": "ftp://x"}, r"http\(s\) URL"), ({"url": "http://h", "api_key": "secret"}, "unknown field"),

@@ -41,7 +41,7 @@ stt:
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory, joe_voice) -> Path:
     from demod_voice.audio import write
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     out = tmp_path_factory.mktemp("stt-speech") / "boat.wav"
     engine = piper.load(joe_voice, "cpu")

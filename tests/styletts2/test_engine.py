@@ -12,12 +12,12 @@ TEXT = "Hello there, world. How are you?"
 
 
 def speak(cfg, reference, **request):
-    from demod_voice import adapters
-    from demod_voice.adapters import Request
+    from demod_voice import synthesis
     from demod_voice.audio import concat
+    from demod_voice.synthesis import Request
 
     options = request.pop("options", {})
-    chunks = list(adapters.synthesize("styletts2", Request(text=request.pop("text", TEXT), references=[reference],
+    chunks = list(synthesis.synthesize("styletts2", Request(text=request.pop("text", TEXT), references=[reference],
                                                            options=options, **request), cfg, "cpu"))
     return chunks, concat(chunks).to_pcm16()
 
@@ -77,9 +77,9 @@ def test_seed_gives_identical_audio_and_every_control_changes_it(st2_cfg, speech
 
 
 def test_bad_input_is_a_one_line_error_before_loading(st2_cfg, speech_wav, tmp_path):
-    from demod_voice.adapters import Request
-    from demod_voice.adapters import styletts2 as adapter
+    from demod_voice.engines.styletts2 import plugin as adapter
     from demod_voice.errors import InputError, ModelNotFoundError
+    from demod_voice.synthesis import Request
 
     with pytest.raises(InputError, match="option .alpha.*<= 1.0"):
         adapter.options(Request(text="x", references=[speech_wav], options={"alpha": 1.5}), st2_cfg)

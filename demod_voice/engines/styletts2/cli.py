@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from demod_voice.commands._common import (
+from demod_voice.arguments import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,
@@ -13,7 +13,7 @@ from demod_voice.commands._common import (
     deliver_with_captions,
     setting_number,
 )
-from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
+from demod_voice.engines.rvc.cli_options import add_chain_arguments, check_chain_arguments
 from demod_voice.errors import UsageError
 
 #: Control flags; ranges and defaults are the schema's (``styletts2.*``), checked by the adapter.
@@ -58,11 +58,11 @@ def register(sub, common) -> None:
 
 
 def run(args, ctx) -> int:
-    from demod_voice import adapters, output
+    from demod_voice import output, synthesis
     from demod_voice import text as text_mod
-    from demod_voice.adapters import Request
-    from demod_voice.adapters import styletts2 as adapter
-    from demod_voice.commands._rvc import apply_aux_flags, rvc_request
+    from demod_voice.engines.rvc.cli_options import apply_aux_flags, rvc_request
+    from demod_voice.engines.styletts2 import plugin as adapter
+    from demod_voice.synthesis import Request
 
     references, text_arg = cloning_inputs(args)
     if text_arg is None and args.text_file is None:
@@ -84,7 +84,7 @@ def run(args, ctx) -> int:
         apply_aux_flags(args, ctx)
 
     started = time.perf_counter()
-    chunks = adapters.synthesize("styletts2", request, cfg, ctx.device, plan=plan)
+    chunks = synthesis.synthesize("styletts2", request, cfg, ctx.device, plan=plan)
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

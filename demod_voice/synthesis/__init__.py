@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demod_voice.adapters.registry import ADAPTERS, ENGINES, get  # noqa: F401 (the public table)
+from demod_voice.synthesis.registry import ADAPTERS, ENGINES, get  # noqa: F401 (the public table)
 
 
 @dataclass
@@ -73,6 +73,6 @@ def synthesize(engine: str, request: Request, cfg, device: str | None = None, pl
 
     ``plan`` is what ``get(engine).options(request, cfg)`` returned, when the caller validated already.
     """
-    from demod_voice.adapters import chain
+    from demod_voice.synthesis import chain
 
     return chain.run(engine, request, cfg, device, plan=plan)

@@ -25,7 +25,7 @@ def run(engine: str, request, cfg, device: str | None = None, plan=None,
     Everything checkable is checked before the first sentence is synthesised. ``converter`` lets the
     server wrap the conversion with its statistics; by default it is the registry's converter (RVC).
     """
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     rvc_adapter = registry.converter()
     tts = registry.get(engine, cfg)

@@ -1,6 +1,6 @@
 """The one engine registry: engine name -> the module that is the engine.
 
-An engine is one module (``demod_voice.adapters.<name>``) that declares everything the rest of the
+An engine is one module (``demod_voice.synthesis.<name>``) that declares everything the rest of the
 program needs from it; the CLI, batch, the router and Wyoming read this table and name no engine.
 
 Every engine module defines:
@@ -13,11 +13,11 @@ Every engine module defines:
 * ``available(cfg) -> (bool, reason)``: its availability probe (imports nothing heavy);
 * ``OWN_WORDS`` (optional): word timings come from the engine itself rather than Whisper;
 * ``MODELS``: the ``models pull`` kinds (``models_manifest.json``) it uses, and ``COMMANDS``: its CLI command modules
-  under ``demod_voice.commands``;
+  (full module paths, in its folder);
 * ``Provider(cfg, name)``: what the router asks (``prepare(request, voice) -> Candidate``, ``status()``, and for
   engines with a voice catalog ``entries()`` / ``resolve(name)``);
 * its batch section: ``JOB_OPTIONS``, ``INFER_FROM`` (job columns that imply the engine) and ``INFER_RANK`` (which wins), ``job_request``,
-  ``validate_job``, ``group_key`` and ``Runner`` (see ``demod_voice.adapters.jobs``).
+  ``validate_job``, ``group_key`` and ``Runner`` (see ``demod_voice.synthesis.jobs``).
 
 A *family* module (``FAMILY = True``) defines ``instances(cfg) -> {name: engine}``: engines made from config
 (``router.remotes.<name>``), each an object with the attributes above.
@@ -36,15 +36,15 @@ from demod_voice.errors import InputError
 
 #: Engine name -> its module, in the order the CLI lists commands and batch infers engines.
 ENGINES: dict[str, str] = {
-    "xtts": "demod_voice.adapters.xtts",
-    "piper": "demod_voice.adapters.piper",
-    "rvc": "demod_voice.adapters.rvc",
-    "gpt-sovits": "demod_voice.adapters.gpt_sovits",
-    "styletts2": "demod_voice.adapters.styletts2",
+    "xtts": "demod_voice.engines.xtts.plugin",
+    "piper": "demod_voice.engines.piper.plugin",
+    "rvc": "demod_voice.engines.rvc.plugin",
+    "gpt-sovits": "demod_voice.engines.gpt_sovits.plugin",
+    "styletts2": "demod_voice.engines.styletts2.plugin",
 }
 #: Families of engines declared in the config: family -> module.
 FAMILIES: dict[str, str] = {
-    "remote": "demod_voice.adapters.remote",
+    "remote": "demod_voice.engines.remote.plugin",
 }
 ADAPTERS = ENGINES  # the earlier name of this table
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from demod_voice.commands import piper_habits
-from demod_voice.commands._common import (
+from demod_voice.arguments import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,
@@ -15,7 +14,8 @@ from demod_voice.commands._common import (
     positive_float,
     setting_number,
 )
-from demod_voice.commands._rvc import add_chain_arguments, apply_aux_flags, check_chain_arguments
+from demod_voice.engines.piper import habits as piper_habits
+from demod_voice.engines.rvc.cli_options import add_chain_arguments, apply_aux_flags, check_chain_arguments
 from demod_voice.errors import UsageError
 
 
@@ -86,8 +86,8 @@ def read_text(args) -> str:
 
 def request_from_args(args, text: str):
     """The parsed flags as an engine-layer ``Request`` (the adapter validates them against the schema)."""
-    from demod_voice.adapters import Request
-    from demod_voice.commands._rvc import rvc_request
+    from demod_voice.engines.rvc.cli_options import rvc_request
+    from demod_voice.synthesis import Request
 
     if args.speed is not None and args.length_scale is not None:
         raise UsageError("--speed and --length-scale set the same thing; give only one")
@@ -98,10 +98,10 @@ def request_from_args(args, text: str):
 
 
 def run(args, ctx) -> int:
-    from demod_voice import adapters, output, progress
     from demod_voice import audio as audio_mod
-    from demod_voice.adapters import piper as piper_adapter
+    from demod_voice import output, progress, synthesis
     from demod_voice.cache import AudioCache, make_key
+    from demod_voice.engines.piper import plugin as piper_adapter
 
     sort_positionals(args)
     check_chain_arguments(args)
@@ -141,7 +141,7 @@ def run(args, ctx) -> int:
         return 0
     if args.rvc:
         apply_aux_flags(args, ctx)
-    chunks = with_bar(adapters.synthesize("piper", request, cfg, ctx.device))
+    chunks = with_bar(synthesis.synthesize("piper", request, cfg, ctx.device))
     result = deliver_with_captions(chunks, target, args.captions)
     elapsed = time.perf_counter() - started
     if not target.to_stdout:

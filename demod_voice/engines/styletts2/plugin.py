@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demod_voice import config as config_mod
-from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options
 
 NAME = "styletts2"
 KIND = "tts"
 SECTION = "styletts2"
 OPTION_KEYS = config_mod.STYLETTS2_KEYS
 MODELS = ("styletts2",)
-COMMANDS = ("styletts2_infer",)
+COMMANDS = ("demod_voice.engines.styletts2.cli",)
 #: ``health --deep`` runs it (``selftest``) with at most this many seconds.
 SELFTEST_TIMEOUT = 600.0
 
@@ -217,10 +217,10 @@ class Provider:
 
     def prepare(self, req, voice):
         from demod_voice import devices
-        from demod_voice.adapters import Request, chain
         from demod_voice.errors import ModelNotFoundError
         from demod_voice.paths import file_identity
-        from demod_voice.server.requests import (
+        from demod_voice.synthesis import Request, chain
+        from demod_voice.synthesis.requests import (
             ENGINE_ERROR,
             MODEL_MISSING,
             NOT_INSTALLED,
@@ -287,7 +287,7 @@ def selftest_args(cfg, work: Path, reference: Path) -> tuple[list[str], str]:
         model_dir, what = resolve_model_dir(cfg), "installed model"
     except ModelNotFoundError:
         from demod_voice.engines.styletts2.tiny import build_tiny_styletts2
-        from demod_voice.selftest import _cached_build
+        from demod_voice.tiny_models import cached_build as _cached_build
 
         model_dir = _cached_build(Path(cfg.cache_dir) / "selftest", "styletts2-tiny", build_tiny_styletts2)
         what = "tiny random-weight checkpoint"
@@ -303,7 +303,7 @@ INFER_RANK = 40
 
 
 def job_request(job):
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     job_options = dict(job.options)
     seed = job_options.pop("seed", None)

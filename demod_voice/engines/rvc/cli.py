@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from demod_voice.commands._common import add_captions_argument, add_format_argument, check_captions
-from demod_voice.commands._rvc import add_conversion_arguments, apply_aux_flags, rvc_request
+from demod_voice.arguments import add_captions_argument, add_format_argument, check_captions
+from demod_voice.engines.rvc.cli_options import add_conversion_arguments, apply_aux_flags, rvc_request
 from demod_voice.errors import DemodError, EngineError, InputError, UsageError
 
 
@@ -124,7 +124,7 @@ def _convert_folder(args, ctx, files: list[Path], out_dir: Path, fmt: str) -> in
 
 def _converter(args, ctx):
     """The flags as one validated conversion, through the RVC adapter (the same one batch and the server use)."""
-    from demod_voice.adapters import rvc as rvc_adapter
+    from demod_voice.engines.rvc import plugin as rvc_adapter
 
     apply_aux_flags(args, ctx)
     request = rvc_request(args, prefix="", model=args.model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from demod_voice.commands._common import setting_number
+from demod_voice.arguments import setting_number
 from demod_voice.config import F0_METHODS
 
 semitones = setting_number("rvc.pitch", unit="a number of semitones")
@@ -77,7 +77,7 @@ def apply_aux_flags(args, ctx) -> None:
 
 def rvc_request(args, prefix: str = "rvc-", model: str | None = None):
     """The parsed conversion flags as an ``RvcRequest`` (None when no voice is named)."""
-    from demod_voice.adapters import RvcRequest
+    from demod_voice.synthesis import RvcRequest
 
     p = prefix.replace("-", "_")
     voice = model if model is not None else getattr(args, "rvc", None)

@@ -136,8 +136,8 @@ def config_path_for(model_path: Path) -> Path | None:
 #: Backend name -> ``module:class`` that runs a Piper voice. Backends are imported by name on first
 #: use, so they depend on this module and never the other way round (no import circle).
 BACKENDS = {
-    "onnxruntime": "demod_voice.engines.piper:PiperEngine",
-    "tinygrad": "demod_voice.engines.piper_tinygrad:TinygradPiperEngine",
+    "onnxruntime": "demod_voice.engines.piper.engine:PiperEngine",
+    "tinygrad": "demod_voice.engines.piper.tinygrad_backend:TinygradPiperEngine",
 }
 
 
@@ -146,7 +146,7 @@ def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntim
     """The process-wide engine for a voice file, loading it on first use.
 
     ``backend`` picks what runs the network: ONNX Runtime (default) or the
-    experimental tinygrad backend (engines/piper_tinygrad.py). ``threads``
+    experimental tinygrad backend (engines/piper/tinygrad_backend.py). ``threads``
     (config ``piper.onnx_threads``) caps ONNX Runtime's intra-op threads;
     ``spinning`` (``piper.onnx_spinning``) says when its threads may spin;
     ``release_ids`` (``piper.arena_release_ids``, None: keep the engine's) says

@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from demod_voice.adapters.jobs import Option
 from demod_voice.audio import Audio
 from demod_voice.errors import ConfigError, EngineError, InputError
+from demod_voice.synthesis.jobs import Option
 
 FAMILY = True
 KIND = "tts"
@@ -84,7 +84,7 @@ class RemoteSettings:
 
 def instances(cfg) -> dict:
     """One ``RemoteEngine`` per ``router.remotes`` entry; a name that is a built-in engine is refused."""
-    from demod_voice.adapters.registry import ENGINES
+    from demod_voice.synthesis.registry import ENGINES
 
     out = {}
     for name, raw in (cfg.get("router.remotes") or {}).items():
@@ -225,15 +225,15 @@ class RemoteEngine:
 
     # -- batch --
     def job_request(self, job):
-        from demod_voice.adapters import Request
-        from demod_voice.adapters.jobs import chain_request
+        from demod_voice.synthesis import Request
+        from demod_voice.synthesis.jobs import chain_request
 
         job_options = dict(job.options)
         return Request(text=job.text, voice=job.model, speed=job_options.pop("speed", None), options=job_options,
                        rvc=chain_request(job), words=getattr(job, "captions", None) is not None)
 
     def validate_job(self, job, cfg) -> dict:
-        from demod_voice.adapters.jobs import chain_identity
+        from demod_voice.synthesis.jobs import chain_identity
 
         if not job.text:
             raise InputError("no text to speak", hint="fill the 'text' column")
@@ -244,7 +244,7 @@ class RemoteEngine:
         return (self.NAME, job.model)
 
     def Runner(self, cfg, device: str):  # noqa: N802 (the registry's constructor name)
-        from demod_voice.adapters.jobs import TtsRunner
+        from demod_voice.synthesis.jobs import TtsRunner
 
         runner = TtsRunner(cfg, device)
         runner.engine = self.NAME
@@ -278,8 +278,8 @@ class RemoteProvider:
         self.name = engine.NAME
 
     def prepare(self, req, voice):
-        from demod_voice.adapters import Request, chain
-        from demod_voice.server.requests import NOT_INSTALLED, Candidate, Fallback
+        from demod_voice.synthesis import Request, chain
+        from demod_voice.synthesis.requests import NOT_INSTALLED, Candidate, Fallback
 
         ok, why = self.engine.available(self.cfg)
         if not ok:

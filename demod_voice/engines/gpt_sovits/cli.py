@@ -29,7 +29,7 @@ def register(sub, common) -> None:
 
 def run_start(args, ctx) -> int:
     from demod_voice.config import check_option
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
     from demod_voice.errors import UsageError
 
     install = args.install_dir or ctx.cfg.get("gpt_sovits.install_dir")
@@ -43,7 +43,7 @@ def run_start(args, ctx) -> int:
 
 
 def run_stop(args, ctx) -> int:
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     state = gpt_sovits.stop(ctx.cfg)
     ctx.say(f"stopped GPT-SoVITS (pid {state.pid})" if state else "GPT-SoVITS was not running")
@@ -51,7 +51,7 @@ def run_stop(args, ctx) -> int:
 
 
 def run_status(args, ctx) -> int:
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     report = gpt_sovits.status(ctx.cfg)
     if args.json:

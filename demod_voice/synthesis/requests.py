@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from demod_voice.audio import Audio
 from demod_voice.errors import ModelNotFoundError, NotAvailableError
-from demod_voice.voices import DEFAULT_USER, Profile, voice_tag
+from demod_voice.paths import DEFAULT_USER
+
+if TYPE_CHECKING:
+    from demod_voice.voices import Profile
 
 NOT_INSTALLED = "engine not installed"
 MODEL_MISSING = "model missing"
@@ -98,7 +102,7 @@ class Voice:
 
     @property
     def tag(self) -> str:
-        return voice_tag(self.profile.user, self.profile.name) if self.profile else f"{self.engine}/{self.name}"
+        return self.profile.tag if self.profile else f"{self.engine}/{self.name}"
 
 
 @dataclass
@@ -114,7 +118,9 @@ class Candidate:
 
 
 @dataclass
-class Plan:
+class Route:
+    """A request, its voice and the engines to try in order (what the router decided; ``Router.plan``)."""
+
     request: TTSRequest
     voice: Voice
     candidates: list[Candidate]

@@ -42,7 +42,7 @@ KIND = "convert"
 SECTION = "rvc"
 OPTION_KEYS = config_mod.RVC_CONVERSION_KEYS
 MODELS = ("rvc-aux",)
-COMMANDS = ("rvc_convert", "rvc")
+COMMANDS = ("demod_voice.engines.rvc.cli", "demod_voice.engines.rvc.cli_voices")
 
 
 def available(cfg=None) -> tuple[bool, str]:
@@ -67,9 +67,9 @@ class Provider:
 
     def request(self, given: dict):
         """An HTTP ``rvc`` object as a validated ``RvcRequest`` (voice names only: no paths from clients)."""
-        from demod_voice.adapters import RvcRequest
         from demod_voice.errors import InputError
         from demod_voice.paths import validate_name
+        from demod_voice.synthesis import RvcRequest
 
         given = dict(given)
         model = given.pop("voice", None) or given.pop("model", None)
@@ -101,7 +101,7 @@ class Provider:
 
 # --- batch jobs: ``input`` audio converted to the voice of an RVC ``model`` ---------------------------------
 
-from demod_voice.adapters.jobs import schema_options  # noqa: E402
+from demod_voice.synthesis.jobs import schema_options  # noqa: E402
 
 JOB_OPTIONS = schema_options("rvc", OPTION_KEYS)
 INFER_FROM = ("input",)
@@ -109,7 +109,7 @@ INFER_RANK = 0
 
 
 def job_request(job):
-    from demod_voice.adapters import RvcRequest
+    from demod_voice.synthesis import RvcRequest
 
     return RvcRequest(voice=job.model, options=dict(job.options))
 
@@ -171,3 +171,17 @@ class Runner:
 
         speech.words = words_of_speech(speech, job.text, self.cfg, job.language or None)
         return captions.carry(speech, result)
+
+
+def registered_voices(cfg) -> list:
+    """The voices registered with ``rvc add`` (Wyoming lists each after its TTS voices)."""
+    from demod_voice.engines.rvc import voices
+
+    return voices.registered(cfg)
+
+
+def resolve_voice(name: str, cfg):
+    """A registered voice name or ``.pth`` path -> the voice (raises ``ModelNotFoundError``)."""
+    from demod_voice.engines.rvc import voices
+
+    return voices.resolve(name, cfg)

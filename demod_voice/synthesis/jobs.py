@@ -42,7 +42,7 @@ def schema_options(section: str, keys: tuple[str, ...], **extra: str) -> dict[st
 
 def chain_request(job):
     """A TTS job's ``rvc`` column as an ``RvcRequest`` (None without one)."""
-    from demod_voice.adapters import RvcRequest
+    from demod_voice.synthesis import RvcRequest
 
     return RvcRequest(voice=job.rvc, options=dict(job.rvc_options)) if job.rvc else None
 
@@ -51,7 +51,7 @@ def chain_identity(job, cfg) -> dict:
     """Validate a TTS job's RVC options now; what the conversion depends on, for the job hash."""
     if not job.rvc:
         return {}
-    from demod_voice.adapters import registry
+    from demod_voice.synthesis import registry
 
     converter = registry.converter()
     converter.options(chain_request(job), cfg)
@@ -78,13 +78,13 @@ class TtsRunner:
         raise NotImplementedError
 
     def run(self, job) -> Audio:
-        from demod_voice import adapters
+        from demod_voice import synthesis
         from demod_voice.captions import join
 
         if job.model in self._failures:  # a missing model is reported for each of its jobs, loaded once
             raise self._failures[job.model]
         try:
-            chunks = list(adapters.synthesize(self.engine, self.request(job), self.cfg, self.device))
+            chunks = list(synthesis.synthesize(self.engine, self.request(job), self.cfg, self.device))
         except (NotAvailableError, EngineError) as exc:
             if self.remember_failures:
                 self._failures[job.model] = exc

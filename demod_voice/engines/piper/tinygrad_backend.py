@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from demod_voice.engines.piper import PiperEngine
+from demod_voice.engines.piper.engine import PiperEngine
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
 
 _LOGGER = logging.getLogger(__name__)

@@ -173,7 +173,7 @@ KIND = "tts"
 SECTION = "xtts"
 OPTION_KEYS = config_mod.XTTS_SAMPLING_KEYS
 MODELS = ("xtts",)
-COMMANDS = ("xtts_zero_shot",)
+COMMANDS = ("demod_voice.engines.xtts.cli",)
 
 _FOUND: dict[str, bool] = {}
 
@@ -212,7 +212,7 @@ class Provider:
     def module(self):
         import importlib
 
-        from demod_voice.server.requests import NOT_INSTALLED, Fallback
+        from demod_voice.synthesis.requests import NOT_INSTALLED, Fallback
 
         try:
             return importlib.import_module("demod_voice.engines.xtts")
@@ -221,10 +221,10 @@ class Provider:
 
     def prepare(self, req, voice):
         from demod_voice import devices
-        from demod_voice.adapters import Request, chain
         from demod_voice.errors import ModelNotFoundError
         from demod_voice.paths import file_identity
-        from demod_voice.server.requests import MODEL_MISSING, NOT_INSTALLED, REFERENCE_MISSING, Candidate, Fallback
+        from demod_voice.synthesis import Request, chain
+        from demod_voice.synthesis.requests import MODEL_MISSING, NOT_INSTALLED, REFERENCE_MISSING, Candidate, Fallback
 
         profile = voice.profile
         if profile is None:
@@ -257,7 +257,7 @@ class Provider:
     def status(self) -> dict:
         from demod_voice.errors import ModelNotFoundError
         from demod_voice.needs import engine_status
-        from demod_voice.server.requests import Fallback
+        from demod_voice.synthesis.requests import Fallback
 
         status = engine_status("xtts", self.cfg, available)
         if status["installed"]:
@@ -274,7 +274,7 @@ class Provider:
 # so a thousand lines in one voice condition once. A missing model fails the jobs that need it, with the
 # engine's message; the rest of the run goes on.
 
-from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
+from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options  # noqa: E402
 
 JOB_OPTIONS = schema_options("xtts", OPTION_KEYS, seed="xtts.seed")
 INFER_FROM = ("reference",)
@@ -282,7 +282,7 @@ INFER_RANK = 1
 
 
 def job_request(job):
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     job_options = dict(job.options)
     seed = job_options.pop("seed", None)
@@ -337,3 +337,22 @@ class Runner(TtsRunner):
     engine = NAME
     install_hint = "install the 'xtts' extra"
     request = staticmethod(job_request)
+
+
+def profile_ready(profile, cfg) -> bool:
+    """Whether a saved voice of this engine can be spoken now: engine installed, reference and model present."""
+    import importlib.util
+
+    from demod_voice.engines.xtts.checkpoint import resolve_model_dir
+    from demod_voice.errors import DemodError
+
+    if importlib.util.find_spec("TTS") is None:
+        return False
+    refs = profile.reference_paths()
+    if not refs or not all(p.is_file() for p in refs):
+        return False
+    try:
+        resolve_model_dir(cfg)
+    except DemodError:
+        return False
+    return True

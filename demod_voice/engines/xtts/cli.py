@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from demod_voice.commands import coqui_habits
-from demod_voice.commands._common import (
+from demod_voice.arguments import (
     add_captions_argument,
     add_format_argument,
     add_text_arguments,
@@ -15,7 +14,8 @@ from demod_voice.commands._common import (
     deliver_with_captions,
     setting_number,
 )
-from demod_voice.commands._rvc import add_chain_arguments, check_chain_arguments
+from demod_voice.engines.rvc.cli_options import add_chain_arguments, check_chain_arguments
+from demod_voice.engines.xtts import habits as coqui_habits
 from demod_voice.errors import UsageError
 
 
@@ -63,12 +63,12 @@ def register(sub, common) -> None:
 
 
 def run(args, ctx) -> int:
-    from demod_voice import adapters, output
+    from demod_voice import output, synthesis
     from demod_voice import text as text_mod
-    from demod_voice.adapters import Request
-    from demod_voice.adapters import xtts as xtts_adapter
-    from demod_voice.commands._rvc import apply_aux_flags, rvc_request
+    from demod_voice.engines.rvc.cli_options import apply_aux_flags, rvc_request
+    from demod_voice.engines.xtts import plugin as xtts_adapter
     from demod_voice.needs import require
+    from demod_voice.synthesis import Request
 
     coqui_habits.apply(args)
     require("xtts", "XTTS")  # packages before weights
@@ -118,7 +118,7 @@ def run(args, ctx) -> int:
         return 0
     if not args.split_sentences:
         request.split_sentences = False
-    chunks = adapters.synthesize("xtts", request, cfg, ctx.device, plan=plan)
+    chunks = synthesis.synthesize("xtts", request, cfg, ctx.device, plan=plan)
     if not request.stream:  # a bar per sentence on a terminal, once the work takes a few seconds
         from demod_voice import progress
 

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from demod_voice import config as config_mod
-from demod_voice.adapters.jobs import TtsRunner, chain_identity, chain_request, schema_options
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options
 
 NAME = "gpt-sovits"
 KIND = "tts"
 SECTION = "gpt_sovits"
 OPTION_KEYS = config_mod.GPT_SOVITS_KEYS
 MODELS: tuple[str, ...] = ()  # the user's own GPT-SoVITS install holds its models
-COMMANDS = ("gpt_sovits",)
+COMMANDS = ("demod_voice.engines.gpt_sovits.cli",)
 
 _TRANSCRIPTS: dict[tuple, str] = {}
 _TRANSCRIPTS_LOCK = threading.Lock()
@@ -47,7 +47,7 @@ def available(cfg=None) -> tuple[bool, str]:
 
 def health(cfg) -> tuple[bool, str, dict]:
     """For ``health``: is the api_v2 server up (not required: the router falls back without it)."""
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     report = gpt_sovits.status(cfg)
     if report["answers"]:
@@ -89,7 +89,7 @@ def _transcript(reference: Path, cfg, language: str | None) -> str:
 
 def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str, str] = ("", "")) -> GptSovitsPlan:
     """Check the reference, the language and the options; no network, no Whisper yet."""
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     values = config_mod.section_options("gpt_sovits", OPTION_KEYS, request.options, cfg)
     if request.speed is not None:
@@ -109,7 +109,7 @@ def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str,
 
 def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | None = None) -> Iterator[Audio]:
     from demod_voice import text as text_mod
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     plan = plan or options(request, cfg)
     text = text_mod.require_text(request.text)
@@ -155,9 +155,9 @@ class Provider:
         self.name = name
 
     def prepare(self, req, voice):
-        from demod_voice.adapters import Request, chain
         from demod_voice.paths import file_identity
-        from demod_voice.server.requests import REFERENCE_MISSING, Candidate, Fallback
+        from demod_voice.synthesis import Request, chain
+        from demod_voice.synthesis.requests import REFERENCE_MISSING, Candidate, Fallback
 
         profile = voice.profile
         if profile is None:
@@ -183,7 +183,7 @@ class Provider:
         return Candidate(self.name, version, "cpu", start)
 
     def status(self) -> dict:
-        from demod_voice.engines import gpt_sovits
+        from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
         url = gpt_sovits.server_url(self.cfg)
         answers = gpt_sovits.answers(url, timeout=0.5)
@@ -208,7 +208,7 @@ INFER_RANK = 50
 
 
 def job_request(job):
-    from demod_voice.adapters import Request
+    from demod_voice.synthesis import Request
 
     return Request(text=job.text, references=list(job.reference[:1]), language=job.language or None,
                    options=dict(job.options), rvc=chain_request(job),

@@ -1,0 +1,1 @@
+"""Piper: the ONNX engine (``engine``), its tinygrad backend, its plugin and its CLI commands."""

@@ -1,0 +1,1 @@
+"""Whisper (faster-whisper) speech-to-text: the model (``engine``)."""
