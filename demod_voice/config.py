@@ -81,6 +81,8 @@ SCHEMA: dict[str, Any] = {
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "sentence_silence": S("float", 0.0, "seconds of silence between sentences (none after the last)", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
+        "normalize_audio": S("bool", True, "scale each sentence to full loudness, as piper does (piper-infer "
+                                           "--no-normalize turns it off)"),
         "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
                           "the count changes the audio's last bits", min=1, max=256, nullable=True),
         "onnx_spinning": S("str", "auto", "when ONNX Runtime's threads may spin-wait: auto (only while a run is the "
@@ -256,6 +258,9 @@ SCHEMA: dict[str, Any] = {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
                    "quality tier -> engine chain tried in order"),
         "timeout_s": S("float", 60.0, "seconds an engine may take to produce its first audio before the next one is tried", min=0.1),
+        "allow_other_voice": S("bool", False, "when the engine of a saved voice cannot speak it, let another engine "
+                                              "answer in a different speaker's voice (said in X-Fallback/X-Voice); a "
+                                              "request's allow_other_voice overrides it"),
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),

@@ -29,6 +29,8 @@ class SpeechBody(BaseModel):
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] | None = None
+    allow_other_voice: bool | None = None
+    """Not OpenAI's: may another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
 
 
 class TTSBody(BaseModel):
@@ -40,6 +42,8 @@ class TTSBody(BaseModel):
     """An engine of the registry (checked by the router: unknown names are a 400 naming the known ones)."""
     tier: Literal["highest", "high", "medium", "fast"] | None = None
     fallback: bool = True
+    allow_other_voice: bool | None = None
+    """May another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
     format: Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "pcm"] = "wav"
     stream: bool = False
     speed: float | None = Field(None, ge=0.25, le=4.0)

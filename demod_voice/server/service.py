@@ -26,6 +26,7 @@ from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Route, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
+from demod_voice.server.voice_identity import identity_headers
 from demod_voice.stt import SpeechToText
 from demod_voice.synthesis import chain
 
@@ -108,7 +109,7 @@ def _too_slow(cfg) -> str:
 
 def _cached_headers(headers: dict) -> dict:
     """The headers a cache hit repeats (the others describe this request, not the audio)."""
-    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate")}
+    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate", "X-Voice")}
 
 
 @dataclass
@@ -162,11 +163,14 @@ class Service:
         return {**SETTINGS["server.model_map"].default, **(self.cfg.get("server.model_map") or {})}
 
     def models(self) -> list[str]:
-        """OpenAI model ids: the mapped names, the quality tiers, the engines, and ``whisper-1`` when a
-        speech-to-text model is installed."""
+        """OpenAI model ids: the mapped names, the quality tiers, the engines that can run now (packages and
+        weights in place), and ``whisper-1`` when a speech-to-text model is installed."""
+        from demod_voice.synthesis import registry
+
         stt = self.stt.status()
         speech_to_text = ["whisper-1"] if stt["installed"] and stt["model_installed"] else []
-        return list(dict.fromkeys([*self.model_map(), *TIERS, *self.router.providers, *speech_to_text]))
+        ready = [name for name in self.router.providers if registry.get(name, self.cfg).available(self.cfg)[0]]
+        return list(dict.fromkeys([*self.model_map(), *TIERS, *ready, *speech_to_text]))
 
     def model_choice(self, model: str) -> dict:
         """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.model_map`` maps names)."""
@@ -208,9 +212,10 @@ class Service:
 
         limit = self.cfg.get("server.max_text_chars")
         if len(text) > limit:
-            raise HTTPProblem(413, f"input text is {len(text)} characters; the limit is {limit}",
+            # 400 as OpenAI answers it (its SDK raises BadRequestError; it has no class for 413)
+            raise HTTPProblem(400, f"input text is {len(text)} characters; the limit is {limit}",
                               hint="split the text into several requests (server.max_text_chars)",
-                              code="string_above_max_length")
+                              param="input", code="string_above_max_length")
         if not normalize(text):
             raise InputError("input text is empty", hint="give the words to speak")
         return check_speakable(text, "input text")
@@ -288,6 +293,7 @@ class Service:
         if engine != plan.candidates[0].engine:
             fell = [f"{c.engine}: failed" for c in plan.candidates if c.engine != engine][:1]
             headers["X-Fallback"] = ", ".join(filter(None, [headers.get("X-Fallback", ""), *fell]))
+        headers.update(identity_headers(plan, engine, headers))
         # cache only what the first choice produced: a fallback result must not outlive the failure
         store = engine == plan.candidates[0].engine
         if stream:
@@ -332,6 +338,7 @@ class Service:
         deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         engine, queue, cancel = await self._start(plan, rvc, client_gone, deadline=deadline)
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
+        headers.update(identity_headers(plan, engine, headers))
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
                           stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate, deadline),
@@ -565,7 +572,7 @@ class Service:
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),
                 "cache": self.cache.stats() if self.cache else None,
-                "engines": {name: {"installed": s["installed"], "circuit": s["circuit"]}
+                "engines": {name: {"installed": s["installed"], "available": s["available"], "circuit": s["circuit"]}
                             for name, s in self.router.engines().items()},
                 "stt": self.stt.status()}
 

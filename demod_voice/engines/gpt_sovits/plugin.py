@@ -34,8 +34,15 @@ _TRANSCRIPTS_LOCK = threading.Lock()
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """Nothing to import here (it is a server); whether it answers is learnt per request (and by the breaker)."""
-    return True, ""
+    """Nothing to import here (it is a server); given a config, whether its api_v2 server answers now."""
+    if cfg is None:
+        return True, ""
+    from demod_voice.engines import gpt_sovits
+
+    url = gpt_sovits.server_url(cfg)
+    if gpt_sovits.answers(url, timeout=0.5):
+        return True, ""
+    return False, f"no api_v2 server answers at {url} ('demod-voice gpt-sovits start --install-dir DIR')"
 
 
 def health(cfg) -> tuple[bool, str, dict]:
@@ -181,7 +188,8 @@ class Provider:
         from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
         url = gpt_sovits.server_url(self.cfg)
-        return {"installed": True, "server": url, "answers": gpt_sovits.answers(url, timeout=0.5)}
+        answers = gpt_sovits.answers(url, timeout=0.5)
+        return {"installed": True, "available": answers, "server": url, "answers": answers}
 
 
 def _sample_transcript(profile, sample_id: str) -> str:

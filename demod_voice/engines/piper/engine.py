@@ -39,6 +39,8 @@ class PiperOptions:
     """Output volume multiplier."""
     sentence_silence: float = 0.0
     """Seconds of silence between sentences (none after the last)."""
+    normalize_audio: bool = True
+    """Scale each sentence to full loudness, as piper does unless ``--no-normalize``."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class PiperVoiceConfig:
         """Resolve a speaker name or index for voice ``voice``, with a clear error for bad ones."""
         if speaker is None or speaker == "":
             return None
+        if self.num_speakers <= 1 and str(speaker).strip() == "0":
+            return None  # as piper does: the only speaker of a one-speaker voice is speaker 0
         if self.num_speakers <= 1:
             raise InputError(f"voice {voice} has a single speaker; speaker '{speaker}' cannot be used",
                              hint="leave the speaker out")
@@ -419,6 +423,7 @@ class PiperEngine:
             noise_scale=options.noise_scale,
             noise_w_scale=options.noise_w,
             volume=options.volume,
+            normalize_audio=options.normalize_audio,
         )
 
     def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,
