@@ -52,8 +52,10 @@ demo: $(VENV)/.stamp-demo
 	@mkdir -p out
 	$(VENV)/bin/demod-voice piper-infer en_US-joe-medium --text-file examples/paragraph.txt --output out/demo.wav
 
+# The whole suite: its slow tier (.ci/test-tiers.txt) in a second pytest process beside the rest.
+# PYTEST_ARGS="tests/core -x" runs one plain pytest over what it names.
 test: $(VENV)/.stamp-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PY=$(PY) bash .ci/test-tiers.sh $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.stamp-test
 	$(PY) -m pytest -m 'not slow and not gpu' $(PYTEST_ARGS)

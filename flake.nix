@@ -90,16 +90,24 @@
       };
 
       # nixpkgs for one system; CUDA adds the `gpu` extra and the driver path.
+      # The NVIDIA wheels (torch's CUDA libraries, in the "cpu" flavour too on x86_64) are unfree
+      # (nix/wheel-fixups.nix sets meta.license): the CPU flavour allows exactly those; the CUDA
+      # flavour allows unfree packages, as NVIDIA's stack (nixpkgs' cudaPackages on aarch64) needs.
       pkgsFor =
         system: cudaSupport:
         import nixpkgs {
           inherit system;
           overlays = [ self.overlays.default ];
           config = {
-            allowUnfree = cudaSupport; # the CUDA wheels are under NVIDIA's licence
+            allowUnfree = cudaSupport;
+            allowUnfreePredicate = pkg: builtins.elem (lib.getName pkg) unfreeWheels;
             inherit cudaSupport;
           };
         };
+      # uv.lock's NVIDIA wheels, by name (x86_64: torch's CUDA libraries; onnxruntime-gpu is MIT).
+      unfreeWheels = map (p: p.name) (
+        builtins.filter (p: lib.hasPrefix "nvidia-" p.name) (lib.importTOML ./uv.lock).package
+      );
 
       # extras: null for every engine (pyproject's "all"), or a list (the piper flavour).
       packageFor =
@@ -141,8 +149,15 @@
           };
           devShell = pkgs.callPackage ./nix/dev-shell.nix { inherit (demod-voice) pythonEnv; };
           # The package's own tests. Derivations only: `nix flake check` refuses anything else
-          # (callPackage adds override functions).
-          checks = lib.filterAttrs (_: lib.isDerivation) demod-voice.tests;
+          # (callPackage adds override functions). The whole pytest suite is not among them: it is
+          # `make test`'s run against the same locked versions (the dev shell's environment equals
+          # that .venv, tests/packaging/test_nix.py), so CI would run it twice; and a few tests need
+          # the network, which the sandbox has not. It is legacyPackages.<system>.testSuite.pytest
+          # (docs/nix.md, "Outputs").
+          checks = lib.filterAttrs (_: lib.isDerivation) (builtins.removeAttrs demod-voice.tests [ "pytest" ]);
+          testSuite = {
+            inherit (demod-voice.tests) pytest;
+          };
           # The NixOS VM test needs KVM and the nixos-test system feature, which `nix flake
           # check` cannot skip: it lives in legacyPackages.<system>.vmTests (docs/nix.md).
           vmTests = {
@@ -184,22 +199,46 @@
         }
       );
 
-      # `nix build .#vmTests.nixos-module`: boots a NixOS VM (needs KVM).
-      legacyPackages = forAllSystems (system: {
-        vmTests = cpu.${system}.vmTests;
-      });
+      # Not `checks`, so that `nix flake check` and CI build the same set (docs/nix.md, "Outputs"):
+      # `nix build .#vmTests.nixos-module` boots a NixOS VM (needs KVM); `nix build
+      # .#testSuite.pytest` runs the whole suite (`make test` runs it in CI). `models`: the model
+      # registry (demod_voice/models_manifest.json) and `models.fetch "xtts-v2"`, one entry as
+      # fixed-output derivations.
+      legacyPackages = forAllSystems (
+        system:
+        let
+          pkgs = pkgsFor system false;
+        in
+        {
+          vmTests = cpu.${system}.vmTests;
+          testSuite = cpu.${system}.testSuite;
+          models = {
+            manifest = lib.importJSON ./demod_voice/models_manifest.json;
+            fetch = name: (pkgs.callPackage ./nix/models.nix { }).fetch name;
+          };
+        }
+      );
 
       # `nix run . -- piper-infer en_US-joe-medium --text "Hello" -o hello.wav`
-      apps = forAllSystems (system: {
-        default = {
-          type = "app";
-          program = lib.getExe self.packages.${system}.default;
-        };
-        cpu = {
-          type = "app";
-          program = lib.getExe self.packages.${system}.cpu;
-        };
-      });
+      apps = forAllSystems (
+        system:
+        let
+          app = package: flavour: {
+            type = "app";
+            program = lib.getExe package;
+            meta = {
+              description = "demod-voice (${flavour}): ${package.meta.description}";
+              inherit (package.meta) license platforms;
+            };
+          };
+        in
+        {
+          default = app self.packages.${system}.default (
+            if system == "x86_64-linux" then "CUDA, with onnxruntime-gpu" else "CPU"
+          );
+          cpu = app self.packages.${system}.cpu "CPU";
+        }
+      );
 
       devShells = forAllSystems (system: {
         default = cpu.${system}.devShell;
@@ -209,13 +248,6 @@
       # CPU builds only: CI machines have no GPU.
       checks = forAllSystems (system: cpu.${system}.checks);
 
-      # The model registry (demod_voice/models_manifest.json) and a fetcher that
-      # turns one entry into a fixed-output derivation: lib.fetchModel pkgs "xtts-v2".
-      lib = {
-        modelManifest = lib.importJSON ./demod_voice/models_manifest.json;
-        fetchModel = pkgs: name: (pkgs.callPackage ./nix/models.nix { }).fetch name;
-      };
-
       # services.demod-voice, defaulting to this flake's CPU package.
       nixosModules.default =
         { pkgs, ... }:
@@ -224,6 +256,7 @@
           services.demod-voice.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.cpu;
         };
 
-      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixfmt);
+      # `nix fmt`: nixfmt over the tree (plain nixfmt waits on stdin since Nix 2.25, NixOS/nix#11438).
+      formatter = forAllSystems (system: nixpkgs.legacyPackages.${system}.nixfmt-tree);
     };
 }

@@ -15,7 +15,7 @@
 # The tiny random-weight checkpoints are built on the host (demod_voice.tiny_models through
 # tests/xtts/tiny.py and tests/rvc/tiny.py) and mounted read-only.
 #
-#   .ci/containers.sh            # from the repository root, as root, after `make test`
+#   .ci/containers.sh            # from the repository root, as root, once .venv is installed (.ci/run: beside make test)
 #
 # The build installs with the Makefile's pinned uv and reuses the host's uv cache
 # (podman build -v), offline: nothing is downloaded again.
@@ -175,7 +175,8 @@ env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_
        "implementation_version": platform.python_version()}
 print(json.dumps({"extras": os.environ["EXTRAS"].split(","), "lock_sha256": os.environ["LOCK_SHA256"],
                   "environment": env, "installed": {d.metadata["Name"]: d.version for d in md.distributions()}}))
-' > "$3"
+' > "$3.tmp"
+  mv "$3.tmp" "$3"  # whole or not at all: make test may read it meanwhile (test_image_lock.py)
 }
 
 # Wait until the server on PORT answers /health (120 s at most).

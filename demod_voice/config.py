@@ -306,6 +306,10 @@ SCHEMA: dict[str, Any] = {
     "wyoming": {
         "uri": S("str", None, "Wyoming (Home Assistant) listener: tcp://HOST:PORT or unix://PATH; null = off",
                  nullable=True),
+        "socket_mode": S("str", "0660", "permissions of a unix:// socket (octal): 0660 lets its group connect "
+                                        "(Home Assistant); the server's umask 077 would leave it 0700"),
+        "socket_group": S("str", None, "group given to a unix:// socket (the server's user must belong to it); "
+                                       "empty: the user's own group", nullable=True),
         "zeroconf": S("bool", False, "advertise the Wyoming TCP listener over mDNS (needs the zeroconf package)"),
         "zeroconf_name": S("str", None, "mDNS service name; default demod-voice-<host>", nullable=True),
         "user": S("str", "local", "the user whose saved voices Wyoming serves (Wyoming has no authentication)"),

@@ -1,6 +1,7 @@
-# What `nix flake check` runs: the test suite, the CLI's --help and health,
-# a deterministic Piper synthesis, and (when a module is given) a NixOS VM test
-# of services.demod-voice. Also demod-voice's passthru.tests.
+# demod-voice's passthru.tests: the CLI's --help and health and a deterministic Piper synthesis
+# (the flake's `checks`), the whole test suite (legacyPackages.<system>.testSuite.pytest: it is
+# `make test` again, and a few tests need the network the sandbox has not), and (when a module is
+# given) a NixOS VM test of services.demod-voice (legacyPackages.<system>.vmTests: needs KVM).
 {
   lib,
   runCommand,
@@ -27,8 +28,7 @@ let
     '';
 in
 {
-  # The test suite without slow and GPU tests, against the source tree. pytestTargets narrows
-  # it (nix/ci/check.sh runs a bounded part on CI's 2 cores: `make test` ran it all already).
+  # The test suite without slow and GPU tests, against the source tree.
   pytest =
     runCommand "demod-voice-pytest"
       {
@@ -38,13 +38,12 @@ in
           ffmpeg-headless
           clang
         ];
-        pytestTargets = "tests";
       }
       ''
         export HOME=$(mktemp -d)
         mkdir -p $out
         cp -r ${src} source && chmod -R u+w source && cd source
-        python -m pytest -q -p no:cacheprovider -m 'not slow and not gpu' $pytestTargets 2>&1 | tee $out/pytest.log
+        python -m pytest -q -p no:cacheprovider -m 'not slow and not gpu' tests 2>&1 | tee $out/pytest.log
       '';
 
   help = check "help" ''

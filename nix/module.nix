@@ -19,6 +19,8 @@
 
 let
   cfg = config.services.demod-voice;
+  # Home Assistant's group where it runs on this machine (NixOS: services.home-assistant).
+  hassGroup = if config.services.home-assistant.enable or false then "hass" else null;
   inherit (lib) mkOption types;
   settingsFormat = pkgs.formats.yaml { };
   registry = pkgs.callPackage ./models.nix { inherit (cfg) extraModels; };
@@ -54,15 +56,16 @@ let
   stateDir = name: "/var/lib/demod-voice/${name}";
   cacheDir = name: "/var/cache/demod-voice/${name}";
 
-  # One GPU: its own device node plus the control nodes every CUDA process opens. The
-  # /dev/nvidia-caps/* nodes (MIG capabilities) are allowed through their device group, the way
-  # systemd's DeviceAllow= names a set of nodes (it takes no globs).
-  gpuDeviceRules = index: [
-    "/dev/nvidia${toString index} rw"
-    "/dev/nvidiactl rw"
-    "/dev/nvidia-uvm rw"
-    "/dev/nvidia-uvm-tools rw"
-    "/dev/nvidia-modeset rw"
+  # The NVIDIA device nodes, by device class (/proc/devices), as nixpkgs' faster-whisper module
+  # does: systemd drops a path rule whose node does not exist when the unit starts, and
+  # /dev/nvidia-uvm(-tools) appear only when the first CUDA process loads nvidia-uvm.
+  # char-nvidia-frontend is /dev/nvidia<N>, nvidiactl and nvidia-modeset (major 195) of every GPU:
+  # the device cgroup cannot pick one GPU by class, so gpu.device picks it for CUDA through
+  # CUDA_VISIBLE_DEVICES (below), which is a selection, not an isolation boundary.
+  gpuDeviceRules = [
+    "char-nvidia-frontend rw"
+    "char-nvidia-ctl rw"
+    "char-nvidia-uvm rw"
     "char-nvidia-caps rw"
   ];
 
@@ -173,11 +176,27 @@ let
           description = "File of DEMOD_VOICE_* variables (API keys: DEMOD_VOICE_API_KEYS=user:key,...), read by systemd at start.";
         };
 
+        socketGroup = mkOption {
+          type = types.nullOr types.str;
+          default = hassGroup;
+          defaultText = lib.literalExpression ''if config.services.home-assistant.enable then "hass" else null'';
+          example = "hass";
+          description = ''
+            Group that may connect to a `unix://` Wyoming socket (mode 0660). Its folder
+            (/run/demod-voice/<name>) gets this group with mode 2750, so the socket inherits it.
+            null: only the instance's own (dynamic) user can connect.
+          '';
+        };
+
         gpu.device = mkOption {
           type = types.nullOr types.ints.unsigned;
           default = null;
           example = 0;
-          description = "CUDA device index this instance may use (/dev/nvidia<N> only), or null for CPU only.";
+          description = ''
+            The GPU this instance uses: its index as `nvidia-smi` lists it (PCI bus order), or null
+            for CPU only. The unit may open every NVIDIA device node (device classes); CUDA sees only
+            this GPU (CUDA_VISIBLE_DEVICES with CUDA_DEVICE_ORDER=PCI_BUS_ID).
+          '';
         };
 
         voices = strings [ "en_US-lessac-medium" ] "Piper voices from the model registry, fetched into the Nix store (fixed-output derivations).";
@@ -256,12 +275,21 @@ let
         HF_HUB_OFFLINE = "1";
       }
       // lib.optionalAttrs (inst.gpu.device != null) {
-        # /dev/nvidia<N> numbers follow the PCI bus: make CUDA count the same way.
+        # gpu.device is nvidia-smi's index, which counts in PCI bus order; CUDA's own default
+        # order is fastest first, so it is told to count the same way. Every GPU's node is open
+        # to the unit (gpuDeviceRules), so index N here is the same GPU as nvidia-smi's N.
         CUDA_DEVICE_ORDER = "PCI_BUS_ID";
         CUDA_VISIBLE_DEVICES = toString inst.gpu.device;
       };
       serviceConfig = {
-        ExecStartPre = lib.optionals (inst.models != [ ]) [ (installModels name inst) ];
+        ExecStartPre =
+          # "+": with full privileges, outside the sandbox: the dynamic user cannot give its folder
+          # another group. setgid: the socket created inside gets the folder's group.
+          lib.optionals (isUnix inst.wyoming && inst.socketGroup != null) [
+            "+${pkgs.coreutils}/bin/chgrp ${inst.socketGroup} ${runtimeDir name}"
+            "+${pkgs.coreutils}/bin/chmod 2750 ${runtimeDir name}"
+          ]
+          ++ lib.optionals (inst.models != [ ]) [ (installModels name inst) ];
         ExecStart = escapeSystemdArgs (
           [
             (lib.getExe inst.package)
@@ -286,9 +314,11 @@ let
         StateDirectoryMode = "0700";
         CacheDirectory = "demod-voice/${name}";
         CacheDirectoryMode = "0700";
-        # The unix:// Wyoming socket's folder; 0755 so a client such as Home Assistant reaches it.
+        # The unix:// Wyoming socket's folder. With socketGroup it becomes 2750 with that group
+        # (ExecStartPre) and demod-voice creates the socket 0660 (wyoming.socket_mode), whatever
+        # UMask says: the group (Home Assistant) can connect, others cannot reach it.
         RuntimeDirectory = "demod-voice/${name}";
-        RuntimeDirectoryMode = "0755";
+        RuntimeDirectoryMode = if isUnix inst.wyoming && inst.socketGroup != null then "2750" else "0755";
         WorkingDirectory = inst.stateDir;
         UMask = "0077";
 
@@ -299,7 +329,7 @@ let
         PrivateUsers = true;
         PrivateDevices = inst.gpu.device == null;
         DevicePolicy = "closed";
-        DeviceAllow = lib.optionals (inst.gpu.device != null) (gpuDeviceRules inst.gpu.device);
+        DeviceAllow = lib.optionals (inst.gpu.device != null) gpuDeviceRules;
         SupplementaryGroups = lib.optionals (inst.gpu.device != null) [
           "video"
           "render"
@@ -405,11 +435,10 @@ let
 in
 {
   options.services.demod-voice = {
-    package = mkOption {
-      type = types.package;
-      default = pkgs.demod-voice; # from overlays.default; the flake module sets its own
-      defaultText = lib.literalExpression "demod-voice from this flake";
-      description = "The demod-voice package instances use unless they name their own.";
+    # pkgs.demod-voice comes from the flake's overlays.default; the flake's module sets its own
+    # package, so this default (and its "cannot be found" message) matters only without either.
+    package = lib.mkPackageOption pkgs "demod-voice" {
+      extraDescription = "Instances use it unless they name their own; the flake's module sets its `cpu` package.";
     };
 
     instances = mkOption {

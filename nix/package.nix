@@ -12,7 +12,7 @@
   clang,
   pythonEnv, # the attribute set ./python-env.nix returns
   src, # what the package installs (flake.nix)
-  testSrc ? src, # what checks.pytest reads: src plus tests/, bin/, ... (flake.nix)
+  testSrc ? src, # what testSuite.pytest reads: src plus tests/, bin/, ... (flake.nix)
   cudaSupport ? false,
 }:
 
@@ -63,7 +63,11 @@ let
           homepage = "https://github.com/demod-voice/demod-voice";
           license = lib.licenses.mit;
           mainProgram = "demod-voice";
-          platforms = lib.platforms.linux;
+          # The systems uv.lock resolves wheels for (and the flake evaluates); not all of Linux.
+          platforms = [
+            "x86_64-linux"
+            "aarch64-linux"
+          ];
         };
       }
       ''

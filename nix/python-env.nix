@@ -52,6 +52,12 @@ in
   # What `nix run` ships: demod-voice and its locked dependencies.
   env = pythonSet.mkVirtualEnv "demod-voice-env" { demod-voice = extras'; };
 
-  # The dev shell and `checks.pytest`: the same plus the `dev` extra (test tools).
-  devEnv = pythonSet.mkVirtualEnv "demod-voice-dev-env" { demod-voice = extras' ++ [ "dev" ]; };
+  # The dev shell and testSuite.pytest: the same plus the `dev` extra (test tools) and the `parity`
+  # dependency group (reference implementations the parity tests import), as `make test` installs.
+  devEnv = pythonSet.mkVirtualEnv "demod-voice-dev-env" {
+    demod-voice = extras' ++ [
+      "dev"
+      "parity"
+    ];
+  };
 }

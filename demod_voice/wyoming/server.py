@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from demod_voice.errors import NotAvailableError, UsageError
 from demod_voice.wyoming.limits import AudioBudget
+from demod_voice.wyoming.unix_socket import bind_unix
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ class WyomingServer:
         if self.address.scheme == "unix":
             path = Path(self.address.path)
             _clear_stale_socket(path)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(str(path))
-            self._listeners = [sock]
+            self._listeners = [bind_unix(path, self.cfg.get("wyoming.socket_mode"), self.cfg.get("wyoming.socket_group"))]
         else:
             try:
                 self._listeners = await asyncio.to_thread(_tcp_listeners, self.address.host, self.address.port)

@@ -25,12 +25,5 @@ let
   self = flake.outputs (inputs // { inherit self; }) // {
     outPath = ../..;
   };
-  # checks.pytest over the tests named by NIX_CHECK_PYTEST (nix/ci/check.sh; default: all).
-  pytestTargets = if builtins.getEnv "NIX_CHECK_PYTEST" != "" then builtins.getEnv "NIX_CHECK_PYTEST" else "tests";
 in
 self
-// {
-  ciChecks = lib.genAttrs systems (system: {
-    pytest = self.checks.${system}.pytest.overrideAttrs { inherit pytestTargets; };
-  });
-}

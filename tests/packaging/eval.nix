@@ -37,12 +37,21 @@ let
   pkgs = inputs.importNixpkgs { inherit system; };
 
   # The Python environment for one system / Python version / flavour, as the flake builds it.
-  envFor =
-    cudaSupport:
+  envFor = envWith true;
+  # allowNvidia: the flake's licence settings (its NVIDIA wheels allowed, flake.nix pkgsFor); false:
+  # nixpkgs' defaults, which refuse unfree packages.
+  envWith =
+    allowNvidia: cudaSupport:
     let
       p = inputs.importNixpkgs {
         inherit system;
-        config.cudaSupport = cudaSupport;
+        config = {
+          inherit cudaSupport;
+        }
+        // lib.optionalAttrs allowNvidia {
+          allowUnfree = cudaSupport;
+          allowUnfreePredicate = pkg: lib.hasPrefix "nvidia-" (lib.getName pkg);
+        };
       };
     in
     p.callPackage (root + "/nix/python-env.nix") {
@@ -88,7 +97,8 @@ let
       unit = u: {
         inherit (u) description wantedBy after environment;
         serviceConfig = lib.mapAttrs (_: v: if lib.isList v then map toString v else v) u.serviceConfig // {
-          ExecStartPre = map (s: s.text) (u.serviceConfig.ExecStartPre or [ ]);
+          # Scripts by their text; plain command lines ("+chgrp ...") as they are.
+          ExecStartPre = map (s: if builtins.isString s then s else s.text) (u.serviceConfig.ExecStartPre or [ ]);
         };
       };
     in
@@ -135,7 +145,7 @@ in
     lib.mapAttrs (
       name: entry:
       let
-        d = self.lib.fetchModel pkgs name;
+        d = self.legacyPackages.${system}.models.fetch name;
         unpinned = map (f: f.path) (builtins.filter (f: f.sha256 or null == null) entry.files);
       in
       if unpinned != [ ] then
@@ -151,8 +161,48 @@ in
         }
     ) registry.models;
   # Every file of one model as a fixed-output derivation (its hash forced).
-  fetchOne = map (e: e.path.outputHash) (self.lib.fetchModel pkgs model).entries;
-  manifest = self.lib.modelManifest;
+  fetchOne = map (e: e.path.outputHash) (self.legacyPackages.${system}.models.fetch model).entries;
+  manifest = self.legacyPackages.${system}.models.manifest;
+
+  # NVIDIA's wheels are unfree: refused without an allowance, allowed exactly by the flake.
+  unfree =
+    let
+      builds = x: (builtins.tryEval (builtins.seq x.outPath true)).success;
+      plain = envWith false false;
+    in
+    {
+      licenses = lib.mapAttrs (_: d: d.meta.license.shortName or null) (
+        lib.filterAttrs (n: _: lib.hasPrefix "nvidia-" n) (envFor false).pythonSet
+      );
+      torchLicense = (envFor false).pythonSet.torch.meta.license.shortName or null;
+      refusedWithoutAllowance = !(builds plain.env);
+      piperWithoutAllowance = builds (plain.pythonSet.mkVirtualEnv "piper-env" { demod-voice = [ "piper" ]; });
+      flakeCpu = builds self.packages.${system}.cpu;
+      flakeCuda = builds self.packages.${system}.cuda;
+      overlayWithoutAllowance = builds (inputs.importNixpkgs {
+        inherit system;
+        overlays = [ self.overlays.default ];
+      }).demod-voice;
+    };
+
+  # aarch64's onnxruntime-gpu links CUDA 13: which cudaPackages its CUDA libraries come from.
+  aarch64OnnxruntimeGpu =
+    let
+      p = inputs.importNixpkgs {
+        system = "aarch64-linux";
+        config = {
+          cudaSupport = true;
+          allowUnfree = true;
+        };
+      };
+      env = p.callPackage (root + "/nix/python-env.nix") {
+        workspace = inputs.uv2nix.lib.workspace.loadWorkspace { workspaceRoot = root; };
+        inherit (inputs) pyproject-nix pyproject-build-systems;
+        src = root;
+        cudaSupport = true;
+      };
+    in
+    names env.pythonSet.onnxruntime-gpu.buildInputs;
 
   outputs = {
     top = builtins.attrNames (builtins.removeAttrs self [ "outPath" ]);
@@ -167,6 +217,10 @@ in
     appProgram = self.apps.${system}.default.program;
     appType = self.apps.${system}.default.type;
     formatter = self.formatter.${system}.name;
+    appMeta = lib.mapAttrs (_: a: a.meta) self.apps.${system};
+    platforms = self.packages.${system}.cpu.meta.platforms;
+    testSuite = lib.mapAttrs (_: l: builtins.attrNames l.testSuite) self.legacyPackages;
+    legacyPackages = lib.mapAttrs (_: builtins.attrNames) self.legacyPackages;
     overlayPackage = (inputs.importNixpkgs { overlays = [ self.overlays.default ]; }).demod-voice.name;
   };
 
@@ -207,6 +261,7 @@ in
       demod-voice = [
         "all"
         "dev"
+        "parity"
       ];
     };
     extras = {
@@ -329,11 +384,13 @@ in
   checks =
     let
       c = self.checks.${system};
+      suite = self.legacyPackages.${system}.testSuite;
     in
     {
       names = builtins.attrNames c;
-      fromPassthru = c.pytest == self.packages.${system}.cpu.tests.pytest;
-      scripts = lib.mapAttrs (_: v: v.script or "") c;
-      pytestInputs = names c.pytest.nativeBuildInputs;
+      fromPassthru = c.help == self.packages.${system}.cpu.tests.help;
+      scripts = lib.mapAttrs (_: v: v.script or "") (c // { inherit (suite) pytest; });
+      pytestFromPassthru = suite.pytest == self.packages.${system}.cpu.tests.pytest;
+      pytestInputs = names suite.pytest.nativeBuildInputs;
     };
 }

@@ -37,6 +37,11 @@ in
       type = types.listOf types.str;
       default = [ ];
     };
+    # Read by the module (socketGroup's default), set by the tests.
+    services.home-assistant.enable = mkOption {
+      type = types.bool;
+      default = false;
+    };
     networking.firewall.allowedTCPPorts = mkOption {
       type = types.listOf types.port;
       default = [ ];

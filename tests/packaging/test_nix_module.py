@@ -102,7 +102,7 @@ def test_units_are_hardened_and_offline():
     assert re.search(r"#[^\n]*\n\s*ProcSubset = \"all\";", text)
 
 
-def test_gpu_rules_allow_that_gpu_only():
+def test_gpu_rules_by_device_class_and_cuda_sees_that_gpu():
     out = evaluate(TWO, cuda=True)
     speech = out["units"]["demod-voice-speech"]["serviceConfig"]
     assert speech["PrivateDevices"] is True and speech["DeviceAllow"] == []
@@ -110,10 +110,11 @@ def test_gpu_rules_allow_that_gpu_only():
     unit = out["units"]["demod-voice-assist"]
     sc = unit["serviceConfig"]
     assert sc["PrivateDevices"] is False
-    assert sc["DeviceAllow"] == ["/dev/nvidia1 rw", "/dev/nvidiactl rw", "/dev/nvidia-uvm rw", "/dev/nvidia-uvm-tools rw",
-                                 "/dev/nvidia-modeset rw", "char-nvidia-caps rw"]
-    assert not any(re.fullmatch(r"/dev/nvidia[02-9]\d* rw", rule) for rule in sc["DeviceAllow"])
+    # By class: a path rule is dropped when its node (nvidia-uvm) does not exist yet at unit start.
+    assert sc["DeviceAllow"] == ["char-nvidia-frontend rw", "char-nvidia-ctl rw", "char-nvidia-uvm rw",
+                                 "char-nvidia-caps rw"]
     assert set(sc["SupplementaryGroups"]) == {"video", "render"}
+    # gpu.device is nvidia-smi's index: CUDA counts in the same (PCI bus) order and sees that one GPU.
     assert unit["environment"]["CUDA_VISIBLE_DEVICES"] == "1"
     assert unit["environment"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert out["configs"]["assist"]["device"] == "gpu"
@@ -160,7 +161,8 @@ def test_old_single_instance_options_still_evaluate_with_a_warning():
     assert any("dataDir is ignored" in w for w in out["warnings"])
     assert out["configs"]["default"]["server"] == {"host": "0.0.0.0", "port": 8080}
     assert out["firewall"] == [8080]
-    assert "/dev/nvidia0 rw" in out["units"]["demod-voice-default"]["serviceConfig"]["DeviceAllow"]
+    assert "char-nvidia-frontend rw" in out["units"]["demod-voice-default"]["serviceConfig"]["DeviceAllow"]
+    assert out["units"]["demod-voice-default"]["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_nothing_enabled_adds_no_unit():
@@ -296,7 +298,31 @@ def test_gpu_device_needs_a_cuda_package():
 def test_unix_wyoming_socket_lives_in_the_runtime_directory():
     out = evaluate(service({"ha": {"http": False, "wyoming": "unix:///run/demod-voice/ha/wyoming.sock"}}))
     sc = out["units"]["demod-voice-ha"]["serviceConfig"]
+    # No Home Assistant on this machine and no socketGroup: only the instance's own user connects.
     assert sc["RuntimeDirectory"] == "demod-voice/ha" and sc["RuntimeDirectoryMode"] == "0755"
+    assert not any("chgrp" in pre for pre in sc.get("ExecStartPre", []))
     assert sc["ExecStart"].endswith('"--wyoming" "unix:///run/demod-voice/ha/wyoming.sock" "--no-http"')
     err = evaluation_error(service({"ha": {"http": False, "wyoming": "unix:///var/run/ha.sock"}}))
     assert "a unix socket must be in /run/demod-voice/ha/" in err
+
+
+@pytest.mark.parametrize("how", ["home-assistant", "explicit"])
+def test_unix_socket_group_lets_home_assistant_connect(how):
+    """The socket's folder gets the group (setgid 2750); the app creates the socket 0660 despite UMask 077."""
+    instance = {"http": False, "wyoming": "unix:///run/demod-voice/ha/wyoming.sock"}
+    if how == "explicit":
+        config = service({"ha": {**instance, "socketGroup": "voice"}})
+        group = "voice"
+    else:
+        config = {**service({"ha": instance}), "services": {**service({"ha": instance})["services"],
+                                                          "home-assistant": {"enable": True}}}
+        group = "hass"
+    sc = evaluate(config)["units"]["demod-voice-ha"]["serviceConfig"]
+    assert sc["UMask"] == "0077" and sc["RuntimeDirectoryMode"] == "2750"
+    pre = sc["ExecStartPre"]
+    assert re.fullmatch(rf"\+/nix/store/\S+/bin/chgrp {group} /run/demod-voice/ha", pre[0]), pre
+    assert re.fullmatch(r"\+/nix/store/\S+/bin/chmod 2750 /run/demod-voice/ha", pre[1]), pre
+    # The app's default socket mode is what the group needs (tests/wyoming/test_unix_socket.py creates it so).
+    from demod_voice.config import SCHEMA
+
+    assert SCHEMA["wyoming"]["socket_mode"].default == "0660"

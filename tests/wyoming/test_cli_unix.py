@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import stat
@@ -46,12 +47,16 @@ def test_unix_socket_without_http(tmp_path, joe_voice, whisper_path):
     home = tmp_path / "home"
     home.mkdir()
     sock = home / "run" / "wyoming.sock"
-    config = write_config(home, whisper_path, None)
+    group = other_group()
+    config = write_config(home, whisper_path, None, extra=f"wyoming:\n  socket_group: {group.gr_name}\n")
     http_port = free_port()
     proc = launch(home, config, ["--no-http", "--wyoming", f"unix://{sock}", "--port", str(http_port)])
     try:
         wait_until(proc, home, sock.exists, "Wyoming unix socket")
-        assert stat.S_ISSOCK(os.lstat(sock).st_mode)
+        info = os.lstat(sock)
+        assert stat.S_ISSOCK(info.st_mode)
+        # serve's umask 077 would leave it 0700; its group (Home Assistant's, say) may connect.
+        assert stat.S_IMODE(info.st_mode) == 0o660 and info.st_gid == group.gr_gid, (oct(info.st_mode), info.st_gid)
         assert not tcp_open(http_port)  # no HTTP
 
         async def go():
@@ -67,6 +72,13 @@ def test_unix_socket_without_http(tmp_path, joe_voice, whisper_path):
     finally:
         assert stop(proc) == 0  # SIGTERM: drained and exited cleanly
     assert not sock.exists()  # removed on the way out
+
+
+def other_group() -> grp.struct_group:
+    """A group the test may give a file, not the user's primary one where possible (root: any)."""
+    mine = set(os.getgroups()) if os.getuid() else {g.gr_gid for g in grp.getgrall()}
+    others = sorted(mine - {os.getgid()})
+    return grp.getgrgid(others[0] if others else os.getgid())
 
 
 def test_zeroconf_registers_on_loopback(tmp_path, joe_voice, whisper_path):

@@ -37,6 +37,21 @@ let
     ) attrs;
   flat = v: if builtins.isList v then lib.flatten v else v;
 
+  # nixpkgs' check-meta for licences: a package whose meta.license is unfree is refused (at its
+  # outPath) unless config.allowUnfree or config.allowUnfreePredicate allows it.
+  unfreeRefused =
+    attrs: pkg:
+    lib.any (l: !(l.free or true)) (lib.toList (attrs.meta.license or [ ]))
+    && !(config.allowUnfree or false)
+    && !((config.allowUnfreePredicate or (_: false)) pkg);
+  refuseUnfree =
+    name:
+    throw "Package ‘${name}’ has an unfree license, refusing to evaluate (set config.allowUnfree, or allowUnfreePredicate for it, as in nixpkgs)";
+
+  # A value substituted into a hook or file, as nixpkgs' substitutions do: a path is copied into the
+  # store (the sandbox sees nothing else), anything else becomes its string.
+  substitution = v: if builtins.isPath v then "${v}" else toString v;
+
   # stdenv.mkDerivation: attrs or (finalAttrs: attrs); overrideAttrs takes (old: ...) or (final: old: ...).
   mkDerivation =
     attrsOrFn:
@@ -57,7 +72,7 @@ let
               args = [ ./setup.sh ];
               stdenvSetup = ./setup.sh;
             };
-          drv = derivation drvArgs;
+          drv = if unfreeRefused attrs self then refuseUnfree name else derivation drvArgs;
           outputs = attrs.outputs or [ "out" ];
           # The result's attribute names must not depend on attribute values (uv2nix reads
           # finalAttrs.src while computing nativeBuildInputs), so the outputs are spelled out.
@@ -225,17 +240,29 @@ let
         throw "nix/ci/pkgs: python311 asked for, but the CI interpreter is ${final.python3.pythonVersion}";
     python3Packages.cython = final.hostTool "cython" [ "cython" ];
 
-    uv = mkDerivation {
-      name = "uv";
-      uvPath = builtins.getEnv "DEMOD_NIX_UV";
-      buildCommand = ''
-        mkdir -p $out/bin
-        src="''${uvPath:-$(command -v uv || true)}"
-        [ -x "$src" ] || { echo "error: set DEMOD_NIX_UV to the pinned uv (make .uv/bin/uv)" >&2; exit 1; }
-        cp "$src" $out/bin/uv
-      '';
-      meta.mainProgram = "uv";
-    };
+    # The pinned uv enters the store at evaluation (by its content), so the sandbox needs no path to it.
+    uv =
+      let
+        uvPath = builtins.getEnv "DEMOD_NIX_UV";
+      in
+      mkDerivation {
+        name = "uv";
+        uvBinary =
+          if uvPath == "" then
+            ""
+          else
+            builtins.path {
+              path = uvPath;
+              name = "uv-binary";
+            };
+        buildCommand = ''
+          [ -n "$uvBinary" ] || { echo "error: set DEMOD_NIX_UV to the pinned uv (make .uv/bin/uv)" >&2; exit 1; }
+          mkdir -p $out/bin
+          cp "$uvBinary" $out/bin/uv
+          chmod +x $out/bin/uv
+        '';
+        meta.mainProgram = "uv";
+      };
     unzip = final.hostTool "unzip" [ "unzip" ];
     patchelf = final.hostTool "patchelf" [ "patchelf" ];
     ugrep = final.hostTool "ugrep" [ "ugrep" ];
@@ -243,6 +270,10 @@ let
     chromium = final.hostTool "chromium" [ "chromium" ];
     espeak-ng = final.hostTool "espeak-ng" [ "espeak-ng" ];
     nixfmt = final.hostTool "nixfmt" [ "nixfmt" ];
+    # nixpkgs' nixfmt-tree is treefmt with nixfmt; neither is on this machine (nix/ci/check.sh
+    # evaluates the formatter and says so).
+    nixfmt-tree = final.hostTool "nixfmt-tree" [ "treefmt" ];
+    coreutils = final.hostTool "coreutils" [ "chgrp" "chmod" "cp" "mkdir" ];
     ruff = final.hostTool "ruff" [ "ruff" ];
     curl = final.hostTool "curl" [ "curl" ];
     ffmpeg-headless = final.hostTool "ffmpeg-headless" [ "ffmpeg" "ffprobe" ];
@@ -366,7 +397,7 @@ let
       let
         keys = builtins.attrNames substitutions;
         text = builtins.replaceStrings (map (k: "@${k}@") keys) (
-          map (k: toString substitutions.${k}) keys
+          map (k: substitution substitutions.${k}) keys
         ) (builtins.readFile script);
       in
       mkDerivation {
@@ -386,7 +417,7 @@ let
         keys = builtins.attrNames replacements;
       in
       final.writeText (baseNameOf script) (
-        builtins.replaceStrings (map (k: "@${k}@") keys) (map (k: toString replacements.${k}) keys) (
+        builtins.replaceStrings (map (k: "@${k}@") keys) (map (k: substitution replacements.${k}) keys) (
           builtins.readFile script
         )
       );
@@ -396,7 +427,7 @@ let
       propagatedBuildInputs = [ final.patchelf ];
       substitutions = {
         python = final.python3.interpreter;
-        script = ./hooks/auto-patchelf.py;
+        script = "${./hooks/auto-patchelf.py}"; # a store path: the sandbox sees only the store
       };
     } ./hooks/auto-patchelf-hook.sh;
     makeWrapper = final.makeSetupHook { name = "make-shell-wrapper-hook"; } ./hooks/make-wrapper.sh;

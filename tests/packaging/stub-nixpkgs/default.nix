@@ -21,6 +21,17 @@ let
   fakeHash = name: builtins.substring 0 32 (builtins.hashString "sha256" name);
   storePath = name: "/nix/store/${fakeHash name}-${name}";
 
+  # nixpkgs' check-meta for licences: a package whose meta.license is unfree is refused (at its
+  # outPath) unless config.allowUnfree or config.allowUnfreePredicate allows it.
+  unfreeRefused =
+    attrs: pkg:
+    lib.any (l: !(l.free or true)) (lib.toList (attrs.meta.license or [ ]))
+    && !(config.allowUnfree or false)
+    && !((config.allowUnfreePredicate or (_: false)) pkg);
+  refuseUnfree =
+    name:
+    throw "Package ‘${name}’ has an unfree license, refusing to evaluate (set config.allowUnfree, or allowUnfreePredicate for it, as in nixpkgs)";
+
   # stdenv.mkDerivation: accepts attrs or (finalAttrs: attrs); overrideAttrs takes
   # (old: ...) or (final: old: ...), like lib.toExtension in nixpkgs.
   mkDerivation =
@@ -49,7 +60,11 @@ let
               inherit name passthru;
               # Like a real store path, it depends on every attribute that would reach the
               # builder (derivations by their own outPath), not only on the name.
-              outPath = "/nix/store/${fakeHash (name + identity)}-${name}";
+              outPath =
+                if unfreeRefused attrs final then
+                  refuseUnfree name
+                else
+                  "/nix/store/${fakeHash (name + identity)}-${name}";
               drvPath = storePath "${name}.drv";
               meta = attrs.meta or { };
               overrideAttrs =
@@ -164,6 +179,22 @@ let
     };
     ruff = drv "ruff" { };
     nixfmt = drv "nixfmt" { };
+    nixfmt-tree = drv "nixfmt-tree" { meta.mainProgram = "treefmt"; };
+    coreutils = drv "coreutils" { };
+    # Only what nix/wheel-fixups.nix takes for onnxruntime-gpu on aarch64; the version says which.
+    cudaPackages = final.cudaPackagesFor "12.9";
+    cudaPackages_12 = final.cudaPackages;
+    cudaPackages_13 = final.cudaPackagesFor "13.0";
+    cudaPackagesFor =
+      version:
+      lib.genAttrs [ "cuda_cudart" "libcublas" "cudnn" "libcufft" "libcurand" ] (
+        n:
+        mkDerivation {
+          pname = n;
+          inherit version;
+          meta.license = lib.licenses.unfree;
+        }
+      );
     curl = drv "curl" { meta.mainProgram = "curl"; };
 
     testers.runNixOSTest = args: drv "vm-test-run-${args.name}" args;
