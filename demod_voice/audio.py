@@ -151,7 +151,6 @@ def _bounded_source(path: Path, what: str, max_bytes: int) -> Path | io.BytesIO:
 
 def _plain_error(exc: Exception) -> str:
     """libsndfile's message without the Python object it was given (``<_io.BytesIO object at 0x...>: ``)."""
-    import re
 
     text = re.sub(r"<_io\.\w+ object at 0x[0-9a-fA-F]+>:?\s*", "", str(exc)).strip()
     text = text.removeprefix("Error opening ").strip()
