@@ -37,7 +37,7 @@ def available(cfg=None) -> tuple[bool, str]:
     """Nothing to import here (it is a server); given a config, whether its api_v2 server answers now."""
     if cfg is None:
         return True, ""
-    from demod_voice.engines import gpt_sovits
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     url = gpt_sovits.server_url(cfg)
     if gpt_sovits.answers(url, timeout=0.5):
