@@ -10,6 +10,7 @@
 #   batch      batched XTTS, full size, concurrency 1/4/16 (bench/xtts_batch.py)
 #   rvc        RVC conversion; on CUDA the synthesizer runs in fp16 (bench/rvc_convert.py)
 #   piper      Piper on onnxruntime-gpu vs CPU (bench/backends.py --gpu)
+#   train      'train piper' steps/s at batch 32, medium architecture (bench/train_piper.py)
 # Logs go to $OUT (default: a fresh temp folder); the table quotes each step's key lines.
 set -u
 cd "$(dirname "$0")/.."
@@ -27,11 +28,13 @@ if [ "$MODE" = gpu ]; then
   TESTS_S=150; XTTS=(--full-size --skip-modes --device gpu --tokens 100); XTTS_S=120
   BATCH=(--device gpu --concurrency 1 4 16 --tokens 100 --chunk 20); BATCH_S=150
   RVC=(--device gpu --methods rmvpe); RVC_S=60; PIPER=(--gpu --backends onnxruntime); PIPER_S=30
+  TRAIN=(--device gpu --arch medium --batch-size 32 --steps 12); TRAIN_S=240
 else
   echo "no CUDA GPU here: running the CPU fallback (small sizes; these are smoke runs, not GPU figures)"
   TESTS_S=120; XTTS=(--jobs 2); XTTS_S=300
   BATCH=(--tiny --device cpu --concurrency 1 4 --tokens 6 --chunk 3 --no-coqui); BATCH_S=300
   RVC=(--device cpu --methods harvest); RVC_S=400; PIPER=(--backends onnxruntime); PIPER_S=120
+  TRAIN=(--device cpu --arch small --batch-size 2 --steps 3); TRAIN_S=600
 fi
 echo "mode $MODE; logs in $OUT; load average $(cut -d' ' -f1 /proc/loadavg)"
 
@@ -52,6 +55,7 @@ step xtts "$XTTS_S" "$PY" bench/xtts_latents.py "${XTTS[@]}"
 step batch "$BATCH_S" "$PY" bench/xtts_batch.py "${BATCH[@]}"
 step rvc "$RVC_S" "$PY" bench/rvc_convert.py "${RVC[@]}"
 step piper "$PIPER_S" "$PY" bench/backends.py "${PIPER[@]}"
+step train "$TRAIN_S" "$PY" bench/train_piper.py "${TRAIN[@]}"
 
 # the key lines of each step, in one table
 declare -A KEY=(
@@ -60,6 +64,7 @@ declare -A KEY=(
   [batch]='^ +[0-9]+ +[0-9.]+|vs|coqui'
   [rvc]='^(rmvpe|harvest|dio|crepe)|voice:'
   [piper]='onnxruntime|tinygrad|RTF'
+  [train]='steps/s|dataset'
 )
 echo
 echo "== demod-voice GPU figures ($MODE mode, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1 /proc/loadavg))"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 from demod_voice.audio import FORMATS
 
@@ -122,6 +123,10 @@ def cloning_inputs(args) -> tuple[list[str], str | None]:
         text = positional
     elif positional is not None:
         references.insert(0, positional)
+    if (positional is not None and text is None and args.text_file is None and references == [positional]
+            and not Path(positional).expanduser().exists()):
+        raise UsageError(f"no reference audio given ('{positional[:40]}' is not a file, so it is not REFERENCE)",
+                         hint="pass REFERENCE then TEXT, e.g. me.wav \"Hello there.\", or --voice NAME \"Hello there.\"")
     if args.voice and references:
         raise UsageError("give either reference audio or --voice NAME, not both")
     if not args.voice and not references:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from demod_voice.pcm import float_to_pcm16  # noqa: F401 (re-exported: the one f
 #: Output formats and how they are produced. ``pcm`` is raw 16-bit little-endian mono.
 FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")
 _SUFFIXES = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus": "opus",
-             ".mp3": "mp3", ".aac": "aac", ".m4a": "aac", ".pcm": "pcm", ".raw": "pcm"}
+             ".mp3": "mp3", ".aac": "aac", ".pcm": "pcm", ".raw": "pcm"}
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg",
                "mp3": "audio/mpeg", "aac": "audio/aac", "pcm": "audio/pcm"}
 #: Opus only supports these rates; other audio is resampled to 48 kHz.
@@ -98,7 +99,10 @@ def read(source: str | os.PathLike | bytes | BinaryIO, sample_rate: int | None =
     """
     import soundfile as sf
 
-    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(getattr(source, "name", source))
+    if isinstance(source, (bytes, bytearray)) or not isinstance(getattr(source, "name", source), (str, os.PathLike)):
+        name = "(in memory)"  # never a Python object's repr such as <_io.BytesIO object at 0x...>
+    else:
+        name = str(getattr(source, "name", source))
     data_source = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     if isinstance(source, (str, os.PathLike)):
         data_source = _bounded_source(Path(source), what, max_bytes)
@@ -145,12 +149,23 @@ def _bounded_source(path: Path, what: str, max_bytes: int) -> Path | io.BytesIO:
     return io.BytesIO(data)
 
 
+def _plain_error(exc: Exception) -> str:
+    """libsndfile's message without the Python object it was given (``<_io.BytesIO object at 0x...>: ``)."""
+
+    text = re.sub(r"<_io\.\w+ object at 0x[0-9a-fA-F]+>:?\s*", "", str(exc)).strip()
+    text = text.removeprefix("Error opening ").strip()
+    if text.lower().startswith("format not recognised"):
+        return "not a format libsndfile knows"
+    return text or type(exc).__name__
+
+
 def _read_av(source, name: str, what: str, first_error: Exception, max_seconds: float | None = None) -> Audio:
     """Decode with PyAV (no system ffmpeg), mixed down to mono; used when libsndfile cannot.
 
     With ``max_seconds`` decoding stops once that much audio is in hand (bounded work).
     """
     hint = "use WAV, FLAC, OGG, MP3, AAC/M4A or another common audio format"
+    first_error = _plain_error(first_error)
     try:
         import av
     except ImportError:
@@ -310,6 +325,9 @@ def format_for(path: str | os.PathLike | None, fmt: str | None, default: str = "
         suffix = Path(path).suffix.lower()
         if suffix in _SUFFIXES:
             return _SUFFIXES[suffix]
+        if suffix in (".m4a", ".mp4") and fmt is None:
+            raise UsageError(f"'{Path(path).name}': {suffix} is an MP4 container, which demod-voice does not write",
+                             hint="write AAC as .aac (ADTS), or use .ogg/.opus/.mp3")
         if suffix:
             raise UsageError(f"cannot infer the audio format from '{Path(path).name}'",
                              hint="use a .wav/.flac/.ogg/.opus/.mp3/.aac/.pcm suffix or pass --format")

@@ -70,7 +70,10 @@ class Claim:
     def resolve(self, data: bytes | None, meta: dict | None = None, tag: str = "", store: bool = True) -> None:
         """Leader: publish the result (``None`` = failed; followers then compute themselves)."""
         if data is not None and store:
-            self.cache.put(self.key, data, meta or {}, tag)
+            try:
+                self.cache.put(self.key, data, meta or {}, tag)
+            except (OSError, sqlite3.Error) as exc:  # out of descriptors or disk: the answer itself still goes out
+                _LOGGER.warning("audio cache: cannot store an answer (%s); serving it uncached", exc)
         with self.cache._lock:
             self.cache._inflight.pop(self.key, None)
         if not self.future.done():

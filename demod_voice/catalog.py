@@ -150,12 +150,17 @@ def resolve_piper_model(model: str, cfg: Config) -> Path:
         if candidate.suffix == ".json":
             raise InputError(f"{candidate} is a voice config; pass the .onnx model beside it")
         return candidate
+    if any(ch.isspace() for ch in model.strip()) or model.strip()[-1:] in ".!?,;":
+        raise InputError(f"'{model}' is not a voice name (it looks like the text)",
+                         hint="give the voice first, then the text, e.g. "
+                              "piper-infer en_US-joe-medium \"Hello there.\" ('demod-voice voices list' names them)")
     voices = piper_voices(cfg)
     for entry in voices:
         if entry.name == model:
             return Path(entry.path)
     names = [v.name for v in voices]
-    close = difflib.get_close_matches(model, names, n=3)
+    # a typo of an installed name, not another voice of the same language (en_US-lessac-medium is not joe)
+    close = difflib.get_close_matches(model, names, n=3, cutoff=0.88)
     hint = ("did you mean " + ", ".join(close) + "? " if close else
             "known voices: " + ", ".join(names[:8]) + "; " if names else "")
     hint += (f"a voice of the Piper voices repository is fetched with: demod-voice voices download {model} "

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from demod_voice import __version__
-from demod_voice.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, DemodError, UsageError
+from demod_voice.errors import EXIT_FAILURE, EXIT_USAGE, DemodError, UsageError
 
 #: Command modules under ``demod_voice.commands`` beside the engines' own (``registry.commands()``, listed
 #: first), in help order. Each defines ``register(subparsers, common)`` and sets ``func`` on its parser(s).
 COMMAND_MODULES = (
     "say",
     "batch",
+    "train",
     "health",
     "voices",
     "models",
@@ -74,6 +75,21 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.set_defaults(_parser=self)  # the deepest command's parser wins: its usage goes with its errors
+
+    def error(self, message: str):
+        from demod_voice.suggest import invalid_choice_message
+
+        super().error(invalid_choice_message(message))
+
+    def parse_args(self, args=None, namespace=None):
+        """Unknown arguments are reported by the command that got them (its usage, a did-you-mean)."""
+        from demod_voice.suggest import unrecognized_message
+
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(parsed, "_parser", self).error(unrecognized_message(getattr(parsed, "_parser", self), extras))
+        return parsed
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -92,7 +108,7 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="demod-voice",
         allow_abbrev=False,
         description="Offline-first voice cloning and text-to-speech: XTTS-v2, Piper, RVC, batch jobs and a server.",
@@ -216,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from demod_voice import interrupts
+
+    interrupts.install()
     flags = {"device": getattr(args, "device", None)}
     ctx = Context(args=args, flags={k: v for k, v in flags.items() if v is not None})
     stdout = sys.stdout = _Stdout(sys.stdout)
@@ -232,14 +251,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stdout.failed or exc.message.startswith("cannot write standard output"):
             _release_stdout()
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        from demod_voice import interrupts
+
+        interrupts.quiet_teardown()
+        code, line = interrupts.exit_code(exc)
+        print(line, file=sys.stderr)
+        return code
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): stop quietly.
         _release_stdout()
         return EXIT_FAILURE
     except Exception as exc:  # the last resort: say what happened, hide the traceback unless -v
+        from demod_voice.needs import from_import_error
+
+        missing = from_import_error(exc)  # an optional package that is not installed is not a crash
+        if missing is not None:
+            print(format_error(missing), file=sys.stderr)
+            return missing.exit_code
         return _unexpected(exc, verbose)
     finally:
         if sys.stdout is stdout:

@@ -81,6 +81,8 @@ SCHEMA: dict[str, Any] = {
         "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
         "sentence_silence": S("float", 0.0, "seconds of silence between sentences (none after the last)", min=0.0, max=10.0),
         "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
+        "normalize_audio": S("bool", True, "scale each sentence to full loudness, as piper does (piper-infer "
+                                           "--no-normalize turns it off)"),
         "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
                           "the count changes the audio's last bits", min=1, max=256, nullable=True),
         "onnx_spinning": S("str", "auto", "when ONNX Runtime's threads may spin-wait: auto (only while a run is the "
@@ -139,6 +141,9 @@ SCHEMA: dict[str, Any] = {
         "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
         "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
                          min=8000, max=192000, nullable=True),
+        "context_s": S("float", None, "context converted on both sides of each segment and trimmed (empty: RVC's, "
+                                      "1 s when the voice runs in fp32, 3 s in fp16 on a GPU)",
+                       min=0.01, max=10.0, nullable=True),
         "max_input_s": S("float", 600.0, "longest audio accepted for one conversion (POST /api/convert); longer "
                                          "uploads are refused while they are decoded", min=1.0, max=86400.0),
     },
@@ -156,6 +161,21 @@ SCHEMA: dict[str, Any] = {
     "dataset": {
         "whisper_model": S("str", None, "faster-whisper model path or name for --transcribe (unset: stt.model)", nullable=True),
         "min_total_seconds": S("float", 600.0, "piper-preprocess warns (errors with --strict) below this much kept audio", min=0.0),
+    },
+    "training": {
+        "batch_size": S("int", 32, "utterances per training step of 'train piper' (lower it when the GPU runs out "
+                                   "of memory)", min=1, max=1024),
+        "checkpoint_every": S("int", 500, "training steps between checkpoints (last.ckpt; Ctrl-C and cancel also "
+                                          "save one)", min=1),
+        "progress_every_s": S("float", 30.0, "seconds between the one-line progress records off a terminal",
+                              min=0.0, max=86400.0),
+        "accelerator": S("str", "auto", "where 'train piper' runs: auto (a GPU when there is one), cpu or gpu",
+                         choices=("auto", "cpu", "gpu")),
+        "ready_fraction": S("float", 0.8, "Piper readiness: the part of dataset.min_total_seconds of good audio "
+                                          "that counts as ready", min=0.0, max=1.0),
+        "min_quality": S("float", 0.8, "the quality score (0-1) a sample needs to count as good for training and "
+                                       "as a GPT-SoVITS reference", min=0.0, max=1.0),
+        "rvc_min_seconds": S("float", 600.0, "RVC readiness: seconds of good audio (about 10 minutes)", min=0.0),
     },
     "captions": {
         "whisper_model": S("str", None, "faster-whisper model that aligns the text to XTTS/RVC audio for word timings "
@@ -185,7 +205,11 @@ SCHEMA: dict[str, Any] = {
                             min=0.1, max=3600.0),
         "keep_alive_timeout_s": S("float", 5.0, "idle seconds before a kept-alive connection is closed (uvicorn)",
                                   min=0.1, max=3600.0),
-        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn)", min=1),
+        "max_connections": S("int", 200, "connections served at once; more are answered 503 (uvicorn). All open "
+                                         "connections (HTTP and Wyoming) are also kept below the descriptor limit "
+                                         "(RLIMIT_NOFILE); past it a new client gets a fast 503", min=1),
+        "header_timeout_s": S("float", 10.0, "seconds a new connection may take to send its request headers before "
+                                             "it is closed", min=0.1, max=3600.0),
         "request_timeout_s": S("float", 120.0, "longest a synthesis request may take", min=0.1),
         "send_timeout_s": S("float", 30.0, "longest a streamed answer waits for its client to read the next "
                                            "piece; a client that stops reading is cut off", min=0.1, max=3600.0),
@@ -202,7 +226,17 @@ SCHEMA: dict[str, Any] = {
                       secret=True),
         "api_keys_file": S("path", None, "YAML file of plain API key -> user name, hashed in memory at start "
                                          "(also: env DEMOD_VOICE_API_KEYS=user:key,...)", nullable=True),
+        "allow_insecure_keys_file": S("bool", False, "accept an api_keys_file readable by the group or others "
+                                                     "(serve --allow-insecure-keys-file); otherwise a startup error"),
         "admin_users": S("list", [], "users who see every user's audit details in /api/engines"),
+        "model_idle_unload_s": S("float", 0.0, "unload a model no request used for this many seconds; the next request "
+                                               "reloads it (0: keep models loaded)", min=0.0),
+    },
+    "engines": {
+        "modules": S("dict", {}, "more engines: name -> the module path of its plugin (an engine folder's plugin.py, "
+                                 "importable), listed after the built-in ones"),
+        "max_loaded": S("int", 0, "most models (voices, checkpoints) loaded at once in a process; loading one more "
+                                  "unloads the least recently used (0: no limit)", min=0),
     },
     "gpt_sovits": {
         "install_dir": S("path", None, "a GPT-SoVITS checkout (with api_v2.py) that 'gpt-sovits start' runs", nullable=True),
@@ -224,11 +258,35 @@ SCHEMA: dict[str, Any] = {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
                    "quality tier -> engine chain tried in order"),
         "timeout_s": S("float", 60.0, "seconds an engine may take to produce its first audio before the next one is tried", min=0.1),
+        "allow_other_voice": S("bool", False, "when the engine of a saved voice cannot speak it, let another engine "
+                                              "answer in a different speaker's voice (said in X-Fallback/X-Voice); a "
+                                              "request's allow_other_voice overrides it"),
         "breaker_failures": S("int", 3, "consecutive failures that open an engine's circuit breaker", min=1),
         "breaker_cooldown_s": S("float", 30.0, "seconds a failing engine is skipped", min=0.0),
         "audit_log": S("path", None, "JSON-lines file of fallback events; default <data_dir>/logs/audit.jsonl", nullable=True),
+        "outbound_max_mb": S("float", 64.0, "largest answer read from a remote engine or GPT-SoVITS (checked from "
+                                            "Content-Length, then while it arrives)", min=0.001),
+        "outbound_max_audio_s": S("float", 600.0, "longest audio decoded from a remote engine or GPT-SoVITS answer "
+                                                  "(a longer one is that engine's failure)", min=1.0),
         "remotes": S("dict", {}, "name -> {url, api_key_env, model, voice_map, timeout_s, sample_rate}: an OpenAI-compatible "
                                  "/v1/audio/speech server usable as an engine in chains and tiers (keys from the environment only)"),
+    },
+    "ray_serve": {
+        "address": S("str", "local", "Ray cluster for 'serve --ray': local (start one here), auto (the one 'ray start' "
+                                     "runs on this machine) or an address (ray://host:10001, host:6379)"),
+        "app_name": S("str", "demod-voice", "the Serve application's name (on a shared cluster only this one is "
+                                            "removed at stop)"),
+        "num_cpus": S("int", None, "CPUs the local Ray instance offers (address: local); default: this machine's",
+                      min=1, max=4096, nullable=True),
+        "ingress_replicas": S("int", 1, "replicas of the HTTP ingress (the FastAPI app)", min=1, max=1024),
+        "ingress_threads": S("int", 64, "engine calls one ingress replica keeps in flight (threads that wait on "
+                                        "engine replicas)", min=1, max=4096),
+        "engines": S("dict", {}, "engine name -> {replicas, num_cpus, num_gpus, max_ongoing_requests, min_replicas, "
+                                 "max_replicas, target_ongoing_requests, resources}: its Serve deployment (default: "
+                                 "1 replica; Piper num_cpus = piper.onnx_threads or 1; GPU engines num_gpus 1 when "
+                                 "device is not cpu)"),
+        "cache_dir": S("path", None, "the shared audio cache's folder (on storage every node reaches); default: "
+                                     "cache.dir, else <cache_dir>/audio", nullable=True),
     },
     "auth": {
         "required": S("bool", False, "reject requests without a valid API key (keys: server.api_keys)"),
@@ -559,15 +617,21 @@ class Config:
     def source(self, key: str) -> str:
         return self.sources.get(key, "default")
 
-    def apply(self, tree: Mapping[str, Any], origin: str) -> None:
-        """Merge a (possibly nested) mapping on top, validating every key."""
+    def apply(self, tree: Mapping[str, Any], origin: str, merge: bool = True) -> None:
+        """Merge a (possibly nested) mapping on top, validating every key; ``merge``: mapping values merge with
+        the layers below (a file or the environment), else replace them (``set``)."""
         for key, value in _flatten(tree):
-            _set(self.values, key, _check(key, value, origin))
+            checked = _check(key, value, origin)
+            current = self.get(key)
+            if merge and SETTINGS[key].type == "dict" and isinstance(current, dict) and isinstance(checked, dict):
+                # mappings merge deeply, as documented: ``router.tiers: {medium: [...]}`` keeps the other tiers
+                checked = {**current, **checked}
+            _set(self.values, key, checked)
             self.sources[key] = origin
 
     def set(self, key: str, value: Any, origin: str) -> None:
-        """Set one key (used for command-line flags)."""
-        self.apply({key: value} if "." not in key else _nest(key, value), origin)
+        """Set one key (used for command-line flags): the value replaces the key's, mappings included."""
+        self.apply({key: value} if "." not in key else _nest(key, value), origin, merge=False)
 
     # Convenient derived locations -------------------------------------------------
     @property

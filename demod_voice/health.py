@@ -51,8 +51,14 @@ def _version(dist: str) -> str | None:
         return None
 
 
+#: Distribution -> the module it installs, where the names differ (a package counts only when it imports).
+MODULE_OF = {"piper-tts": "piper", "coqui-tts": "TTS", "faiss-cpu": "faiss", "faster-whisper": "faster_whisper"}
+
+
 def check_capability(name: str) -> Check:
-    versions = {dist: _version(dist) for dist in CAPABILITIES[name]}
+    from demod_voice.needs import found
+
+    versions = {dist: _version(dist) if found(MODULE_OF.get(dist, dist)) else None for dist in CAPABILITIES[name]}
     missing = [d for d, v in versions.items() if v is None]
     if missing:
         return Check(name, False, f"missing {', '.join(missing)} ({install_hint(EXTRA_FOR.get(name, name))})", data=versions)
@@ -147,11 +153,37 @@ def check_deep(capabilities: dict[str, Check], global_args: list[str]) -> list[C
         if not capabilities[capability].ok:
             checks.append(Check(name, False, "skipped: not installed", data={"status": "skipped"}))
             continue
+        from demod_voice import progress
+
+        progress.note(f"health --deep: running the {engine} self-test (up to {engines_timeout(engine):.0f} s)")
         outcome = run_engine(engine, global_args)
-        detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
-        checks.append(Check(name, outcome.ok, detail, required=outcome.status == "broken",
-                            data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
-    return checks + _check_deep_registered(global_args)
+        checks.append(_deep_check(name, outcome))
+    return checks + _check_deep_registered(global_args) + [check_parity()]
+
+
+def check_parity() -> Check:
+    """The engines this version was tested equal to their reference implementations (``tests/parity``)."""
+    from demod_voice import parity
+
+    return Check("parity", True, parity.line(), data={e: {"reference": r, "tests": list(t)}
+                                                      for e, (r, t) in parity.RECORD.items()})
+
+
+def engines_timeout(engine: str) -> float:
+    from demod_voice.selftest import engines
+
+    return engines().get(engine, 0.0)
+
+
+def _deep_check(name: str, outcome) -> Check:
+    """A self-test result; one that ran on random weights says so (it proves the code, not the voice)."""
+    detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
+    random_weights = "random-weight" in outcome.detail
+    if outcome.ok and random_weights:
+        detail = "code works (self-test on random weights, not the real model): " + detail
+    return Check(name, outcome.ok, detail, required=outcome.status == "broken",
+                 data={"status": outcome.status, "seconds": round(outcome.seconds, 1),
+                       "random_weights": random_weights})
 
 
 def _check_deep_registered(global_args: list[str]) -> list[Check]:
@@ -164,14 +196,36 @@ def _check_deep_registered(global_args: list[str]) -> list[Check]:
         module = registry.module(engine)
         if engine in DEEP_ENGINES or not getattr(module, "SELFTEST_TIMEOUT", None):
             continue
-        installed, why = module.available()
+        installed, why = module.available(None)
         if not installed:
             checks.append(Check(f"{engine}-run", False, f"skipped: {why}", data={"status": "skipped"}))
             continue
-        outcome = run_engine(engine, global_args)
-        detail = outcome.detail if outcome.ok else f"{outcome.status}: {outcome.detail}"
-        checks.append(Check(f"{engine}-run", outcome.ok, detail, required=outcome.status == "broken",
-                            data={"status": outcome.status, "seconds": round(outcome.seconds, 1)}))
+        from demod_voice import progress
+
+        progress.note(f"health --deep: running the {engine} self-test (up to {engines_timeout(engine):.0f} s)")
+        checks.append(_deep_check(f"{engine}-run", run_engine(engine, global_args)))
+    return checks
+
+
+#: Engines with real weights to fetch: engine -> its capability row.
+WEIGHTS = {"xtts": "xtts", "rvc": "rvc", "styletts2": "styletts2"}
+
+
+def check_weights(cfg) -> list[Check]:
+    """``<engine>-weights``: the real weights each engine speaks with, or which are missing and the
+    ``demod-voice models pull ...`` line that fetches them (a self-test on random weights proves only the code)."""
+    from demod_voice.synthesis import registry
+
+    checks = []
+    for engine in WEIGHTS:
+        module = registry.module(engine)
+        installed, why = module.available(None)
+        if not installed:
+            checks.append(Check(f"{engine}-weights", False, "not checked: packages missing", data={"status": "skipped"}))
+            continue
+        ok, why = module.available(cfg)
+        checks.append(Check(f"{engine}-weights", ok, "real weights in place" if ok else why,
+                            data={"status": "present" if ok else "missing"}))
     return checks
 
 
@@ -225,6 +279,7 @@ def run_checks(cfg_loader, require: tuple[str, ...] = (), probe_cuda: bool = Fal
     if cfg is not None:
         checks.append(check_voices(cfg))
         checks.append(check_stt(cfg))
+        checks.extend(check_weights(cfg))
         checks.extend(check_engines(cfg))
     if deep and cfg is not None:
         checks.extend(check_deep(capabilities, list(global_args)))

@@ -414,9 +414,11 @@ def _download(entry: ModelEntry, spec: ModelFile, folder: Path, endpoint: str, f
         RevisionNotFoundError,
     )
 
+    url = hf_hub_url(entry.repo, spec.path, revision=entry.revision, endpoint=endpoint)
+    if spec.size is not None:
+        _check_announced_size(url, spec)
     try:
-        get_hf_file_metadata(hf_hub_url(entry.repo, spec.path, revision=entry.revision, endpoint=endpoint),
-                             timeout=10)
+        get_hf_file_metadata(url, timeout=10)
         hf_hub_download(repo_id=entry.repo, filename=spec.path, revision=entry.revision, local_dir=str(folder),
                         force_download=force, endpoint=endpoint)
     except LocalEntryNotFoundError as exc:  # a subclass of EntryNotFoundError, but it means "unreachable"
@@ -425,6 +427,24 @@ def _download(entry: ModelEntry, spec: ModelFile, folder: Path, endpoint: str, f
         raise _HubMissing(f"{entry.repo} at revision {entry.revision} ({type(exc).__name__})") from None
     except EntryNotFoundError:
         raise _HubMissing(f"{spec.path} in {entry.repo} at revision {entry.revision}") from None
+
+
+def _check_announced_size(url: str, spec: ModelFile) -> None:
+    """A mirror that announces another size than the manifest's is refused before a byte is downloaded
+    (a bounded HEAD: ``outbound``), so a hostile mirror cannot fill the disk under a small entry's name."""
+    try:
+        import httpx
+
+        from demod_voice import outbound
+    except ImportError:
+        return  # without httpx the hub client's own download still ends in the size and sha256 check
+    try:
+        status, announced = outbound.head(url, what=spec.path, timeout_s=30)
+    except (httpx.HTTPError, outbound.OutboundTimeout) as exc:
+        raise OSError(f"{type(exc).__name__}: the hub did not answer") from None
+    if status == 200 and announced is not None and announced != spec.size:
+        raise EngineError(f"the mirror announces {spec.path} as {announced} bytes, the manifest as {spec.size}; "
+                          "not downloaded", hint="check HF_ENDPOINT; the manifest pins every file's size")
 
 
 def placement_hint(missing: list[ModelFile], folder: Path, name: str) -> str:

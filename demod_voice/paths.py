@@ -7,11 +7,13 @@ Linux user expects them; every directory can be overridden through config.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,14 +245,36 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 
 
 def file_identity(path: str | os.PathLike) -> str:
-    """What changes when a file is replaced: resolved path, size and modification time (ns).
+    """What a result depends on when it depends on a file: a SHA-256 of its contents and its size.
 
-    Used wherever a result depends on a file (cache keys, batch resume hashes, engine versions).
-    A missing file has an identity too, so callers can key on it and fail later with a clear error.
+    Used wherever a result depends on a file (cache keys, batch resume hashes, engine versions). The
+    contents, not the path or the modification time, so that two nodes of a cluster that hold the same
+    model at different paths (or copied at different times) agree on every cache key. Each file is hashed
+    once per process while its path, size, inode and mtime stay the same (``_DIGESTS``). A folder or other
+    non-regular file keeps the older path:size:mtime form. A missing file has an identity too, so callers
+    can key on it and fail later with a clear error.
     """
     path = Path(path)
     try:
         st = path.stat()
     except OSError:
         return f"{path}:missing"
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    stamp = (str(path.resolve()), st.st_size, st.st_ino, st.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        digest = _DIGESTS.get(stamp)
+    if digest is None:
+        try:
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            return f"{path}:unreadable"
+        with _DIGESTS_LOCK:
+            _DIGESTS[stamp] = digest
+    return f"sha256:{digest}:{st.st_size}"
+
+
+#: (resolved path, size, inode, mtime ns) -> SHA-256 of the contents: each model is hashed once per process.
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()

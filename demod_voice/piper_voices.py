@@ -2,8 +2,10 @@
 
 ``voices available`` and ``voices download NAME`` read ``voices.json`` of the
 `rhasspy/piper-voices` repository on the model hub at a pinned revision
-(``REVISION``; ``HF_ENDPOINT`` names a mirror), with ``huggingface_hub`` as
-``models pull`` does. The index is kept in ``<cache_dir>/piper-voices/<revision>/``
+(``REVISION``; ``HF_ENDPOINT`` names a mirror), over the hub's plain HTTP ``resolve``
+URLs, each transfer bounded (``outbound``: a deadline, the index's size, at most
+``INDEX_MAX_BYTES`` for the index itself, which is also capped at ``INDEX_MAX_ENTRIES``
+voices and kept parsed in a compact form). The index is kept in ``<cache_dir>/piper-voices/<revision>/``
 and read from there afterwards, so ``available`` works offline once it has run.
 
 Pins. The index lists every file of a voice with its size and md5 (it has no
@@ -39,6 +41,10 @@ REPO = "rhasspy/piper-voices"
 #: The pinned revision of the voices repository (a release tag of it).
 REVISION = "v1.0.0"
 INDEX = "voices.json"
+COMPACT = "voices.compact.json"
+#: Bounds on the index (the real one is about 1 MB with a few hundred voices): a hostile mirror's is refused.
+INDEX_MAX_BYTES = 20 * 1024 * 1024
+INDEX_MAX_ENTRIES = 10_000
 _KEY = re.compile(r"^(?P<code>(?P<family>[a-z]{2,3})(?:_[A-Za-z0-9]+)?)-(?P<name>[A-Za-z0-9_]+)-(?P<quality>[a-z_]+)$")
 
 
@@ -95,6 +101,9 @@ def parse_index(data: object, origin: str) -> dict[str, IndexVoice]:
     """``voices.json`` -> voices by key; entries with unsafe or missing file paths are refused."""
     if not isinstance(data, dict):
         raise InputError(f"{origin} is not a Piper voices index (a JSON object of voices)")
+    if len(data) > INDEX_MAX_ENTRIES:
+        raise InputError(f"{origin} lists {len(data)} voices; more than {INDEX_MAX_ENTRIES} is not a real index",
+                         hint="delete it, and check HF_ENDPOINT")
     out: dict[str, IndexVoice] = {}
     for key, spec in data.items():
         try:
@@ -120,15 +129,6 @@ def parse_index(data: object, origin: str) -> dict[str, IndexVoice]:
     return out
 
 
-def _hub():
-    try:
-        import huggingface_hub
-        from huggingface_hub import errors
-    except ImportError:
-        raise missing_extra("huggingface_hub", "piper") from None
-    return huggingface_hub, errors
-
-
 def load_index(cfg, say: Callable[[str], None] = lambda m: None, quiet: bool = False) -> dict[str, IndexVoice]:
     """The index at the pinned revision: the cached copy, else downloaded once (needs the network)."""
     from demod_voice import offline
@@ -137,14 +137,46 @@ def load_index(cfg, say: Callable[[str], None] = lambda m: None, quiet: bool = F
     if not cached.is_file():
         offline.refuse(f"reading the Piper voices index ({REPO}@{REVISION})")
         say(f"reading the Piper voices index from {REPO}@{REVISION}")
-        _download([INDEX], _index_dir(cfg), quiet, what="the Piper voices index",
+        _download([(INDEX, None)], _index_dir(cfg), quiet, what="the Piper voices index",
                   manual=f"put {INDEX} (from {file_url(INDEX)}) in {_index_dir(cfg)}")
+    compact = _index_dir(cfg) / COMPACT
     try:
-        data = json.loads(cached.read_text(encoding="utf-8"))
+        if compact.is_file() and compact.stat().st_mtime_ns >= cached.stat().st_mtime_ns:
+            return _from_compact(json.loads(compact.read_bytes()))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass  # parsed again below
+    try:
+        if cached.stat().st_size > INDEX_MAX_BYTES:
+            raise InputError(f"the Piper voices index {cached} is larger than {INDEX_MAX_BYTES >> 20} MB",
+                             hint="delete it; a real index is about 1 MB")
+        data = json.loads(cached.read_bytes())
     except (OSError, ValueError) as exc:
         raise InputError(f"the cached Piper voices index {cached} is unreadable: {exc}",
                          hint="delete it to fetch it again") from None
-    return parse_index(data, str(cached))
+    index = parse_index(data, str(cached))
+    from demod_voice.paths import atomic_write_bytes
+
+    try:  # parsed once: later runs read the compact form (only what is used, a fraction of the size)
+        atomic_write_bytes(compact, json.dumps([_to_compact(v) for v in index.values()]).encode())
+    except OSError:
+        pass
+    return index
+
+
+def _to_compact(voice: IndexVoice) -> list:
+    return [voice.key, voice.language, voice.quality, voice.speakers, [[f.path, f.size, f.md5] for f in voice.files],
+            list(voice.aliases)]
+
+
+def _from_compact(rows: list) -> dict[str, IndexVoice]:
+    if not isinstance(rows, list) or len(rows) > INDEX_MAX_ENTRIES:
+        raise ValueError("not a compact index")
+    out = {}
+    for key, language, quality, speakers, files, aliases in rows:
+        out[key] = IndexVoice(str(key), str(language), str(quality), int(speakers),
+                              tuple(VoiceFile(str(p), s if s is None else int(s), m) for p, s, m in files),
+                              tuple(map(str, aliases)))
+    return out
 
 
 def find(index: dict[str, IndexVoice], name: str) -> IndexVoice:
@@ -208,32 +240,40 @@ def verify_file(folder: Path, spec: VoiceFile) -> str:
     return ""
 
 
-def _download(paths: list[str], folder: Path, quiet: bool, what: str, manual: str) -> None:
-    """Fetch ``paths`` of the voices repository into ``folder``: one quick reachability check, then the files."""
-    huggingface_hub, errors = _hub()
-    if quiet:
-        huggingface_hub.utils.disable_progress_bars()
-    try:  # one HEAD without retries: an unreachable hub is one clear error now, not a minute of retries
-        huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(REPO, paths[0], revision=REVISION),
-                                             timeout=10)
-        for path in paths:
-            (folder / path).parent.mkdir(parents=True, exist_ok=True)
-            huggingface_hub.hf_hub_download(repo_id=REPO, filename=path, revision=REVISION, local_dir=str(folder))
-    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError) as exc:
-        raise EngineError(f"the model hub at {endpoint()} has no {REPO} at revision {REVISION} "
-                          f"({type(exc).__name__})", hint=f"check HF_ENDPOINT, or {manual}") from None
-    except errors.LocalEntryNotFoundError as exc:  # before EntryNotFoundError: it is a subclass of it
-        raise EngineError(f"cannot reach the model hub at {endpoint()} to download {what}: {_first_line(exc)}",
-                          hint=f"connect to the network and run it again, or {manual}") from None
-    except errors.EntryNotFoundError:
-        raise EngineError(f"{REPO}@{REVISION} has no file {path if 'path' in locals() else paths[0]}",
-                          hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}") from None
-    except (errors.HfHubHTTPError, OSError) as exc:
-        raise EngineError(f"downloading {what} from {endpoint()} failed: {type(exc).__name__}: {_first_line(exc)}",
+def _download(specs: list[tuple[str, int | None]], folder: Path, quiet: bool, what: str, manual: str) -> None:
+    """Fetch ``(path, size)`` files of the voices repository into ``folder``, each bounded (``outbound``).
+
+    A file whose announced size (HEAD) differs from the index's is refused before any byte is read, and a
+    download stops at the index's size; one without a size in the index (the index itself) stops at
+    ``INDEX_MAX_BYTES``. The whole transfer of one file has a deadline (at least 50 KB/s)."""
+    try:
+        import httpx
+    except ImportError:
+        raise missing_extra("httpx", "server") from None
+
+    from demod_voice import outbound
+
+    path = specs[0][0]
+    try:
+        for path, size in specs:
+            url = file_url(path)
+            status, announced = outbound.head(url, what=path, timeout_s=30)
+            if status == 404:
+                raise EngineError(f"{REPO}@{REVISION} has no file {path}", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
+            if size is not None and announced is not None and announced != size:
+                raise EngineError(f"the mirror announces {path} as {announced} bytes, the index as {size}; "
+                                  "not downloaded", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
+            cap = size if size is not None else INDEX_MAX_BYTES
+            outbound.download(url, folder / path, what=path, timeout_s=300 + cap / 50_000, size=size, max_bytes=cap)
+    except outbound.HTTPStatus as exc:
+        raise EngineError(f"downloading {what} from {endpoint()} failed: HTTP {exc.status} for {path}",
                           hint=f"run it again (finished files are kept), or {manual}") from None
-    except Exception as exc:  # the hub client's HTTP library (httpx, httpx2) raises its own connection errors
-        if not type(exc).__module__.split(".")[0].startswith(("httpx", "httpcore")):
-            raise
+    except outbound.TooLarge as exc:
+        raise EngineError(f"downloading {what} stopped: {exc.message}", hint=f"check HF_ENDPOINT, or {manual}") from None
+    except outbound.OutboundTimeout:
+        raise EngineError(f"downloading {what} from {endpoint()} took too long ({path})",
+                          hint=f"run it again (finished files are kept), or {manual}") from None
+    except (httpx.HTTPError, OSError) as exc:
         raise EngineError(f"cannot reach the model hub at {endpoint()} to download {what}: {_first_line(exc)}",
                           hint=f"connect to the network and run it again, or {manual}") from None
 
@@ -281,7 +321,7 @@ def download(cfg, name: str, *, force: bool = False, quiet: bool = False,
         say(f"downloading {voice.key} ({human_size(size)}) from {REPO}@{REVISION}")
         for spec in todo:
             (folder / spec.path).unlink(missing_ok=True)
-        _download([f.path for f in todo], folder, quiet, what=f"Piper voice {voice.key}",
+        _download([(f.path, f.size) for f in todo], folder, quiet, what=f"Piper voice {voice.key}",
                   manual=manual_hint(cfg, voice.key, voice))
         for spec in todo:
             problem = verify_file(folder, spec)

@@ -2,7 +2,9 @@
 
 A bar (tqdm) appears only when stderr is a terminal, never with ``-q``, and only
 once the work has run for ``DELAY_S`` seconds, so short commands stay silent and
-pipes and logs never get carriage-return noise. ``quiet_third_party`` decides what
+pipes and logs never get carriage-return noise. When stderr is not a terminal (a
+log file, a service), long work writes one plain line every ``RECORD_S`` seconds
+instead (``progress_records.Records``), so a log never stays silent for minutes. ``quiet_third_party`` decides what
 other libraries may print: their warnings and log lines are hidden with ``-q``,
 shown as they come by default, and shown in full with ``-v``.
 """
@@ -17,6 +19,8 @@ from collections.abc import Iterable, Iterator
 
 #: Seconds of work before a bar appears (shorter work shows none).
 DELAY_S = 2.0
+#: Off a terminal: seconds between one-line progress records.
+RECORD_S = 10.0
 
 _state: dict = {"quiet": False, "level": logging.WARNING}
 
@@ -36,13 +40,25 @@ def enabled(quiet: bool | None = None, stream=None) -> bool:
 
 
 def bar(total: int | None = None, *, desc: str, unit: str, quiet: bool | None = None, **kwargs):
-    """A tqdm bar on stderr, disabled off a terminal or with ``-q``; shown after ``DELAY_S`` seconds."""
+    """A tqdm bar on stderr, shown after ``DELAY_S`` seconds; off a terminal, one-line records every
+    ``RECORD_S`` seconds; nothing with ``-q``. Both have tqdm's ``update``/``write``/``close``."""
     from tqdm import tqdm
+
+    if not (quiet if quiet is not None else _state["quiet"]) and not enabled(False):
+        from demod_voice.progress_records import Records
+
+        return Records(total, desc=desc, unit=unit, every=kwargs.pop("every", RECORD_S))
 
     sized = _columns() > 0  # a terminal that reports no size (0x0) would hide the bar: assume 80x24
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled(quiet),
                 delay=kwargs.pop("delay", DELAY_S), leave=kwargs.pop("leave", False), dynamic_ncols=sized,
                 ncols=None if sized else 80, nrows=None if sized else 24, **kwargs)
+
+
+def note(text: str) -> None:
+    """One status line on stderr for a long step (a self-test, a download), unless ``-q``."""
+    if not _state["quiet"]:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _columns() -> int:

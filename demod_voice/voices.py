@@ -51,6 +51,8 @@ def profile_engines() -> tuple[str, ...]:
 
 #: Reference length the automatic selection aims for (seconds).
 REFERENCE_MIN_S = 6.0
+#: The shortest sample a profile takes: shorter ones hold too little voice for any cloning engine.
+MIN_SAMPLE_S = 1.0
 REFERENCE_MAX_S = 12.0
 
 #: Where ``xtts-zero-shot --save-voice`` kept voices before they became profiles (migrated on first use).
@@ -389,9 +391,10 @@ def _decode_sample(source: Path | bytes, filename: str, max_s: float) -> tuple[o
     else:
         data = bytes(source)
     audio = audio_mod.decode_upload(data, f"sample {filename or '<upload>'}", max_s, "voices.max_sample_s")
-    if audio.duration < 0.1:
-        raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s)",
-                         hint="record at least a few seconds of speech")
+    if audio.duration < MIN_SAMPLE_S:
+        raise InputError(f"sample {filename or '<upload>'} is too short ({audio.duration:.2f} s; a sample needs at "
+                         f"least {MIN_SAMPLE_S:g} s)", hint="record a few seconds of speech: cloning engines need "
+                                                            "several seconds of reference (XTTS at least 2 s)")
     return audio, filename
 
 

@@ -246,7 +246,7 @@ def _make_backend(cfg, settings: Settings, count: int):
 
 
 def _dispatch(pending: list, cfg, settings: Settings, state: ResumeState, summary: Summary, say) -> str:
-    from tqdm import tqdm
+    from demod_voice import progress
 
     for job in pending:
         _remove_stale_parts(job.output)
@@ -255,12 +255,12 @@ def _dispatch(pending: list, cfg, settings: Settings, state: ResumeState, summar
 
     def on_interrupt():
         stopping.setdefault("reason", "interrupted")
-        tqdm.write("interrupted: finishing the running job(s); press Ctrl-C again to stop now", file=sys.stderr)
+        bar.write("interrupted: finishing the running job(s); press Ctrl-C again to stop now", file=sys.stderr)
 
     inflight: dict[int, object] = {}
     backend = None
-    bar = tqdm(total=len(pending), unit="job", desc="batch", file=sys.stderr, disable=settings.quiet,
-               dynamic_ncols=True, smoothing=0.1)
+    # a bar on a terminal, one-line records in a log, nothing with -q (demod_voice.progress)
+    bar = progress.bar(len(pending), unit="job", desc="batch", quiet=settings.quiet, smoothing=0.1, delay=0)
     try:
         with _Interrupts(on_interrupt):
             backend = _make_backend(cfg, settings, len(pending))

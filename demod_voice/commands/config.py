@@ -29,10 +29,22 @@ def register(sub, common) -> None:
     p.set_defaults(func=lambda args, ctx: (p.print_help(), 0)[1])
 
 
+def _resolved(rows, cfg):
+    """Folders left unset show the folder they resolve to (not ``null``), marked as the default."""
+    from pathlib import Path
+
+    folders = {"paths.data_dir": cfg.data_dir, "paths.cache_dir": cfg.cache_dir,
+               "cache.dir": Path(cfg.cache_dir) / "audio",
+               "xtts.model_dir": Path(cfg.data_dir) / "models" / "xtts-v2",
+               "styletts2.model_dir": Path(cfg.data_dir) / "models" / "styletts2-libritts"}
+    return [(key, str(folders[key]), f"{source} (resolved)") if value is None and key in folders
+            else (key, value, source) for key, value, source in rows]
+
+
 def run_show(args, ctx) -> int:
     from demod_voice.config import render_effective
 
-    rows = render_effective(ctx.cfg)
+    rows = _resolved(render_effective(ctx.cfg), ctx.cfg)
     if args.json:
         print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2, default=str))
         return 0

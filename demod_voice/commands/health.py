@@ -17,7 +17,8 @@ def register(sub, common) -> None:
     p.add_argument("--deep", action="store_true",
                    help="also run every installed engine end to end on one word (Piper, XTTS, RVC; XTTS and RVC "
                         "use tiny random-weight models when none is installed); a failure reports 'broken' and "
-                        "makes health exit 1")
+                        "makes health exit 1; it also prints which engines passed parity with their reference "
+                        "implementations in this version")
     p.set_defaults(func=run)
 
 

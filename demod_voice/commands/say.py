@@ -7,6 +7,7 @@ server, a ``router.remotes`` entry -- is reachable from the command line.
 
 from __future__ import annotations
 
+import sys
 import time
 
 from demod_voice.arguments import add_format_argument, add_text_arguments, positive_float
@@ -23,6 +24,9 @@ def register(sub, common) -> None:
     p.add_argument("--engine", help="try this engine first (a registry engine or a router.remotes name)")
     p.add_argument("--tier", help="a quality tier of router.tiers (highest, high, medium, fast)")
     p.add_argument("--no-fallback", action="store_true", help="use only the first engine of the chain")
+    p.add_argument("--allow-other-voice", action="store_true", default=None,
+                   help="when a saved voice's engine cannot speak it, answer in another engine's voice instead of "
+                        "failing (config router.allow_other_voice)")
     p.add_argument("--language", help="language code for engines that take one")
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (1 = the voice's own)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file, or '-' for standard output (default: output.wav)")
@@ -43,9 +47,15 @@ def run(args, ctx) -> int:
     target = output.plan_target(args.output, args.format, False, cfg.get("output.format"))
     router = Router(cfg)
     request = TTSRequest(text=text, voice=args.voice, engine=args.engine, tier=args.tier, fallback=not args.no_fallback,
-                         speed=args.speed, language=args.language)
+                         speed=args.speed, language=args.language, allow_other_voice=args.allow_other_voice)
     started = time.perf_counter()
-    engine, chunks = router.run(router.plan(request))
+    plan = router.plan(request)
+    engine, chunks = router.run(plan)
+    speaker = next((c.speaker for c in plan.candidates if c.engine == engine), "")
+    if speaker:  # allowed, but never silent: the user asked for another voice
+        print(f"notice: voice '{plan.voice.name}' cannot be spoken now "
+              f"({'; '.join(f'{n}: {r}' for n, r, _ in plan.skipped) or 'its engine failed'}); "
+              f"spoke in {speaker} instead", file=sys.stderr)
     result = output.deliver(chunks, target)
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} with {engine} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, "

@@ -18,6 +18,11 @@ def register(sub, common) -> None:
                    help="seconds to let requests in flight finish on shutdown (default 30)")
     p.add_argument("--wyoming", metavar="URI",
                    help="also serve Wyoming (Home Assistant) on tcp://HOST:PORT or unix://PATH (wyoming.uri)")
+    p.add_argument("--allow-insecure-keys-file", action="store_true", default=None,
+                   help="accept a server.api_keys_file that other users can read (refused by default)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray Serve: one deployment per engine, one shared cache (docs/scale-out.md); ADDRESS "
+                        "local (start Ray here), auto or ray://host:port (default: ray_serve.address)")
     p.add_argument("--no-http", action="store_true", help="serve Wyoming only (needs --wyoming or wyoming.uri)")
     p.add_argument("--zeroconf", action="store_true", default=None,
                    help="advertise the Wyoming TCP listener over mDNS for Home Assistant discovery (wyoming.zeroconf)")
@@ -29,7 +34,8 @@ def run(args, ctx) -> int:
 
     for key, value in (("server.host", args.host), ("server.port", args.port),
                        ("server.cpu_workers", args.workers), ("server.preload", args.preload),
-                       ("wyoming.uri", args.wyoming), ("wyoming.zeroconf", args.zeroconf)):
+                       ("wyoming.uri", args.wyoming), ("wyoming.zeroconf", args.zeroconf),
+                       ("server.allow_insecure_keys_file", args.allow_insecure_keys_file)):
         if value is not None:
             ctx.flags[key] = value
     if args.no_cache:
@@ -45,6 +51,12 @@ def run(args, ctx) -> int:
     if cfg.get("wyoming.zeroconf") and not wyoming_uri:
         raise UsageError("--zeroconf advertises the Wyoming server, but none is configured",
                          hint="add --wyoming tcp://0.0.0.0:10200")
+    if args.ray is not None:
+        if wyoming_uri or args.no_http:
+            raise UsageError("--ray serves HTTP only", hint="run Wyoming from a separate 'serve --wyoming' process")
+        from demod_voice.server.ray_serve.run import serve_ray
+
+        return serve_ray(cfg, args.ray or cfg.get("ray_serve.address"), ctx)
     if wyoming_uri:
         from demod_voice.wyoming.server import parse_uri
 
@@ -84,14 +96,21 @@ def run(args, ctx) -> int:
     # uvicorn drains requests in flight on SIGTERM, then re-raises the signal with the previous handler:
     # a no-op handler makes a requested stop exit 0 (Ctrl-C still ends as "interrupted", 130).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    from demod_voice.server import connections
+
+    # every open connection, HTTP and Wyoming, counts against one bound below the descriptor limit
+    gate = connections.Gate(min(connections.descriptor_budget(),
+                                cfg.get("server.max_connections") + (cfg.get("wyoming.max_connections") if wyoming_uri else 0)))
+    app.state.service.gate = gate
     config = uvicorn.Config(app, log_level="warning" if not ctx.verbose else "info", access_log=ctx.verbose,
                             timeout_graceful_shutdown=args.graceful_timeout,
                             timeout_keep_alive=cfg.get("server.keep_alive_timeout_s"),
-                            limit_concurrency=cfg.get("server.max_connections"))
+                            limit_concurrency=cfg.get("server.max_connections"),
+                            http=connections.guarded_protocol(gate, cfg.get("server.header_timeout_s")))
     if wyoming_uri:
         asyncio.run(_serve_both(config, app, cfg, args.graceful_timeout, ctx, sock))
     else:
-        uvicorn.Server(config).run(sockets=[sock])
+        _quiet_server(uvicorn.Server)(config).run(sockets=[sock])
     stop_engines(app.state.service.active, args.graceful_timeout, ctx)
     return 0
 
@@ -104,7 +123,7 @@ async def _serve_both(config, app, cfg, grace: float, ctx, sock) -> None:
 
     wyoming = WyomingServer(app.state.service, cfg)
 
-    class Server(uvicorn.Server):
+    class Server(_quiet_server(uvicorn.Server)):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if not self.should_exit:
@@ -116,6 +135,21 @@ async def _serve_both(config, app, cfg, grace: float, ctx, sock) -> None:
             await super().shutdown(sockets)
 
     await Server(config).serve(sockets=[sock])
+
+
+def _quiet_server(base):
+    """uvicorn's Server, with accept failures (out of descriptors) logged at most once per interval."""
+
+    class Quiet(base):
+        async def startup(self, sockets=None) -> None:
+            import asyncio
+
+            from demod_voice.server import connections
+
+            connections.quiet_accept_errors(asyncio.get_running_loop())
+            await super().startup(sockets)
+
+    return Quiet
 
 
 def bind(host: str, port: int):

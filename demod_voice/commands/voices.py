@@ -136,6 +136,10 @@ def run_list(args, ctx) -> int:
     from demod_voice.catalog import list_voices
 
     voices = [v for v in list_voices(ctx.cfg) if v.source != "profile"]
+    if args.user != "local":  # another user's trained voices (the local user's are in the catalog)
+        from demod_voice.training import store
+
+        voices += store.entries(ctx.cfg, args.user)
     if args.engine:
         voices = [v for v in voices if v.engine == args.engine]
     profiles = _store(args, ctx).list()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,11 +162,11 @@ def _transcribe_missing(rows: list[Row], input_dir: Path, output_dir: Path, opts
     keys = {r.id: _source_key(r.audio_path) for r in wanted}
     missing = [r for r in wanted if cache.get(r.id, {}).get("source") != keys[r.id]]
     if missing:
-        from tqdm import tqdm
+        from demod_voice import progress
 
         model = transcribe.Transcriber(opts.whisper_model, opts.language)
         output_dir.mkdir(parents=True, exist_ok=True)
-        for row in tqdm(missing, desc="transcribing", unit="utt", file=sys.stderr, disable=opts.quiet):
+        for row in progress.iterate(missing, len(missing), desc="transcribing", unit="utt", quiet=opts.quiet):
             cache[row.id] = {"source": keys[row.id], "text": layouts.clean_text(model(row.audio_path))}
             transcribe.save_cache(output_dir, cache)
     for row in wanted:
@@ -187,12 +186,12 @@ def _source_key(path: Path) -> str:
 
 def _run_jobs(jobs: dict, settings, opts: Options, id_map: dict, desc: str) -> dict[str, dict]:
     """Run ``process.handle`` over ``jobs`` (in worker processes when ``opts.workers`` > 1)."""
-    from tqdm import tqdm
+    from demod_voice import progress
 
     results: dict[str, dict] = {}
     if not jobs:
         return results
-    bar = tqdm(total=len(jobs), desc=desc, unit="utt", file=sys.stderr, disable=opts.quiet)
+    bar = progress.bar(len(jobs), desc=desc, unit="utt", quiet=opts.quiet)
     try:
         if opts.workers == 1 or len(jobs) == 1:
             process.init_worker(settings.language, id_map)

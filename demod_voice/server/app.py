@@ -17,14 +17,14 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
 from demod_voice.errors import DemodError
-from demod_voice.server import middleware, security
+from demod_voice.server import middleware, openapi_doc, security
 from demod_voice.server.metrics import RequestCounter
-from demod_voice.server.routes import native, openai, ops, stt, voices
+from demod_voice.server.routes import native, openai, ops, stt, training, voices
 from demod_voice.server.schemas import error_body, status_for
 from demod_voice.server.service import Service
 
@@ -48,16 +48,22 @@ def _validation_param(loc) -> str | None:
     return ".".join(str(p) for p in loc) or None
 
 
-def create_app(cfg, preload: bool | None = None) -> FastAPI:
-    service = Service(cfg)
+def create_app(cfg, preload: bool | None = None, service: Service | None = None) -> FastAPI:
+    """The app around ``service`` (default: a ``Service(cfg)``; ``serve --ray`` passes its ``RayService``)."""
+    service = service or Service(cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        from demod_voice.synthesis.manager import MODELS
+
+        MODELS.configure(cfg)
+        MODELS.start_idle_unload(cfg.get("server.model_idle_unload_s"))  # the server only: 0 keeps models
         if cfg.get("server.preload") if preload is None else preload:
             import asyncio
 
             await asyncio.to_thread(service.preload)
         yield
+        MODELS.stop_idle_unload()
         service.close()
 
     # Swagger UI and ReDoc from the assets of the fastapi-offline package: /docs works offline.
@@ -105,7 +111,12 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
         if status == 404 and exc.detail == "Not Found":
             message = f"unknown URL: {request.method} {request.url.path}"
         elif status == 405:
+            allowed = openapi_doc.allowed_methods(request.app, request.url.path)
+            if allowed and request.method == "OPTIONS":  # what this path takes, from every route on it
+                return Response(status_code=204, headers={"Allow": ", ".join(allowed)})
             message = f"method {request.method} is not allowed on {request.url.path}"
+            if allowed:
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
         else:
             message = str(exc.detail)
         hint = "see /docs for the routes" if status in (404, 405) else None
@@ -118,8 +129,9 @@ def create_app(cfg, preload: bool | None = None) -> FastAPI:
 
     # Host, origin, auth and body limits are checked before FastAPI reads the body (pure ASGI).
     middleware.install(app, cfg, app.state.keys, app.state.counter)
-    for surface in (openai, stt, native, voices, ops):
+    for surface in (openai, stt, native, voices, training, ops):
         app.include_router(surface.router)
+    openapi_doc.install(app)
     return app
 
 

@@ -56,14 +56,37 @@ def render(service, requests: RequestCounter) -> bytes:
             for (engine, reason), n in list(service.router.audit.counts.items()):
                 events.add_metric([engine, reason], n)
             yield events
+            from demod_voice.synthesis.manager import MODELS
+
+            loaded = GaugeMetricFamily("demod_models_loaded", "models in memory", labels=["engine", "device"])
+            weight = GaugeMetricFamily("demod_model_bytes", "size of the models in memory", labels=["engine", "device"])
+            idle = GaugeMetricFamily("demod_model_idle_seconds", "time since a loaded model was last used",
+                                     labels=["engine", "model", "device"])
+            counts: dict = {}
+            for m in MODELS.status():
+                n, b = counts.get((m["engine"], m["device"]), (0, 0))
+                counts[(m["engine"], m["device"])] = (n + 1, b + m["bytes"])
+                idle.add_metric([m["engine"], m["model"], m["device"]], m["idle_s"])
+            for (engine, device), (n, b) in counts.items():
+                loaded.add_metric([engine, device], n)
+                weight.add_metric([engine, device], b)
+            yield loaded
+            yield weight
+            yield idle
+            yield CounterMetricFamily("demod_model_loads", "models loaded", value=MODELS.loads)
+            yield CounterMetricFamily("demod_model_unloads", "models unloaded (LRU, idle or asked)", value=MODELS.unloads)
             yield GaugeMetricFamily("demod_active_jobs", "synthesis jobs running", value=service.active)
             yield CounterMetricFamily("demod_synthesis_jobs", "synthesis jobs started", value=service.synth_count)
             if service.cache is not None:
                 st = service.cache.stats()
                 yield CounterMetricFamily("demod_cache_hits", "audio cache hits", value=st["hits"])
                 yield CounterMetricFamily("demod_cache_misses", "audio cache misses", value=st["misses"])
-                yield GaugeMetricFamily("demod_cache_entries", "audio cache entries", value=st["entries"])
-                yield GaugeMetricFamily("demod_cache_bytes", "audio cache size", value=st["bytes"])
+                yield GaugeMetricFamily("demod_cache_entries", "audio cache entries", value=st["entries"] or 0)
+                yield GaugeMetricFamily("demod_cache_bytes", "audio cache size", value=st["bytes"] or 0)
+            if hasattr(service, "deployment_counters"):  # serve --ray: per-deployment counters
+                from demod_voice.server.ray_serve.metrics import families
+
+                yield from families(service.deployment_counters())
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())

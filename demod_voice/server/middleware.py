@@ -34,7 +34,7 @@ from demod_voice.server.schemas import error_body
 from demod_voice.server.security import KeyRing, key_from_headers
 
 #: Paths anyone may fetch without a key: the page, health, metrics and the API docs.
-PUBLIC_PATHS = ("/", "/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+PUBLIC_PATHS = ("/", "/favicon.ico", "/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 PUBLIC_PREFIXES = ("/static-offline-docs/",)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")

@@ -31,7 +31,9 @@ from demod_voice.audio import Audio
 from demod_voice.errors import DemodError, EngineError, InputError, ModelNotFoundError, NotAvailableError
 from demod_voice.server.audit import AuditLog
 from demod_voice.server.stats import EngineStats, ema
+from demod_voice.server.voice_identity import OTHER_VOICE, keep_identity, voice_unavailable
 from demod_voice.synthesis import registry
+from demod_voice.synthesis.manager import MODELS
 from demod_voice.synthesis.requests import (  # noqa: F401 (re-exported: the names front ends import from here)
     CIRCUIT_OPEN,
     ENGINE_ERROR,
@@ -117,6 +119,9 @@ class Router:
         for candidate in dict.fromkeys([name, mapped]):
             if not catalog.looks_like_path(candidate) and store.exists(candidate):
                 return Voice(candidate, "profile", profile=store.get(candidate))
+        trained = self._trained(mapped, user)
+        if trained is not None:
+            return trained
         for provider in self.catalogs():
             for entry in provider.entries():
                 if entry.name == mapped:
@@ -125,11 +130,25 @@ class Router:
                                                                  "'demod-voice voices list'",
                                  param="voice", code="voice_not_found")
 
+    def _trained(self, name: str, user: str) -> Voice | None:
+        """The user's own trained voice ``name`` (training.store): only its user finds it."""
+        from demod_voice.training import store
+
+        path = store.find(self.cfg, user, name)
+        return Voice(name, "trained", path=path, engine="piper") if path is not None else None
+
     def voices(self, user: str) -> list[dict]:
         out = [{"id": p.name, "name": p.name, "engine": p.engine, "language": p.language, "source": "profile",
                 "reference": bool(p.reference)} for p in self.store(user).list()]
         out += [{"id": v.name, "name": v.name, "engine": provider.name, "language": v.language, "source": v.source}
                 for provider in self.catalogs() for v in provider.entries()]
+        from demod_voice.voices import DEFAULT_USER
+
+        if user != DEFAULT_USER:  # the local user's trained voices are in the catalog already
+            from demod_voice.training import store
+
+            out += [{"id": v.name, "name": v.name, "engine": "piper", "language": v.language, "source": "trained"}
+                    for v in store.entries(self.cfg, user)]
         out += [{"id": k, "name": k, "engine": "alias", "maps_to": v, "source": "voice_map"}
                 for k, v in self.voice_map().items()]
         return out
@@ -171,11 +190,14 @@ class Router:
                 candidates.append(candidate)
             except Fallback as exc:
                 skipped.append((name, exc.reason, exc.detail))
+        candidates = keep_identity(self, req, voice, candidates, skipped)
         plan = Route(req, voice, candidates, skipped)
         for name, reason, detail in skipped:
             self._fallback(plan, name, reason, detail)
         if not candidates:
             reasons = "; ".join(f"{n}: {r} ({d})" for n, r, d in skipped)
+            if any(r == OTHER_VOICE for _, r, _ in skipped):
+                raise voice_unavailable(voice, skipped)
             if not req.fallback and skipped and skipped[0][1] in (NOT_INSTALLED,):
                 raise NotAvailableError(f"engine {skipped[0][0]} cannot serve this request: {reasons}",
                                         hint="allow fallback, or install the engine")
@@ -309,16 +331,21 @@ class Router:
         return out
 
     def rvc_available(self) -> tuple[bool, str]:
-        ok, _ = registry.converter().available(self.cfg)
-        return (True, "") if ok else (False, NOT_INSTALLED)
+        converter = registry.converter()
+        ok, _ = converter.available(self.cfg)
+        if ok:
+            return True, ""
+        return False, NOT_INSTALLED if not converter.available(None)[0] else MODEL_MISSING
 
     def engines(self) -> dict:
         """Status and statistics per engine (``GET /api/engines``): the provider's status, then the counters."""
         out = {}
         for name, provider in [*self.providers.items(), (self.rvc.name, self.rvc)]:
             status = dict(provider.status())
-            extra = {k: v for k, v in status.items() if k != "installed"}
-            out[name] = {"installed": status.get("installed", False), **self.stats[name].to_dict(), **extra}
+            extra = {k: v for k, v in status.items() if k not in ("installed", "available")}
+            installed = status.get("installed", False)
+            out[name] = {"installed": installed, "available": bool(status.get("available", installed)),
+                         **self.stats[name].to_dict(), **extra, "loaded": MODELS.status(name)}
         return out
 
 

@@ -23,23 +23,27 @@ class SpeechBody(BaseModel):
     """``POST /v1/audio/speech`` (OpenAI)."""
 
     model: str = "tts-1"
-    input: str
+    input: str = Field(json_schema_extra={"minLength": 1})  # documented; checked by the service (its own message)
     voice: str | VoiceRef = "alloy"
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] | None = None
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] | None = None
+    allow_other_voice: bool | None = None
+    """Not OpenAI's: may another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
 
 
 class TTSBody(BaseModel):
     """``POST /api/tts`` (native)."""
 
-    text: str
+    text: str = Field(json_schema_extra={"minLength": 1})  # documented; checked by the service (its own message)
     voice: str = ""
     engine: str | None = Field(None, max_length=64)
     """An engine of the registry (checked by the router: unknown names are a 400 naming the known ones)."""
     tier: Literal["highest", "high", "medium", "fast"] | None = None
     fallback: bool = True
+    allow_other_voice: bool | None = None
+    """May another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
     format: Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "pcm"] = "wav"
     stream: bool = False
     speed: float | None = Field(None, ge=0.25, le=4.0)
@@ -52,7 +56,7 @@ class TTSBody(BaseModel):
 
 
 class VoiceBody(BaseModel):
-    name: str
+    name: str = Field(min_length=1)
     engine: str = Field("xtts", max_length=64)
     """A built-in TTS engine of the registry (checked by the voice store)."""
     language: str = "en"

@@ -23,8 +23,10 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from demod_voice.errors import ConfigError, InputError
 from demod_voice.paths import validate_name
@@ -124,6 +126,17 @@ class KeyRing:
         return user in self.admins
 
 
+def _check_private(path: Path, allowed: bool) -> None:
+    """Plain keys readable by the group or others are a startup error (``--allow-insecure-keys-file``)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # reading it names the problem
+    if mode & 0o077 and not allowed:
+        raise ConfigError(f"the API keys file {path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+                          "it holds plain keys", hint=f"chmod 600 {path} (or serve --allow-insecure-keys-file)")
+
+
 def load_keys(cfg, environ=None) -> KeyRing:
     """Build the key ring from ``server.api_keys``, ``server.api_keys_file`` and ``DEMOD_VOICE_API_KEYS``."""
     from demod_voice.config import load_yaml_file
@@ -137,6 +150,7 @@ def load_keys(cfg, environ=None) -> KeyRing:
             ring.entries.append((user, KeyHash.parse(value, f"server.api_keys.{user}")))
     key_file = cfg.get("server.api_keys_file")
     if key_file:
+        _check_private(Path(key_file), bool(cfg.get("server.allow_insecure_keys_file")))
         for key, user in load_yaml_file(key_file, "API keys file").items():
             ring.add_plain(_check_plain(key, key_file), _check_user(user, key_file))
     for item in filter(None, (part.strip() for part in environ.get(ENV_KEYS, "").split(","))):

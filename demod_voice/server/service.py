@@ -26,6 +26,7 @@ from demod_voice.cache import AudioCache, Claim, make_key
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Route, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
+from demod_voice.server.voice_identity import identity_headers
 from demod_voice.stt import SpeechToText
 from demod_voice.synthesis import chain
 
@@ -48,6 +49,10 @@ class Workers:
     def executor_for(self, device: str) -> concurrent.futures.ThreadPoolExecutor:
         if device == "cpu":
             return self.cpu
+        if device == "net":  # remote engines, GPT-SoVITS: waiting on another server never holds a CPU worker
+            from demod_voice import outbound
+
+            return outbound.pool()
         device = "cuda:0" if device == "gpu" else device
         with self._lock:
             if device not in self.devices:
@@ -97,9 +102,14 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
 
 
 
+def _too_slow(cfg) -> str:
+    return (f"no whole answer within {cfg.get('server.request_timeout_s'):g} s (server.request_timeout_s bounds "
+            "the whole answer: waiting in the queue, synthesis and streaming)")
+
+
 def _cached_headers(headers: dict) -> dict:
     """The headers a cache hit repeats (the others describe this request, not the audio)."""
-    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate")}
+    return {k: v for k, v in headers.items() if k in ("X-Engine", "X-Fallback", "X-Sample-Rate", "X-Voice")}
 
 
 @dataclass
@@ -133,6 +143,10 @@ class Service:
         self._lock = threading.Lock()
         self.stt = SpeechToText(cfg, self.store)
         """Speech-to-text (HTTP transcriptions and the Wyoming ASR program share it)."""
+        if cfg.get("router.remotes") or cfg.get("gpt_sovits.url") or cfg.get("gpt_sovits.install_dir"):
+            from demod_voice import outbound
+
+            threading.Thread(target=outbound.warm, name="outbound-warm", daemon=True).start()
 
     # -- what routes ask (routes call only the Service) --
     def voices(self, user: str) -> list[dict]:
@@ -149,11 +163,14 @@ class Service:
         return {**SETTINGS["server.model_map"].default, **(self.cfg.get("server.model_map") or {})}
 
     def models(self) -> list[str]:
-        """OpenAI model ids: the mapped names, the quality tiers, the engines, and ``whisper-1`` when a
-        speech-to-text model is installed."""
+        """OpenAI model ids: the mapped names, the quality tiers, the engines that can run now (packages and
+        weights in place), and ``whisper-1`` when a speech-to-text model is installed."""
+        from demod_voice.synthesis import registry
+
         stt = self.stt.status()
         speech_to_text = ["whisper-1"] if stt["installed"] and stt["model_installed"] else []
-        return list(dict.fromkeys([*self.model_map(), *TIERS, *self.router.providers, *speech_to_text]))
+        ready = [name for name in self.router.providers if registry.get(name, self.cfg).available(self.cfg)[0]]
+        return list(dict.fromkeys([*self.model_map(), *TIERS, *ready, *speech_to_text]))
 
     def model_choice(self, model: str) -> dict:
         """An OpenAI model name -> ``{"tier": ...}`` or ``{"engine": ...}`` (``server.model_map`` maps names)."""
@@ -179,9 +196,15 @@ class Service:
         (which may name another user's voice or files) for admins only."""
         engines = self.router.engines()
         if not admin:
-            engines = {name: {k: v for k, v in status.items() if k != "last_error"} for name, status in engines.items()}
+            # internal addresses (a remote's URL, GPT-SoVITS's server) are for admins too
+            engines = {name: {k: v for k, v in status.items() if k not in ("last_error", "remote", "server")}
+                       for name, status in engines.items()}
         events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
-        return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:]}
+        from demod_voice.synthesis.manager import MODELS
+
+        return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:],
+                "models": {"loaded": MODELS.status(), "max_loaded": MODELS.max_loaded,
+                           "idle_unload_s": MODELS.idle_unload_s, "loads": MODELS.loads, "unloads": MODELS.unloads}}
 
     # -- helpers --
     def check_text(self, text: str) -> str:
@@ -189,9 +212,10 @@ class Service:
 
         limit = self.cfg.get("server.max_text_chars")
         if len(text) > limit:
-            raise HTTPProblem(413, f"input text is {len(text)} characters; the limit is {limit}",
+            # 400 as OpenAI answers it (its SDK raises BadRequestError; it has no class for 413)
+            raise HTTPProblem(400, f"input text is {len(text)} characters; the limit is {limit}",
                               hint="split the text into several requests (server.max_text_chars)",
-                              code="string_above_max_length")
+                              param="input", code="string_above_max_length")
         if not normalize(text):
             raise InputError("input text is empty", hint="give the words to speak")
         return check_speakable(text, "input text")
@@ -222,10 +246,12 @@ class Service:
         arrived = time.monotonic()
         rvc = self.router.rvc.request(req.rvc) if req.rvc else None  # input errors before any engine runs
         fmt = audio_mod.format_for(None, fmt)
-        deadline = None  # each phase gets request_timeout_s, unless this request waited on another (below)
+        # one deadline for the whole answer: queue, synthesis, encoding and streaming, for a request that waited
+        # on another (de-duplication) as for any other
+        deadline = arrived + self.cfg.get("server.request_timeout_s")
         if timestamps or sse:
             return await self._speak_events(req, fmt, rvc, words=timestamps, sse=sse, client_gone=client_gone,
-                                            sample_rate=sample_rate)
+                                            sample_rate=sample_rate, deadline=deadline)
         stream = stream and fmt in STREAMABLE
         plan = await asyncio.to_thread(self.router.plan, req)
         headers = {"X-Voice": plan.voice.name}
@@ -237,20 +263,20 @@ class Service:
             # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
             rate = {"sample_rate": sample_rate} if sample_rate else {}
             key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **rate, **plan.cache_parts())
-            entry = self.cache.get(key)
+            # in a worker thread: a file read here, a handle call to the cache deployment under serve --ray
+            entry = await asyncio.to_thread(self.cache.get, key)
             if entry is None:
-                claim = self.cache.claim(key)
+                claim = await asyncio.to_thread(self.cache.claim, key)
                 if not claim.leader:
                     # a leader can stall (its client stopped reading): wait for it at most half the request's
                     # time, then compute without caching, as when the leader failed (entry None)
                     try:
                         entry = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(claim.future)),
-                                                       self.cfg.get("server.request_timeout_s") / 2)
+                                                       max(0.001, (deadline - time.monotonic()) / 2))
                     except TimeoutError:
                         # its own synthesis then gets what is left of its time: an answer or a 504 within
                         # request_timeout_s of its arrival, however the leader behaves
                         entry = None
-                        deadline = arrived + self.cfg.get("server.request_timeout_s")
                     claim = None
             if entry is not None:
                 return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
@@ -267,14 +293,14 @@ class Service:
         if engine != plan.candidates[0].engine:
             fell = [f"{c.engine}: failed" for c in plan.candidates if c.engine != engine][:1]
             headers["X-Fallback"] = ", ".join(filter(None, [headers.get("X-Fallback", ""), *fell]))
+        headers.update(identity_headers(plan, engine, headers))
         # cache only what the first choice produced: a fallback result must not outlive the failure
         store = engine == plan.candidates[0].engine
         if stream:
             first = None
             if fmt == "pcm":  # raw samples: the rate goes in a header, so wait for the first chunk to know it
                 try:
-                    first = await self._next(queue, deadline or time.monotonic() + self.cfg.get("server.request_timeout_s"),
-                                             client_gone, cancel)
+                    first = await self._next(queue, deadline, client_gone, cancel)
                 except BaseException:
                     cancel.set()
                     if claim:
@@ -305,18 +331,20 @@ class Service:
         return Result(media_type, headers, body=data)
 
     async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,
-                            client_gone=None, sample_rate: int | None = None) -> Result:
+                            client_gone=None, sample_rate: int | None = None, deadline: float | None = None) -> Result:
         """JSON with base64 audio and words, or SSE deltas (no audio cache: the answer is not a file)."""
         req.words = words
         plan = await asyncio.to_thread(self.router.plan, req)
-        engine, queue, cancel = await self._start(plan, rvc, client_gone)
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
+        engine, queue, cancel = await self._start(plan, rvc, client_gone, deadline=deadline)
         headers = {"X-Voice": plan.voice.name, "X-Engine": engine, "X-Cache": "off"}
+        headers.update(identity_headers(plan, engine, headers))
         if sse:
             return Result("text/event-stream", {**headers, "Cache-Control": "no-cache"},
-                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate),
+                          stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate, deadline),
                           send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
-            chunks = await self._collect(queue, client_gone)
+            chunks = await self._collect(queue, client_gone, deadline=deadline)
         finally:
             cancel.set()
         timeline = captions.Timeline()
@@ -333,9 +361,10 @@ class Service:
         return Result("application/json", headers, body=json.dumps(body).encode("utf-8"))
 
     async def _events(self, fmt: str, queue: asyncio.Queue, cancel: threading.Event, words: bool,
-                      input_chars: int, sample_rate: int | None = None) -> AsyncIterator[bytes]:
+                      input_chars: int, sample_rate: int | None = None,
+                      deadline: float | None = None) -> AsyncIterator[bytes]:
         """``speech.audio.delta`` events (audio bytes of one encoder, base64) then ``speech.audio.done``."""
-        deadline = time.monotonic() + self.cfg.get("server.request_timeout_s")
+        deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         encoder = streaming.StreamEncoder(fmt, sample_rate)
         timeline = captions.Timeline()
 
@@ -384,7 +413,7 @@ class Service:
         for index, cand in enumerate(plan.candidates):
             queue: asyncio.Queue = asyncio.Queue()
             cancel = threading.Event()
-            running, ready = self._submit(cand, queue, cancel, rvc)
+            running, ready = self._submit(cand, queue, cancel, rvc, deadline)
             try:
                 # waiting for the device is bounded by the request's deadline; the engine's own
                 # first-chunk timeout starts when it runs
@@ -394,8 +423,7 @@ class Service:
             except TimeoutError:
                 cancel.set()
                 if deadline - time.monotonic() <= 0.01:
-                    raise HTTPProblem(504, f"synthesis did not start within {self.cfg.get('server.request_timeout_s'):.0f} s",
-                                      hint="try again later or raise server.request_timeout_s") from None
+                    raise HTTPProblem(504, _too_slow(self.cfg), hint="try again later or raise server.request_timeout_s") from None
                 fallback = self.router.timed_out(cand, first_timeout)
             except Fallback as exc:
                 fallback = exc
@@ -406,9 +434,14 @@ class Service:
         raise self.router.all_failed(plan, failures)
 
     def _submit(self, cand: Candidate, queue: asyncio.Queue, cancel: threading.Event,
-                rvc) -> tuple[asyncio.Future, asyncio.Future]:
+                rvc, deadline: float | None = None) -> tuple[asyncio.Future, asyncio.Future]:
         """Queue one candidate on its device: (running, ready) futures; ``ready`` gives the engine name
-        once audio flows, ``running`` settles when the job leaves the queue."""
+        once audio flows, ``running`` settles when the job leaves the queue.
+
+        Calls to other servers made by the job end at the request's ``deadline`` or when ``cancel`` is set
+        (``outbound.scope``), so a stalled remote frees its worker and its locks with the request."""
+        from demod_voice import outbound
+
         loop = asyncio.get_running_loop()
         running: asyncio.Future = loop.create_future()
         ready: asyncio.Future = loop.create_future()
@@ -422,6 +455,10 @@ class Service:
                 fut.set_result(value)
 
         def job() -> None:
+            with outbound.scope(deadline, cancel):
+                run()
+
+        def run() -> None:
             started = False
             self._busy(+1)
             try:
@@ -455,8 +492,7 @@ class Service:
         try:
             item = await _watching(queue.get(), max(0.001, remaining), client_gone, cancel)
         except TimeoutError:
-            raise HTTPProblem(504, "synthesis took longer than server.request_timeout_s",
-                              hint="shorten the text or raise server.request_timeout_s") from None
+            raise HTTPProblem(504, _too_slow(self.cfg), hint="shorten the text or raise server.request_timeout_s") from None
         if isinstance(item, BaseException):
             raise item
         return item
@@ -474,21 +510,30 @@ class Service:
         """Encode the chunks as they come (``first``: one already taken from the queue)."""
         deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         sent: list[bytes] = []
-        finished = False
+        finished = complete = False
         # one encoder per response: the stream is one valid file
         encoder = streaming.StreamEncoder(fmt, sample_rate)
         try:
-            while (chunk := first or await self._next(queue, deadline)) is not None:
-                first = None
-                data = await asyncio.to_thread(encoder.write, chunk)
-                if data:
-                    sent.append(data)
-                    yield data
+            try:
+                while (chunk := first or await self._next(queue, deadline)) is not None:
+                    first = None
+                    data = await asyncio.to_thread(encoder.write, chunk)
+                    if data:
+                        sent.append(data)
+                        yield data
+                    if time.monotonic() > deadline:
+                        raise HTTPProblem(504, _too_slow(self.cfg))
+                complete = True
+            except HTTPProblem as exc:
+                if exc.status != 504:
+                    raise
+                # out of time after the status line went out: end the file cleanly (shorter), never cache it
+                _LOGGER.warning("a streamed answer was cut at server.request_timeout_s")
             data = await asyncio.to_thread(encoder.finish)
             if data:
                 sent.append(data)
                 yield data
-            finished = True
+            finished = complete
         finally:
             cancel.set()
             encoder.close()
@@ -527,7 +572,7 @@ class Service:
     def health(self) -> dict:
         return {"status": "ok", "active_jobs": self.active, "uptime_s": round(time.time() - self.started, 1),
                 "cache": self.cache.stats() if self.cache else None,
-                "engines": {name: {"installed": s["installed"], "circuit": s["circuit"]}
+                "engines": {name: {"installed": s["installed"], "available": s["available"], "circuit": s["circuit"]}
                             for name, s in self.router.engines().items()},
                 "stt": self.stt.status()}
 

@@ -64,6 +64,8 @@ class Request:
     """Convert the speech with this RVC voice afterwards."""
     words: bool = False
     """Attach word timings to the chunks (``Audio.words``): Piper's alignments, Whisper for XTTS."""
+    continued: bool = False
+    """Piper: the text continues an answer already begun, so its first sentence gets sentence_silence too."""
 
 
 def synthesize(engine: str, request: Request, cfg, device: str | None = None, plan: Any = None):

@@ -26,7 +26,9 @@ def run(engine: str, request, cfg, device: str | None = None, plan=None,
     server wrap the conversion with its statistics; by default it is the registry's converter (RVC).
     """
     from demod_voice.synthesis import registry
+    from demod_voice.synthesis.manager import MODELS
 
+    MODELS.configure(cfg)  # engines.max_loaded, for the CLI and batch as for the server
     rvc_adapter = registry.converter()
     tts = registry.get(engine, cfg)
     plan = plan if plan is not None else tts.options(request, cfg)

@@ -58,10 +58,18 @@ def module(name: str) -> ModuleType:
 
 
 def instances(cfg) -> dict[str, Any]:
-    """Engines made from the config by the families (empty without a config)."""
+    """Engines the config adds: plugin modules it names (``engines.modules``), then those the families make
+    (empty without a config)."""
     out: dict[str, Any] = {}
     if cfg is None:
         return out
+    for name, path in (cfg.get("engines.modules") or {}).items():
+        if name not in ENGINES:
+            try:
+                out[name] = importlib.import_module(str(path))
+            except ImportError as exc:
+                raise InputError(f"engine '{name}': cannot import {path} ({exc})",
+                                 hint="engines.modules maps a name to an importable plugin module") from None
     for family in FAMILIES.values():
         out.update(importlib.import_module(family).instances(cfg))
     return out

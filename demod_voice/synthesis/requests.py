@@ -78,6 +78,11 @@ class TTSRequest:
     """Attach word timings to the chunks (``Audio.words``)."""
     stream: bool = False
     """The engine's own streaming (XTTS ``inference_stream``), as ``xtts-zero-shot --stream``."""
+    continued: bool = False
+    """The text goes on an answer already begun (a streamed Wyoming flush after the first): sentence_silence
+    comes before its first sentence too, so a streamed answer equals the one-shot one."""
+    allow_other_voice: bool | None = None
+    """May another speaker answer when the voice's own engine cannot? None: ``router.allow_other_voice``."""
     origin: str = "http"
     """The front end the request came through. Each origin has circuit breakers of its own, so clients that
     need no key (Wyoming) cannot open a circuit for the authenticated HTTP users."""
@@ -108,6 +113,8 @@ class Candidate:
     start: Callable[[], Iterator[Audio]]
     origin: str = "http"
     """The request's front end (``TTSRequest.origin``): whose circuit breaker a failure counts against."""
+    speaker: str = ""
+    """Set when this engine would answer in another voice than the one asked for: the voice it speaks in."""
 
 
 @dataclass
@@ -123,4 +130,5 @@ class Route:
         r = self.request
         return {"chain": [(c.engine, c.version) for c in self.candidates], "voice": self.voice.tag,
                 "reference": self.voice.profile.reference_hash if self.voice.profile else "",
-                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream}
+                "speed": r.speed, "language": r.language, "params": r.params, "rvc": r.rvc, "engine_stream": r.stream,
+                **({"continued": True} if r.continued else {})}

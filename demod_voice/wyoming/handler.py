@@ -169,6 +169,14 @@ class Connection:
         self.audio_parts: list[bytes] = []
         self.audio_bytes = 0
         self.audio_error: str | None = None
+        self.handling = False
+        """An event is being answered now (a shutdown waits for it)."""
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for a new request: nothing being answered, no stream or transcription open (a shutdown
+        closes such a connection at once)."""
+        return not self.handling and self.streaming is None and self.audio_format is None
 
     async def write(self, event: Event) -> None:
         """Send one event; a client that takes none of it for ``wyoming.idle_timeout_s`` counts as gone."""
@@ -197,7 +205,12 @@ class Connection:
                     break
                 if event is None:
                     break
-                if not await self.handle(event):
+                self.handling = True
+                try:
+                    answered = await self.handle(event)
+                finally:
+                    self.handling = False
+                if not answered:
                     await self.drain_and_close()
                     break
         except (ConnectionError, BrokenPipeError) as exc:
@@ -282,7 +295,7 @@ class Connection:
 
     # --- speaking -----------------------------------------------------------------------------
 
-    def request(self, text: str, voice) -> TTSRequest:
+    def request(self, text: str, voice, continued: bool = False) -> TTSRequest:
         """A Wyoming voice (name, speaker, language) -> the same request HTTP would build."""
         name = (voice.name if voice else None) or ""
         rvc = None
@@ -298,6 +311,7 @@ class Connection:
             name = self.voice_for_language(voice.language)
         params = {"speaker": voice.speaker} if voice is not None and voice.speaker else {}
         return TTSRequest(text=text, voice=name, user=self.user, params=params, rvc=rvc, origin="wyoming",
+                          continued=continued,
                           language=voice.language if voice is not None and voice.language and not rvc else None)
 
     def voice_for_language(self, language: str) -> str:
@@ -315,7 +329,8 @@ class Connection:
 
     async def speak(self, text: str, voice) -> None:
         """Synthesise ``text`` and send its audio; audio-start only before the first audio of a response."""
-        rate, pcm = await speech.speak_pcm(self.service, self.request(text, voice))
+        # a later flush of a stream continues the answer begun: sentence_silence before it, as one-shot has
+        rate, pcm = await speech.speak_pcm(self.service, self.request(text, voice, continued=self.audio_rate is not None))
         if self.audio_rate is None:
             self.audio_rate = rate
             await self.write(AudioStart(rate=rate, width=2, channels=1).event())

@@ -30,11 +30,11 @@ _PIPER = Attribution(name="Piper (rhasspy)", url="https://github.com/OHF-Voice/p
 _WHISPER = Attribution(name="OpenAI Whisper / faster-whisper", url="https://github.com/SYSTRAN/faster-whisper")
 
 
-def _speakers(engine: str, path: str) -> list[TtsVoiceSpeaker] | None:
+def _speakers(engine: str, path: str, cfg) -> list[TtsVoiceSpeaker] | None:
     """The speakers of a catalog voice, when its engine can name them."""
     from demod_voice.synthesis import registry
 
-    names = getattr(registry.get(engine), "speaker_names", lambda path: None)(path)
+    names = getattr(registry.get(engine, cfg), "speaker_names", lambda path: None)(path)
     return [TtsVoiceSpeaker(name=n) for n in names] if names else None
 
 
@@ -70,7 +70,7 @@ def tts_voices(service, cfg) -> list[TtsVoice]:
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
-                       languages=languages[e.name], speakers=_speakers(e.engine, e.path)) for e in piper_entries]
+                       languages=languages[e.name], speakers=_speakers(e.engine, e.path, cfg)) for e in piper_entries]
     for profile in service.store(user).list():
         if not _profile_ready(profile, service, cfg):
             continue

@@ -80,6 +80,8 @@ class WyomingServer:
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task] = []
         self._tasks: set[asyncio.Task] = set()
+        self._connections: dict[asyncio.Task, object] = {}
+        """Each connection task's ``Connection``, so a shutdown can tell idle ones from requests in flight."""
         self._refusing = False
         self._zeroconf = None
 
@@ -130,7 +132,11 @@ class WyomingServer:
             if failing:
                 _LOGGER.warning("Wyoming accepts connections again")
                 delay, failing = _BACKOFF_MIN, False
-            if len(self._tasks) >= self.max_connections:
+            gate = getattr(self.service, "gate", None)  # HTTP and Wyoming together, below the descriptor limit
+            token = gate.enter(idle=False) if gate is not None else None
+            if len(self._tasks) >= self.max_connections or (gate is not None and token is None):
+                if gate is not None:
+                    gate.leave(token)
                 self._refuse(conn)
                 continue
             if self._refusing:
@@ -139,6 +145,8 @@ class WyomingServer:
             task = asyncio.create_task(self._serve(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if gate is not None:
+                task.add_done_callback(lambda _t, gate=gate, token=token: gate.leave(token))
 
     def _refuse(self, conn: socket.socket) -> None:
         """Over wyoming.max_connections: an error event if the socket takes it at once, then close."""
@@ -165,11 +173,16 @@ class WyomingServer:
             conn.close()
             _LOGGER.info("Wyoming connection lost before it started: %s", exc)
             return
+        connection = Connection(reader, writer, self.service, self.stt, self.cfg, self.budget)
+        task = asyncio.current_task()
+        self._connections[task] = connection
         try:
-            await Connection(reader, writer, self.service, self.stt, self.cfg, self.budget).run()
+            await connection.run()
         except Exception:  # a bug: one connection ends, the server and its log stay usable
             _LOGGER.exception("Wyoming connection failed")
             writer.close()
+        finally:
+            self._connections.pop(task, None)
 
     async def _advertise(self) -> None:
         if self.address.scheme != "tcp":
@@ -206,13 +219,31 @@ class WyomingServer:
             sock.close()
         self._listeners = []
         if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            await self._drain(grace)
         if self.address.scheme == "unix":
             Path(self.address.path).unlink(missing_ok=True)
+
+
+    async def _drain(self, grace: float) -> None:
+        """Close idle connections at once; wait up to ``grace`` for requests in flight, closing each
+        connection as soon as its request is answered; then cancel what is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        closing: set[asyncio.Task] = set()
+        while self._tasks:
+            for task in list(self._tasks - closing):
+                connection = self._connections.get(task)
+                if connection is None or connection.idle:
+                    task.cancel()  # once: its own cleanup (closing the socket) must be left to run
+                    closing.add(task)
+            if loop.time() >= deadline:
+                break
+            await asyncio.wait(set(self._tasks), timeout=0.1)
+        pending = set(self._tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def _tcp_listeners(host: str, port: int) -> list[socket.socket]:

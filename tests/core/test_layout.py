@@ -166,3 +166,13 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
                 if len(component) > 1:
                     out.append(sorted(component))
     return out
+
+
+def test_every_plugin_keeps_the_contract():
+    from demod_voice.synthesis import registry
+    from demod_voice.synthesis.contract import Converter, TextToSpeech
+
+    for name in registry.ENGINES:
+        plugin = registry.module(name)
+        expected = TextToSpeech if plugin.KIND == "tts" else Converter
+        assert isinstance(plugin, expected), (name, expected.__name__)

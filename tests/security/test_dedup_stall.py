@@ -54,8 +54,8 @@ def test_a_follower_of_a_stalled_leader_is_answered_within_the_timeout(tmp_path,
             assert first_byte < REQUEST_TIMEOUT_S, first_byte
             # the follower's own synthesis runs in what is left of its time: done (or 504) within the timeout
             assert whole < REQUEST_TIMEOUT_S + 2, whole
-            if status == 200:
-                assert size > 8_000_000
+            if status == 200:  # whole, or cut cleanly at the deadline (#35 item 3): a WAV header and audio
+                assert size > 44
             assert c.get("/health").status_code == 200
         # the stalled leader was cut off: its connection ends (EOF) before the whole answer arrived
         leader.settimeout(30)

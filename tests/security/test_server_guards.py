@@ -165,7 +165,8 @@ def test_cache_hits_are_scoped_per_user(alice, bob):
 def test_engine_audit_shows_only_the_callers_events(alice, bob, root):
     secret = f"secret{uuid.uuid4().hex[:6]}"
     assert alice.post("/api/voices", json={"name": secret, "engine": "xtts"}).status_code == 201
-    spoken = alice.post("/api/tts", json={"text": unique("Falls back to Piper."), "voice": secret})
+    spoken = alice.post("/api/tts", json={"text": unique("Falls back to Piper."), "voice": secret,
+                                          "allow_other_voice": True})  # another speaker only when asked (#34)
     assert spoken.status_code == 200 and "xtts" in spoken.headers["x-fallback"]
     mine = alice.get("/api/engines").json()
     assert any(e.get("voice") == secret for e in mine["fallbacks"])

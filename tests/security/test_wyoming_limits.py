@@ -411,7 +411,10 @@ def test_accept_out_of_descriptors_backs_off_quietly(tmp_path):
             sock.close()
         stop(proc)
     text = log.read_text()
-    assert during.count("cannot accept connections") == 1, during[-3000:]
+    # the open-connection bound (#35 item 4) keeps the server below its descriptor limit, so accept() rarely fails
+    # at all; a failure, or the refusal, is logged once
+    assert during.count("cannot accept connections") <= 1, during[-3000:]
+    assert during.count("refusing new ones") <= 2 and "Traceback" not in during, during[-3000:]
     assert len(text) < 20_000, text[-3000:]
 
 

@@ -28,8 +28,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(home: Path, config: str, extra_args: tuple = (), env_extra: dict | None = None
-                 ) -> tuple[subprocess.Popen, str]:
+def _nofile(limit: int):
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return apply
+
+
+def start_server(home: Path, config: str, extra_args: tuple = (), env_extra: dict | None = None,
+                 nofile: int | None = None) -> tuple[subprocess.Popen, str]:
+    """``nofile``: the server's descriptor limit (``ulimit -n``)."""
     for sub in ("config", "data", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     (home / "server.yaml").write_text(config)
@@ -43,7 +52,7 @@ def start_server(home: Path, config: str, extra_args: tuple = (), env_extra: dic
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "demod_voice", "serve", "--config", str(home / "server.yaml"),
                              "--port", str(port), *extra_args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=REPO)
+                            cwd=REPO, preexec_fn=_nofile(nofile) if nofile else None)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # a loaded 2-core machine needs a while to import and preload
     while time.monotonic() < deadline:

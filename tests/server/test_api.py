@@ -180,14 +180,18 @@ def test_samples_scores_and_reference(alice, alice_voice, tmp_path):
 
 def test_xtts_falls_back_to_piper(alice, alice_voice):
     before = engine_stats(alice)["xtts"]["fallbacks"]
+    # another speaker only when the request allows it (#34), and then said
+    refused = alice.post("/v1/audio/speech", json={"model": "tts-1-hd", "input": unique("Falling back."),
+                                                   "voice": alice_voice, "response_format": "wav"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "voice_unavailable"
     res = alice.post("/v1/audio/speech", json={"model": "tts-1-hd", "input": unique("Falling back."), "voice": alice_voice,
-                                               "response_format": "wav"})
+                                               "response_format": "wav", "allow_other_voice": True})
     assert res.status_code == 200
     assert res.headers["x-engine"] == "piper"
-    assert "xtts" in res.headers["x-fallback"]
+    assert "xtts" in res.headers["x-fallback"] and res.headers["x-voice"] != alice_voice
     assert decode(res.content, "wav").size > 5000
     engines = alice.get("/api/engines").json()
-    assert engines["engines"]["xtts"]["fallbacks"] == before + 1
+    assert engines["engines"]["xtts"]["fallbacks"] == before + 2
     event = engines["fallbacks"][-1]
     # which trigger depends on what ran before (a test alone has no reference chosen yet): all three fall back
     assert event["engine"] == "xtts" and event["reason"] in ("engine not installed", "model missing",
@@ -231,7 +235,7 @@ def test_concurrent_identical_requests_synthesise_once(server, alice):
 
 
 def test_reference_change_invalidates_cached_audio(server, alice, alice_voice):
-    body = {"text": unique("Invalidate me."), "voice": alice_voice, "format": "wav"}
+    body = {"text": unique("Invalidate me."), "voice": alice_voice, "format": "wav", "allow_other_voice": True}
     assert alice.post("/api/tts", json=body).headers["x-cache"] == "miss"
     assert alice.post("/api/tts", json=body).headers["x-cache"] == "hit"
     entries = httpx.get(server["url"] + "/health", headers={"Authorization": f"Bearer {KEYS['alice']}"}).json()["cache"]["entries"]
@@ -285,7 +289,8 @@ def test_piper_voice_must_be_a_name(bob):
 
 def test_limits_give_json_4xx(alice):
     long = alice.post("/v1/audio/speech", json={"model": "tts-1", "input": "a" * (MAX_TEXT + 1), "voice": "alloy"})
-    assert long.status_code == 413 and "limit is 3000" in long.json()["error"]["message"]
+    assert long.status_code == 400 and "limit is 3000" in long.json()["error"]["message"]
+    assert long.json()["error"]["code"] == "string_above_max_length" and long.json()["error"]["param"] == "input"
     empty = alice.post("/api/tts", json={"text": "   ", "voice": "alloy"})
     assert empty.status_code == 400 and "empty" in empty.json()["error"]["message"]
     alice.post("/api/voices", json={"name": "limits"})

@@ -117,13 +117,20 @@ def test_router_fallback_breaker_and_audit(cfg, speech_wav):
 
 
 def test_xtts_profile_without_reference_falls_back(cfg, speech_wav):
+    """A cloned voice is never answered by another speaker unasked (#34): the plan fails naming what is
+    missing; with allow_other_voice the Piper candidate is kept and marked with the voice it speaks in."""
+    from demod_voice.server.voice_identity import VoiceUnavailable
+
     store = VoiceStore(cfg.data_dir, "local")
     store.create("clone")
     router = Router(cfg)
-    plan = router.plan(TTSRequest("Hi.", voice="clone"))
-    assert [c.engine for c in plan.candidates] == ["piper"]
+    with pytest.raises(VoiceUnavailable) as err:
+        router.plan(TTSRequest("Hi.", voice="clone"))
+    assert "xtts: reference missing" in err.value.message and err.value.status == 400
+    plan = router.plan(TTSRequest("Hi.", voice="clone", allow_other_voice=True))
+    assert [c.engine for c in plan.candidates] == ["piper"] and plan.candidates[0].speaker == "en_US-joe-medium"
     assert plan.skipped[0][:2] == ("xtts", "reference missing")
     store.add_sample("clone", speech_wav)
     store.auto_reference("clone")
-    plan = router.plan(TTSRequest("Hi.", voice="clone"))
+    plan = router.plan(TTSRequest("Hi.", voice="clone", allow_other_voice=True))
     assert plan.skipped[0][0] == "xtts" and plan.skipped[0][1] in ("engine not installed", "model missing")

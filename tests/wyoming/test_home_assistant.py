@@ -265,3 +265,32 @@ def test_sentence_silence_goes_between_sentences_only(bare_server, text, gaps):
     assert http_frames(bare_server["http"], text, {}) * 2 == len(pcm)  # the config's silence over HTTP too
     samples = np.frombuffer(pcm, "<i2")
     assert not np.all(samples[-int(0.5 * 22050):] == 0)  # it ends in speech, not in the silence
+
+
+async def streamed_pcm(port: int, pieces: list[str]) -> bytes:
+    """Home Assistant's streaming TTS: synthesize-start, the text in chunks, synthesize-stop; the audio until
+    synthesize-stopped."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        voice = SynthesizeVoice(name=JOE)
+        await client.write_event(SynthesizeStart(voice=voice).event())
+        for piece in pieces:
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        await client.write_event(SynthesizeStop().event())
+        audio = b""
+        while True:
+            event = await asyncio.wait_for(client.read_event(), 300)
+            assert event is not None and not Error.is_type(event.type), event
+            if AudioChunk.is_type(event.type):
+                audio += AudioChunk.from_event(event).audio
+            if SynthesizeStopped.is_type(event.type):
+                return audio
+
+
+def test_streamed_sentence_silence_equals_one_shot(bare_server):
+    """#34: each flushed sentence of a stream continues the same answer, so sentence_silence goes between
+    them too: the streamed answer has exactly the one-shot answer's bytes (it had 44,100 fewer per gap)."""
+    text = "This is a test. This is another test."
+    one_shot = wyoming_pcm(bare_server["port"], text)
+    streamed = run(streamed_pcm(bare_server["port"], ["This is a test. ", "This is another ", "test."]))
+    assert len(streamed) == len(one_shot)
+    assert streamed == one_shot  # noise 0: the same samples

@@ -34,8 +34,15 @@ _TRANSCRIPTS_LOCK = threading.Lock()
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """Nothing to import here (it is a server); whether it answers is learnt per request (and by the breaker)."""
-    return True, ""
+    """Nothing to import here (it is a server); given a config, whether its api_v2 server answers now."""
+    if cfg is None:
+        return True, ""
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
+
+    url = gpt_sovits.server_url(cfg)
+    if gpt_sovits.answers(url, timeout=0.5):
+        return True, ""
+    return False, f"no api_v2 server answers at {url} ('demod-voice gpt-sovits start --install-dir DIR')"
 
 
 def health(cfg) -> tuple[bool, str, dict]:
@@ -110,7 +117,9 @@ def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | No
     call = gpt_sovits.TtsCall(text=text, text_lang=plan.language, ref_audio_path=str(plan.reference),
                               prompt_text=prompt, prompt_lang=plan.language, streaming_mode=plan.streaming,
                               gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights, **plan.values)
-    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"))
+    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"),
+                                   int(cfg.get("router.outbound_max_mb") * 1024 * 1024),
+                                   cfg.get("router.outbound_max_audio_s"))
     if request.words:
         from demod_voice import alignment
 
@@ -173,13 +182,14 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "cpu", start)
+        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
         url = gpt_sovits.server_url(self.cfg)
-        return {"installed": True, "server": url, "answers": gpt_sovits.answers(url, timeout=0.5)}
+        answers = gpt_sovits.answers(url, timeout=0.5)
+        return {"installed": True, "available": answers, "server": url, "answers": answers}
 
 
 def _sample_transcript(profile, sample_id: str) -> str:

@@ -14,6 +14,7 @@ made; without streaming the body is one WAV file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ import numpy as np
 
 from demod_voice.audio import Audio
 from demod_voice.errors import EngineError, InputError
+
+_LOGGER = logging.getLogger(__name__)
 
 #: api_v2's text languages (``tts_config.languages`` of v2 and later): a request's language maps onto these.
 LANGUAGES = ("zh", "en", "ja", "ko", "yue", "all_zh", "all_ja", "all_yue", "all_ko", "auto", "auto_yue")
@@ -58,6 +61,8 @@ class ServerState:
     port: int
     install_dir: str
     started: float
+    proc_start: int | None = None
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22): a reused PID differs."""
 
     @property
     def url(self) -> str:
@@ -65,26 +70,49 @@ class ServerState:
 
 
 def read_state(cfg) -> ServerState | None:
-    path = state_dir(cfg) / "api_v2.pid"
+    from demod_voice import private_files
+
     try:
-        data = json.loads(path.read_text())
-        return ServerState(int(data["pid"]), int(data["port"]), str(data["install_dir"]), float(data["started"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(private_files.read(state_dir(cfg) / "api_v2.pid", limit=4096))
+        start = data.get("proc_start")
+        return ServerState(int(data["pid"]), int(data["port"]), str(data["install_dir"]), float(data["started"]),
+                           int(start) if start is not None else None)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _proc_start(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot, or None without /proc."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19])
+    except (OSError, IndexError, ValueError):
         return None
 
 
 def _alive(state: ServerState) -> bool:
-    """The PID is ours: alive and running api_v2.py (a reused PID is not killed)."""
+    """The PID is the process ``start`` started, and it still runs.
+
+    All of these must match: its start time (a reused PID has another), ``api_v2.py`` with the recorded port on
+    its command line, and its working folder the recorded install dir. A look-alike process is never signalled.
+    """
     try:
         os.kill(state.pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
+    proc = Path(f"/proc/{state.pid}")
+    if not proc.is_dir():
+        return True  # no /proc (macOS): only the PID file can be trusted
     try:
-        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        zombie = Path(f"/proc/{state.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+        stat = (proc / "stat").read_text().rsplit(")", 1)[-1].split()
+        args = (proc / "cmdline").read_bytes().split(b"\0")
+        cwd = os.readlink(proc / "cwd")
     except (OSError, IndexError):
-        return True  # no /proc (macOS): trust the PID file
-    return b"api_v2.py" in cmdline and not zombie  # a zombie has exited; its parent has not collected it yet
+        return False
+    if stat[0] == "Z":  # a zombie has exited; its parent has not collected it yet
+        return False
+    port_given = any(a == b"-p" and b == str(state.port).encode() for a, b in zip(args, args[1:]))
+    return (state.proc_start is not None and int(stat[19]) == state.proc_start and b"api_v2.py" in args
+            and port_given and cwd == state.install_dir)
 
 
 def server_url(cfg) -> str:
@@ -166,18 +194,17 @@ def start(cfg, install_dir: Path, port: int, timeout: float) -> ServerState:
     with socket.socket() as sock:
         if sock.connect_ex(("127.0.0.1", port)) == 0:
             raise InputError(f"port {port} on 127.0.0.1 is already in use", hint="pass --port with a free port")
-    folder = state_dir(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
+    from demod_voice import private_files
+
+    folder = private_files.folder(state_dir(cfg))
     log_path = folder / "api_v2.log"
-    with open(log_path, "ab") as log:
+    with private_files.open_append(log_path) as log:
         proc = subprocess.Popen([python_for(install_dir, cfg.get("gpt_sovits.python")), "api_v2.py",
                                  "-a", "127.0.0.1", "-p", str(port), "-c", config],
                                 cwd=install_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    state = ServerState(proc.pid, port, str(install_dir), time.time())
-    from demod_voice.paths import atomic_write_bytes
-
-    atomic_write_bytes(folder / "api_v2.pid", json.dumps(state.__dict__).encode())
+    state = ServerState(proc.pid, port, str(install_dir), time.time(), _proc_start(proc.pid))
+    private_files.write(folder / "api_v2.pid", json.dumps(state.__dict__).encode())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -295,30 +322,48 @@ def _set_weights(client, url: str, call: TtsCall) -> None:
     _WEIGHTS[url] = wanted
 
 
-def synthesize(url: str, call: TtsCall, timeout: float) -> Iterator[Audio]:
-    """Audio from api_v2: one chunk (whole WAV), or chunks as they stream."""
+def synthesize(url: str, call: TtsCall, timeout: float, max_bytes: int = 64 << 20,
+               max_seconds: float = 600.0) -> Iterator[Audio]:
+    """Audio from api_v2: one chunk (whole WAV), or chunks as they stream.
+
+    Bounded like every outbound call (``outbound``): the whole exchange ends by ``timeout`` (or the request's
+    deadline), at most ``max_bytes`` are read and ``max_seconds`` of audio decoded; the per-server lock is
+    waited for only within the same deadline and released when the call ends."""
     httpx = _httpx()
 
-    from demod_voice import audio as audio_mod
+    from demod_voice import outbound
 
-    with _lock_for(url):
-        try:
-            with httpx.Client(timeout=timeout, trust_env=False) as client:
-                _set_weights(client, url, call)
-                with client.stream("POST", url + "/tts", json=call.body()) as response:
-                    if response.status_code != 200:
-                        response.read()
-                        raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code}): {_error(response)}",
-                                          hint="see the server log ('demod-voice gpt-sovits status' names it)")
-                    if not call.streaming_mode:
-                        yield audio_mod.read(response.read(), what="GPT-SoVITS audio")
-                        return
-                    yield from _pcm_chunks(response.iter_bytes())
-        except httpx.TimeoutException:
-            raise TimeoutError(f"GPT-SoVITS at {url} gave no answer within {timeout:.0f} s") from None
-        except httpx.HTTPError as exc:
-            raise EngineError(f"GPT-SoVITS server at {url} is not running ({exc})",
-                              hint="start it with 'demod-voice gpt-sovits start --install-dir DIR'") from None
+    lock = _lock_for(url)
+    started = time.monotonic()
+    if not lock.acquire(timeout=max(0.0, outbound._bounds(timeout)[0] - started)):
+        raise TimeoutError("GPT-SoVITS is busy with another request past this one's deadline")
+    try:
+        with outbound.client(timeout) as client:
+            _set_weights(client, url, call)
+            with client.stream("POST", url + "/tts", json=call.body()) as response:
+                if response.status_code != 200:
+                    detail = b"".join(outbound.body_pieces(response, 64 * 1024, "GPT-SoVITS"))
+                    _LOGGER.warning("GPT-SoVITS /tts at %s failed (HTTP %d): %s", url, response.status_code,
+                                    detail[:300].decode("utf-8", "replace"))
+                    raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code})",
+                                      hint="see the server log ('demod-voice gpt-sovits status' names it)")
+                pieces = outbound.body_pieces(response, max_bytes, "GPT-SoVITS audio")
+                if not call.streaming_mode:
+                    yield outbound.decode(b"".join(pieces), "GPT-SoVITS audio", max_seconds)
+                    return
+                decoded = 0.0
+                for chunk in _pcm_chunks(pieces):
+                    decoded += chunk.duration
+                    if decoded > max_seconds:
+                        raise EngineError(f"GPT-SoVITS streamed more than {max_seconds:g} s of audio; refused")
+                    yield chunk
+    except (httpx.TimeoutException, outbound.OutboundTimeout):
+        raise TimeoutError(f"GPT-SoVITS gave no whole answer within {timeout:.0f} s") from None
+    except httpx.HTTPError as exc:
+        raise EngineError(f"the GPT-SoVITS server is not running or not answering ({type(exc).__name__})",
+                          hint="start it with 'demod-voice gpt-sovits start --install-dir DIR'") from None
+    finally:
+        lock.release()
 
 
 def _pcm_chunks(pieces: Iterator[bytes]) -> Iterator[Audio]:

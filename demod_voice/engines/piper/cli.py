@@ -14,6 +14,7 @@ from demod_voice.arguments import (
     positive_float,
     setting_number,
 )
+from demod_voice.engines.piper import habits as piper_habits
 from demod_voice.engines.rvc.cli_options import add_chain_arguments, apply_aux_flags, check_chain_arguments
 from demod_voice.errors import UsageError
 
@@ -23,23 +24,27 @@ def register(sub, common) -> None:
         "piper-infer", parents=[common], help="synthesise speech with a Piper voice",
         description="Synthesise TEXT with a Piper voice (a .onnx path or a voice name from 'voices list'). "
                     "Without TEXT, the text is read from standard input when it is not a terminal.",
-        epilog="piper's own flags work too: -m/--model, -f/--output-file, --output-raw, --noise-w-scale, --cuda.",
+        epilog="piper-tts's own flags work too: -m/--model, -s/--speaker, -f/--output-file (-f - for WAV on standard "
+               "output), -d/--output-dir, -i/--input-file, -c, --output-raw, --length_scale, --noise_scale, "
+               "--noise_w_scale, --sentence_silence, --volume, --data-dir, --no-normalize, --json-input, --debug, "
+               "--cuda (underscore or dash spellings).",
     )
     p.add_argument("model", nargs="?", metavar="MODEL", help="Piper .onnx file or voice name, e.g. en_US-joe-medium")
     add_text_arguments(p)
     p.add_argument("-m", "--model", dest="model_flag", metavar="MODEL",
                    help="the voice as an option (piper's -m); then the first positional argument is TEXT")
-    p.add_argument("-o", "--output", "-f", "--output-file", dest="output", metavar="OUT",
+    p.add_argument("-o", "--output", "-f", "--output-file", "--output_file", dest="output", metavar="OUT",
                    help="output file, or '-' for standard output (default: output.wav)")
-    p.add_argument("--speaker", metavar="ID", help="speaker index or name (multi-speaker voices)")
+    p.add_argument("-s", "--speaker", metavar="ID",
+                   help="speaker index or name (multi-speaker voices; 0 on a one-speaker voice is its only speaker)")
     add_format_argument(p)
-    p.add_argument("--stream", "--output-raw", dest="stream", action="store_true",
+    p.add_argument("--stream", "--output-raw", "--output_raw", dest="stream", action="store_true",
                    help="write raw 16-bit mono PCM to standard output, sentence by sentence")
-    p.add_argument("--length-scale", type=setting_number("piper.length_scale"), metavar="X", help="phoneme length (>1 slower)")
+    p.add_argument("--length-scale", "--length_scale", type=setting_number("piper.length_scale"), metavar="X", help="phoneme length (>1 slower)")
     p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (the inverse of --length-scale)")
-    p.add_argument("--noise-scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
-    p.add_argument("--noise-w", "--noise-w-scale", dest="noise_w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
-    p.add_argument("--sentence-silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence between sentences")
+    p.add_argument("--noise-scale", "--noise_scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
+    p.add_argument("--noise-w", "--noise-w-scale", "--noise_w_scale", "--noise_w", dest="noise_w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
+    p.add_argument("--sentence-silence", "--sentence_silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence between sentences")
     p.add_argument("--volume", type=setting_number("piper.volume"), metavar="X", help="volume multiplier (default 1.0)")
     p.add_argument("--backend", choices=("onnxruntime", "tinygrad"),
                    help="what runs the voice: onnxruntime (default) or the experimental tinygrad backend")
@@ -47,6 +52,7 @@ def register(sub, common) -> None:
                    help="same as the global --gpu (piper's flag)")
     add_chain_arguments(p)
     add_captions_argument(p)
+    piper_habits.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -101,6 +107,9 @@ def run(args, ctx) -> int:
     check_chain_arguments(args)
     check_captions(args.captions)
     cfg = ctx.cfg
+    piper_habits.apply(args, ctx)
+    if piper_habits.per_line(args):
+        return _per_line(args, ctx, piper_habits.raw_lines(args))
     text = read_text(args)
     target = output.plan_target(args.output, args.format, args.stream, cfg.get("output.format"))
     request = request_from_args(args, text)
@@ -138,4 +147,28 @@ def run(args, ctx) -> int:
     if not target.to_stdout:
         ctx.say(f"wrote {target.path} ({result.duration:.1f} s of audio, {result.sample_rate} Hz, {target.fmt}) "
                 f"in {elapsed:.1f} s")
+    return 0
+
+
+def _per_line(args, ctx, text: str) -> int:
+    """piper's --output-dir / --json-input: each input line into its own file (lines that name no file, with
+    --json-input and -o, are spoken together into that one)."""
+    import copy
+
+    together = []
+    for line, speaker, out in piper_habits.line_jobs(args, text):
+        if out is None:
+            together.append(line)
+            continue
+        one = copy.copy(args)
+        one.text, one.text_file, one.speaker, one.output = line, None, speaker, out
+        one.output_dir, one.json_input, one.model_flag = None, False, None
+        run(one, ctx)
+        if ctx.quiet is False and getattr(args, "output_dir", None):
+            print(out)  # piper prints each file it writes
+    if together:
+        rest = copy.copy(args)
+        rest.text, rest.text_file, rest.output_dir, rest.json_input = "\n".join(together), None, None, False
+        rest.model_flag = None
+        run(rest, ctx)
     return 0

@@ -59,18 +59,41 @@ def register(sub, common) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate and report only; write nothing")
     p.add_argument("--strict", action="store_true",
                    help="any invalid row, or too little audio to train, is an error (exit 2) and no dataset is written")
-    p.add_argument("--trainer", choices=("both", "piper1", "legacy"), default="both",
+    p.add_argument("--trainer", choices=("both", "piper1", "legacy"), default=None,
                    help="which trainer's files to write: piper1 (metadata.csv), legacy (dataset.jsonl, needs torch) "
-                        "or both (default)")
+                        "or both (default where torch is installed, else piper1)")
     p.add_argument("--voice-config", metavar="JSON",
                    help="take the phoneme id map from this voice's .onnx.json (when fine-tuning that voice)")
     p.set_defaults(func=run)
+
+
+def _trainer(given: str | None, ctx) -> str:
+    """The layout to write: the legacy tensors need torch, so without it the default is piper1 (said once)."""
+    from demod_voice.needs import found
+
+    if given is None:
+        if found("torch"):
+            return "both"
+        ctx.say("notice: torch is not installed, so only the piper1 layout (metadata.csv + wavs/) is written; "
+                "pass --trainer legacy after installing torch for the legacy piper_train files")
+        return "piper1"
+    if given in ("both", "legacy") and not found("torch"):
+        from demod_voice.errors import NotAvailableError, install_hint
+
+        raise NotAvailableError(f"--trainer {given} writes the legacy piper_train tensors, which need torch "
+                                "(not installed)", hint="pass --trainer piper1, or " + install_hint("train"))
+    return given
 
 
 def run(args, ctx) -> int:
     from demod_voice.dataset import Options, prepare
 
     cfg = ctx.cfg
+    if args.transcribe:
+        from demod_voice.needs import require
+
+        require("stt", "--transcribe")  # packages before the Whisper model
+    trainer = _trainer(args.trainer, ctx)
     opts = Options(
         input_dir=Path(args.input_dir).expanduser(),
         output_dir=Path(args.output_dir).expanduser(),
@@ -85,7 +108,7 @@ def run(args, ctx) -> int:
         transcribe=args.transcribe,
         dry_run=args.dry_run,
         strict=args.strict,
-        trainer=args.trainer,
+        trainer=trainer,
         voice_config=Path(args.voice_config).expanduser() if args.voice_config else None,
         whisper_model=_whisper_folder(cfg) if args.transcribe else None,
         min_total_seconds=cfg.get("dataset.min_total_seconds"),

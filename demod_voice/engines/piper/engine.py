@@ -22,9 +22,6 @@ from demod_voice.errors import EngineError, InputError, NotAvailableError, missi
 
 _LOGGER = logging.getLogger(__name__)
 
-_CACHE: dict[tuple, PiperEngine] = {}
-_CACHE_LOCK = threading.Lock()
-
 
 @dataclass(frozen=True)
 class PiperOptions:
@@ -42,6 +39,8 @@ class PiperOptions:
     """Output volume multiplier."""
     sentence_silence: float = 0.0
     """Seconds of silence between sentences (none after the last)."""
+    normalize_audio: bool = True
+    """Scale each sentence to full loudness, as piper does unless ``--no-normalize``."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,8 @@ class PiperVoiceConfig:
         """Resolve a speaker name or index for voice ``voice``, with a clear error for bad ones."""
         if speaker is None or speaker == "":
             return None
+        if self.num_speakers <= 1 and str(speaker).strip() == "0":
+            return None  # as piper does: the only speaker of a one-speaker voice is speaker 0
         if self.num_speakers <= 1:
             raise InputError(f"voice {voice} has a single speaker; speaker '{speaker}' cannot be used",
                              hint="leave the speaker out")
@@ -152,15 +153,16 @@ def load(model_path: str | Path, device: str = "cpu", backend: str = "onnxruntim
         raise InputError(f"unknown Piper backend '{backend}'", hint=f"use one of: {', '.join(BACKENDS)}")
     if spinning not in SPINNING:
         raise InputError(f"unknown Piper spinning policy '{spinning}'", hint=f"use one of: {', '.join(SPINNING)}")
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.manager import MODELS
+
     model_path = Path(model_path).resolve()
-    key = ((str(model_path), device, threads, spinning) if backend == "onnxruntime"
-           else (str(model_path), device, backend))
-    with _CACHE_LOCK:
-        engine = _CACHE.get(key)
-        if engine is None:
-            module, _, cls = BACKENDS[backend].partition(":")
-            extra = {"threads": threads, "spinning": spinning} if backend == "onnxruntime" else {}
-            engine = _CACHE[key] = getattr(importlib.import_module(module), cls)(model_path, device, **extra)
+    identity = (file_identity(model_path), file_identity(config_path_for(model_path) or model_path))
+    key = ((*identity, device, threads, spinning) if backend == "onnxruntime" else (*identity, device, backend))
+    module, _, cls = BACKENDS[backend].partition(":")
+    extra = {"threads": threads, "spinning": spinning} if backend == "onnxruntime" else {}
+    engine = MODELS.get("piper", key, lambda: getattr(importlib.import_module(module), cls)(model_path, device, **extra),
+                        device=device, label=model_path.name, size=lambda e: e.nbytes)
     session = getattr(getattr(engine, "_voice", None), "session", None)
     if release_ids is not None and isinstance(session, _CpuSession):
         session.release_ids = int(release_ids)
@@ -393,6 +395,14 @@ class PiperEngine:
         self.voice_config = PiperVoiceConfig.read(self.config_path)
 
     @property
+    def nbytes(self) -> int:
+        """What the voice weighs: its network file (the session holds about that much, plus working memory)."""
+        try:
+            return self.model_path.stat().st_size
+        except OSError:
+            return 0
+
+    @property
     def sample_rate(self) -> int:
         return self.voice_config.sample_rate
 
@@ -413,6 +423,7 @@ class PiperEngine:
             noise_scale=options.noise_scale,
             noise_w_scale=options.noise_w,
             volume=options.volume,
+            normalize_audio=options.normalize_audio,
         )
 
     def synthesize(self, text: str, options: PiperOptions | None = None, words: bool = False,

@@ -27,7 +27,7 @@ from demod_voice.errors import InputError
 #: sentences too (each of bench/server.py's 163-character sentences became two runs).
 MAX_SPOKEN_CHARS = 300
 
-_RESOLVED: dict[tuple[str, int], Path] = {}
+_RESOLVED: dict[tuple[str, tuple[str, ...]], Path] = {}
 _RESOLVED_LOCK = threading.Lock()
 
 
@@ -44,7 +44,8 @@ def resolve_model(name: str, cfg) -> Path:
     """Voice name or path -> ``.onnx``, remembered per config (a batch of 10 000 lines scans once per voice)."""
     from demod_voice import catalog
 
-    key = (name, id(cfg))
+    # what the search depends on (the folders searched), never id(cfg): Python reuses ids after collection
+    key = (name, tuple(str(f) for f, _ in catalog.search_folders(cfg)))
     with _RESOLVED_LOCK:
         path = _RESOLVED.get(key)
     if path is None:
@@ -71,7 +72,8 @@ def options(request, cfg) -> PiperPlan:
     speaker = voice_config.speaker_id(request.speaker, model_path.stem)
     return PiperPlan(model_path, backend, PiperOptions(speaker_id=speaker, **{
         "length_scale": values["length_scale"], "noise_scale": values["noise_scale"], "noise_w": values["noise_w"],
-        "volume": values["volume"], "sentence_silence": values["sentence_silence"]}))
+        "volume": values["volume"], "sentence_silence": values["sentence_silence"],
+        "normalize_audio": bool(cfg.get("piper.normalize_audio"))}))
 
 
 def load_engine(model_path: Path, cfg, device: str | None, backend: str):
@@ -97,8 +99,9 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
     pieces = split_pieces(text_mod.require_text(request.text))
     engine = load_engine(plan.model_path, cfg, device or cfg.get("device"), plan.backend)
     produced = False
-    for piece in pieces:
-        for chunk in engine.synthesize(piece, plan.options, words=request.words, continued=produced):
+    for piece in pieces:  # a later part of one answer (request.continued): silence before its first sentence too
+        for chunk in engine.synthesize(piece, plan.options, words=request.words,
+                                       continued=produced or request.continued):
             produced = True
             yield chunk
     if not produced:
@@ -222,7 +225,8 @@ class Provider:
 
         p = req.params
         return Request(text=req.text, voice=str(model), speaker=p.get("speaker"), speed=req.speed,
-                       options={k: p[k] for k in OPTION_KEYS if p.get(k) is not None}, words=req.words)
+                       options={k: p[k] for k in OPTION_KEYS if p.get(k) is not None}, words=req.words,
+                       continued=getattr(req, "continued", False))
 
     def status(self) -> dict:
         return {"installed": available()[0]}

@@ -9,11 +9,13 @@ path: the server's cache (keyed by url, model and remote voice), the breaker, th
 A remote that cannot be reached, answers with an error or with audio that does not decode is the engine's
 failure (``EngineError``): the router falls back to the next engine and audits why.
 
-This is a *family* in the registry (``FAMILY = True``): one module, as many engines as the config names.
+This is a *family* in the registry (``_LOGGER = logging.getLogger(__name__)
+FAMILY = True``): one module, as many engines as the config names.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from demod_voice.audio import Audio
 from demod_voice.errors import ConfigError, EngineError, InputError
 from demod_voice.synthesis.jobs import Option
 
+_LOGGER = logging.getLogger(__name__)
 FAMILY = True
 KIND = "tts"
 FIELDS = {"url", "api_key_env", "model", "voice_map", "timeout_s", "sample_rate"}
@@ -102,6 +105,10 @@ class RemotePlan:
     settings: RemoteSettings
     voice: str
     speed: float | None
+    max_bytes: int = 64 << 20
+    """the largest answer read (``router.outbound_max_mb``)"""
+    max_seconds: float = 600.0
+    """the longest audio decoded (``router.outbound_max_audio_s``)"""
 
 
 class RemoteEngine:
@@ -137,7 +144,8 @@ class RemoteEngine:
         speed = request.options.get("speed", request.speed)
         speed = config_mod.check_option("xtts.speed", speed) if speed is not None else None
         voice = request.voice or cfg.get("piper.default_voice")
-        return RemotePlan(self.settings, self.remote_voice(voice), speed)
+        return RemotePlan(self.settings, self.remote_voice(voice), speed,
+                          int(cfg.get("router.outbound_max_mb") * 1024 * 1024), cfg.get("router.outbound_max_audio_s"))
 
     def key(self) -> str | None:
         name = self.settings.api_key_env
@@ -165,21 +173,26 @@ class RemoteEngine:
             body["speed"] = plan.speed
         key = self.key()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        where = f"remote engine '{self.NAME}' ({plan.settings.url})"
+        from demod_voice import outbound
+
+        where = f"remote engine '{self.NAME}'"  # the URL is an internal detail: audit and admins only
         try:
-            with httpx.Client(timeout=plan.settings.timeout_s, follow_redirects=False, trust_env=False) as client:
-                response = client.post(plan.settings.endpoint, json=body, headers=headers)
-        except httpx.TimeoutException:
-            raise TimeoutError(f"{where} gave no answer within {plan.settings.timeout_s:.0f} s") from None
+            response = outbound.request("POST", plan.settings.endpoint, what=where, timeout_s=plan.settings.timeout_s,
+                                        max_bytes=plan.max_bytes, json=body, headers=headers)
+        except outbound.OutboundTimeout:
+            raise TimeoutError(f"{where} gave no whole answer within its time") from None
+        except outbound.TooLarge:
+            raise EngineError(f"{where} sent an answer larger than the limit",
+                              hint="router.outbound_max_mb bounds what a remote may send") from None
         except httpx.HTTPError as exc:
-            raise EngineError(f"{where} cannot be reached: {exc}", hint="start it, or check router.remotes") from None
+            raise EngineError(f"{where} cannot be reached ({type(exc).__name__})",
+                              hint="start it, or check router.remotes") from None
         if response.status_code != 200:
-            raise EngineError(f"{where} answered HTTP {response.status_code}: {_error_text(response)}",
-                              hint="check the remote's voice, model and key")
-        try:
-            audio = audio_mod.read(response.content, what=f"audio from {where}")
-        except Exception as exc:  # any undecodable answer is the remote's fault
-            raise EngineError(f"{where} sent audio that does not decode: {exc}") from None
+            _LOGGER.warning("%s (%s) answered HTTP %d: %s", where, plan.settings.url, response.status_code,
+                            _error_text(response))
+            raise EngineError(f"{where} answered HTTP {response.status_code}",
+                              hint="check the remote's voice, model and key (its own message is in the server log)")
+        audio = outbound.decode(response.content, f"audio from {where}", plan.max_seconds)
         if plan.settings.sample_rate:
             audio = audio_mod.resample(audio, plan.settings.sample_rate)
         return audio
@@ -298,7 +311,7 @@ class RemoteProvider:
         def start() -> Iterator[Audio]:
             return chain.finite(self.engine.synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "cpu", start)
+        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         ok, why = self.engine.available(self.cfg)

@@ -27,9 +27,6 @@ AUX_FOLDER = ("models", "rvc-aux")
 HUBERT_FILE = "hubert_base.pt"
 RMVPE_FILE = "rmvpe.pt"
 
-_CACHE: dict[tuple, RvcEngine] = {}
-_AUX: dict[tuple, object] = {}
-_LOCK = threading.RLock()
 
 
 def aux_dir(cfg) -> Path:
@@ -63,18 +60,30 @@ def rmvpe_path(cfg) -> Path:
 
 def _aux(kind: str, path: Path, device: str):
     """HuBERT and RMVPE are shared by every voice in the process."""
-    key = (kind, str(Path(path).resolve()), device)
-    with _LOCK:
-        if key not in _AUX:
-            if kind == "hubert":
-                from demod_voice.engines.rvc import hubert
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.manager import MODELS
 
-                _AUX[key] = hubert.load(path, device)
-            else:
-                from demod_voice.engines.rvc import rmvpe
+    def load():
+        if kind == "hubert":
+            from demod_voice.engines.rvc import hubert
 
-                _AUX[key] = rmvpe.load(path, device)
-        return _AUX[key]
+            return hubert.load(path, device)
+        from demod_voice.engines.rvc import rmvpe
+
+        return rmvpe.load(path, device)
+
+    folder = Path(path)
+    files = sorted(folder.iterdir()) if folder.is_dir() else [folder]
+    key = (kind, str(folder.resolve()), tuple(file_identity(f) for f in files if f.is_file()), device)
+    return MODELS.get("rvc", key, load, device=device, label=f"{kind} {folder.name}", size=_torch_bytes)
+
+
+def _torch_bytes(model) -> int:
+    """Parameters and buffers of a torch module (0 for anything else)."""
+    try:
+        return sum(x.numel() * x.element_size() for x in [*model.parameters(), *model.buffers()])
+    except (AttributeError, TypeError):
+        return 0
 
 
 class RvcEngine:
@@ -102,8 +111,9 @@ class RvcEngine:
         half = self.device.startswith("cuda")
         self.synth = synthesizer.build(self.voice, self.device, half=half)
         self.hubert = _aux("hubert", hubert, self.device)
-        self.pipeline = pipeline.Pipeline(self.synth, self.hubert, self.voice.version, index, self.device)
         self.defaults = dict(defaults or {})
+        segmenting = pipeline.Segmenting.rvc(half, self.defaults.get("context_s"))
+        self.pipeline = pipeline.Pipeline(self.synth, self.hubert, self.voice.version, index, self.device, segmenting)
         self._lock = threading.Lock()
         _LOGGER.info("loaded RVC voice %s (%s, %s, %d Hz) on %s", self.model_path.name, self.voice.version,
                      "f0" if self.voice.f0 else "no f0", self.voice.sample_rate, self.device)
@@ -195,11 +205,19 @@ def load(model: str | Path, cfg, device: str = "cpu", *, index: str | Path | Non
         if cfg.get("rvc.rmvpe"):
             raise
         rmvpe = None
-    defaults = {k: cfg.get(f"rvc.{k}") for k in ("f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect")}
-    key = (str(model_path.resolve()), str(index_path.resolve()) if index_path else None, str(hubert.resolve()),
-           str(rmvpe.resolve()) if rmvpe else None, device, tuple(sorted(defaults.items())))
-    with _LOCK:
-        engine = _CACHE.get(key)
-        if engine is None:
-            engine = _CACHE[key] = RvcEngine(model_path, index_path, hubert, rmvpe, device, defaults)
-        return engine
+    defaults = {k: cfg.get(f"rvc.{k}") for k in ("f0_method", "index_rate", "filter_radius", "rms_mix_rate", "protect",
+                                                 "context_s")}
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.manager import MODELS
+
+    key = (file_identity(model_path), file_identity(index_path) if index_path else None, str(hubert.resolve()),
+           file_identity(rmvpe) if rmvpe else None, device, tuple(sorted(defaults.items())))
+    return MODELS.get("rvc", key, lambda: RvcEngine(model_path, index_path, hubert, rmvpe, device, defaults),
+                      device=device, label=model_path.name, size=lambda e: _file_size(e.model_path))
+
+
+def _file_size(path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except (OSError, TypeError):
+        return 0

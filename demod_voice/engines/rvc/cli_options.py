@@ -83,6 +83,9 @@ def rvc_request(args, prefix: str = "rvc-", model: str | None = None):
     voice = model if model is not None else getattr(args, "rvc", None)
     if not voice:
         return None
+    from demod_voice.needs import require
+
+    require("rvc", "RVC conversion")  # packages before weights
     given = {name: getattr(args, f"{p}{name}") for name in _OPTION_FLAGS}
     return RvcRequest(voice=voice, options={k: v for k, v in given.items() if v is not None},
                       index=getattr(args, f"{p}index"))

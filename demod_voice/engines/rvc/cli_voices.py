@@ -26,6 +26,9 @@ def register(sub, common) -> None:
 
 
 def run_add(args, ctx) -> int:
+    from demod_voice.needs import require
+
+    require("rvc", "registering an RVC voice")  # it reads the checkpoint with torch
     from demod_voice.engines.rvc import voices
 
     folder = voices.add(ctx.cfg, args.name, Path(args.model), Path(args.index) if args.index else None,

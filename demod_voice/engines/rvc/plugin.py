@@ -46,12 +46,16 @@ COMMANDS = ("demod_voice.engines.rvc.cli", "demod_voice.engines.rvc.cli_voices")
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """The RVC engine package is there (not imported)."""
-    import importlib.util
+    """Its packages importable (not imported) and, given a config, the HuBERT weights in place."""
+    from demod_voice.needs import engine_ready
 
-    if importlib.util.find_spec("demod_voice.engines.rvc") is None:
-        return False, "engine not installed"
-    return True, ""
+    return engine_ready("rvc", cfg, weights=_weights)
+
+
+def _weights(cfg) -> None:
+    from demod_voice.engines.rvc import hubert_path
+
+    hubert_path(cfg)
 
 
 class Provider:
@@ -90,7 +94,9 @@ class Provider:
                                     hint=install_hint("rvc")) from None
 
     def status(self) -> dict:
-        return {"installed": available()[0]}
+        from demod_voice.needs import engine_status
+
+        return engine_status("rvc", self.cfg, available)
 
 
 # --- batch jobs: ``input`` audio converted to the voice of an RVC ``model`` ---------------------------------

@@ -265,6 +265,9 @@ class HarmonicSource(nn.Module):
         self.l_linear = nn.Linear(1, 1)
 
     def forward(self, f0):  # f0: [B, T] in Hz at the frame rate
+        # RVC draws a random initial phase per harmonic and zeroes the fundamental's, the only one it uses:
+        # drawing it too keeps a seeded run's noise identical to RVC's.
+        torch.rand(f0.shape[0], 1, device=f0.device)
         f0_up = f0.repeat_interleave(self.upsample, dim=1)  # [B, N]
         phase = torch.cumsum(f0_up.double() / self.sample_rate, dim=1) % 1.0
         sine = torch.sin(2 * math.pi * phase).to(f0.dtype) * self.sine_amp

@@ -9,13 +9,9 @@ when a model loads.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from demod_voice.engines.styletts2.checkpoint import find
-
-_ENGINES: dict[tuple, object] = {}
-_LOCK = threading.Lock()
 
 
 def default_model_dir(cfg) -> Path:
@@ -35,11 +31,8 @@ def load(folder: Path, device: str = "cpu"):
     files = find(folder)
     stat = files.weights.stat()
     key = (str(files.weights.resolve()), stat.st_size, stat.st_mtime_ns, str(device))
-    with _LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = StyleTTS2Engine(files, device)
-            if len(_ENGINES) >= 4:
-                _ENGINES.clear()
-            _ENGINES[key] = engine
-    return engine
+    from demod_voice.synthesis.manager import MODELS
+
+    # at most 4 StyleTTS2 models at once (least recently used goes first), whatever engines.max_loaded says
+    return MODELS.get("styletts2", key, lambda: StyleTTS2Engine(files, device), device=str(device),
+                      label=files.weights.parent.name, size=stat.st_size, limit=4)

@@ -380,7 +380,9 @@ class HarmonicSource(nn.Module):
             sines = self._sines(f0, generator)
             voiced = (f0 > self.voiced_threshold).to(sines.dtype).unsqueeze(-1)
             amp = voiced * self.noise_std + (1 - voiced) * self.sine_amp / 3
-            noise = torch.randn(sines.shape, device=sines.device, dtype=sines.dtype, generator=generator)
+            # filled like the reference's randn_like: in the sines' own (harmonic-major) memory layout, so a
+            # seed gives the reference's noise
+            noise = torch.empty_like(sines).normal_(generator=generator)
             sines = sines * voiced + amp * noise
         return torch.tanh(self.l_linear(sines))  # (batch, samples, 1)
 

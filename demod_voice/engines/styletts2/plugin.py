@@ -178,10 +178,18 @@ def _has_module(name: str) -> bool:
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """torch, transformers and piper-tts (its espeak-ng) importable (not imported)."""
+    """torch, transformers and piper-tts (its espeak-ng) importable (not imported); given a config, its weights."""
     missing = [m for m in ("torch", "transformers", "piper") if not _has_module(m)]
     if missing:
         return False, f"{', '.join(missing)} not installed (the 'rvc' or 'xtts' extra, and 'piper')"
+    if cfg is not None:
+        from demod_voice.engines.styletts2 import resolve_model_dir
+        from demod_voice.errors import DemodError
+
+        try:
+            resolve_model_dir(cfg)
+        except DemodError as exc:
+            return False, f"weights missing: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
     return True, ""
 
 
@@ -190,7 +198,7 @@ def health(cfg) -> tuple[bool, str, dict]:
     from demod_voice.engines.styletts2 import resolve_model_dir
     from demod_voice.errors import DemodError
 
-    ok, why = available(cfg)
+    ok, why = available(None)
     if not ok:
         return False, why, {"installed": False}
     try:
@@ -254,8 +262,8 @@ class Provider:
         from demod_voice.engines.styletts2 import resolve_model_dir
         from demod_voice.errors import DemodError
 
-        ok, why = available(self.cfg)
-        status: dict = {"installed": ok}
+        ok, why = available(None)
+        status: dict = {"installed": ok, "available": available(self.cfg)[0] if ok else False}
         if not ok:
             status["problem"] = why
             return status

@@ -52,19 +52,29 @@ def _stored(module) -> dict:
     return state
 
 
-def build_tiny_styletts2(folder: Path, seed: int = 0) -> Path:
-    """Write the folder (config.yml, plbert/config.yml, epochs_2nd_00020.pth); returns it."""
+def build_tiny_styletts2(folder: Path, seed: int = 0, width: int = 24, asr_width: int = 8,
+                         reference_sizes: bool = False) -> Path:
+    """Write the folder (config.yml, plbert/config.yml, epochs_2nd_00020.pth); returns it.
+
+    ``width``/``asr_width``: the decoder's inner widths, which the official code fixes at 1024 and 64 (the
+    parity tests build those so the reference implementation can load the file). ``reference_sizes``: also
+    the sizes its decoder hard-codes (512 hidden and upsampling channels), so its code can run the file.
+    """
     import torch
 
     from demod_voice.engines.styletts2 import build
 
     folder = Path(folder)
+    params = MODEL_PARAMS
+    if reference_sizes:
+        params = {**MODEL_PARAMS, "hidden_dim": 512, "decoder": {**MODEL_PARAMS["decoder"], "upsample_initial_channel": 512}}
+        width, asr_width = 1024, 64
     (folder / "plbert").mkdir(parents=True, exist_ok=True)
-    (folder / "config.yml").write_text(yaml.safe_dump({"PLBERT_dir": "plbert", "model_params": MODEL_PARAMS,
+    (folder / "config.yml").write_text(yaml.safe_dump({"PLBERT_dir": "plbert", "model_params": params,
                                                        "preprocess_params": {"sr": 24000}}))
     (folder / "plbert" / "config.yml").write_text(yaml.safe_dump({"model_params": PLBERT}))
     torch.manual_seed(seed)
-    nets = build.networks(MODEL_PARAMS, PLBERT, width=24, asr_width=8)
+    nets = build.networks(params, PLBERT, width=width, asr_width=asr_width)
     with torch.no_grad():
         for module in nets.values():
             for name, param in module.named_parameters():

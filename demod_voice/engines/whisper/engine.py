@@ -222,10 +222,7 @@ def _segment(seg) -> Segment:
                                for w in (seg.words or ())))
 
 
-# --- the per-process cache ------------------------------------------------------------------
-
-_ENGINES: dict[tuple[str, str, str], WhisperEngine] = {}
-_LOAD_LOCK = threading.Lock()
+# --- loading: through the process's one model manager ---------------------------------------
 
 
 def load(path: Path | str, device: str = "cpu", compute_type: str = "default") -> WhisperEngine:
@@ -234,12 +231,20 @@ def load(path: Path | str, device: str = "cpu", compute_type: str = "default") -
     if not _is_model_folder(folder):
         raise ModelNotFoundError(f"Whisper model folder {folder} is not a CTranslate2 Whisper model",
                                  hint="it must hold " + ", ".join(REQUIRED_FILES))
-    key = (str(folder.resolve()), device, compute_type)
-    with _LOAD_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is None:
-            engine = _ENGINES[key] = WhisperEngine(folder, device, compute_type)
-    return engine
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.manager import MODELS
+
+    files = tuple(file_identity(folder / name) for name in REQUIRED_FILES)
+    key = (str(folder.resolve()), files, device, compute_type)
+    return MODELS.get("whisper", key, lambda: WhisperEngine(folder, device, compute_type), device=device,
+                      label=folder.name, size=sum(_size(folder / name) for name in REQUIRED_FILES))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def device_for(cfg) -> str:

@@ -424,6 +424,13 @@ class BatchScheduler:
         self._pending: collections.deque[DecodeJob] = collections.deque()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """End the loop once it is idle (the model is being unloaded); a later ``submit`` starts it again."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
 
     def configure(self, max_batch: int | None = None, window_ms: float | None = None) -> None:
         """Change the limits; the loop reads them at every step boundary."""
@@ -435,6 +442,7 @@ class BatchScheduler:
     def submit(self, job: DecodeJob) -> DecodeJob:
         with self._wake:
             self._pending.append(job)
+            self._closed = False
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="xtts-batch", daemon=True)
                 self._thread.start()
@@ -442,7 +450,7 @@ class BatchScheduler:
         return job
 
     # -- the loop -----------------------------------------------------------------------
-    def _take(self, busy: int) -> list[DecodeJob]:
+    def _take(self, busy: int) -> list[DecodeJob] | None:
         """Pending jobs that fit beside ``busy`` rows; when idle, block for the first and gather more within the window.
 
         The room is read after waiting, so a ``configure`` made meanwhile counts.
@@ -450,6 +458,9 @@ class BatchScheduler:
         with self._wake:
             if not busy:
                 while not self._pending:
+                    if self._closed:
+                        self._thread = None  # under the lock: a submit from now on starts a new loop
+                        return None
                     self._wake.wait()
                 deadline = time.monotonic() + self.window_s
                 while len(self._pending) < self.max_batch and (left := deadline - time.monotonic()) > 0:
@@ -468,6 +479,8 @@ class BatchScheduler:
         while True:
             rows = [r for r in rows if not r.job.cancelled]
             newcomers = self._take(len(rows))
+            if newcomers is None:  # closed while idle
+                return
             for job in newcomers:
                 try:
                     with self.lock, self.context(), torch.inference_mode():

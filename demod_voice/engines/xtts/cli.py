@@ -15,6 +15,7 @@ from demod_voice.arguments import (
     setting_number,
 )
 from demod_voice.engines.rvc.cli_options import add_chain_arguments, check_chain_arguments
+from demod_voice.engines.xtts import habits as coqui_habits
 from demod_voice.errors import UsageError
 
 
@@ -57,6 +58,7 @@ def register(sub, common) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the conditioning-latents cache")
     add_chain_arguments(p)
     add_captions_argument(p, " (Whisper aligns the text: set captions.whisper_model)")
+    coqui_habits.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -65,8 +67,11 @@ def run(args, ctx) -> int:
     from demod_voice import text as text_mod
     from demod_voice.engines.rvc.cli_options import apply_aux_flags, rvc_request
     from demod_voice.engines.xtts import plugin as xtts_adapter
+    from demod_voice.needs import require
     from demod_voice.synthesis import Request
 
+    coqui_habits.apply(args)
+    require("xtts", "XTTS")  # packages before weights
     references, text_arg = cloning_inputs(args)
     if args.save_voice and args.voice:
         raise UsageError("--save-voice saves a voice made from reference audio; --voice already names a saved one")

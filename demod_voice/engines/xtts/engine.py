@@ -28,7 +28,6 @@ from demod_voice.errors import EngineError, InputError, ModelNotFoundError, Usag
 
 _LOGGER = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, str, str], XttsEngine] = {}
 _CACHE_LOCK = threading.Lock()
 #: One lock per device: GPU (or CPU) work of concurrent requests never interleaves.
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
@@ -44,12 +43,14 @@ def load(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "fp
     ``cfg`` (a Config) applies ``xtts.max_batch``, ``xtts.batch_window_ms`` and ``xtts.prefix_cache_entries``
     to the model's decoding batch.
     """
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.manager import MODELS
+
     model_dir = Path(model_dir).resolve()
-    key = (str(model_dir), device, precision)
-    with _CACHE_LOCK:
-        engine = _CACHE.get(key)
-        if engine is None:
-            engine = _CACHE[key] = XttsEngine(model_dir, device, precision)
+    files = tuple(file_identity(f) for f in sorted(model_dir.iterdir()) if f.is_file()) if model_dir.is_dir() else ()
+    key = (str(model_dir), files, device, precision)
+    engine = MODELS.get("xtts", key, lambda: XttsEngine(model_dir, device, precision), device=device,
+                        label=model_dir.name, size=lambda e: e.nbytes)
     if cfg is not None:
         engine.configure_batching(cfg.get("xtts.max_batch"), cfg.get("xtts.batch_window_ms"),
                                   cfg.get("xtts.prefix_cache_entries"))
@@ -272,6 +273,19 @@ class XttsEngine:
         if self._scheduler is not None:
             self._scheduler.configure(*self._batching)
             self._scheduler.decoder.prefixes.resize(self._prefix_entries)  # applied by the loop's next prefill
+
+    @property
+    def nbytes(self) -> int:
+        """The model's parameters and buffers."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(x.numel() * x.element_size() for x in tensors)
+
+    def unload(self) -> None:
+        """Stop the decoding loop (its thread holds the model); a request still running restarts it."""
+        with _CACHE_LOCK:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.close()
 
     @property
     def scheduler(self):

@@ -188,10 +188,16 @@ def _has_module(name: str) -> bool:
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """coqui-tts importable (not imported)."""
-    if not _has_module("TTS"):
-        return False, "coqui-tts is not installed"
-    return True, ""
+    """Its packages importable (not imported) and, given a config, the XTTS-v2 weights in place."""
+    from demod_voice.needs import engine_ready
+
+    return engine_ready("xtts", cfg, weights=_weights)
+
+
+def _weights(cfg) -> None:
+    from demod_voice.engines.xtts.checkpoint import resolve_model_dir
+
+    resolve_model_dir(cfg)
 
 
 class Provider:
@@ -249,14 +255,12 @@ class Provider:
         return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
 
     def status(self) -> dict:
-        import importlib.util
-
         from demod_voice.errors import ModelNotFoundError
+        from demod_voice.needs import engine_status
         from demod_voice.synthesis.requests import Fallback
 
-        installed = importlib.util.find_spec("demod_voice.engines.xtts") is not None
-        status: dict = {"installed": installed}
-        if installed:
+        status = engine_status("xtts", self.cfg, available)
+        if status["installed"]:
             try:
                 status["model_dir"] = str(self.module().resolve_model_dir(self.cfg))
                 status["model"] = "present"

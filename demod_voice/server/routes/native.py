@@ -25,7 +25,8 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
         rvc = None
     req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
                      fallback=body.fallback, speed=body.speed, language=body.language,
-                     params=check_params(body.params), rvc=rvc, stream=body.stream)
+                     params=check_params(body.params), rvc=rvc, stream=body.stream,
+                     allow_other_voice=body.allow_other_voice)
     async with client_watch(request) as client_gone:
         result = await svc.speak(req, body.format, stream=body.stream, use_cache=body.cache, client_gone=client_gone,
                                  timestamps=body.timestamps, sse=body.timestamps and body.stream)

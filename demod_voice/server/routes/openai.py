@@ -20,7 +20,8 @@ async def speech(body: SpeechBody, request: Request, user: str = Depends(current
                  svc: Service = Depends(service)):
     voice = body.voice if isinstance(body.voice, str) else body.voice.id
     fmt = body.response_format or svc.cfg.get("server.default_format")
-    req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model))
+    req = TTSRequest(text=body.input, voice=voice, user=user, speed=body.speed, **svc.model_choice(body.model),
+                     allow_other_voice=body.allow_other_voice)
     async with client_watch(request) as client_gone:
         result = await svc.speak(req, fmt, stream=True, client_gone=client_gone, sse=body.stream_format == "sse",
                                  sample_rate=OPENAI_PCM_RATE if fmt == "pcm" else None)

@@ -33,7 +33,8 @@ async def health(request: Request, svc: Service = Depends(service)):
     return {**svc.health(), "version": __version__}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}})
 async def metrics(request: Request, svc: Service = Depends(service)):
     return Response(render(svc, request.app.state.counter), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -41,3 +42,12 @@ async def metrics(request: Request, svc: Service = Depends(service)):
 @router.get("/", include_in_schema=False)
 async def index():
     return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon():
+    """The page's icon (browsers ask for it on every load; a 404 is a console error)."""
+    from demod_voice.server.icon import ICON_SVG
+
+    return Response(ICON_SVG, media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=86400"})

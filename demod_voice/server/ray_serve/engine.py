@@ -1,0 +1,66 @@
+"""One Serve deployment per engine: the registry's engine, run in its replica, one sentence at a time.
+
+The ingress prepared the request already (voice resolved, options validated, cache key made) with the same
+provider; the replica prepares it again with its own provider -- cheap, and the replica then holds the
+engine, its model cache and its device -- and streams the chunks back as they are synthesised. Engines that
+keep per-voice state (``settings.MULTIPLEXED``) are multiplexed by voice, so a voice's requests go to the
+replica that already holds its latents or conversion model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ray import serve
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@serve.deployment
+class EngineDeployment:
+    """Runs one engine of the registry (``name``) for the ingress."""
+
+    def __init__(self, cfg, name: str):
+        from demod_voice.synthesis import registry
+
+        self.cfg = cfg
+        self.name = name
+        self.provider = registry.get(name, cfg).Provider(cfg, name)
+
+    @serve.multiplexed(max_num_models_per_replica=16)
+    async def _voice(self, voice_id: str) -> str:
+        # the engine's own caches hold the voice's state (latents, models); this records which replica has it
+        return voice_id
+
+    async def speak(self, request, voice):
+        """The chunks (``Audio``, one per sentence) of ``request`` spoken in ``voice``."""
+        import asyncio
+
+        voice_id = serve.get_multiplexed_model_id()
+        if voice_id:
+            await self._voice(voice_id)
+        candidate = self.provider.prepare(request, voice)
+        chunks = await asyncio.to_thread(lambda: iter(candidate.start()))
+        done = object()
+        try:
+            while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await asyncio.to_thread(close)
+
+    def status(self) -> dict:
+        """The provider's own status in this replica, plus where the replica runs."""
+        import ray
+
+        return {**self.provider.status(), "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def preload(self, voice: str) -> None:
+        preload = getattr(self.provider, "preload", None)
+        if preload is not None:
+            preload(voice)
