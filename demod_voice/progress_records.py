@@ -17,6 +17,8 @@ class Records:
     def __init__(self, total: int | None, *, desc: str, unit: str, every: float = 10.0, stream=None):
         self.total, self.n, self.desc, self.unit = total, 0, desc, unit
         self.postfix = ""
+        self.disable = False
+        """tqdm's flag, read by callers that print beside a bar (``models pull``): records are never disabled."""
         self.every = every
         self.stream = stream if stream is not None else sys.stderr
         self.started = time.monotonic()
