@@ -22,6 +22,7 @@ ERRORS = {
     422: "a value of the wrong type",
     429: "a quota or rate limit was reached",
     500: "an unexpected server error (see the server log)",
+    501: "a capability whose optional packages this server does not have (e.g. RVC without the 'rvc' extra)",
     502: "an upstream server (remote engine, GPT-SoVITS) answered badly",
     503: "no engine could serve the request (not installed, failing, circuit open), or the server is busy",
     504: "no whole answer within server.request_timeout_s (queue, synthesis and streaming)",
@@ -35,8 +36,13 @@ def _audio_content() -> dict:
     from demod_voice.audio import MEDIA_TYPES
 
     binary = {"schema": {"type": "string", "format": "binary"}}
-    kinds = dict.fromkeys([*MEDIA_TYPES.values(), "text/event-stream"])
-    return {**{kind: binary for kind in kinds}, "application/json": {"schema": {"type": "object"}}}
+    # Server-Sent Events are described one event at a time (OpenAPI 3.2's reading, which schemathesis checks):
+    # each ``data`` line is a JSON object (speech.audio.delta/done, or the audio and word events).
+    event = {"schema": {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}}}}
+    kinds = dict.fromkeys([*MEDIA_TYPES.values()])
+    return {**{kind: binary for kind in kinds}, "text/event-stream": event,
+            "application/json": {"schema": {"type": "object"}}}
 
 
 _ERROR_SCHEMA = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from demod_voice.config import PIPER_SYNTHESIS_KEYS, XTTS_SAMPLING_KEYS
 from demod_voice.errors import DemodError, EngineError, HTTPProblem, InputError, ModelNotFoundError, NotAvailableError
@@ -29,7 +29,7 @@ class SpeechBody(BaseModel):
     speed: float | None = Field(None, ge=0.25, le=4.0)
     instructions: str | None = None
     stream_format: Literal["audio", "sse"] | None = None
-    allow_other_voice: bool | None = None
+    allow_other_voice: StrictBool | None = None
     """Not OpenAI's: may another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
 
 
@@ -41,17 +41,17 @@ class TTSBody(BaseModel):
     engine: str | None = Field(None, max_length=64)
     """An engine of the registry (checked by the router: unknown names are a 400 naming the known ones)."""
     tier: Literal["highest", "high", "medium", "fast"] | None = None
-    fallback: bool = True
-    allow_other_voice: bool | None = None
+    fallback: StrictBool = True
+    allow_other_voice: StrictBool | None = None
     """May another speaker answer when the voice's own engine cannot (default router.allow_other_voice)."""
     format: Literal["wav", "flac", "ogg", "opus", "mp3", "aac", "pcm"] = "wav"
-    stream: bool = False
+    stream: StrictBool = False
     speed: float | None = Field(None, ge=0.25, le=4.0)
     language: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     rvc: dict[str, Any] | None = None
-    cache: bool = True
-    timestamps: bool = False
+    cache: StrictBool = True
+    timestamps: StrictBool = False
     """Answer JSON with the audio (base64) and word timings; with ``stream``, Server-Sent Events."""
 
 

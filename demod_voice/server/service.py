@@ -186,6 +186,21 @@ class Service:
     def rvc_available(self) -> bool:
         return self.router.rvc_available()[0]
 
+    def rvc_problem(self) -> DemodError | None:
+        """Why a conversion cannot run here (None when it can): RVC's packages missing (501, the extra to
+        install), or its shared weights (HuBERT) missing (503, the path and the command that fetches them)."""
+        from demod_voice.errors import NotAvailableError, install_hint
+        from demod_voice.synthesis import registry
+
+        converter = registry.converter()
+        if not converter.available(None)[0]:
+            return NotAvailableError("RVC is not installed", hint=install_hint("rvc"))
+        ok, why = converter.available(self.cfg)
+        if ok:
+            return None
+        return HTTPProblem(503, f"RVC cannot convert on this server: {why}", code="rvc_unavailable",
+                           hint="the server's operator sets rvc.hubert (demod-voice health names what is missing)")
+
     def skip_rvc(self, voice: str, user: str) -> None:
         """Audit a conversion skipped because RVC is not installed (the request allowed fallback)."""
         self.router.audit.record(engine=self.router.rvc.name, reason=self.router.rvc_available()[1], detail="conversion skipped",

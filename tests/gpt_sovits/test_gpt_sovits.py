@@ -164,7 +164,8 @@ def test_falls_back_to_piper_when_the_server_is_down(cfg, api, speech_wav, joe_v
     _profile(cfg, speech_wav, "hero", TRANSCRIPT)
     cfg.set("gpt_sovits.url", f"http://127.0.0.1:{_free_port()}", "test")
     router = Router(cfg)
-    engine, audio = synthesize(router, TTSRequest("The server is down.", voice="hero"))
+    # Piper is another speaker: it answers only because the request allows it (#34, voice identity).
+    engine, audio = synthesize(router, TTSRequest("The server is down.", voice="hero", allow_other_voice=True))
     assert engine == "piper" and audio.sample_rate == 22050
     event = router.audit.recent[-1]
     assert event["engine"] == "gpt-sovits" and event["reason"] == "engine error" and "is not running" in event["detail"]

@@ -238,7 +238,7 @@ class Provider:
         missing = [p.name for p in refs if not p.is_file()]
         if missing:
             raise Fallback(REFERENCE_MISSING, f"reference sample(s) {', '.join(missing)} of '{profile.name}' are gone")
-        ok, why = available(self.cfg)
+        ok, why = available(None)  # packages only: missing weights are "model missing", from options() below
         if not ok:
             raise Fallback(NOT_INSTALLED, why)
         p = req.params

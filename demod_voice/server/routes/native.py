@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from demod_voice.errors import InputError, NotAvailableError, install_hint
+from demod_voice.errors import InputError
 from demod_voice.server.routes import client_watch, current_user, is_admin, read_upload, respond, service
 from demod_voice.server.schemas import TTSBody, check_params
 from demod_voice.server.service import Service, TTSRequest
@@ -18,9 +18,10 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
     if body.rvc is not None and not body.rvc.get("voice"):
         raise InputError("rvc.voice is required when rvc is given", hint='e.g. "rvc": {"voice": "NAME", "pitch": 0}')
     rvc = body.rvc
-    if rvc is not None and not svc.rvc_available():
+    problem = svc.rvc_problem() if rvc is not None else None
+    if problem is not None:
         if not body.fallback:
-            raise NotAvailableError("RVC is not installed", hint="install the 'rvc' extra or set fallback")
+            raise problem
         svc.skip_rvc(voice=body.voice, user=user)
         rvc = None
     req = TTSRequest(text=body.text, voice=body.voice, user=user, engine=body.engine, tier=body.tier,
@@ -36,8 +37,9 @@ async def tts(body: TTSBody, request: Request, user: str = Depends(current_user)
 @router.post("/api/convert")
 async def convert(request: Request, file: UploadFile = File(...), voice: str = Form(...), pitch: float | None = Form(None),
                   format: str = Form("wav"), user: str = Depends(current_user), svc: Service = Depends(service)):
-    if not svc.rvc_available():
-        raise NotAvailableError("RVC is not installed", hint=install_hint("rvc"))
+    problem = svc.rvc_problem()
+    if problem is not None:
+        raise problem
     data = await read_upload(request, file)
     from demod_voice.audio import MEDIA_TYPES, format_for
 
