@@ -19,11 +19,11 @@ log=build/ci/pytest-slow-tier.log
 mkdir -p build/ci
 start=$(date +%s)
 # Its own cache directory off: the two processes would both write .pytest_cache.
-"$PY" -m pytest -p no:cacheprovider "${tier[@]}" >"$log" 2>&1 &
+"$PY" -m pytest -p no:cacheprovider --durations=15 "${tier[@]}" >"$log" 2>&1 &
 slow=$!
 deselect=()
 for id in "${tier[@]}"; do deselect+=(--deselect "$id"); done
-"$PY" -m pytest "${deselect[@]}"
+"$PY" -m pytest --durations=40 "${deselect[@]}"
 rest_rc=$?
 echo "== make test: the rest took $(( $(date +%s) - start )) s; waiting for the slow tier (${#tier[@]} entries)"
 wait "$slow"

@@ -147,6 +147,9 @@ def follow(job, ctx, cfg) -> int:
     proc = jobs.start(job)
     spec = job.spec()
     bar = progress.bar(spec.max_steps, desc=f"training {spec.voice}", unit="step", delay=0)
+    if not _is_bar(bar):  # off a terminal the step records below (training.progress_every_s) are the progress
+        bar.close()
+        bar = None
     every = cfg.get("training.progress_every_s")
     seen, last_line, interrupted = 0, 0.0, False
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -168,9 +171,10 @@ def follow(job, ctx, cfg) -> int:
                     jobs.cancel(job)
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        if bar is not None:
+            bar.close()
     steps = [r for r in job.records() if "step" in r and "event" not in r]
-    if steps and bar.disable and last_line == 0.0:
+    if steps and bar is None and last_line == 0.0:
         _show(steps[-1], None, ctx, 0, 0.0, final=True)  # a run shorter than one record interval
     status = job.status()
     state = status.get("status")
@@ -188,11 +192,18 @@ def follow(job, ctx, cfg) -> int:
     raise EngineError(error, hint=status.get("hint") or f"see {job.folder / 'log.txt'}")
 
 
+def _is_bar(bar) -> bool:
+    """A tqdm bar being drawn on a terminal (not ``-q``, not the one-line records used off a terminal)."""
+    from tqdm import tqdm
+
+    return isinstance(bar, tqdm) and not bar.disable
+
+
 def _show(entry: dict, bar, ctx, every: float, last_line: float, final: bool) -> float:
     """One progress record: the bar on a terminal, else a line every ``every`` seconds (events always)."""
     if entry.get("event") == "resume":
         ctx.say(f"resuming from step {entry['step']}")
-        if bar is not None and not bar.disable:
+        if bar is not None:
             bar.n = entry["step"]
         return last_line
     if entry.get("event") == "warmstart":
@@ -206,7 +217,7 @@ def _show(entry: dict, bar, ctx, every: float, last_line: float, final: bool) ->
         return last_line
     loss = f"{entry['loss']:.4g}" if isinstance(entry.get("loss"), (int, float)) else "nan"
     eta = entry.get("eta_s")
-    if bar is not None and not bar.disable:
+    if bar is not None:
         bar.n = entry["step"]
         bar.set_postfix_str(f"epoch {entry['epoch']} loss {loss}" + (f" eta {_span(eta)}" if eta is not None else ""),
                             refresh=True)
