@@ -167,7 +167,7 @@ SCHEMA: dict[str, Any] = {
                                    "of memory)", min=1, max=1024),
         "checkpoint_every": S("int", 500, "training steps between checkpoints (last.ckpt; Ctrl-C and cancel also "
                                           "save one)", min=1),
-        "progress_every_s": S("float", 30.0, "seconds between the one-line progress records off a terminal",
+        "progress_every_s": S("float", 10.0, "seconds between the one-line progress records off a terminal",
                               min=0.0, max=86400.0),
         "accelerator": S("str", "auto", "where 'train piper' runs: auto (a GPU when there is one), cpu or gpu",
                          choices=("auto", "cpu", "gpu")),
