@@ -42,6 +42,10 @@ class Word:
     def shifted(self, offset: float) -> Word:
         return Word(self.word, round(self.start + offset, 3), round(self.end + offset, 3))
 
+    def scaled(self, factor: float) -> Word:
+        """The same word on audio stretched by ``factor`` (a playback-rate change)."""
+        return Word(self.word, round(self.start * factor, 3), round(self.end * factor, 3))
+
     def to_dict(self) -> dict:
         return asdict(self)
 

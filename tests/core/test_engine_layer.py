@@ -71,7 +71,8 @@ def test_piper_options_are_validated_before_any_engine_loads(joe_voice):
 
     cfg = cfg_with({"piper": {"length_scale": 1.2}})
     plan = piper.options(Request(text="x", voice=str(joe_voice), speed=2.0), cfg)
-    assert plan.options.length_scale == pytest.approx(0.6)
+    # speed is a playback rate (the engine time-stretches); the length scale stays the configured one
+    assert plan.options.length_scale == pytest.approx(1.2) and plan.options.tempo == pytest.approx(2.0)
     assert plan.backend == "onnxruntime"
     with pytest.raises(InputError, match="single speaker"):
         piper.options(Request(text="x", voice=str(joe_voice), speaker="3"), cfg)

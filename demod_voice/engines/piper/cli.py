@@ -40,8 +40,8 @@ def register(sub, common) -> None:
     add_format_argument(p)
     p.add_argument("--stream", "--output-raw", "--output_raw", dest="stream", action="store_true",
                    help="write raw 16-bit mono PCM to standard output, sentence by sentence")
-    p.add_argument("--length-scale", "--length_scale", type=setting_number("piper.length_scale"), metavar="X", help="phoneme length (>1 slower)")
-    p.add_argument("--speed", type=positive_float, metavar="X", help="speaking rate (the inverse of --length-scale)")
+    p.add_argument("--length-scale", "--length_scale", type=setting_number("piper.length_scale"), metavar="X", help="piper's phoneme length (>1 slower; the model does not follow it linearly)")
+    p.add_argument("--speed", type=positive_float, metavar="X", help="playback rate, pitch kept (2 = twice as fast, exactly; the speech is time-stretched)")
     p.add_argument("--noise-scale", "--noise_scale", type=setting_number("piper.noise_scale"), metavar="X", help="generator noise (0 = deterministic)")
     p.add_argument("--noise-w", "--noise-w-scale", "--noise_w_scale", "--noise_w", dest="noise_w", type=setting_number("piper.noise_w"), metavar="X", help="phoneme width noise (0 = deterministic)")
     p.add_argument("--sentence-silence", "--sentence_silence", type=setting_number("piper.sentence_silence"), metavar="SEC", help="silence between sentences")
@@ -89,8 +89,6 @@ def request_from_args(args, text: str):
     from demod_voice.engines.rvc.cli_options import rvc_request
     from demod_voice.synthesis import Request
 
-    if args.speed is not None and args.length_scale is not None:
-        raise UsageError("--speed and --length-scale set the same thing; give only one")
     given = {"length_scale": args.length_scale, "noise_scale": args.noise_scale, "noise_w": args.noise_w,
              "sentence_silence": args.sentence_silence, "volume": args.volume}
     return Request(text=text, voice=args.model, speaker=args.speaker, speed=args.speed, backend=args.backend,

@@ -19,6 +19,7 @@ import numpy as np
 
 from demod_voice.audio import Audio
 from demod_voice.errors import EngineError, InputError, NotAvailableError, missing_extra
+from demod_voice.tempo import stretch
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class PiperOptions:
     """Seconds of silence between sentences (none after the last)."""
     normalize_audio: bool = True
     """Scale each sentence to full loudness, as piper does unless ``--no-normalize``."""
+    tempo: float = 1.0
+    """Playback rate (the request's ``speed``): each sentence is time-stretched to ``1 / tempo`` of its
+    length, pitch kept (``demod_voice.tempo``), because the model does not follow ``length_scale`` linearly."""
 
 
 @dataclass(frozen=True)
@@ -455,6 +459,8 @@ class PiperEngine:
             for index, chunk in enumerate(self._voice.synthesize(text, syn_config=syn_config,
                                                                  include_alignments=mapper is not None)):
                 samples = chunk.audio_float_array
+                if options.tempo != 1.0:
+                    samples = stretch(samples, options.tempo, chunk.sample_rate)
                 lead = len(silence) if index or continued else 0
                 if lead:
                     samples = np.concatenate([silence, samples])
@@ -464,6 +470,8 @@ class PiperEngine:
 
                     spans = phoneme_word_spans(chunk.phoneme_alignments or (), chunk.sample_rate)
                     timings = mapper.take(spans, last=index + 1 >= sentences)
+                    if options.tempo != 1.0:
+                        timings = [w.scaled(1.0 / options.tempo) for w in timings]
                     if lead:
                         timings = [w.shifted(lead / chunk.sample_rate) for w in timings]
                 yield Audio(samples, chunk.sample_rate, words=timings)

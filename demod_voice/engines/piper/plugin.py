@@ -65,15 +65,16 @@ def options(request, cfg) -> PiperPlan:
     voice_config = PiperVoiceConfig.read(check_voice_files(model_path))
     values = config_mod.section_options("piper", config_mod.PIPER_SYNTHESIS_KEYS, request.options, cfg)
     backend = config_mod.check_option("piper.backend", request.backend) if request.backend else cfg.get("piper.backend")
+    # speed is a playback rate: Piper speaks at its length scale and the engine time-stretches (tempo.py),
+    # since the model's durations do not follow length_scale linearly (0.5 gave 1.64x on the Joe voice)
+    tempo = 1.0
     if request.speed is not None:
-        speed = config_mod.check_option("xtts.speed", request.speed, "request")  # the one speed range
-        length = values["length_scale"] if values["length_scale"] is not None else voice_config.length_scale
-        values["length_scale"] = config_mod.check_option("piper.length_scale", length / speed, "request")
+        tempo = float(config_mod.check_option("xtts.speed", request.speed, "request"))  # the one speed range
     speaker = voice_config.speaker_id(request.speaker, model_path.stem)
     return PiperPlan(model_path, backend, PiperOptions(speaker_id=speaker, **{
         "length_scale": values["length_scale"], "noise_scale": values["noise_scale"], "noise_w": values["noise_w"],
         "volume": values["volume"], "sentence_silence": values["sentence_silence"],
-        "normalize_audio": bool(cfg.get("piper.normalize_audio"))}))
+        "normalize_audio": bool(cfg.get("piper.normalize_audio")), "tempo": tempo}))
 
 
 def load_engine(model_path: Path, cfg, device: str | None, backend: str):
@@ -123,7 +124,7 @@ NAME = "piper"
 KIND = "tts"
 SECTION = "piper"
 OPTION_KEYS = config_mod.PIPER_SYNTHESIS_KEYS
-MODELS: tuple[str, ...] = ()  # voices come from 'voices pull' (the Piper voice catalog)
+MODELS: tuple[str, ...] = ()  # voices come from 'voices download' (the Piper voice catalog)
 COMMANDS = ("demod_voice.engines.piper.cli", "demod_voice.engines.piper.cli_preprocess")
 OWN_WORDS = True  # word timings come from Piper's own alignments, not Whisper
 
@@ -262,8 +263,6 @@ def validate_job(job, cfg) -> dict:
     if job.reference:
         raise InputError("Piper jobs take a voice, not reference audio",
                          hint="drop 'reference', or set engine to xtts")
-    if "speed" in job.options and "length_scale" in job.options:
-        raise InputError("'speed' and 'length_scale' set the same thing; give only one")
     plan = options(job_request(job), cfg)
     job.model = str(plan.model_path)
     return {**identity(job_request(job), cfg), **chain_identity(job, cfg)}
