@@ -27,6 +27,7 @@ from typing import Any
 
 from demod_voice import audio as audio_mod
 from demod_voice.errors import DemodError, InputError
+from demod_voice.suggest import did_you_mean
 from demod_voice.synthesis import registry
 
 #: The original, positional CSV columns.
@@ -165,7 +166,8 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, dict | DemodError]]:
         record = {_normalise_key(str(k)): v for k, v in record.items()}
         unknown = sorted(k for k in record if k not in known)
         if unknown:
-            yield number, InputError(f"unknown field '{unknown[0]}'", hint="known fields: " + ", ".join(sorted(known)))
+            yield number, InputError(f"unknown field '{unknown[0]}'{did_you_mean(unknown[0], sorted(known))}",
+                                     hint="known fields: " + ", ".join(sorted(known)))
             continue
         options = record.pop("options", None) or {}
         if not isinstance(options, dict):
@@ -174,7 +176,7 @@ def _read_jsonl(text: str) -> Iterator[tuple[int, dict | DemodError]]:
         for key, value in options.items():
             key = _normalise_key(str(key))
             if key not in known:
-                yield number, InputError(f"unknown option '{key}'")
+                yield number, InputError(f"unknown option '{key}'{did_you_mean(key, sorted(known - {'options'}))}")
                 break
             record.setdefault(key, value)
         else:
@@ -195,10 +197,12 @@ def _read_csv(path: Path, text: str) -> Iterator[tuple[int, dict | DemodError]]:
                 continue
             if header is None and not positional:
                 names = [_normalise_key(c) for c in row]
-                if "text" in names or "output" in names or "input" in names:
-                    unknown = [c for c, n in zip(row, names, strict=False) if n not in known]
+                # a header names a column; the original headerless rows hold a path, text and a path
+                if any(n in known for n in names):
+                    unknown = [(c, n) for c, n in zip(row, names, strict=False) if n not in known]
                     if unknown:
-                        raise InputError(f"unknown column '{unknown[0]}' in the header of {path} (line {start})",
+                        guess = did_you_mean(unknown[0][1], sorted(known))
+                        raise InputError(f"unknown column '{unknown[0][0]}'{guess} in the header of {path} (line {start})",
                                          hint="known columns: " + ", ".join(sorted(known)))
                     if "output" not in names:
                         raise InputError(f"the header of {path} has no 'output' column (line {start})",

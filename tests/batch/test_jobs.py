@@ -132,3 +132,18 @@ def test_voice_paths_are_relative_to_the_job_file(jobdir, joe_voice, cfg):
     path = write_csv(jobdir / "jobs.csv", ["voice", "text", "output"], [["voices/joe.onnx", "Hi.", "a.wav"]])
     (job,) = jobs.load(path, cfg).jobs
     assert job.model == str(joe_voice.resolve())
+
+
+def test_column_typos_get_a_did_you_mean(jobdir, cfg):
+    """#34 item 6: a misspelt column, field or option names the closest known one."""
+    with pytest.raises(InputError, match=r"unknown column 'Vioce' \(did you mean voice\?\)"):
+        jobs.load(write_csv(jobdir / "t.csv", ["Vioce", "text", "output"], [["v", "x", "y.wav"]]), cfg)
+    # a header without text/output spelt right is still a header (not a headerless reference,text,output row)
+    with pytest.raises(InputError, match=r"unknown column 'txt' \(did you mean text\?\)"):
+        jobs.load(write_csv(jobdir / "u.csv", ["voice", "txt", "outptu"], [["v", "x", "y.wav"]]), cfg)
+    (jobdir / "t.jsonl").write_text('{"text": "x", "output": "a.wav", "sped": 2}\n'
+                                     '{"text": "x", "output": "b.wav", "options": {"lenght_scale": 2}}\n')
+    messages = {line: str(error) for line, error in jobs.read_records(jobdir / "t.jsonl")
+                if isinstance(error, Exception)}
+    assert "unknown field 'sped' (did you mean speed" in messages[1]
+    assert "unknown option 'lenght_scale' (did you mean length_scale" in messages[2]
