@@ -7,19 +7,21 @@ TTS voices, each with its languages:
   default Piper voice), named ``TTS+RVC``; any ``TTS+RVC`` pair can be requested.
 
 Only what can really answer is advertised, since Home Assistant makes an
-entity of whatever is listed: Piper voices when piper-tts is installed, saved
-voices when their own engine, model and reference files are in place, and the
-ASR program only when faster-whisper and at least one Whisper model folder are.
+entity of whatever is listed: Piper voices when the registry's Piper check
+passes (piper-tts and onnxruntime found), saved voices when their engine's own
+``available(cfg)`` passes (every package of its extra found and its weights in
+place, the same check as ``/api/engines``) and their reference files exist, RVC
+chains when RVC's packages and HuBERT weights are there, and the ASR program
+only when the 'stt' packages and at least one Whisper model folder are.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 from wyoming.info import AsrModel, AsrProgram, Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
-from demod_voice import __version__
+from demod_voice import __version__, needs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,8 +40,11 @@ def _speakers(engine: str, path: str, cfg) -> list[TtsVoiceSpeaker] | None:
     return [TtsVoiceSpeaker(name=n) for n in names] if names else None
 
 
-def _piper_installed() -> bool:
-    return importlib.util.find_spec("piper") is not None
+def _piper_installed(cfg=None) -> bool:
+    """Piper's own availability check from the registry (its packages: piper-tts and onnxruntime)."""
+    from demod_voice.synthesis import registry
+
+    return bool(registry.get("piper", cfg).available(cfg)[0])
 
 
 def _profile_ready(profile, service, cfg) -> bool:
@@ -47,7 +52,7 @@ def _profile_ready(profile, service, cfg) -> bool:
     from demod_voice.errors import DemodError
 
     if profile.engine == "piper":
-        if not _piper_installed():
+        if not _piper_installed(cfg):
             return False
         try:
             return service.router.providers["piper"].resolve(profile.piper_voice or cfg.get("piper.default_voice")
@@ -66,7 +71,7 @@ def _profile_ready(profile, service, cfg) -> bool:
 
 def tts_voices(service, cfg) -> list[TtsVoice]:
     user = cfg.get("wyoming.user")
-    piper_entries = service.router.catalog_entries() if _piper_installed() else []
+    piper_entries = service.router.catalog_entries() if _piper_installed(cfg) else []
     languages = {e.name: [e.language] if e.language else [] for e in piper_entries}
     voices = [TtsVoice(name=e.name, attribution=_PIPER, installed=True, version=None,
                        description=f"Piper {e.name}" + (f" ({e.quality})" if e.quality else ""),
@@ -108,7 +113,7 @@ def build(service, cfg) -> Info:
         tts.append(TtsProgram(name="demod-voice", attribution=_ATTRIBUTION, installed=True, version=__version__,
                               description="Cloned and Piper voices (XTTS, Piper, RVC) with router fallback",
                               voices=voices, supports_synthesize_streaming=True))
-    models = asr_models(cfg) if importlib.util.find_spec("faster_whisper") is not None else []
+    models = asr_models(cfg) if not needs.missing("stt") else []
     if models:
         asr.append(AsrProgram(name="demod-voice-whisper", attribution=_WHISPER, installed=True, version=__version__,
                               description="Whisper speech-to-text (faster-whisper)", models=models,

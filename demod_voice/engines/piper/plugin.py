@@ -130,12 +130,11 @@ OWN_WORDS = True  # word timings come from Piper's own alignments, not Whisper
 
 
 def available(cfg=None) -> tuple[bool, str]:
-    """piper-tts importable (not imported)."""
-    import importlib.util
+    """The 'piper' extra's packages (piper-tts, onnxruntime) found, not imported. Its weights are the voices
+    themselves, checked per request (a missing voice is the request's error, not the engine's)."""
+    from demod_voice.needs import engine_ready
 
-    if importlib.util.find_spec("piper") is None:
-        return False, "piper-tts is not installed"
-    return True, ""
+    return engine_ready("piper", None)
 
 
 class Provider:

@@ -340,19 +340,8 @@ class Runner(TtsRunner):
 
 
 def profile_ready(profile, cfg) -> bool:
-    """Whether a saved voice of this engine can be spoken now: engine installed, reference and model present."""
-    import importlib.util
-
-    from demod_voice.engines.xtts.checkpoint import resolve_model_dir
-    from demod_voice.errors import DemodError
-
-    if importlib.util.find_spec("TTS") is None:
+    """Whether a saved voice of this engine can be spoken now: packages found, weights and reference present."""
+    if not available(cfg)[0]:  # every package of the 'xtts' extra, then the weights
         return False
     refs = profile.reference_paths()
-    if not refs or not all(p.is_file() for p in refs):
-        return False
-    try:
-        resolve_model_dir(cfg)
-    except DemodError:
-        return False
-    return True
+    return bool(refs) and all(p.is_file() for p in refs)
