@@ -370,6 +370,7 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                 target.unlink()
             message = f"downloading {spec.path} ({_human(spec.size)}) from {entry.repo}@{entry.revision[:10]}"
             files.write(message, file=sys.stderr) if not files.disable else say(message)
+            files.set_postfix_str(f"{spec.path}, {_human(spec.size)}")  # off a terminal: which file the records wait on
             try:
                 _download(entry, spec, folder, endpoint, force)
             except _HubMissing as exc:

@@ -235,8 +235,11 @@ def request(method: str, url: str, *, what: str, timeout_s: float, max_bytes: in
             c.close()
 
 
-def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | None, max_bytes: int) -> None:
-    """Fetch ``url`` into ``dest`` (temp file + rename), stopping at ``size`` (when the index knows it)."""
+def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | None, max_bytes: int,
+             on_bytes=None) -> None:
+    """Fetch ``url`` into ``dest`` (temp file + rename), stopping at ``size`` (when the index knows it).
+
+    ``on_bytes(n)`` is called for every piece written (a progress bar or records)."""
     import httpx
 
     cap = size if size is not None else max_bytes
@@ -256,6 +259,8 @@ def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | N
                     for piece in body_pieces(response, cap, what):
                         fh.write(piece)
                         written += len(piece)
+                        if on_bytes is not None:
+                            on_bytes(len(piece))
                 if size is not None and written != size:
                     raise EngineError(f"{what} is {written} bytes; the index says {size}")
         tmp.replace(dest)

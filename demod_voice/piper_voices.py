@@ -251,20 +251,17 @@ def _download(specs: list[tuple[str, int | None]], folder: Path, quiet: bool, wh
     except ImportError:
         raise missing_extra("httpx", "server") from None
 
-    from demod_voice import outbound
+    from demod_voice import outbound, progress
 
     path = specs[0][0]
+    sizes = [size for _, size in specs]
+    total = sum(sizes) if all(s is not None for s in sizes) else None
     try:
-        for path, size in specs:
-            url = file_url(path)
-            status, announced = outbound.head(url, what=path, timeout_s=30)
-            if status == 404:
-                raise EngineError(f"{REPO}@{REVISION} has no file {path}", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
-            if size is not None and announced is not None and announced != size:
-                raise EngineError(f"the mirror announces {path} as {announced} bytes, the index as {size}; "
-                                  "not downloaded", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
-            cap = size if size is not None else INDEX_MAX_BYTES
-            outbound.download(url, folder / path, what=path, timeout_s=300 + cap / 50_000, size=size, max_bytes=cap)
+        with progress.bar(total, desc=f"download {what}", unit="B", quiet=quiet, unit_scale=True,
+                          unit_divisor=1024) as bar:
+            for path, size in specs:
+                bar.set_postfix_str(Path(path).name)
+                _fetch(outbound, path, size, folder, manual, bar.update)
     except outbound.HTTPStatus as exc:
         raise EngineError(f"downloading {what} from {endpoint()} failed: HTTP {exc.status} for {path}",
                           hint=f"run it again (finished files are kept), or {manual}") from None
@@ -276,6 +273,20 @@ def _download(specs: list[tuple[str, int | None]], folder: Path, quiet: bool, wh
     except (httpx.HTTPError, OSError) as exc:
         raise EngineError(f"cannot reach the model hub at {endpoint()} to download {what}: {_first_line(exc)}",
                           hint=f"connect to the network and run it again, or {manual}") from None
+
+
+def _fetch(outbound, path: str, size: int | None, folder: Path, manual: str, on_bytes) -> None:
+    """One file: its announced size checked first (HEAD), then the bounded download."""
+    url = file_url(path)
+    status, announced = outbound.head(url, what=path, timeout_s=30)
+    if status == 404:
+        raise EngineError(f"{REPO}@{REVISION} has no file {path}", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
+    if size is not None and announced is not None and announced != size:
+        raise EngineError(f"the mirror announces {path} as {announced} bytes, the index as {size}; "
+                          "not downloaded", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
+    cap = size if size is not None else INDEX_MAX_BYTES
+    outbound.download(url, folder / path, what=path, timeout_s=300 + cap / 50_000, size=size, max_bytes=cap,
+                      on_bytes=on_bytes)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -55,11 +55,16 @@ class Records:
 
     # --- the records ---
     def line(self) -> str:
-        """``desc: 12/40 sentence (30 %), 25 s, about 58 s left``."""
+        """``desc: 12/40 sentence (30 %), 25 s, about 58 s left``; bytes as sizes (``3.1 MiB/7.0 MiB (44 %)``)."""
         elapsed = time.monotonic() - self.started
         with self._lock:
             done, total = self.n, self.total
-        parts = [f"{done}/{total} {self.unit}" if total else f"{done} {self.unit}"]
+        if self.unit == "B":  # downloads: sizes a person reads (12.0 MiB/1.7 GiB)
+            from demod_voice.models import human_size
+
+            parts = [f"{human_size(done)}/{human_size(total)}" if total else human_size(done)]
+        else:
+            parts = [f"{done}/{total} {self.unit}" if total else f"{done} {self.unit}"]
         if total:
             parts[0] += f" ({100 * done / total:.0f} %)"
         parts.append(f"{elapsed:.0f} s")

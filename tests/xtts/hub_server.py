@@ -4,7 +4,7 @@
 (``X-Repo-Commit``, ``ETag``, ``Content-Length``) and HTTP Range support, so
 ``huggingface_hub.hf_hub_download`` talks to it unchanged through ``HF_ENDPOINT``.
 A path in ``drop_once`` gets its connection cut half way through the first
-GET, like a flaky network.
+GET, like a flaky network; a path in ``slow`` is sent in pieces over that many seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -19,6 +20,8 @@ class HubServer:
     def __init__(self, repo: str, revision: str, files: dict[str, bytes]):
         self.repo, self.revision, self.files = repo, revision, dict(files)
         self.drop_once: set[str] = set()
+        self.slow: dict[str, float] = {}
+        """Path -> seconds over which its body is sent (in 40 pieces), like a slow link."""
         self.requests: list[tuple[str, str, str | None]] = []  # (method, file path, Range header)
         hub = self
 
@@ -77,6 +80,13 @@ class HubServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if name in hub.slow:
+                    step = max(1, len(body) // 40)
+                    for offset in range(0, len(body), step):
+                        self.wfile.write(body[offset: offset + step])
+                        self.wfile.flush()
+                        time.sleep(hub.slow[name] / 40)
                     return
                 self.wfile.write(body)
 
