@@ -152,6 +152,9 @@ def follow(job, ctx, cfg) -> int:
         bar = None
     every = cfg.get("training.progress_every_s")
     seen, last_line, interrupted = 0, 0.0, False
+    # off a terminal a line at least every 'every' seconds, even while one step (or the start) takes longer
+    latest: dict = {}
+    said = started = time.monotonic()
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
@@ -159,8 +162,18 @@ def follow(job, ctx, cfg) -> int:
                 done = proc.poll() is not None
                 records = job.records()
                 for entry in records[seen:]:
-                    last_line = _show(entry, bar, ctx, every, last_line, final=False)
+                    shown = _show(entry, bar, ctx, every, last_line, final=False)
+                    printed = entry.get("event") in ("resume", "warmstart") or (
+                        entry.get("event") == "phase" and entry.get("phase") != "training")
+                    said = time.monotonic() if printed else max(said, shown)
+                    last_line = shown
+                    if "step" in entry or entry.get("event") == "phase":
+                        latest.update(entry)
                 seen = len(records)
+                now = time.monotonic()
+                if bar is None and every > 0 and now - said >= every and not done:
+                    ctx.say(_waiting(spec, latest, now - started))
+                    said = now
                 if done:
                     break
                 time.sleep(0.5)
@@ -190,6 +203,14 @@ def follow(job, ctx, cfg) -> int:
     if status.get("exit_code"):
         raise DemodError(error, hint=status.get("hint"), exit_code=status["exit_code"])
     raise EngineError(error, hint=status.get("hint") or f"see {job.folder / 'log.txt'}")
+
+
+def _waiting(spec, latest: dict, elapsed: float) -> str:
+    """The record written while no step has finished for a while: where the run is and for how long."""
+    if "step" not in latest:
+        return f"training {spec.voice}: {latest.get('phase', 'starting')}, {_span(elapsed)}"
+    return (f"training {spec.voice}: step {latest['step']}/{spec.max_steps} done, working on the next, "
+            f"{_span(elapsed)}")
 
 
 def _is_bar(bar) -> bool:

@@ -131,3 +131,29 @@ def test_ctrl_c_stops_after_a_checkpoint(dataset, tmp_path):
     assert not (folder / "stopped.onnx").exists()
     status = json.loads(next((tmp_path / "data" / "demod-voice" / "training" / "jobs").glob("*/status.json")).read_text())
     assert status["status"] == "cancelled" and 1 <= status["step"] < 50
+
+
+def test_a_log_gets_a_line_at_least_every_ten_seconds(dataset, tmp_path):
+    """#34 item 5: off a terminal, `train` writes a record at least every 10 s (training.progress_every_s),
+    also while the start or one long step gives no step record; each line is timed as it arrives."""
+    import time
+
+    env = cli_env(clean_env(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "demod_voice", "train", "piper", "--dataset", str(dataset),
+                             "--voice", "logged", "--max-steps", "2", *SMALL], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    started = time.monotonic()
+    arrivals, lines = [started], []
+    try:
+        for raw in proc.stderr:
+            arrivals.append(time.monotonic())
+            lines.append(raw.decode())
+        code = proc.wait(timeout=1200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(lines)
+    assert code == 0, err
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert max(gaps) <= 12.0, (max(gaps), err)  # 10 s plus the follower's 0.5 s poll and the load here
+    assert any(line.startswith("training logged: ") for line in lines) or time.monotonic() - started < 12, err
