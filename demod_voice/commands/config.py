@@ -35,6 +35,7 @@ def _resolved(rows, cfg):
 
     folders = {"paths.data_dir": cfg.data_dir, "paths.cache_dir": cfg.cache_dir,
                "cache.dir": Path(cfg.cache_dir) / "audio",
+               "ray_serve.cache_dir": Path(cfg.get("cache.dir") or Path(cfg.cache_dir) / "audio"),  # cache.default_root
                "xtts.model_dir": Path(cfg.data_dir) / "models" / "xtts-v2",
                "styletts2.model_dir": Path(cfg.data_dir) / "models" / "styletts2-libritts"}
     return [(key, str(folders[key]), f"{source} (resolved)") if value is None and key in folders

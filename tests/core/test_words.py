@@ -54,6 +54,8 @@ def test_config_show_prints_resolved_folders(isolated_home):
     out = run_cli("config", "show").stdout.decode()
     line = next(line for line in out.splitlines() if line.startswith("paths.data_dir"))
     assert "null" not in line and str(isolated_home) in line and "(resolved)" in line
+    ray = next(line for line in out.splitlines() if line.startswith("ray_serve.cache_dir"))
+    assert "null" not in ray and str(isolated_home) in ray and "(resolved)" in ray  # serve --ray's shared cache
 
 
 def test_voices_add_refuses_a_sample_too_short_to_clone(tmp_path, isolated_home):
