@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from demod_voice.errors import EngineError, LimitError
+from demod_voice.errors import EngineError, LimitError, UpstreamError
 
 #: How often a blocked read checks its cancel flag.
 _POLL_S = 0.25
@@ -37,15 +37,15 @@ class OutboundTimeout(TimeoutError):
     """The other server did not finish within the deadline (or the call was cancelled)."""
 
 
-class HTTPStatus(EngineError):
+class HTTPStatus(UpstreamError):
     """The other server answered with an error status."""
 
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
+    def __init__(self, message: str, status: int, internal: str | None = None):
+        super().__init__(message, internal=internal)
         self.status = status
 
 
-class TooLarge(EngineError):
+class TooLarge(UpstreamError):
     """The other server announced or sent more bytes than the cap."""
 
 
@@ -338,13 +338,15 @@ def head(url: str, *, what: str, timeout_s: float) -> tuple[int, int | None]:
     return answer.status_code, announced_size(answer)
 
 
-def decode(data: bytes, what: str, max_seconds: float):
-    """Audio from another server, under the same decode budget as uploads (a bomb is the server's fault)."""
+def decode(data: bytes, what: str, max_seconds: float, internal: str | None = None):
+    """Audio from another server, under the same decode budget as uploads (a bomb, like garbage, is the other
+    server's fault: ``UpstreamError``, whose ``internal`` names the server for the audit log)."""
     from demod_voice import audio as audio_mod
 
     try:
         return audio_mod.decode_upload(data, what, max_seconds, "the outbound decode budget")
-    except LimitError as exc:
-        raise EngineError(f"{what} is longer than {max_seconds:g} s; refused") from exc
+    except LimitError:
+        raise UpstreamError(f"{what} is longer than {max_seconds:g} s; refused", internal=internal) from None
     except Exception as exc:  # any undecodable answer is the other server's fault
-        raise EngineError(f"{what} does not decode ({type(exc).__name__})") from None
+        raise UpstreamError(f"{what} is not audio we can decode", internal=f"{internal or what}: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
