@@ -8,8 +8,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictBool
 
 from demod_voice.config import PIPER_SYNTHESIS_KEYS, XTTS_SAMPLING_KEYS
-from demod_voice.errors import (DemodError, EngineError, HTTPProblem, InputError, ModelNotFoundError, NotAvailableError,
-                                 UpstreamError)
+from demod_voice.errors import (
+    DemodError,
+    EngineError,
+    HTTPProblem,
+    InputError,
+    ModelNotFoundError,
+    NotAvailableError,
+    UpstreamError,
+)
 
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
