@@ -13,6 +13,15 @@ import threading
 import time
 
 
+def human_size(size: float) -> str:
+    """Bytes as a person reads them: ``512 B``, ``3.1 MiB``, ``1.7 GiB``."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 class Records:
     def __init__(self, total: int | None, *, desc: str, unit: str, every: float = 10.0, stream=None):
         self.total, self.n, self.desc, self.unit = total, 0, desc, unit
@@ -60,8 +69,6 @@ class Records:
         with self._lock:
             done, total = self.n, self.total
         if self.unit == "B":  # downloads: sizes a person reads (12.0 MiB/1.7 GiB)
-            from demod_voice.models import human_size
-
             parts = [f"{human_size(done)}/{human_size(total)}" if total else human_size(done)]
         else:
             parts = [f"{done}/{total} {self.unit}" if total else f"{done} {self.unit}"]
