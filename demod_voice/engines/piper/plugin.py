@@ -216,7 +216,10 @@ class Provider:
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, file_identity(model), self.device(), start)
+        version = file_identity(model)
+        if plan.options.tempo != 1.0:  # a speed is now a time-stretch: entries cached before it are not reused
+            version += ";tempo=wsola"
+        return Candidate(self.name, version, self.device(), start)
 
     @staticmethod
     def request(req, model: Path):
