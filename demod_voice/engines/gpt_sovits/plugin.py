@@ -182,7 +182,7 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
+        return Candidate(self.name, version, "net", start, request=request, plan=plan)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         from demod_voice.engines.gpt_sovits import process as gpt_sovits

@@ -117,6 +117,16 @@ def identity(request, cfg) -> dict:
     return {"model": file_identity(model_path), "config": file_identity(config_path_for(model_path) or model_path)}
 
 
+def cache_identity(plan: PiperPlan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the voice file and its config by
+    contents, the backend and every option."""
+    from demod_voice.engines.piper.engine import config_path_for
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    return {**canonical(plan), "config": file_identity(config_path_for(plan.model_path) or plan.model_path)}
+
+
 # --- registry entry: what the rest of the program asks of this engine -----------------------------
 
 NAME = "piper"
@@ -216,7 +226,7 @@ class Provider:
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, file_identity(model), self.device(), start)
+        return Candidate(self.name, file_identity(model), self.device(), start, request=request, plan=plan)
 
     @staticmethod
     def request(req, model: Path):

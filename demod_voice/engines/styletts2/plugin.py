@@ -166,6 +166,16 @@ def identity(request, cfg) -> dict:
     return {"reference": refs, "voice": request.voice or "", "model": weights}
 
 
+def cache_identity(plan: StyleTTS2Plan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the checkpoint by contents."""
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    out = canonical(plan)
+    out["model_dir"] = [file_identity(p) for p in sorted(plan.model_dir.glob("*.pth"))]
+    return out
+
+
 # --- registry entry: availability, the router's provider -----------------------------------------------------
 
 
@@ -256,7 +266,8 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start,
+                         request=request, plan=plan)
 
     def status(self) -> dict:
         from demod_voice.engines.styletts2 import resolve_model_dir

@@ -166,6 +166,20 @@ def identity(request, cfg) -> dict:
     return out
 
 
+def cache_identity(plan: XttsPlan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the checkpoint's files by contents,
+    the reference conditioning by its own key (not the decoded audio the plan may hold)."""
+    import dataclasses
+
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    out = canonical(dataclasses.replace(plan, conditioning=None))
+    out["model_dir"] = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
+    out["conditioning"] = plan.conditioning.key if plan.conditioning is not None else None
+    return out
+
+
 # --- registry entry: what the rest of the program asks of this engine -----------------------------
 
 NAME = "xtts"
@@ -252,7 +266,8 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start,
+                         request=request, plan=plan)
 
     def status(self) -> dict:
         from demod_voice.errors import ModelNotFoundError
