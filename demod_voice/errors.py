@@ -77,6 +77,16 @@ class EngineError(DemodError):
     exit_code = EXIT_FAILURE
 
 
+class UpstreamError(EngineError):
+    """Another server (a remote engine, GPT-SoVITS, a mirror) answered badly: an error status, too much,
+    garbage or an audio bomb. 502 over HTTP. ``message`` is in our words; ``internal`` (its URL, its own
+    error text) goes to the audit log and to admins only."""
+
+    def __init__(self, message: str, hint: str | None = None, *, internal: str | None = None):
+        super().__init__(message, hint)
+        self.internal = internal
+
+
 def install_hint(extra: str) -> str:
     """The command that adds an extra (the package is not on a package index: it installs from the source)."""
     return (f"install the '{extra}' extra: 'make install EXTRAS={extra}' in a checkout, "

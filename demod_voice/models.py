@@ -2,10 +2,11 @@
 
 Each ``ModelEntry`` names a model hub repository at a pinned revision (a
 commit, so a re-upload upstream cannot change what users get), its files with
-their sizes and sha256 digests, and its licence. ``pull`` downloads with
-``huggingface_hub.hf_hub_download`` (which honours ``HF_ENDPOINT`` for mirrors
-and retries a dropped connection with an HTTP Range request, resuming where it
-stopped), then checks every file's sha256: a file that does not match is
+their sizes and sha256 digests, and its licence. ``pull`` downloads from the
+hub's resolve URLs (``HF_ENDPOINT`` names a mirror) through ``outbound``: each
+file has a deadline for the whole transfer and stops at its manifest size (a
+mirror is not trusted to behave), and a dropped connection is resumed once with
+an HTTP Range request. Then every file's sha256 is checked: a file that does not match is
 deleted and the pull fails. Files already present and verified are skipped, so
 re-running an interrupted pull only fetches what is missing.
 
@@ -326,13 +327,10 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
         accept_license(entry, cfg)
         say(f"accepted the {entry.license} for {entry.name} (remembered in {_licenses_path(cfg)})")
     try:
-        import huggingface_hub
-        from huggingface_hub.utils import _http as hub_http
+        from huggingface_hub import constants as hub_constants
     except ImportError:
         raise missing_extra("huggingface_hub", "xtts") from None
     progress.adopt_logger("huggingface_hub")  # its notices print once, through our handler
-    if not progress.enabled(quiet):
-        huggingface_hub.utils.disable_progress_bars()
     folder = local_dir(entry, cfg)
     missing = [spec for spec in entry.files if force or not check_file(entry, folder, spec, full=False).good]
     if missing:
@@ -340,13 +338,11 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
             offline.refuse(f"downloading {entry.name} ({', '.join(spec.path for spec in missing)})")
         except UsageError as exc:
             raise UsageError(exc.message, hint=placement_hint(missing, folder, entry.name)) from None
-        if huggingface_hub.constants.is_offline_mode():
+        if hub_constants.is_offline_mode():
             raise UsageError(f"downloading {entry.name} needs the network, but HF_HUB_OFFLINE is set",
                              hint=placement_hint(missing, folder, entry.name))
     folder.mkdir(parents=True, exist_ok=True)
     endpoint = os.environ.get("HF_ENDPOINT", DEFAULT_HUB)
-    network_errors = getattr(hub_http, "_DEFAULT_RETRY_ON_EXCEPTIONS", ())
-    network_errors = network_errors if isinstance(network_errors, tuple) else (network_errors,)
     results: list[FileStatus] = []
     with progress.bar(len(missing), desc=f"pull {entry.name}", unit="file", quiet=quiet, delay=0) as files:
         for spec in entry.files:
@@ -376,7 +372,7 @@ def pull(entry: ModelEntry, cfg, *, accept: bool = False, force: bool = False, q
                 raise EngineError(f"the model hub at {endpoint} has no {exc.what}",
                                   hint=f"check HF_ENDPOINT or the registry entry, or "
                                        f"{placement_hint(missing, folder, entry.name)}") from None
-            except (OSError, *network_errors, huggingface_hub.errors.HfHubHTTPError) as exc:
+            except OSError as exc:
                 reason = " ".join(str(exc).split())[:160] or type(exc).__name__
                 raise EngineError(f"cannot download {entry.name} from {endpoint}: {reason}",
                                   hint=f"check the network or HF_ENDPOINT and re-run the pull (finished files are "
@@ -403,46 +399,82 @@ class _HubMissing(Exception):
         self.what = what
 
 
+#: The most a model file without a size in its entry may download (the largest known model is ~2 GB).
+MAX_FILE_BYTES = 16 << 30
+
+
 def _download(entry: ModelEntry, spec: ModelFile, folder: Path, endpoint: str, force: bool) -> None:
-    """One file. A first metadata request without retries finds an unreachable hub in one attempt (the hub
-    client would otherwise retry for ~24 s); the download itself keeps the client's resume-on-drop."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    """One file, bounded like every outbound call (``outbound``): a HEAD finds a missing file or an
+    unreachable hub in one attempt and a size unlike the manifest's before any byte is read; the GET has a
+    deadline for the whole transfer (``outbound.transfer_timeout_s``) and stops at the manifest size."""
+    from demod_voice import outbound
 
-    url = hf_hub_url(entry.repo, spec.path, revision=entry.revision, endpoint=endpoint)
-    if spec.size is not None:
-        _check_announced_size(url, spec)
+    httpx = _http_client()
+    url = file_url(entry, spec.path, endpoint)
+    headers = _hub_headers()
+    cap = spec.size if spec.size is not None else MAX_FILE_BYTES
     try:
-        get_hf_file_metadata(url, timeout=10)
-        hf_hub_download(repo_id=entry.repo, filename=spec.path, revision=entry.revision, local_dir=str(folder),
-                        force_download=force, endpoint=endpoint)
-    except LocalEntryNotFoundError as exc:  # a subclass of EntryNotFoundError, but it means "unreachable"
-        raise OSError(str(exc.__cause__ or exc)) from None
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise _HubMissing(f"{entry.repo} at revision {entry.revision} ({type(exc).__name__})") from None
-    except EntryNotFoundError:
-        raise _HubMissing(f"{spec.path} in {entry.repo} at revision {entry.revision}") from None
+        _check_announced_size(url, spec, headers, entry)
+        outbound.download(url, folder / spec.path, what=spec.path, timeout_s=outbound.transfer_timeout_s(cap),
+                          size=spec.size, max_bytes=cap, headers=headers, resume=True)
+    except outbound.HTTPStatus as exc:
+        raise OSError(f"HTTP {exc.status} for {spec.path}") from None
+    except outbound.TooLarge as exc:
+        raise EngineError(f"the mirror sent more of {spec.path} than the manifest's {_human(cap)}; stopped: "
+                          f"{exc.message}", hint="check HF_ENDPOINT; the manifest pins every file's size") from None
+    except outbound.OutboundTimeout:
+        raise OSError(f"{spec.path} did not arrive within {outbound.transfer_timeout_s(cap):.0f} s "
+                      f"(at least {outbound.MIN_TRANSFER_RATE // 1000} KB/s)") from None
+    except httpx.HTTPError as exc:
+        raise OSError(f"{type(exc).__name__} while fetching {spec.path}") from None
 
 
-def _check_announced_size(url: str, spec: ModelFile) -> None:
-    """A mirror that announces another size than the manifest's is refused before a byte is downloaded
-    (a bounded HEAD: ``outbound``), so a hostile mirror cannot fill the disk under a small entry's name."""
+def _http_client():
+    """httpx (or the hub client's httpx2), or the error naming the extra that brings it."""
+    from demod_voice import outbound
+
     try:
-        import httpx
-
-        from demod_voice import outbound
+        return outbound.http()[0]
     except ImportError:
-        return  # without httpx the hub client's own download still ends in the size and sha256 check
+        raise missing_extra("httpx", "server") from None
+
+
+def _hub_headers() -> dict:
+    """The hub client's own headers (its user agent, and the token of a logged-in user for gated repositories;
+    httpx drops it on a redirect to another host)."""
     try:
-        status, announced = outbound.head(url, what=spec.path, timeout_s=30)
+        from huggingface_hub.utils import build_hf_headers
+
+        return dict(build_hf_headers())
+    except Exception:  # no hub client, or a token it cannot read: fetch anonymously
+        return {}
+
+
+#: The hub's ``X-Error-Code`` on a 404, and what is missing then.
+_HUB_MISSING = {"RepoNotFound": "repo", "RevisionNotFound": "repo", "EntryNotFound": "file"}
+
+
+def _check_announced_size(url: str, spec: ModelFile, headers: dict | None = None,
+                          entry: ModelEntry | None = None) -> None:
+    """A bounded HEAD (``outbound``): a repository, revision or file the hub does not have is ``_HubMissing``;
+    a mirror that announces another size than the manifest's is refused before a byte is downloaded, so a
+    hostile mirror cannot fill the disk under a small entry's name."""
+    from demod_voice import outbound
+
+    httpx = _http_client()
+    try:
+        answer = outbound.probe(url, what=spec.path, timeout_s=30, headers=headers)
     except (httpx.HTTPError, outbound.OutboundTimeout) as exc:
         raise OSError(f"{type(exc).__name__}: the hub did not answer") from None
-    if status == 200 and announced is not None and announced != spec.size:
+    code = answer.headers.get("x-error-code", "")
+    if answer.status_code == 404 or code in _HUB_MISSING:  # the hub answers 401 for a repository it hides
+        repo, revision = (entry.repo, entry.revision) if entry else ("the repository", "pinned")
+        raise _HubMissing(f"{spec.path} in {repo} at revision {revision}" if _HUB_MISSING.get(code, "file") == "file"
+                          else f"{repo} at revision {revision} ({code})")
+    if answer.status_code >= 400:
+        raise OSError(f"HTTP {answer.status_code} for {spec.path}")
+    announced = outbound.announced_size(answer)
+    if spec.size is not None and announced is not None and announced != spec.size:
         raise EngineError(f"the mirror announces {spec.path} as {announced} bytes, the manifest as {spec.size}; "
                           "not downloaded", hint="check HF_ENDPOINT; the manifest pins every file's size")
 

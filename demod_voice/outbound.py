@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from demod_voice.errors import EngineError, LimitError
+from demod_voice.errors import EngineError, LimitError, UpstreamError
 
 #: How often a blocked read checks its cancel flag.
 _POLL_S = 0.25
@@ -37,15 +37,15 @@ class OutboundTimeout(TimeoutError):
     """The other server did not finish within the deadline (or the call was cancelled)."""
 
 
-class HTTPStatus(EngineError):
+class HTTPStatus(UpstreamError):
     """The other server answered with an error status."""
 
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
+    def __init__(self, message: str, status: int, internal: str | None = None):
+        super().__init__(message, internal=internal)
         self.status = status
 
 
-class TooLarge(EngineError):
+class TooLarge(UpstreamError):
     """The other server announced or sent more bytes than the cap."""
 
 
@@ -95,8 +95,20 @@ class _Clock:
         return left
 
 
+def http():
+    """The HTTP client modules ``(httpx, httpcore)``: httpx where installed (the server extra), else the
+    API-compatible httpx2 that the hub client brings (a model pull with only the xtts extra)."""
+    try:
+        import httpcore
+        import httpx
+    except ImportError:
+        import httpcore2 as httpcore
+        import httpx2 as httpx
+    return httpx, httpcore
+
+
 def _backend(clock: _Clock):
-    import httpcore
+    _, httpcore = http()
 
     class Stream(httpcore.NetworkStream):
         def __init__(self, inner):
@@ -146,9 +158,7 @@ def _ssl_context():
     global _context
     with _pool_lock:
         if _context is None:
-            import httpx
-
-            _context = httpx.create_ssl_context(trust_env=False)
+            _context = http()[0].create_ssl_context(trust_env=False)
         return _context
 
 
@@ -157,15 +167,13 @@ def warm() -> None:
     so a remote's first request does not pay for them inside its first-audio timeout)."""
     try:
         _ssl_context()
-        import httpcore  # noqa: F401
     except ImportError:
         pass
 
 
 def client(timeout_s: float, *, follow_redirects: bool = False, clock: _Clock | None = None):
     """An ``httpx.Client`` whose every read ends by the scope's deadline (or ``timeout_s`` from now)."""
-    import httpcore
-    import httpx
+    httpx, httpcore = http()
 
     if clock is None:
         clock = _Clock(*_bounds(timeout_s))
@@ -220,7 +228,7 @@ def body_pieces(response, max_bytes: int, what: str) -> Iterator[bytes]:
 def request(method: str, url: str, *, what: str, timeout_s: float, max_bytes: int, client_=None,
             **kwargs) -> Answer:
     """One call, whole body read under the bounds; ``OutboundTimeout`` past the deadline."""
-    import httpx
+    httpx = http()[0]
 
     own = client_ is None
     c = client_ or client(timeout_s)
@@ -235,29 +243,66 @@ def request(method: str, url: str, *, what: str, timeout_s: float, max_bytes: in
             c.close()
 
 
-def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | None, max_bytes: int) -> None:
-    """Fetch ``url`` into ``dest`` (temp file + rename), stopping at ``size`` (when the index knows it)."""
-    import httpx
+#: The slowest transfer a file download waits for (bytes a second), on top of ``TRANSFER_GRACE_S``.
+MIN_TRANSFER_RATE = 50_000
+TRANSFER_GRACE_S = 300.0
+
+
+def transfer_timeout_s(size: int) -> float:
+    """The deadline for downloading ``size`` bytes: a grace period plus the time at ``MIN_TRANSFER_RATE``."""
+    return TRANSFER_GRACE_S + size / MIN_TRANSFER_RATE
+
+
+def _content_range_start(response) -> int | None:
+    value = response.headers.get("content-range", "")
+    try:
+        return int(value.split()[1].split("-")[0]) if value.startswith("bytes ") else None
+    except (IndexError, ValueError):
+        return None
+
+
+def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | None, max_bytes: int,
+             headers: dict | None = None, resume: bool = False) -> None:
+    """Fetch ``url`` into ``dest`` (temp file + rename), stopping at ``size`` (when the index knows it).
+
+    ``timeout_s`` bounds the whole transfer. With ``resume``, a connection that drops part way is asked once
+    more for the rest (an HTTP Range request), within the same deadline and byte cap."""
+    httpx = http()[0]
 
     cap = size if size is not None else max_bytes
     tmp = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
     try:
-        with client(timeout_s, follow_redirects=True) as c:
-            with c.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise HTTPStatus(f"{what}: the server answered HTTP {response.status_code}",
-                                     status=response.status_code)
-                announced = _announced(response)
-                if size is not None and announced is not None and announced != size:
-                    raise TooLarge(f"{what} is announced as {announced} bytes; the index says {size}")
-                written = 0
-                with open(tmp, "wb") as fh:
-                    for piece in body_pieces(response, cap, what):
-                        fh.write(piece)
-                        written += len(piece)
-                if size is not None and written != size:
-                    raise EngineError(f"{what} is {written} bytes; the index says {size}")
+        with client(timeout_s, follow_redirects=True) as c, open(tmp, "wb") as fh:
+            for attempt in range(2 if resume else 1):
+                ask = dict(headers or {})
+                if written:
+                    ask["Range"] = f"bytes={written}-"
+                try:
+                    with c.stream("GET", url, headers=ask) as response:
+                        if written and response.status_code == 200:  # the server ignored the range: start over
+                            fh.seek(0)
+                            fh.truncate()
+                            written = 0
+                        elif written and (response.status_code != 206 or _content_range_start(response) != written):
+                            raise HTTPStatus(f"{what}: the server answered HTTP {response.status_code} to a resume",
+                                             status=response.status_code)
+                        elif not written and response.status_code != 200:
+                            raise HTTPStatus(f"{what}: the server answered HTTP {response.status_code}",
+                                             status=response.status_code)
+                        announced = _announced(response)
+                        if size is not None and announced is not None and announced != size - written:
+                            raise TooLarge(f"{what} is announced as {written + announced} bytes; the index says {size}")
+                        for piece in body_pieces(response, cap - written, what):
+                            fh.write(piece)
+                            written += len(piece)
+                    break
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    if attempt or not resume or not written:
+                        raise
+        if size is not None and written != size:
+            raise EngineError(f"{what} is {written} bytes; the index says {size}")
         tmp.replace(dest)
     except httpx.TimeoutException:
         raise OutboundTimeout(f"{what} did not arrive within {timeout_s:.0f} s") from None
@@ -265,31 +310,43 @@ def download(url: str, dest: Path, *, what: str, timeout_s: float, size: int | N
         tmp.unlink(missing_ok=True)
 
 
-def head(url: str, *, what: str, timeout_s: float) -> tuple[int, int | None]:
-    """HEAD ``url`` (redirects followed): its status and the size it announces (None when it does not say)."""
-    import httpx
+def probe(url: str, *, what: str, timeout_s: float, headers: dict | None = None) -> Answer:
+    """HEAD ``url`` (redirects followed) within ``timeout_s``: its status and headers (no body)."""
+    httpx = http()[0]
 
     try:
         with client(timeout_s, follow_redirects=True) as c:
-            response = c.head(url)
+            response = c.head(url, headers=headers or {})
     except httpx.TimeoutException:
         raise OutboundTimeout(f"{what} did not answer within {timeout_s:.0f} s") from None
-    # the hub announces an LFS file's own size in X-Linked-Size on its redirect; the target's Content-Length
+    return Answer(response.status_code, dict(response.headers), b"")
+
+
+def announced_size(answer: Answer) -> int | None:
+    """The size a HEAD announces: the hub's ``X-Linked-Size`` on an LFS redirect, else ``Content-Length``."""
     for key in ("x-linked-size", "content-length"):
         try:
-            return response.status_code, int(response.headers[key])
+            return int(answer.headers[key])
         except (KeyError, ValueError):
             continue
-    return response.status_code, None
+    return None
 
 
-def decode(data: bytes, what: str, max_seconds: float):
-    """Audio from another server, under the same decode budget as uploads (a bomb is the server's fault)."""
+def head(url: str, *, what: str, timeout_s: float) -> tuple[int, int | None]:
+    """HEAD ``url`` (redirects followed): its status and the size it announces (None when it does not say)."""
+    answer = probe(url, what=what, timeout_s=timeout_s)
+    return answer.status_code, announced_size(answer)
+
+
+def decode(data: bytes, what: str, max_seconds: float, internal: str | None = None):
+    """Audio from another server, under the same decode budget as uploads (a bomb, like garbage, is the other
+    server's fault: ``UpstreamError``, whose ``internal`` names the server for the audit log)."""
     from demod_voice import audio as audio_mod
 
     try:
         return audio_mod.decode_upload(data, what, max_seconds, "the outbound decode budget")
-    except LimitError as exc:
-        raise EngineError(f"{what} is longer than {max_seconds:g} s; refused") from exc
+    except LimitError:
+        raise UpstreamError(f"{what} is longer than {max_seconds:g} s; refused", internal=internal) from None
     except Exception as exc:  # any undecodable answer is the other server's fault
-        raise EngineError(f"{what} does not decode ({type(exc).__name__})") from None
+        raise UpstreamError(f"{what} is not audio we can decode", internal=f"{internal or what}: "
+                            f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None

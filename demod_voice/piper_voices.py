@@ -245,7 +245,7 @@ def _download(specs: list[tuple[str, int | None]], folder: Path, quiet: bool, wh
 
     A file whose announced size (HEAD) differs from the index's is refused before any byte is read, and a
     download stops at the index's size; one without a size in the index (the index itself) stops at
-    ``INDEX_MAX_BYTES``. The whole transfer of one file has a deadline (at least 50 KB/s)."""
+    ``INDEX_MAX_BYTES``. The whole transfer of one file has a deadline (``outbound.transfer_timeout_s``: at least 50 KB/s)."""
     try:
         import httpx
     except ImportError:
@@ -264,7 +264,7 @@ def _download(specs: list[tuple[str, int | None]], folder: Path, quiet: bool, wh
                 raise EngineError(f"the mirror announces {path} as {announced} bytes, the index as {size}; "
                                   "not downloaded", hint=f"check HF_ENDPOINT ({endpoint()}), or {manual}")
             cap = size if size is not None else INDEX_MAX_BYTES
-            outbound.download(url, folder / path, what=path, timeout_s=300 + cap / 50_000, size=size, max_bytes=cap)
+            outbound.download(url, folder / path, what=path, timeout_s=outbound.transfer_timeout_s(cap), size=size, max_bytes=cap)
     except outbound.HTTPStatus as exc:
         raise EngineError(f"downloading {what} from {endpoint()} failed: HTTP {exc.status} for {path}",
                           hint=f"run it again (finished files are kept), or {manual}") from None

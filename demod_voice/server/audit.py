@@ -1,4 +1,4 @@
-"""The audit log of fallbacks: a log line, a JSON-lines file, a short in-memory history and counters."""
+"""The audit log of fallbacks and upstream failures: a log line, a JSON-lines file, a short history and counters."""
 
 from __future__ import annotations
 
@@ -24,12 +24,16 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def record(self, **event: Any) -> None:
+        """One event: ``fallback`` (counted), or ``upstream`` (the last engine's server answered badly).
+        An ``internal`` field (another server's URL and own words) is for the file and admins only."""
         event = {"time": round(time.time(), 3), "event": "fallback", **event}
-        _AUDIT.warning("fallback from %s (%s: %s) for voice %s", event.get("engine"), event.get("reason"),
-                       event.get("detail"), event.get("voice"))
+        _AUDIT.warning("%s from %s (%s: %s) for voice %s%s", event["event"], event.get("engine"), event.get("reason"),
+                       event.get("detail"), event.get("voice"),
+                       f" [{event['internal']}]" if event.get("internal") else "")
         with self._lock:
             self.recent.append(event)
-            self.counts[(event.get("engine", ""), event.get("reason", ""))] += 1
+            if event["event"] == "fallback":
+                self.counts[(event.get("engine", ""), event.get("reason", ""))] += 1
             if self.path is not None:
                 try:
                     self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -205,11 +205,12 @@ class Router:
                               hint="install the missing engine or model, or choose another voice")
         return plan
 
-    def _fallback(self, plan: Route, engine: str, reason: str, detail: str) -> None:
+    def _fallback(self, plan: Route, engine: str, reason: str, detail: str, internal: str | None = None) -> None:
         with self._lock:
             self.stats[engine].fallbacks += 1
+        extra = {"internal": internal[:500]} if internal else {}
         self.audit.record(engine=engine, reason=reason, detail=detail[:300], voice=plan.voice.name,
-                          user=plan.request.user)
+                          user=plan.request.user, **extra)
 
     def _circuit(self, engine: str, origin: str) -> EngineStats:
         """The breaker state of ``engine`` for requests from ``origin``."""
@@ -223,7 +224,8 @@ class Router:
         with self._lock:
             stats = self.stats[engine]
             stats.failures += 1
-            stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            internal = _internal(exc)
+            stats.last_error = (f"{type(exc).__name__}: {exc}" + (f" [{internal}]" if internal else ""))[:500]
             circuit.consecutive_failures += 1
             if circuit.consecutive_failures >= self.cfg.get("router.breaker_failures"):
                 circuit.open_until = time.time() + self.cfg.get("router.breaker_cooldown_s")
@@ -274,10 +276,15 @@ class Router:
     def fell_back(self, plan: Route, index: int, fallback: Fallback) -> None:
         """Audit a failed candidate: a fallback when another one follows, else a log line."""
         cand = plan.candidates[index]
+        internal = _internal(fallback)
         if index + 1 < len(plan.candidates):
-            self._fallback(plan, cand.engine, fallback.reason, fallback.detail)
+            self._fallback(plan, cand.engine, fallback.reason, fallback.detail, internal)
         else:
             _LOGGER.warning("engine %s failed: %s", cand.engine, fallback.detail)
+            if internal:  # the other server's own words: for the audit log (and admins), never the client
+                self.audit.record(event="upstream", engine=cand.engine, reason=fallback.reason,
+                                  detail=fallback.detail[:300], internal=internal[:500], voice=plan.voice.name,
+                                  user=plan.request.user)
 
     def all_failed(self, plan: Route, failures: list[tuple[str, Fallback]]) -> DemodError:
         """The error for a request no candidate could serve (the engine's own when there was only one)."""
@@ -347,6 +354,15 @@ class Router:
             out[name] = {"installed": installed, "available": bool(status.get("available", installed)),
                          **self.stats[name].to_dict(), **extra, "loaded": MODELS.status(name)}
         return out
+
+
+def _internal(exc: BaseException | None) -> str | None:
+    """What another server said or where it is (``UpstreamError.internal``), from ``exc`` or its cause."""
+    while exc is not None:
+        if getattr(exc, "internal", None):
+            return str(exc.internal)
+        exc = exc.__cause__
+    return None
 
 
 def synthesize(router: Router, req: TTSRequest) -> tuple[str, Audio]:

@@ -8,7 +8,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictBool
 
 from demod_voice.config import PIPER_SYNTHESIS_KEYS, XTTS_SAMPLING_KEYS
-from demod_voice.errors import DemodError, EngineError, HTTPProblem, InputError, ModelNotFoundError, NotAvailableError
+from demod_voice.errors import (
+    DemodError,
+    EngineError,
+    HTTPProblem,
+    InputError,
+    ModelNotFoundError,
+    NotAvailableError,
+    UpstreamError,
+)
 
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
@@ -117,6 +125,8 @@ def status_for(exc: DemodError) -> int:
         return 404
     if isinstance(exc, NotAvailableError):
         return 501
+    if isinstance(exc, UpstreamError):
+        return 502  # the other server answered badly
     if isinstance(exc, EngineError):
         return 503
     return 400 if exc.exit_code == 2 else 500

@@ -214,7 +214,8 @@ class Service:
             # internal addresses (a remote's URL, GPT-SoVITS's server) are for admins too
             engines = {name: {k: v for k, v in status.items() if k not in ("last_error", "remote", "server")}
                        for name, status in engines.items()}
-        events = [e for e in self.router.audit.recent if admin or e.get("user") == user]
+        events = [e if admin else {k: v for k, v in e.items() if k != "internal"}  # another server's words: admins
+                  for e in self.router.audit.recent if admin or e.get("user") == user]
         from demod_voice.synthesis.manager import MODELS
 
         return {"engines": engines, "tiers": self.cfg.get("router.tiers"), "fallbacks": events[-50:],

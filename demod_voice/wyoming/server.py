@@ -33,8 +33,22 @@ _LOGGER = logging.getLogger(__name__)
 #: accept() errors that mean "out of resources for now": wait and retry (longest wait: _BACKOFF_MAX s).
 _RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 1.0
-_BUSY = (b'{"type": "error", "data": {"text": "the server has too many Wyoming connections '
-         b'(wyoming.max_connections); try again later", "code": "busy"}}\n')
+
+
+def _busy(text: str) -> bytes:
+    """A Wyoming ``error`` event (code ``busy``) as one line: what happened and what to do."""
+    import json
+
+    return (json.dumps({"type": "error", "data": {"text": text, "code": "busy"}}) + "\n").encode()
+
+
+#: Over wyoming.max_connections (this front end's own bound).
+_BUSY = _busy("the server has too many Wyoming connections (wyoming.max_connections); reconnect in a few seconds, "
+              "or ask its operator to raise wyoming.max_connections")
+#: Over the bound on all open connections, HTTP and Wyoming together (below the open-file limit).
+_BUSY_GATE = _busy("the server has too many open connections (HTTP and Wyoming together, below its open-file "
+                   "limit); reconnect in a few seconds, or ask its operator to raise the open-file limit "
+                   "(ulimit -n) or lower server.max_connections")
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,7 @@ class WyomingServer:
             if len(self._tasks) >= self.max_connections or (gate is not None and token is None):
                 if gate is not None:
                     gate.leave(token)
-                self._refuse(conn)
+                self._refuse(conn, own=len(self._tasks) >= self.max_connections)
                 continue
             if self._refusing:
                 _LOGGER.warning("Wyoming serves new connections again")
@@ -148,15 +162,20 @@ class WyomingServer:
             if gate is not None:
                 task.add_done_callback(lambda _t, gate=gate, token=token: gate.leave(token))
 
-    def _refuse(self, conn: socket.socket) -> None:
-        """Over wyoming.max_connections: an error event if the socket takes it at once, then close."""
+    def _refuse(self, conn: socket.socket, own: bool = True) -> None:
+        """Past a bound: the ``busy`` error event if the socket takes it at once, then close. ``own``: past
+        wyoming.max_connections; else past the server's bound on all open connections (``connections.Gate``)."""
         if not self._refusing:
-            _LOGGER.warning("Wyoming has %d connections (wyoming.max_connections); refusing new ones",
-                            len(self._tasks))
+            if own:
+                _LOGGER.warning("Wyoming has %d connections (wyoming.max_connections); refusing new ones",
+                                len(self._tasks))
+            else:
+                _LOGGER.warning("the server's open connections (HTTP and Wyoming) are at their limit; Wyoming is "
+                                "refusing new ones")
             self._refusing = True
         try:
             conn.setblocking(False)
-            conn.send(_BUSY)
+            conn.send(_BUSY if own else _BUSY_GATE)
         except OSError:
             pass
         conn.close()

@@ -40,6 +40,7 @@ def upstream():
 @pytest.fixture(scope="module")
 def front(tmp_path_factory, upstream, joe_voice):
     remotes = "\n".join(f"    {m.replace('-', '_')}: {{url: '{upstream.url}/{m}', timeout_s: 300}}" for m in MODES)
+    remotes += f"\n    down: {{url: 'http://127.0.0.1:{_closed_port()}/v1', timeout_s: 5}}"  # nothing listens there
     extra = f"""  timeout_s: 6
   outbound_max_mb: 16
   outbound_max_audio_s: 120
@@ -52,6 +53,14 @@ def front(tmp_path_factory, upstream, joe_voice):
     proc, url = start_server(home, config, ("--preload",))
     yield {"url": url, "proc": proc, "home": home}
     stop_server(proc)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _client(front, user: str = "alice") -> httpx.Client:
@@ -94,7 +103,7 @@ def test_big_answers_cost_little_memory_and_end_in_time(front, engine, refusal):
     before = _peak_rss_mb(front["proc"].pid)
     with _client(front) as c:
         response, took = _tts(c, engine)
-    assert response.status_code in (502, 503), response.text
+    assert response.status_code == 502, response.text  # the remote answered badly: a bad gateway
     assert refusal in response.json()["error"]["message"]  # refused for its size, not timed out
     assert took < REQUEST_TIMEOUT + 2, took
     grown = _peak_rss_mb(front["proc"].pid) - before
@@ -105,13 +114,55 @@ def test_big_answers_cost_little_memory_and_end_in_time(front, engine, refusal):
 def test_upstream_failures_are_ours_in_words(front, engine, upstream):
     with _client(front) as c:
         response, _ = _tts(c, engine)
-        assert response.status_code in (502, 503), response.text
+        assert response.status_code == 502, response.text
         text = response.text
         assert SECRET not in text and upstream.url not in text and "object at 0x" not in text
         report = c.get("/api/engines").text
         assert upstream.url not in report and SECRET not in report
     with _client(front, "root") as admin:  # an admin sees where it failed
         assert upstream.url in admin.get("/api/engines").text
+
+
+def _audit(front) -> list[dict]:
+    import json
+
+    (path,) = Path(front["home"]).rglob("audit.jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize(("engine", "status"), [("error", 502), ("garbage", 502), ("bomb", 502), ("huge", 502),
+                                                ("down", 503), ("hang", 503)])
+def test_502_when_the_upstream_answered_badly_503_when_none_could_serve(front, engine, status):
+    """#35 item 7: an error status, garbage, a bomb or too much is the other server's fault (502, in our words);
+    a remote that cannot be reached or never answers leaves no engine to serve (503)."""
+    with _client(front) as c:
+        response, took = _tts(c, engine)
+    assert response.status_code == status, response.text
+    assert took < REQUEST_TIMEOUT + 2, took
+    body = response.json()["error"]
+    assert body["type"] == "server_error"
+    assert f"'{engine}'" in body["message"] or f"{engine}:" in body["message"]  # names the engine, not its URL
+    assert "127.0.0.1" not in response.text and SECRET not in response.text and "object at 0x" not in response.text
+
+
+def test_the_upstreams_own_words_reach_the_audit_log_and_admins_only(front, upstream):
+    """The remote's URL and its error text go to the audit log (file) and to admins' /api/engines; a user sees
+    their own events without them."""
+    with _client(front, "bob") as c:
+        response, _ = _tts(c, "error")
+        assert response.status_code == 502 and SECRET not in response.text
+        mine = c.get("/api/engines").json()
+        assert SECRET not in str(mine) and upstream.url not in str(mine)
+        assert any(e.get("event") == "upstream" and e["engine"] == "error" for e in mine["fallbacks"])
+    events = [e for e in _audit(front) if e.get("event") == "upstream" and e["engine"] == "error"]
+    assert events and SECRET in events[-1]["internal"] and f"{upstream.url}/error" in events[-1]["internal"]
+    assert events[-1]["user"] == "bob" and SECRET not in events[-1]["detail"]
+    garbage = [e for e in _audit(front) if e.get("event") == "upstream" and e["engine"] == "garbage"]
+    assert garbage and f"{upstream.url}/garbage" in garbage[-1]["internal"]
+    with _client(front, "root") as admin:
+        report = admin.get("/api/engines").json()
+        assert SECRET in report["engines"]["error"]["last_error"]
+        assert any(SECRET in (e.get("internal") or "") for e in report["fallbacks"])
 
 
 def test_a_good_remote_still_speaks(front):

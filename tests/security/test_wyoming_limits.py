@@ -427,3 +427,43 @@ def test_error_event_shape_is_the_wyoming_one():
     header = json.loads(_BUSY)
     err = Error.from_event(Event(type=header["type"], data=header["data"]))
     assert err.code == "busy" and "wyoming.max_connections" in err.text
+
+
+def test_a_refusal_by_the_shared_connection_bound_says_so_and_what_to_do(isolated_home):
+    """#35 item 4: past the bound on all open connections (HTTP and Wyoming together), a Wyoming client gets a
+    `busy` error event naming that bound and what to do, not wyoming.max_connections; with room, it is served."""
+    import types
+
+    from wyoming.event import Event
+
+    from demod_voice import config
+    from demod_voice.server.connections import Gate
+    from demod_voice.wyoming.server import WyomingServer
+
+    gate = Gate(1)
+    held = gate.enter(idle=False)  # an HTTP request in flight fills the bound
+    service = types.SimpleNamespace(stt=None, gate=gate)
+
+    async def scenario():
+        server = WyomingServer(service, config.load(), "tcp://127.0.0.1:0")
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            line = await asyncio.wait_for(reader.readline(), 5)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # then closed
+            writer.close()
+            gate.leave(held)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            with pytest.raises(asyncio.TimeoutError):  # served now: nothing is sent, the connection stays open
+                await asyncio.wait_for(reader.read(1), 0.5)
+            assert gate.open == 1
+            writer.close()
+            return line
+        finally:
+            await server.stop(grace=1)
+
+    event = json.loads(asyncio.run(scenario()))
+    err = Error.from_event(Event(type=event["type"], data=event["data"]))
+    assert err.code == "busy"
+    assert "open connections (HTTP and Wyoming together" in err.text and "reconnect in a few seconds" in err.text
+    assert "wyoming.max_connections" not in err.text and "ulimit -n" in err.text

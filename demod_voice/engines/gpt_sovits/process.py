@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from demod_voice.audio import Audio
-from demod_voice.errors import EngineError, InputError
+from demod_voice.errors import EngineError, InputError, UpstreamError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -316,9 +316,14 @@ def _set_weights(client, url: str, call: TtsCall) -> None:
     for route, path, now in (("/set_gpt_weights", call.gpt_weights, current[0]),
                              ("/set_sovits_weights", call.sovits_weights, current[1])):
         if path and path != now:
-            response = client.get(url + route, params={"weights_path": path})
+            from demod_voice import outbound
+
+            response = outbound.request("GET", url + route, what=f"GPT-SoVITS {route}", timeout_s=60,
+                                        max_bytes=64 * 1024, client_=client, params={"weights_path": path})
             if response.status_code != 200:
-                raise EngineError(f"GPT-SoVITS refused {route} {path}: {_error(response)}")
+                raise UpstreamError(f"GPT-SoVITS refused to load its {route.rsplit('_', 2)[-2].upper()} weights "
+                                    f"(HTTP {response.status_code})", hint="its own message is in the audit log",
+                                    internal=f"{url}{route} {path}: {_error(response)}")
     _WEIGHTS[url] = wanted
 
 
@@ -343,20 +348,26 @@ def synthesize(url: str, call: TtsCall, timeout: float, max_bytes: int = 64 << 2
             with client.stream("POST", url + "/tts", json=call.body()) as response:
                 if response.status_code != 200:
                     detail = b"".join(outbound.body_pieces(response, 64 * 1024, "GPT-SoVITS"))
-                    _LOGGER.warning("GPT-SoVITS /tts at %s failed (HTTP %d): %s", url, response.status_code,
-                                    detail[:300].decode("utf-8", "replace"))
-                    raise EngineError(f"GPT-SoVITS /tts failed (HTTP {response.status_code})",
-                                      hint="see the server log ('demod-voice gpt-sovits status' names it)")
+                    said = detail[:300].decode("utf-8", "replace")
+                    _LOGGER.warning("GPT-SoVITS /tts at %s failed (HTTP %d): %s", url, response.status_code, said)
+                    raise UpstreamError(f"GPT-SoVITS /tts failed (HTTP {response.status_code})",
+                                        hint="its own message is in the audit log and its log "
+                                             "('demod-voice gpt-sovits status' names it)",
+                                        internal=f"{url}/tts answered HTTP {response.status_code}: {said}")
                 pieces = outbound.body_pieces(response, max_bytes, "GPT-SoVITS audio")
                 if not call.streaming_mode:
-                    yield outbound.decode(b"".join(pieces), "GPT-SoVITS audio", max_seconds)
+                    yield outbound.decode(b"".join(pieces), "GPT-SoVITS audio", max_seconds, internal=url)
                     return
                 decoded = 0.0
                 for chunk in _pcm_chunks(pieces):
                     decoded += chunk.duration
                     if decoded > max_seconds:
-                        raise EngineError(f"GPT-SoVITS streamed more than {max_seconds:g} s of audio; refused")
+                        raise UpstreamError(f"GPT-SoVITS streamed more than {max_seconds:g} s of audio; refused",
+                                            internal=url)
                     yield chunk
+    except outbound.TooLarge as exc:
+        raise UpstreamError(exc.message, hint="router.outbound_max_mb bounds what GPT-SoVITS may send",
+                            internal=url) from None
     except (httpx.TimeoutException, outbound.OutboundTimeout):
         raise TimeoutError(f"GPT-SoVITS gave no whole answer within {timeout:.0f} s") from None
     except httpx.HTTPError as exc:
@@ -376,15 +387,15 @@ def _pcm_chunks(pieces: Iterator[bytes]) -> Iterator[Audio]:
             if len(buffer) < 44:
                 continue
             if buffer[:4] != b"RIFF" or buffer[8:12] != b"WAVE":
-                raise EngineError("GPT-SoVITS streamed something that is not WAV")
+                raise UpstreamError("GPT-SoVITS streamed something that is not WAV")
             rate = int.from_bytes(buffer[24:28], "little")
             data_at = buffer.find(b"data")
             if data_at < 0:
-                raise EngineError("GPT-SoVITS streamed a WAV header without a data chunk")
+                raise UpstreamError("GPT-SoVITS streamed a WAV header without a data chunk")
             buffer = buffer[data_at + 8:]
         usable = len(buffer) - len(buffer) % 2
         if usable:
             yield Audio(np.frombuffer(buffer[:usable], "<i2").astype(np.float32) / 32768.0, rate)
             buffer = buffer[usable:]
     if rate is None:
-        raise EngineError("GPT-SoVITS closed the stream before sending audio")
+        raise UpstreamError("GPT-SoVITS closed the stream before sending audio")

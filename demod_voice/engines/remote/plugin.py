@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from demod_voice.audio import Audio
-from demod_voice.errors import ConfigError, EngineError, InputError
+from demod_voice.errors import ConfigError, EngineError, InputError, UpstreamError
 from demod_voice.synthesis.jobs import Option
 
 _LOGGER = logging.getLogger(__name__)
@@ -176,23 +176,26 @@ class RemoteEngine:
         from demod_voice import outbound
 
         where = f"remote engine '{self.NAME}'"  # the URL is an internal detail: audit and admins only
+        url = plan.settings.url
         try:
             response = outbound.request("POST", plan.settings.endpoint, what=where, timeout_s=plan.settings.timeout_s,
                                         max_bytes=plan.max_bytes, json=body, headers=headers)
         except outbound.OutboundTimeout:
             raise TimeoutError(f"{where} gave no whole answer within its time") from None
-        except outbound.TooLarge:
-            raise EngineError(f"{where} sent an answer larger than the limit",
-                              hint="router.outbound_max_mb bounds what a remote may send") from None
+        except outbound.TooLarge as exc:
+            raise UpstreamError(f"{where} sent an answer larger than the limit",
+                                hint="router.outbound_max_mb bounds what a remote may send",
+                                internal=f"{url}: {exc.message}") from None
         except httpx.HTTPError as exc:
             raise EngineError(f"{where} cannot be reached ({type(exc).__name__})",
                               hint="start it, or check router.remotes") from None
         if response.status_code != 200:
-            _LOGGER.warning("%s (%s) answered HTTP %d: %s", where, plan.settings.url, response.status_code,
-                            _error_text(response))
-            raise EngineError(f"{where} answered HTTP {response.status_code}",
-                              hint="check the remote's voice, model and key (its own message is in the server log)")
-        audio = outbound.decode(response.content, f"audio from {where}", plan.max_seconds)
+            said = _error_text(response)
+            _LOGGER.warning("%s (%s) answered HTTP %d: %s", where, url, response.status_code, said)
+            raise UpstreamError(f"{where} answered HTTP {response.status_code}",
+                                hint="check the remote's voice, model and key (its own message is in the audit log)",
+                                internal=f"{url} answered HTTP {response.status_code}: {said}")
+        audio = outbound.decode(response.content, f"audio from {where}", plan.max_seconds, internal=url)
         if plan.settings.sample_rate:
             audio = audio_mod.resample(audio, plan.settings.sample_rate)
         return audio
