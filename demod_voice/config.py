@@ -25,29 +25,18 @@ from typing import Any
 
 from demod_voice import paths
 from demod_voice.errors import ConfigError, InputError
+from demod_voice.setting import Setting, engine_sections
 
 ENV_PREFIX = "DEMOD_VOICE_"
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One configuration key: its type, default and allowed values."""
-
-    type: str  # "str" | "int" | "float" | "bool" | "list" | "dict" | "path"
-    default: Any
-    doc: str
-    choices: tuple | None = None
-    min: float | None = None
-    max: float | None = None
-    nullable: bool = False
-    secret: bool = False
-    """Redacted by ``config show`` (API key hashes)."""
-
-
 S = Setting
 
+#: Each engine's section, declared beside it (``engines/<name>/settings.py``; ``setting.engine_sections``).
+_ENGINE_SETTINGS = engine_sections()
+_ENGINE_SECTIONS: dict[str, dict[str, Setting]] = {section: m.SETTINGS for section, m in _ENGINE_SETTINGS.items()}
 #: Pitch extraction methods RVC knows (``pm`` needs the GPL extra praat-parselmouth).
-F0_METHODS = ("rmvpe", "crepe", "crepe-tiny", "harvest", "dio", "pm")
+F0_METHODS = _ENGINE_SETTINGS["rvc"].F0_METHODS
 #: XTTS sampling settings a request may override (all under ``xtts.``).
 XTTS_SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed")
 #: Piper synthesis settings a request may override (all under ``piper.``).
@@ -73,80 +62,14 @@ SCHEMA: dict[str, Any] = {
     "output": {
         "format": S("str", "wav", "default output format when it cannot be inferred", choices=("wav", "flac", "ogg", "opus", "mp3", "aac", "pcm")),
     },
-    "piper": {
-        "default_voice": S("str", "en_US-joe-medium", "voice used when none is named (demo, server)"),
-        "backend": S("str", "onnxruntime", "inference backend", choices=("onnxruntime", "tinygrad")),
-        "length_scale": S("float", None, "phoneme length (>1 slower); default from the voice", min=0.05, max=10.0, nullable=True),
-        "noise_scale": S("float", None, "generator noise; default from the voice", min=0.0, max=5.0, nullable=True),
-        "noise_w": S("float", None, "phoneme width noise; default from the voice", min=0.0, max=5.0, nullable=True),
-        "sentence_silence": S("float", 0.0, "seconds of silence between sentences (none after the last)", min=0.0, max=10.0),
-        "volume": S("float", 1.0, "output volume multiplier", min=0.0, max=10.0),
-        "normalize_audio": S("bool", True, "scale each sentence to full loudness, as piper does (piper-infer "
-                                           "--no-normalize turns it off)"),
-        "onnx_threads": S("int", None, "ONNX Runtime intra-op threads per run (default: one per core); "
-                          "the count changes the audio's last bits", min=1, max=256, nullable=True),
-        "onnx_spinning": S("str", "auto", "when ONNX Runtime's threads may spin-wait: auto (only while a run is the "
-                           "process's only Piper run), on, off; the audio is the same", choices=("auto", "on", "off")),
-        "arena_release_ids": S("int", 400, "runs longer than this many phoneme ids (times length_scale) give the CPU "
-                               "memory arena's free memory back at their end; 0: every run", min=0, max=1_000_000),
-    },
-    "xtts": {
-        "model_dir": S("path", None, "XTTS-v2 checkpoint folder; default <data_dir>/models/xtts-v2", nullable=True),
-        "language": S("str", "en", "default language"),
-        "precision": S("str", "fp32", "GPU precision", choices=("fp32", "fp16", "bf16")),
-        "temperature": S("float", 0.75, "sampling temperature", min=0.01, max=5.0),
-        "top_k": S("int", 50, "top-k sampling", min=1, max=1000),
-        "top_p": S("float", 0.85, "nucleus sampling", min=0.01, max=1.0),
-        "repetition_penalty": S("float", 10.0, "repetition penalty", min=1.0, max=100.0),
-        "length_penalty": S("float", 1.0, "length penalty", min=-10.0, max=10.0),
-        "speed": S("float", 1.0, "speech speed", min=0.25, max=4.0),
-        "stream_chunk_size": S("int", 20, "GPT tokens per streamed chunk (--stream)", min=1, max=400),
-        "seed": S("int", None, "random seed for repeatable output (empty: a new draw each time)", min=0, max=2**32 - 1,
-                  nullable=True),
-        "latents_cache": S("bool", True, "cache conditioning latents on disk (<cache_dir>/xtts-latents)"),
-        "max_batch": S("int", None, "concurrent requests decoded as one GPT batch; default 8 on GPU, 4 on CPU",
-                       min=1, max=64, nullable=True),
-        "batch_window_ms": S("float", 20.0, "how long an idle model waits for more requests to start a batch with",
-                             min=0.0, max=2000.0),
-        "prefix_cache_entries": S("int", 8, "voices whose GPT conditioning-prefix keys/values stay in memory, so "
-                                  "a request skips that part of the prefill (same audio); 0: none", min=0, max=1024),
-    },
-    "styletts2": {
-        "model_dir": S("path", None, "StyleTTS2 checkpoint folder (config.yml + one .pth); "
-                       "default <data_dir>/models/styletts2-libritts", nullable=True),
-        "language": S("str", "en-us", "espeak-ng voice for the phonemes (the LibriTTS model speaks English)"),
-        "alpha": S("float", 0.3, "timbre, from 0 (the reference's) to 1 (the one style diffusion draws for the text)",
-                   min=0.0, max=1.0),
-        "beta": S("float", 0.7, "prosody, from 0 (the reference's) to 1 (the one style diffusion draws for the text)",
-                  min=0.0, max=1.0),
-        "diffusion_steps": S("int", 5, "style diffusion sampling steps (more: more varied, slower)", min=1, max=50),
-        "embedding_scale": S("float", 1.0, "classifier-free guidance on the text (higher: more expressive)",
-                             min=0.0, max=10.0),
-        "speed": S("float", 1.0, "speaking rate (durations divided by it)", min=0.25, max=4.0),
-        "seed": S("int", None, "random seed for repeatable output (empty: a new draw each time)", min=0,
-                  max=2**32 - 1, nullable=True),
-    },
+    "piper": _ENGINE_SECTIONS["piper"],
+    "xtts": _ENGINE_SECTIONS["xtts"],
+    "styletts2": _ENGINE_SECTIONS["styletts2"],
     "models": {
         "registry": S("list", [], "extra model registry files (YAML/JSON, same fields as the built-in entries)"),
         "offline": S("bool", False, "never use the network: 'models pull' and hub downloads refuse (env DEMOD_VOICE_OFFLINE=1)"),
     },
-    "rvc": {
-        "hubert": S("path", None, "HuBERT/ContentVec weights (hubert_base.pt or a transformers folder)", nullable=True),
-        "rmvpe": S("path", None, "RMVPE weights (rmvpe.pt)", nullable=True),
-        "f0_method": S("str", "rmvpe", "pitch extraction method", choices=F0_METHODS),
-        "pitch": S("float", 0.0, "transpose by this many semitones (+12 = one octave up)", min=-24.0, max=24.0),
-        "index_rate": S("float", 0.75, "share of retrieved (index) features, 0-1", min=0.0, max=1.0),
-        "filter_radius": S("int", 3, "median filter on harvest f0 when >= 3", min=0, max=7),
-        "rms_mix_rate": S("float", 0.25, "1 keeps the converted loudness envelope, 0 follows the input's", min=0.0, max=1.0),
-        "protect": S("float", 0.33, "keep original features on unvoiced frames (0.5 = off)", min=0.0, max=0.5),
-        "resample_sr": S("int", None, "resample the converted audio to this rate (empty: the voice's rate)",
-                         min=8000, max=192000, nullable=True),
-        "context_s": S("float", None, "context converted on both sides of each segment and trimmed (empty: RVC's, "
-                                      "1 s when the voice runs in fp32, 3 s in fp16 on a GPU)",
-                       min=0.01, max=10.0, nullable=True),
-        "max_input_s": S("float", 600.0, "longest audio accepted for one conversion (POST /api/convert); longer "
-                                         "uploads are refused while they are decoded", min=1.0, max=86400.0),
-    },
+    "rvc": _ENGINE_SECTIONS["rvc"],
     "voices": {
         "max_sample_s": S("float", 60.0, "longest recording accepted as a voice sample; longer ones are refused "
                                          "while they are decoded", min=1.0, max=3600.0),
@@ -238,22 +161,7 @@ SCHEMA: dict[str, Any] = {
         "max_loaded": S("int", 0, "most models (voices, checkpoints) loaded at once in a process; loading one more "
                                   "unloads the least recently used (0: no limit)", min=0),
     },
-    "gpt_sovits": {
-        "install_dir": S("path", None, "a GPT-SoVITS checkout (with api_v2.py) that 'gpt-sovits start' runs", nullable=True),
-        "python": S("path", None, "its Python; default <install_dir>/runtime/python, <install_dir>/.venv/bin/python, "
-                                  "else this one", nullable=True),
-        "config": S("str", "GPT_SoVITS/configs/tts_infer.yaml", "api_v2's -c config, relative to install_dir"),
-        "port": S("int", 9880, "port 'gpt-sovits start' binds on 127.0.0.1", min=1, max=65535),
-        "url": S("str", None, "api_v2 server the engine calls; default http://127.0.0.1:<port of the running one>",
-                 nullable=True),
-        "start_timeout_s": S("float", 180.0, "how long 'gpt-sovits start' waits for the server to answer", min=1.0),
-        "timeout_s": S("float", 300.0, "HTTP timeout of one /tts request", min=0.1),
-        "streaming": S("bool", False, "ask api_v2 for streaming_mode (audio chunks as they are made)"),
-        "top_k": S("int", 5, "top-k sampling", min=1, max=100),
-        "top_p": S("float", 1.0, "nucleus sampling", min=0.01, max=1.0),
-        "temperature": S("float", 1.0, "sampling temperature", min=0.01, max=2.0),
-        "speed_factor": S("float", 1.0, "speaking rate", min=0.25, max=4.0),
-    },
+    "gpt_sovits": _ENGINE_SECTIONS["gpt_sovits"],
     "router": {
         "tiers": S("dict", {"highest": ["xtts", "piper"], "high": ["xtts", "piper"], "medium": ["piper"], "fast": ["piper"]},
                    "quality tier -> engine chain tried in order"),

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from demod_voice import audio as audio_mod
 from demod_voice import captions, streaming
 from demod_voice.audio import Audio
-from demod_voice.cache import AudioCache, Claim, make_key
+from demod_voice.cache import AudioCache, Claim
 from demod_voice.errors import DemodError, HTTPProblem, InputError  # noqa: F401  (HTTPProblem re-exported for routes)
 from demod_voice.server.router import TIERS, Candidate, Fallback, Route, Router, TTSRequest
 from demod_voice.server.schemas import error_body, status_for
 from demod_voice.server.voice_identity import identity_headers
 from demod_voice.stt import SpeechToText
-from demod_voice.synthesis import chain
+from demod_voice.synthesis import chain, keys
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -277,8 +277,9 @@ class Service:
         claim: Claim | None = None
         if self.cache is not None and use_cache:
             # scoped per user: a hit must not tell one user what another asked for (X-Cache, timing)
-            rate = {"sample_rate": sample_rate} if sample_rate else {}
-            key = make_key(req.text, fmt=fmt, stream=stream, user=req.user, **rate, **plan.cache_parts())
+            # the one key of the synthesis layer: the CLI and batch store and find the same entries
+            key = await asyncio.to_thread(keys.route_key, plan, self.cfg, fmt=fmt, rvc=rvc, scope=req.user,
+                                          sample_rate=sample_rate, how=keys.STREAM if stream else keys.HTTP_WHOLE)
             # in a worker thread: a file read here, a handle call to the cache deployment under serve --ray
             entry = await asyncio.to_thread(self.cache.get, key)
             if entry is None:
@@ -295,7 +296,9 @@ class Service:
                         entry = None
                     claim = None
             if entry is not None:
-                return Result(media_type, {**headers, **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
+                # an entry the CLI or a batch job stored names its engine too (keys.entry_meta)
+                return Result(media_type, {**headers, "X-Engine": plan.candidates[0].engine,
+                                           **entry.meta.get("headers", {}), "X-Cache": "hit"}, body=entry.data)
             headers["X-Cache"] = "miss"
         else:
             headers["X-Cache"] = "off"
@@ -343,7 +346,9 @@ class Service:
             headers["X-Sample-Rate"] = str(whole.sample_rate)
         cache_headers = _cached_headers(headers)
         if claim:
-            claim.resolve(data, {"headers": cache_headers}, tag=plan.voice.tag, store=store)
+            # the length and rate too: a batch job that hits this entry reports them (keys.entry_meta)
+            claim.resolve(data, {"headers": cache_headers, "sample_rate": whole.sample_rate,
+                                 "duration": round(float(whole.duration), 6)}, tag=plan.voice.tag, store=store)
         return Result(media_type, headers, body=data)
 
     async def _speak_events(self, req: TTSRequest, fmt: str, rvc, words: bool, sse: bool,

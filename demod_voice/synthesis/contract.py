@@ -12,8 +12,9 @@ and ``nbytes`` (reported size) are optional.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from demod_voice.audio import Audio
 
@@ -58,6 +59,42 @@ class Converter(EnginePlugin, Protocol):
         ...
 
 
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded engine: what a TTS plugin's ``load(plan, cfg, device)`` returns, and all its ``synthesize``
+    drives (Kokoro-FastAPI's ``ModelBackend``, piper1's ``PiperVoice``: an object the caller holds).
+
+    * ``condition(references)``: the voice's references (as the plan resolved them) -> what the engine speaks
+      with: XTTS latents, a StyleTTS2 style, nothing for Piper. Cached by the engine where it is costly.
+    * ``synthesize(text, conditioning, options)``: one float32 chunk per sentence. ``options`` is the plan
+      the plugin's ``options()`` built once (the engine's frozen options dataclass inside it); engines may
+      take a few keyword-only request flags beside it (``words``, ``continued``, ``split_sentences``).
+    * ``unload()``: drop the model from the model manager (``synthesis.manager.MODELS``); the next request
+      loads it again.
+    """
+
+    def condition(self, references: Any) -> Any:
+        ...
+
+    def synthesize(self, text: str, conditioning: Any, options: Any) -> Iterator[Audio]:
+        ...
+
+    def unload(self) -> None:
+        ...
+
+
+class Handle:
+    """The shared part of the engines' handles: the loaded model, and ``unload()`` through the manager."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def unload(self) -> None:
+        from demod_voice.synthesis.manager import MODELS
+
+        MODELS.unload_model(self.model)
+
+
 class Model(Protocol):
     """A loaded model in ``synthesis.manager.MODELS`` (all members optional)."""
 
@@ -66,3 +103,25 @@ class Model(Protocol):
 
     def unload(self) -> None:
         ...
+
+
+# --- options: one frozen dataclass per engine, built once from the schema ------------------------------------
+
+OptionsT = TypeVar("OptionsT")
+
+
+def option_keys(cls) -> tuple[str, ...]:
+    """An engine's option names: the fields of its options dataclass (each a key of its config section)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def build_options(cls: type[OptionsT], section: str, given: Mapping[str, Any], cfg, origin: str = "request",
+                  **fixed: Any) -> OptionsT:
+    """``cls`` (a frozen dataclass) from the request's overrides, each checked against the schema key
+    ``section.<field>``, the rest from the config; ``fixed`` replaces fields the plugin works out itself
+    (Piper's length scale from a speed). Built once per request by the plugin's ``options()``; the engine
+    reads attributes, so no string-keyed dict of options crosses from the plugin into the engine."""
+    from demod_voice.config import section_options
+
+    values = section_options(section, option_keys(cls), given, cfg, origin)
+    return cls(**{**values, **fixed})

@@ -77,14 +77,24 @@ class TtsRunner:
     def request(self, job):
         raise NotImplementedError
 
-    def run(self, job) -> Audio:
+    def plan(self, job, request):
+        """The plugin's validated plan for ``request`` (what the one audio-cache key is made of)."""
+        from demod_voice.synthesis import registry
+
+        if job.model in self._failures:
+            raise self._failures[job.model]
+        return registry.get(self.engine, self.cfg).options(request, self.cfg)
+
+    def run(self, job, request=None, plan=None) -> Audio:
+        """Speak ``job`` (or ``request``, its request already built, with its ``plan`` when validated)."""
         from demod_voice import synthesis
         from demod_voice.captions import join
 
         if job.model in self._failures:  # a missing model is reported for each of its jobs, loaded once
             raise self._failures[job.model]
+        request = request if request is not None else self.request(job)
         try:
-            chunks = list(synthesis.synthesize(self.engine, self.request(job), self.cfg, self.device))
+            chunks = list(synthesis.synthesize(self.engine, request, self.cfg, self.device, plan=plan))
         except (NotAvailableError, EngineError) as exc:
             if self.remember_failures:
                 self._failures[job.model] = exc

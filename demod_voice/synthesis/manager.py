@@ -126,6 +126,14 @@ class ModelManager:
         self._release(gone, "asked")
         return len(gone)
 
+    def unload_model(self, model: Any) -> bool:
+        """Unload the entry holding this very object (an engine handle's ``unload()``); False when none does."""
+        with self._lock:
+            chosen = [k for k, e in self._models.items() if e.model is model]
+            gone = [self._models.pop(k) for k in chosen]
+        self._release(gone, "asked")
+        return bool(gone)
+
     def unload_idle(self, now: float | None = None) -> int:
         """Unload every model unused for ``idle_unload_s`` (nothing when it is 0)."""
         if not self.idle_unload_s:

@@ -6,10 +6,13 @@ program needs from it; the CLI, batch, the router and Wyoming read this table an
 Every engine module defines:
 
 * ``NAME`` and ``KIND`` (``"tts"``: text -> speech; ``"convert"``: speech -> speech, chained after TTS);
-* ``SECTION`` and ``OPTION_KEYS``: its options, each a key of the one config schema (``demod_voice.config``);
+* ``SECTION`` and ``OPTION_KEYS``: its options, each a key of the one config schema (``demod_voice.config``),
+  the fields of its frozen options dataclass (``contract.build_options``);
 * the adapter: ``options(request, cfg) -> plan`` (cheap validation), ``synthesize(request, cfg, device, plan)``
   (``convert`` for a converter) yielding float32 ``Audio`` chunks, and ``identity(request, cfg)`` (what the
-  result depends on beyond the request: cache keys, batch resume);
+  result depends on beyond the request: batch resume); optionally ``cache_identity(plan)`` (what the one
+  audio-cache key, ``synthesis.keys``, takes from the plan when the plan alone does not say it) and
+  ``load(plan, cfg, device)`` giving a ``contract.Engine`` handle;
 * ``available(cfg) -> (bool, reason)``: its availability probe (imports nothing heavy);
 * ``OWN_WORDS`` (optional): word timings come from the engine itself rather than Whisper;
 * ``MODELS``: the ``models pull`` kinds (``models_manifest.json``) it uses, and ``COMMANDS``: its CLI command modules

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from demod_voice.audio import Audio
 from demod_voice.errors import ModelNotFoundError, NotAvailableError
@@ -115,6 +115,10 @@ class Candidate:
     """The request's front end (``TTSRequest.origin``): whose circuit breaker a failure counts against."""
     speaker: str = ""
     """Set when this engine would answer in another voice than the one asked for: the voice it speaks in."""
+    request: Any = None
+    """The engine-layer ``Request`` this candidate speaks, and the plan its plugin validated from it: what the
+    one audio-cache key is made of (``synthesis.keys``), the same as from the CLI and batch."""
+    plan: Any = None
 
 
 @dataclass
@@ -127,6 +131,7 @@ class Route:
     skipped: list[tuple[str, str, str]]
 
     def cache_parts(self) -> dict:
+        """The key parts of a candidate whose provider gives no request and plan (``synthesis.keys.route_key``)."""
         r = self.request
         return {"chain": [(c.engine, c.version) for c in self.candidates], "voice": self.voice.tag,
                 "reference": self.voice.profile.reference_hash if self.voice.profile else "",

@@ -59,7 +59,7 @@ def test_rvc_options_share_the_schema_ranges():
     from demod_voice.engines.rvc import plugin as rvc
 
     cfg = cfg_with({"rvc": {"index_rate": 0.3}})
-    assert rvc.options(RvcRequest("v", {"pitch": 3}), cfg)["index_rate"] == 0.3
+    assert rvc.options(RvcRequest("v", {"pitch": 3}), cfg).index_rate == 0.3
     with pytest.raises(InputError, match="pitch"):
         rvc.options(RvcRequest("v", {"pitch": 48}), cfg)  # batch used to accept +-48
     with pytest.raises(InputError, match="f0_method"):

@@ -20,12 +20,24 @@ from pathlib import Path
 from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.contract import build_options, option_keys
 from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options
+
+
+@dataclass(frozen=True)
+class GptSovitsOptions:
+    """The sampling settings of one request (``gpt_sovits.*`` schema keys, api_v2's /tts names)."""
+
+    top_k: int
+    top_p: float
+    temperature: float
+    speed_factor: float
+
 
 NAME = "gpt-sovits"
 KIND = "tts"
 SECTION = "gpt_sovits"
-OPTION_KEYS = config_mod.GPT_SOVITS_KEYS
+OPTION_KEYS = option_keys(GptSovitsOptions)
 MODELS: tuple[str, ...] = ()  # the user's own GPT-SoVITS install holds its models
 COMMANDS = ("demod_voice.engines.gpt_sovits.cli",)
 
@@ -61,7 +73,7 @@ class GptSovitsPlan:
     reference: Path
     prompt_text: str | None
     language: str
-    values: dict
+    values: GptSovitsOptions
     streaming: bool
     gpt_weights: str = ""
     sovits_weights: str = ""
@@ -91,9 +103,9 @@ def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str,
     """Check the reference, the language and the options; no network, no Whisper yet."""
     from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
-    values = config_mod.section_options("gpt_sovits", OPTION_KEYS, request.options, cfg)
-    if request.speed is not None:
-        values["speed_factor"] = config_mod.check_option("gpt_sovits.speed_factor", request.speed)
+    speed = {"speed_factor": config_mod.check_option("gpt_sovits.speed_factor", request.speed)} \
+        if request.speed is not None else {}
+    values = build_options(GptSovitsOptions, SECTION, request.options, cfg, **speed)
     if not request.references:
         raise InputError("GPT-SoVITS needs a reference audio file", hint="give reference audio, or a saved voice")
     reference = Path(request.references[0]).expanduser()
@@ -116,7 +128,9 @@ def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | No
     prompt = plan.prompt_text or _transcript(plan.reference, cfg, plan.language)
     call = gpt_sovits.TtsCall(text=text, text_lang=plan.language, ref_audio_path=str(plan.reference),
                               prompt_text=prompt, prompt_lang=plan.language, streaming_mode=plan.streaming,
-                              gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights, **plan.values)
+                              gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights,
+                              top_k=plan.values.top_k, top_p=plan.values.top_p,
+                              temperature=plan.values.temperature, speed_factor=plan.values.speed_factor)
     chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"),
                                    int(cfg.get("router.outbound_max_mb") * 1024 * 1024),
                                    cfg.get("router.outbound_max_audio_s"))
@@ -182,7 +196,7 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
+        return Candidate(self.name, version, "net", start, request=request, plan=plan)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         from demod_voice.engines.gpt_sovits import process as gpt_sovits

@@ -98,8 +98,9 @@ def request_from_args(args, text: str):
 def run(args, ctx) -> int:
     from demod_voice import audio as audio_mod
     from demod_voice import output, progress, synthesis
-    from demod_voice.cache import AudioCache, make_key
+    from demod_voice.cache import AudioCache
     from demod_voice.engines.piper import plugin as piper_adapter
+    from demod_voice.synthesis import keys
 
     sort_positionals(args)
     check_chain_arguments(args)
@@ -124,14 +125,14 @@ def run(args, ctx) -> int:
 
     cache = None if target.stream or args.rvc or args.captions else AudioCache.from_config(cfg)
     if cache is not None:
-        key = make_key(text, command="piper-infer", backend=plan.backend, options=repr(plan.options),
-                       fmt=target.fmt, **piper_adapter.identity(request, cfg))
+        # the one key (synthesis.keys): a batch job or the server with the same request finds this entry
+        key = keys.audio_key("piper", request, cfg, fmt=target.fmt, plan=plan)
 
         def compute():
-            chunks = with_bar(piper_adapter.synthesize(request, cfg, ctx.device, plan=plan))
-            return audio_mod.encode(audio_mod.concat(list(chunks)), target.fmt), {}
+            whole = audio_mod.concat(list(with_bar(piper_adapter.synthesize(request, cfg, ctx.device, plan=plan))))
+            return audio_mod.encode(whole, target.fmt), keys.entry_meta("piper", target.fmt, whole.sample_rate, whole.duration)
 
-        entry, hit = cache.get_or_compute(key, compute, tag=f"piper/{plan.model_path.stem}")
+        entry, hit = cache.get_or_compute(key, compute, tag=keys.tag_for("piper", plan))
         output.deliver_bytes(entry.data, target)
         if not target.to_stdout:
             ctx.say(f"wrote {target.path} ({'from the audio cache' if hit else 'and cached it'}) "

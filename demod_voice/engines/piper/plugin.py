@@ -16,6 +16,7 @@ from pathlib import Path
 from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.contract import Handle
 
 #: Longest piece of text handed to Piper at once, in ``text.spoken_length`` characters (digits count as
 #: the words they become). Piper's decoder holds the whole piece's audio in its upsampling layers, so a
@@ -85,6 +86,30 @@ def load_engine(model_path: Path, cfg, device: str | None, backend: str):
                       spinning=cfg.get("piper.onnx_spinning"), release_ids=cfg.get("piper.arena_release_ids"))
 
 
+class PiperHandle(Handle):
+    """The engine contract (``synthesis.contract.Engine``) over one loaded Piper voice."""
+
+    def condition(self, references) -> None:
+        """Piper speaks its voice file's own speaker: nothing to condition on (``options()`` refuses audio)."""
+        return None
+
+    def synthesize(self, text: str, conditioning, options: PiperPlan, *, words: bool = False,
+                   continued: bool = False) -> Iterator[Audio]:
+        """One chunk per sentence (Piper may split a piece further) over ``split_pieces(text)``."""
+        produced = False
+        for piece in split_pieces(text):  # a later part of one answer (continued): silence before its first sentence too
+            for chunk in self.model.synthesize(piece, options.options, words=words, continued=produced or continued):
+                produced = True
+                yield chunk
+        if not produced:
+            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+
+
+def load(plan: PiperPlan, cfg, device: str | None) -> PiperHandle:
+    """The contract's ``load``: the plan's voice on its backend, from the model manager."""
+    return PiperHandle(load_engine(plan.model_path, cfg, device or cfg.get("device"), plan.backend))
+
+
 def split_pieces(text: str) -> list[str]:
     """The pieces Piper speaks one run each: sentences, split again past ``MAX_SPOKEN_CHARS`` read aloud."""
     from demod_voice import text as text_mod
@@ -97,16 +122,10 @@ def synthesize(request, cfg, device: str | None = None, plan: PiperPlan | None =
     from demod_voice import text as text_mod
 
     plan = plan or options(request, cfg)
-    pieces = split_pieces(text_mod.require_text(request.text))
-    engine = load_engine(plan.model_path, cfg, device or cfg.get("device"), plan.backend)
-    produced = False
-    for piece in pieces:  # a later part of one answer (request.continued): silence before its first sentence too
-        for chunk in engine.synthesize(piece, plan.options, words=request.words,
-                                       continued=produced or request.continued):
-            produced = True
-            yield chunk
-    if not produced:
-        raise InputError("the text produced no speech", hint="give words, not only punctuation")
+    text = text_mod.require_text(request.text)
+    engine = load(plan, cfg, device)
+    yield from engine.synthesize(text, engine.condition(request.references), plan, words=request.words,
+                                 continued=request.continued)
 
 
 def identity(request, cfg) -> dict:
@@ -116,6 +135,16 @@ def identity(request, cfg) -> dict:
 
     model_path = resolve_model(request.voice or cfg.get("piper.default_voice"), cfg)
     return {"model": file_identity(model_path), "config": file_identity(config_path_for(model_path) or model_path)}
+
+
+def cache_identity(plan: PiperPlan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the voice file and its config by
+    contents, the backend and every option."""
+    from demod_voice.engines.piper.engine import config_path_for
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    return {**canonical(plan), "config": file_identity(config_path_for(plan.model_path) or plan.model_path)}
 
 
 # --- registry entry: what the rest of the program asks of this engine -----------------------------
@@ -216,10 +245,7 @@ class Provider:
                 raise EngineError(f"cannot load Piper voice {model.name}: {exc.message}") from exc
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        version = file_identity(model)
-        if plan.options.tempo != 1.0:  # a speed is now a time-stretch: entries cached before it are not reused
-            version += ";tempo=wsola"
-        return Candidate(self.name, version, self.device(), start)
+        return Candidate(self.name, file_identity(model), self.device(), start, request=request, plan=plan)
 
     @staticmethod
     def request(req, model: Path):

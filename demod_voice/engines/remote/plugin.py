@@ -314,7 +314,7 @@ class RemoteProvider:
         def start() -> Iterator[Audio]:
             return chain.finite(self.engine.synthesize(request, self.cfg, None, plan=plan), self.name)
 
-        return Candidate(self.name, version, "net", start)  # the outbound pool: never a CPU worker
+        return Candidate(self.name, version, "net", start, request=request, plan=plan)  # the outbound pool: never a CPU worker
 
     def status(self) -> dict:
         ok, why = self.engine.available(self.cfg)

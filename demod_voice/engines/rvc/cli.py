@@ -130,4 +130,4 @@ def _converter(args, ctx):
     request = rvc_request(args, prefix="", model=args.model)
     values = rvc_adapter.options(request, ctx.cfg)
     engine = rvc_adapter.engine_for(request, ctx.cfg, ctx.device)
-    return lambda speech: engine.convert(speech, **values)
+    return lambda speech: rvc_adapter.convert_with(engine, speech, values)

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
-from demod_voice import config as config_mod
+import dataclasses
+
 from demod_voice.audio import Audio
+from demod_voice.synthesis.contract import build_options, option_keys
 
 
-def options(rvc_request, cfg) -> dict:
+@dataclasses.dataclass(frozen=True)
+class RvcOptions:
+    """The settings of one conversion (``rvc.*`` schema keys), built once by ``options()``."""
+
+    pitch: float
+    f0_method: str
+    index_rate: float
+    filter_radius: int
+    rms_mix_rate: float
+    protect: float
+    resample_sr: int | None
+
+
+def options(rvc_request, cfg) -> RvcOptions:
     """Every conversion option, from the request or else the config, checked against the schema."""
-    values = config_mod.section_options("rvc", config_mod.RVC_CONVERSION_KEYS, rvc_request.options, cfg)
-    if values["resample_sr"] == 0:  # "0 = the voice's own rate" on the command line
-        values["resample_sr"] = None
+    values = build_options(RvcOptions, "rvc", rvc_request.options, cfg)
+    if values.resample_sr == 0:  # "0 = the voice's own rate" on the command line
+        values = dataclasses.replace(values, resample_sr=None)
     return values
+
+
+def convert_with(engine, audio: Audio, values: RvcOptions) -> Audio:
+    """One conversion by a loaded engine with these options (the CLI's and the chain's one call)."""
+    return engine.convert(audio, pitch=values.pitch, f0_method=values.f0_method, index_rate=values.index_rate,
+                          filter_radius=values.filter_radius, rms_mix_rate=values.rms_mix_rate,
+                          protect=values.protect, resample_sr=values.resample_sr)
 
 
 def engine_for(rvc_request, cfg, device: str | None = None):
@@ -20,10 +42,10 @@ def engine_for(rvc_request, cfg, device: str | None = None):
     return rvc.load(rvc_request.voice, cfg, device or cfg.get("device"), index=rvc_request.index)
 
 
-def convert(audio: Audio, rvc_request, cfg, device: str | None = None, values: dict | None = None) -> Audio:
+def convert(audio: Audio, rvc_request, cfg, device: str | None = None, values: RvcOptions | None = None) -> Audio:
     """Convert one piece of speech into the request's RVC voice."""
     values = values if values is not None else options(rvc_request, cfg)
-    return engine_for(rvc_request, cfg, device).convert(audio, **values)
+    return convert_with(engine_for(rvc_request, cfg, device), audio, values)
 
 
 def identity(rvc_request, cfg) -> object:
@@ -40,7 +62,7 @@ def identity(rvc_request, cfg) -> object:
 NAME = "rvc"
 KIND = "convert"
 SECTION = "rvc"
-OPTION_KEYS = config_mod.RVC_CONVERSION_KEYS
+OPTION_KEYS = option_keys(RvcOptions)
 MODELS = ("rvc-aux",)
 COMMANDS = ("demod_voice.engines.rvc.cli", "demod_voice.engines.rvc.cli_voices")
 
@@ -163,7 +185,7 @@ class Runner:
         except ImportError as exc:
             raise NotAvailableError(f"the RVC engine cannot be imported ({exc})", hint="install the 'rvc' extra") from None
         speech = audio.read(job.input, what="input audio")
-        result = engine.convert(speech, **options(req, self.cfg))
+        result = convert_with(engine, speech, options(req, self.cfg))
         if job.captions is None:
             return result
         from demod_voice import captions  # words of the input speech; conversion keeps the time axis

@@ -15,12 +15,25 @@ from pathlib import Path
 from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.contract import Handle, build_options, option_keys
 from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options
+
+
+@dataclass(frozen=True)
+class StyleTTS2Options:
+    """The synthesis controls of one request (``styletts2.*`` schema keys), built once by ``options()``."""
+
+    alpha: float
+    beta: float
+    diffusion_steps: int
+    embedding_scale: float
+    speed: float
+
 
 NAME = "styletts2"
 KIND = "tts"
 SECTION = "styletts2"
-OPTION_KEYS = config_mod.STYLETTS2_KEYS
+OPTION_KEYS = option_keys(StyleTTS2Options)
 MODELS = ("styletts2",)
 COMMANDS = ("demod_voice.engines.styletts2.cli",)
 #: ``health --deep`` runs it (``selftest``) with at most this many seconds.
@@ -36,7 +49,7 @@ _FOUND: dict[str, bool] = {}
 class StyleTTS2Plan:
     model_dir: Path
     voice: str
-    values: dict
+    values: StyleTTS2Options
     seed: int | None
     references: list[Path]
 
@@ -79,9 +92,8 @@ def options(request, cfg) -> StyleTTS2Plan:
     """Check the controls, the model folder, the language and the reference; nothing heavy is imported."""
     from demod_voice.engines.styletts2 import checkpoint, default_model_dir
 
-    values = config_mod.section_options(SECTION, OPTION_KEYS, request.options, cfg)
-    if request.speed is not None:
-        values["speed"] = config_mod.check_option("styletts2.speed", request.speed)
+    speed = {"speed": config_mod.check_option("styletts2.speed", request.speed)} if request.speed is not None else {}
+    values = build_options(StyleTTS2Options, SECTION, request.options, cfg, **speed)
     seed = config_mod.check_option("styletts2.seed", request.seed) if request.seed is not None \
         else cfg.get("styletts2.seed")
     folder = Path(request.model or cfg.get("styletts2.model_dir") or default_model_dir(cfg)).expanduser()
@@ -131,14 +143,33 @@ def style(plan: StyleTTS2Plan, engine):
     return found
 
 
+class StyleTTS2Handle(Handle):
+    """The engine contract (``synthesis.contract.Engine``) over one loaded StyleTTS2 checkpoint."""
+
+    def condition(self, references: StyleTTS2Plan):
+        """The style of the plan's reference files (kept in memory by model and contents)."""
+        return style(references, self.model)
+
+    def synthesize(self, text: str, conditioning, options: StyleTTS2Plan) -> Iterator[Audio]:
+        o = options.values
+        return self.model.synthesize(text, conditioning, seed=options.seed, voice=options.voice, alpha=o.alpha,
+                                     beta=o.beta, diffusion_steps=o.diffusion_steps,
+                                     embedding_scale=o.embedding_scale, speed=o.speed)
+
+
+def load(plan: StyleTTS2Plan, cfg, device: str | None = None) -> StyleTTS2Handle:
+    """The contract's ``load``: the plan's checkpoint, from the model manager."""
+    return StyleTTS2Handle(engine_for(plan, cfg, device))
+
+
 def synthesize(request, cfg, device: str | None = None, plan: StyleTTS2Plan | None = None) -> Iterator[Audio]:
     """One float32 chunk per sentence at 24 kHz."""
     from demod_voice import text as text_mod
 
     plan = plan or options(request, cfg)
     words = text_mod.require_text(request.text)
-    engine = engine_for(plan, cfg, device)
-    chunks = engine.synthesize(words, style(plan, engine), seed=plan.seed, voice=plan.voice, **plan.values)
+    engine = load(plan, cfg, device)
+    chunks = engine.synthesize(words, engine.condition(plan), plan)
     if request.words:
         from demod_voice import alignment
 
@@ -164,6 +195,16 @@ def identity(request, cfg) -> dict:
     except InputError:
         weights = str(folder)
     return {"reference": refs, "voice": request.voice or "", "model": weights}
+
+
+def cache_identity(plan: StyleTTS2Plan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the checkpoint by contents."""
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    out = canonical(plan)
+    out["model_dir"] = [file_identity(p) for p in sorted(plan.model_dir.glob("*.pth"))]
+    return out
 
 
 # --- registry entry: availability, the router's provider -----------------------------------------------------
@@ -256,7 +297,8 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start,
+                         request=request, plan=plan)
 
     def status(self) -> dict:
         from demod_voice.engines.styletts2 import resolve_model_dir

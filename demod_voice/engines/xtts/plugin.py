@@ -18,6 +18,20 @@ from pathlib import Path
 from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError, UsageError
+from demod_voice.synthesis.contract import Handle, build_options, option_keys
+
+
+@dataclass(frozen=True)
+class XttsOptions:
+    """The sampling settings of one request (``xtts.*`` schema keys), built once by ``options()``."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    repetition_penalty: float
+    length_penalty: float
+    speed: float
+
 
 _LATENTS: dict[str, object] = {}
 _LATENTS_LOCK = threading.Lock()
@@ -30,7 +44,7 @@ class XttsPlan:
 
     model_dir: Path
     language: str | None
-    sampling: dict
+    sampling: XttsOptions
     seed: int | None
     stream: bool
     stream_chunk_size: int
@@ -57,9 +71,8 @@ def options(request, cfg, *, need_text: bool = True, profile=None) -> XttsPlan:
         from demod_voice.voices import saved_voice
 
         profile = saved_voice(cfg, request.voice)
-    values = config_mod.section_options("xtts", config_mod.XTTS_SAMPLING_KEYS, request.options, cfg)
-    if request.speed is not None:
-        values["speed"] = config_mod.check_option("xtts.speed", request.speed)
+    speed = {"speed": config_mod.check_option("xtts.speed", request.speed)} if request.speed is not None else {}
+    sampling = build_options(XttsOptions, "xtts", request.options, cfg, **speed)
     seed = config_mod.check_option("xtts.seed", request.seed) if request.seed is not None else cfg.get("xtts.seed")
     model_dir = xtts.resolve_model_dir(cfg, request.model)
     language = None
@@ -71,7 +84,7 @@ def options(request, cfg, *, need_text: bool = True, profile=None) -> XttsPlan:
         from demod_voice.alignment import whisper_model_name
 
         whisper_model_name(cfg)
-    plan = XttsPlan(model_dir, language, values, seed, request.stream, cfg.get("xtts.stream_chunk_size"),
+    plan = XttsPlan(model_dir, language, sampling, seed, request.stream, cfg.get("xtts.stream_chunk_size"),
                     cfg.get("xtts.precision"))
     if request.references:
         plan.conditioning = xtts.plan_conditioning(request.references, model_dir, latents_dir(cfg))
@@ -130,14 +143,35 @@ def latents(plan: XttsPlan, engine):
     return found
 
 
+class XttsHandle(Handle):
+    """The engine contract (``synthesis.contract.Engine``) over one loaded XTTS model."""
+
+    def condition(self, references: XttsPlan):
+        """The latents of the plan's references (its conditioning plan, or a saved voice's latents file)."""
+        return latents(references, self.model)
+
+    def synthesize(self, text: str, conditioning, options: XttsPlan, *,
+                   split_sentences: bool = True) -> Iterator[Audio]:
+        """One chunk per sentence, or per streamed piece when the plan streams."""
+        o = options.sampling
+        return self.model.synthesize(text, language=options.language, latents=conditioning, stream=options.stream,
+                                     split_sentences=split_sentences, seed=options.seed,
+                                     stream_chunk_size=options.stream_chunk_size, temperature=o.temperature,
+                                     top_k=o.top_k, top_p=o.top_p, repetition_penalty=o.repetition_penalty,
+                                     length_penalty=o.length_penalty, speed=o.speed)
+
+
+def load(plan: XttsPlan, cfg, device: str | None = None) -> XttsHandle:
+    """The contract's ``load``: the plan's checkpoint at its precision, from the model manager."""
+    return XttsHandle(engine_for(plan, cfg, device))
+
+
 def synthesize(request, cfg, device: str | None = None, plan: XttsPlan | None = None) -> Iterator[Audio]:
     """One chunk per sentence (or per streamed piece with ``request.stream``), float32 at 24 kHz."""
     plan = plan or options(request, cfg)
-    engine = engine_for(plan, cfg, device)
+    engine = load(plan, cfg, device)
     produced = False
-    chunks = engine.synthesize(request.text, language=plan.language, latents=latents(plan, engine),
-                               stream=plan.stream, split_sentences=request.split_sentences, seed=plan.seed,
-                               stream_chunk_size=plan.stream_chunk_size, **plan.sampling)
+    chunks = engine.synthesize(request.text, engine.condition(plan), plan, split_sentences=request.split_sentences)
     if request.words:  # XTTS has no alignments of its own: Whisper aligns the text to the audio
         from demod_voice import alignment
 
@@ -166,12 +200,26 @@ def identity(request, cfg) -> dict:
     return out
 
 
+def cache_identity(plan: XttsPlan) -> dict:
+    """The plan as the one audio-cache key sees it (``synthesis.keys``): the checkpoint's files by contents,
+    the reference conditioning by its own key (not the decoded audio the plan may hold)."""
+    import dataclasses
+
+    from demod_voice.paths import file_identity
+    from demod_voice.synthesis.keys import canonical
+
+    out = canonical(dataclasses.replace(plan, conditioning=None))
+    out["model_dir"] = "|".join(file_identity(plan.model_dir / f) for f in ("model.pth", "config.json"))
+    out["conditioning"] = plan.conditioning.key if plan.conditioning is not None else None
+    return out
+
+
 # --- registry entry: what the rest of the program asks of this engine -----------------------------
 
 NAME = "xtts"
 KIND = "tts"
 SECTION = "xtts"
-OPTION_KEYS = config_mod.XTTS_SAMPLING_KEYS
+OPTION_KEYS = option_keys(XttsOptions)
 MODELS = ("xtts",)
 COMMANDS = ("demod_voice.engines.xtts.cli",)
 
@@ -252,7 +300,8 @@ class Provider:
         def start() -> Iterator[Audio]:
             return chain.finite(synthesize(request, self.cfg, self.cfg.get("device"), plan=plan), self.name)
 
-        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start)
+        return Candidate(self.name, version, devices.queue_for(self.cfg.get("device"), engine_uses_gpu=True), start,
+                         request=request, plan=plan)
 
     def status(self) -> dict:
         from demod_voice.errors import ModelNotFoundError

@@ -77,7 +77,9 @@ class RemoteProvider:
             return self.stream(req, voice)
 
         # the ingress thread only waits on the replica: run it in the CPU pool, never a GPU queue
-        return Candidate(candidate.engine, candidate.version, "cpu", start, candidate.origin)
+        # the local candidate's request and plan: the one cache key (synthesis.keys), as without Ray
+        return Candidate(candidate.engine, candidate.version, "cpu", start, candidate.origin,
+                         request=candidate.request, plan=candidate.plan)
 
     def stream(self, req, voice) -> Iterator[Audio]:
         """The replica's chunks as they come, one retry if the replica dies (delivered sentences skipped)."""
