@@ -70,13 +70,35 @@ class Engine(Protocol):
       the plugin's ``options()`` built once (the engine's frozen options dataclass inside it); engines may
       take a few keyword-only request flags beside it (``words``, ``continued``, ``split_sentences``).
     * ``unload()``: drop the model from the model manager (``synthesis.manager.MODELS``); the next request
-      loads it again.
+      loads it again. Engines that load nothing here (GPT-SoVITS, remotes: a server elsewhere holds the
+      model) hand out a client bound to the server's URL and settings instead; ``unload()`` closes it.
     """
 
     def condition(self, references: Any) -> Any:
         ...
 
     def synthesize(self, text: str, conditioning: Any, options: Any) -> Iterator[Audio]:
+        ...
+
+    def unload(self) -> None:
+        ...
+
+
+@runtime_checkable
+class ConvertEngine(Protocol):
+    """A loaded converter (``KIND == "convert"``, RVC): what its plugin's ``load(request, cfg, device)`` returns.
+    The same lifecycle as ``Engine``, but speech in and speech out, one piece at a time (the chain converts
+    each sentence as TTS yields it), so it has ``convert`` where a TTS engine has ``synthesize``.
+
+    * ``condition(references)``: nothing for RVC (the voice is the model, its index loads with it);
+    * ``convert(audio, conditioning, options)``: the piece in the loaded voice;
+    * ``unload()``: as for ``Engine``.
+    """
+
+    def condition(self, references: Any) -> Any:
+        ...
+
+    def convert(self, audio: Audio, conditioning: Any, options: Any) -> Audio:
         ...
 
     def unload(self) -> None:
@@ -93,6 +115,27 @@ class Handle:
         from demod_voice.synthesis.manager import MODELS
 
         MODELS.unload_model(self.model)
+
+
+class Client:
+    """The shared part of the handles over a server elsewhere (GPT-SoVITS, remotes): nothing is loaded in this
+    process, so the handle is a client bound to the server's URL and settings, and ``unload()`` closes it. A
+    closed client refuses to speak (a call already under way still ends by its own deadline); ``load`` again
+    gives a fresh one."""
+
+    what = "the engine"
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def unload(self) -> None:
+        self.closed = True
+
+    def check_open(self) -> None:
+        if self.closed:
+            from demod_voice.errors import EngineError
+
+            raise EngineError(f"{self.what}: this client was unloaded", hint="load the engine again")
 
 
 class Model(Protocol):

@@ -20,7 +20,7 @@ from pathlib import Path
 from demod_voice import config as config_mod
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
-from demod_voice.synthesis.contract import build_options, option_keys
+from demod_voice.synthesis.contract import Client, build_options, option_keys
 from demod_voice.synthesis.jobs import TtsRunner, chain_identity, chain_request, schema_options
 
 
@@ -119,34 +119,72 @@ def options(request, cfg, *, prompt_text: str | None = None, weights: tuple[str,
                          *weights)
 
 
+@dataclass(frozen=True)
+class Prompt:
+    """What api_v2 speaks with (the contract's conditioning): the reference file, what it says, its language."""
+
+    reference: str
+    text: str
+    language: str
+
+
+class ApiV2Client(Client):
+    """The engine contract (``synthesis.contract.Engine``) over the user's api_v2 server: a client bound to its
+    URL and to the bounds of every call (deadline, bytes read, seconds decoded). Nothing loads here."""
+
+    what = "GPT-SoVITS"
+
+    def __init__(self, url: str, cfg):
+        super().__init__()
+        self.url = url
+        self.cfg = cfg
+        self.timeout_s = cfg.get("gpt_sovits.timeout_s")
+        self.max_bytes = int(cfg.get("router.outbound_max_mb") * 1024 * 1024)
+        self.max_seconds = cfg.get("router.outbound_max_audio_s")
+
+    def condition(self, references: GptSovitsPlan) -> Prompt:
+        """The plan's reference and its transcript (the sample's own, else Whisper's, remembered per file)."""
+        text = references.prompt_text or _transcript(references.reference, self.cfg, references.language)
+        return Prompt(str(references.reference), text, references.language)
+
+    def synthesize(self, text: str, conditioning: Prompt, options: GptSovitsPlan) -> Iterator[Audio]:
+        """One ``/tts`` call: one chunk (a whole WAV), or chunks as api_v2 streams them."""
+        from demod_voice.engines.gpt_sovits import process as gpt_sovits
+        from demod_voice.errors import EngineError
+
+        self.check_open()
+        o = options.values
+        call = gpt_sovits.TtsCall(text=text, text_lang=options.language, ref_audio_path=conditioning.reference,
+                                  prompt_text=conditioning.text, prompt_lang=conditioning.language,
+                                  streaming_mode=options.streaming, gpt_weights=options.gpt_weights,
+                                  sovits_weights=options.sovits_weights, top_k=o.top_k, top_p=o.top_p,
+                                  temperature=o.temperature, speed_factor=o.speed_factor)
+        produced = False
+        for chunk in gpt_sovits.synthesize(self.url, call, self.timeout_s, self.max_bytes, self.max_seconds):
+            produced = produced or bool(len(chunk.samples))
+            yield chunk
+        if not produced:
+            raise EngineError("GPT-SoVITS sent no audio")
+
+
+def load(plan: GptSovitsPlan, cfg, device: str | None = None) -> ApiV2Client:
+    """The contract's ``load``: a client bound to the plan's server (the device is the server's business)."""
+    return ApiV2Client(plan.url, cfg)
+
+
 def synthesize(request, cfg, device: str | None = None, plan: GptSovitsPlan | None = None) -> Iterator[Audio]:
     from demod_voice import text as text_mod
-    from demod_voice.engines.gpt_sovits import process as gpt_sovits
 
     plan = plan or options(request, cfg)
     text = text_mod.require_text(request.text)
-    prompt = plan.prompt_text or _transcript(plan.reference, cfg, plan.language)
-    call = gpt_sovits.TtsCall(text=text, text_lang=plan.language, ref_audio_path=str(plan.reference),
-                              prompt_text=prompt, prompt_lang=plan.language, streaming_mode=plan.streaming,
-                              gpt_weights=plan.gpt_weights, sovits_weights=plan.sovits_weights,
-                              top_k=plan.values.top_k, top_p=plan.values.top_p,
-                              temperature=plan.values.temperature, speed_factor=plan.values.speed_factor)
-    chunks = gpt_sovits.synthesize(plan.url, call, cfg.get("gpt_sovits.timeout_s"),
-                                   int(cfg.get("router.outbound_max_mb") * 1024 * 1024),
-                                   cfg.get("router.outbound_max_audio_s"))
+    engine = load(plan, cfg, device)
+    chunks = engine.synthesize(text, engine.condition(plan), plan)
     if request.words:
         from demod_voice import alignment
 
         whisper = alignment.whisper_model_name(cfg)
         chunks = alignment.with_words(chunks, request.text, lambda: alignment.WhisperAligner(whisper, plan.language))
-    produced = False
-    for chunk in chunks:
-        produced = produced or bool(len(chunk.samples))
-        yield chunk
-    if not produced:
-        from demod_voice.errors import EngineError
-
-        raise EngineError("GPT-SoVITS sent no audio")
+    yield from chunks
 
 
 def identity(request, cfg) -> dict:
