@@ -9,8 +9,7 @@ path: the server's cache (keyed by url, model and remote voice), the breaker, th
 A remote that cannot be reached, answers with an error or with audio that does not decode is the engine's
 failure (``EngineError``): the router falls back to the next engine and audits why.
 
-This is a *family* in the registry (``_LOGGER = logging.getLogger(__name__)
-FAMILY = True``): one module, as many engines as the config names.
+This is a *family* in the registry (``FAMILY = True``): one module, as many engines as the config names.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 
 from demod_voice.audio import Audio
 from demod_voice.errors import ConfigError, EngineError, InputError, UpstreamError
+from demod_voice.synthesis.contract import Client
 from demod_voice.synthesis.jobs import Option
 
 _LOGGER = logging.getLogger(__name__)
@@ -200,22 +200,25 @@ class RemoteEngine:
             audio = audio_mod.resample(audio, plan.settings.sample_rate)
         return audio
 
+    def load(self, plan: RemotePlan, cfg=None, device: str | None = None) -> RemoteClient:
+        """The contract's ``load``: a client bound to this remote (its URL, model, key variable and bounds)."""
+        return RemoteClient(self)
+
     def synthesize(self, request, cfg, device: str | None = None, plan: RemotePlan | None = None) -> Iterator[Audio]:
         """The whole text in one call (the remote splits sentences itself): one chunk."""
         from demod_voice import text as text_mod
 
         plan = plan or self.options(request, cfg)
-        audio = self.fetch(text_mod.require_text(request.text), plan)
-        if not len(audio.samples):
-            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+        text = text_mod.require_text(request.text)
+        client = self.load(plan, cfg, device)
+        chunks = client.synthesize(text, client.condition(request.references), plan)
         if request.words:
             from demod_voice import alignment
 
             whisper = alignment.whisper_model_name(cfg)
-            yield from alignment.with_words(iter([audio]), request.text,
-                                            lambda: alignment.WhisperAligner(whisper, request.language))
-            return
-        yield audio
+            chunks = alignment.with_words(chunks, request.text,
+                                          lambda: alignment.WhisperAligner(whisper, request.language))
+        yield from chunks
 
     def identity(self, request, cfg) -> dict:
         s = self.settings
@@ -267,6 +270,28 @@ class RemoteEngine:
         runner.remember_failures = False  # a remote may come back during a run
         runner.request = self.job_request
         return runner
+
+
+class RemoteClient(Client):
+    """The engine contract (``synthesis.contract.Engine``) over one remote: nothing loads here, the remote
+    holds its model; the client speaks to it with the remote's settings and the plan's voice."""
+
+    def __init__(self, engine: RemoteEngine):
+        super().__init__()
+        self.engine = engine
+        self.what = f"remote engine '{engine.NAME}'"
+
+    def condition(self, references) -> None:
+        """A remote speaks a voice it knows by name (``options()`` refuses reference audio): nothing to send."""
+        return None
+
+    def synthesize(self, text: str, conditioning, options: RemotePlan) -> Iterator[Audio]:
+        """One ``/v1/audio/speech`` call for the whole text: one chunk."""
+        self.check_open()
+        audio = self.engine.fetch(text, options)
+        if not len(audio.samples):
+            raise InputError("the text produced no speech", hint="give words, not only punctuation")
+        yield audio
 
 
 def _error_text(response) -> str:
