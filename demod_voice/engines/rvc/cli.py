@@ -129,5 +129,6 @@ def _converter(args, ctx):
     apply_aux_flags(args, ctx)
     request = rvc_request(args, prefix="", model=args.model)
     values = rvc_adapter.options(request, ctx.cfg)
-    engine = rvc_adapter.engine_for(request, ctx.cfg, ctx.device)
-    return lambda speech: rvc_adapter.convert_with(engine, speech, values)
+    engine = rvc_adapter.load(request, ctx.cfg, ctx.device)
+    conditioning = engine.condition(None)
+    return lambda speech: engine.convert(speech, conditioning, values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from demod_voice.audio import Audio
-from demod_voice.synthesis.contract import build_options, option_keys
+from demod_voice.synthesis.contract import Handle, build_options, option_keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +42,28 @@ def engine_for(rvc_request, cfg, device: str | None = None):
     return rvc.load(rvc_request.voice, cfg, device or cfg.get("device"), index=rvc_request.index)
 
 
+class RvcHandle(Handle):
+    """The converter contract (``synthesis.contract.ConvertEngine``) over one loaded RVC voice."""
+
+    def condition(self, references) -> None:
+        """The voice is the model (its index loads with it): nothing to condition on."""
+        return None
+
+    def convert(self, audio: Audio, conditioning, options: RvcOptions) -> Audio:
+        return convert_with(self.model, audio, options)
+
+
+def load(rvc_request, cfg, device: str | None = None) -> RvcHandle:
+    """The contract's ``load``: the request's voice (and index), from the model manager. A converter's request
+    names its model, so it is what ``load`` takes (its options, ``RvcOptions``, hold only settings)."""
+    return RvcHandle(engine_for(rvc_request, cfg, device))
+
+
 def convert(audio: Audio, rvc_request, cfg, device: str | None = None, values: RvcOptions | None = None) -> Audio:
     """Convert one piece of speech into the request's RVC voice."""
     values = values if values is not None else options(rvc_request, cfg)
-    return convert_with(engine_for(rvc_request, cfg, device), audio, values)
+    engine = load(rvc_request, cfg, device)
+    return engine.convert(audio, engine.condition(None), values)
 
 
 def identity(rvc_request, cfg) -> object:
@@ -178,14 +196,14 @@ class Runner:
             raise self._failures[job.model]
         req = job_request(job)
         try:
-            engine = engine_for(req, self.cfg, self.device)
+            engine = load(req, self.cfg, self.device)
         except (InputError, NotAvailableError, EngineError) as exc:
             self._failures[job.model] = exc
             raise
         except ImportError as exc:
             raise NotAvailableError(f"the RVC engine cannot be imported ({exc})", hint="install the 'rvc' extra") from None
         speech = audio.read(job.input, what="input audio")
-        result = convert_with(engine, speech, options(req, self.cfg))
+        result = engine.convert(speech, engine.condition(None), options(req, self.cfg))
         if job.captions is None:
             return result
         from demod_voice import captions  # words of the input speech; conversion keeps the time axis
