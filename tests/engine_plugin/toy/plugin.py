@@ -13,6 +13,7 @@ from pathlib import Path
 
 from demod_voice.audio import Audio
 from demod_voice.errors import InputError
+from demod_voice.synthesis.contract import Handle
 from demod_voice.synthesis.jobs import TtsRunner
 
 NAME = "toy"
@@ -40,25 +41,57 @@ def options(request, cfg) -> ToyOptions:
     return ToyOptions(seconds_per_char=0.06 / speed)
 
 
-def _buzz(sentence: str, opts: ToyOptions) -> Audio:
-    import numpy as np
+class Formants:
+    """The toy's "model": the gain of each harmonic of ``f0`` through two formants (built once, then reused)."""
 
-    t = np.arange(int(len(sentence) * opts.seconds_per_char * RATE)) / RATE
-    wave = np.zeros_like(t)
-    for k in range(1, 30):
-        f = k * opts.f0
-        gain = np.exp(-(((f - 500.0) / 150.0) ** 2)) + 0.5 * np.exp(-(((f - 1500.0) / 250.0) ** 2))
-        wave += gain * np.sin(2 * np.pi * f * t)
-    envelope = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.02) if len(t) else t
-    return Audio((0.3 * wave * envelope / max(1e-9, np.abs(wave).max())).astype(np.float32), RATE)
+    def __init__(self, f0: float):
+        import numpy as np
+
+        self.f0 = f0
+        self.gains = [(k * f0, np.exp(-(((k * f0 - 500.0) / 150.0) ** 2))
+                       + 0.5 * np.exp(-(((k * f0 - 1500.0) / 250.0) ** 2))) for k in range(1, 30)]
+        self.nbytes = 29 * 16
+
+    def buzz(self, sentence: str, seconds_per_char: float) -> Audio:
+        import numpy as np
+
+        t = np.arange(int(len(sentence) * seconds_per_char * RATE)) / RATE
+        wave = np.zeros_like(t)
+        for f, gain in self.gains:
+            wave += gain * np.sin(2 * np.pi * f * t)
+        envelope = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.02) if len(t) else t
+        return Audio((0.3 * wave * envelope / max(1e-9, np.abs(wave).max())).astype(np.float32), RATE)
+
+
+class ToyHandle(Handle):
+    """The engine contract (``synthesis.contract.Engine``): ``Handle`` gives ``self.model`` and ``unload()``."""
+
+    def condition(self, references) -> None:
+        return None  # one built-in voice: nothing to condition on (``options()`` refuses reference audio)
+
+    def synthesize(self, text: str, conditioning, options: ToyOptions) -> Iterator[Audio]:
+        from demod_voice import text as text_mod
+
+        for sentence in text_mod.split_sentences(text):
+            yield self.model.buzz(sentence, options.seconds_per_char)
+
+
+def load(plan: ToyOptions, cfg, device: str | None = None) -> ToyHandle:
+    """Through the one model manager, keyed by what the model is made of (so it shows in /api/engines)."""
+    from demod_voice.synthesis.manager import MODELS
+
+    return ToyHandle(MODELS.get(NAME, ("formants", plan.f0), lambda: Formants(plan.f0), device="cpu",
+                                label="formants"))
 
 
 def synthesize(request, cfg, device: str | None = None, plan: ToyOptions | None = None) -> Iterator[Audio]:
+    """``load``, ``condition``, ``synthesize``: what every plugin's ``synthesize`` is."""
     from demod_voice import text as text_mod
 
     plan = plan or options(request, cfg)
-    for sentence in text_mod.split_sentences(text_mod.require_text(request.text)):
-        yield _buzz(sentence, plan)
+    text = text_mod.require_text(request.text)
+    engine = load(plan, cfg, device)
+    yield from engine.synthesize(text, engine.condition(request.references), plan)
 
 
 def identity(request, cfg) -> dict:
