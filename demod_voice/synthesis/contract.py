@@ -47,6 +47,9 @@ class TextToSpeech(EnginePlugin, Protocol):
     def synthesize(self, request, cfg, device: str | None = None, plan: Any = None) -> Iterator[Audio]:
         ...
 
+    def load(self, plan, cfg, device: str | None = None) -> Engine:
+        ...
+
 
 @runtime_checkable
 class Converter(EnginePlugin, Protocol):
@@ -56,6 +59,9 @@ class Converter(EnginePlugin, Protocol):
         ...
 
     def convert(self, audio: Audio, request, cfg, device: str | None = None, values: Any = None) -> Audio:
+        ...
+
+    def load(self, request, cfg, device: str | None = None) -> ConvertEngine:
         ...
 
 

@@ -11,8 +11,10 @@ Every engine module defines:
 * the adapter: ``options(request, cfg) -> plan`` (cheap validation), ``synthesize(request, cfg, device, plan)``
   (``convert`` for a converter) yielding float32 ``Audio`` chunks, and ``identity(request, cfg)`` (what the
   result depends on beyond the request: batch resume); optionally ``cache_identity(plan)`` (what the one
-  audio-cache key, ``synthesis.keys``, takes from the plan when the plan alone does not say it) and
-  ``load(plan, cfg, device)`` giving a ``contract.Engine`` handle;
+  audio-cache key, ``synthesis.keys``, takes from the plan when the plan alone does not say it);
+* the engine contract: ``load(plan, cfg, device)`` giving a handle (``contract.Engine``: ``condition``,
+  ``synthesize``, ``unload``; a converter's ``load(request, cfg, device)`` gives a ``contract.ConvertEngine``),
+  through which its ``synthesize`` (or ``convert``) runs;
 * ``available(cfg) -> (bool, reason)``: its availability probe (imports nothing heavy);
 * ``OWN_WORDS`` (optional): word timings come from the engine itself rather than Whisper;
 * ``MODELS``: the ``models pull`` kinds (``models_manifest.json``) it uses, and ``COMMANDS``: its CLI command modules
