@@ -71,3 +71,24 @@ def test_with_an_external_url_the_replica_starts_nothing(tmp_path, isolated_home
     assert replica.provider.status()["server"] == url
     replica.__del__()
     assert not (tmp_path / "cache" / "gpt-sovits" / "replicas").exists()
+
+
+def test_a_replica_whose_api_v2_died_fails_its_health_check(tmp_path, isolated_home):
+    """Serve replaces a replica whose ``check_health`` raises; the replacement starts a fresh api_v2."""
+    import os
+    import signal
+
+    from demod_voice.server.ray_serve.engine import EngineDeployment
+
+    install = _install(tmp_path / "GPT-SoVITS")
+    replica = EngineDeployment.func_or_class(make_cfg(tmp_path, f"  install_dir: {install}\n"), "gpt-sovits")
+    try:
+        replica.check_health()
+        os.kill(replica.server_pid(), signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="server process .* is gone"):
+            for _ in range(50):
+                replica.check_health()
+                __import__("time").sleep(0.1)
+    finally:
+        replica.__del__()
+    assert not list((tmp_path / "cache" / "gpt-sovits" / "replicas").iterdir())

@@ -83,6 +83,10 @@ class OwnServer:
     def pid(self) -> int:
         return self.state.pid
 
+    def running(self) -> bool:
+        """api_v2 still runs (the same identity checks as ``stop``)."""
+        return process._alive(self.state)
+
     def stop(self) -> None:
         """Stop api_v2 (SIGTERM, then SIGKILL) and remove the replica's folder; safe to call twice."""
         process.stop(self.cfg, folder=self.folder)

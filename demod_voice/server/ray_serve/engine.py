@@ -45,6 +45,12 @@ class EngineDeployment:
         if server is not None:
             server.stop()
 
+    def check_health(self) -> None:
+        """Serve's periodic probe: a replica whose own server process died is unhealthy, so Serve replaces it
+        (and the new replica starts a fresh server)."""
+        if self.server is not None and not self.server.running():
+            raise RuntimeError(f"{self.name}: this replica's server process (pid {self.server.pid}) is gone")
+
     @serve.multiplexed(max_num_models_per_replica=16)
     async def _voice(self, voice_id: str) -> str:
         # the engine's own caches hold the voice's state (latents, models); this records which replica has it
