@@ -56,6 +56,10 @@ def test_a_managed_replica_starts_speaks_through_and_stops_its_own_api_v2(tmp_pa
 
     # what a replica's shutdown runs (scale-down, redeploy, serve.shutdown): the deployment's __del__
     handle._init_router()._user_callable_wrapper.call_destructor().result()
+    for _ in range(100):  # the future may resolve a moment before the user thread's __del__ has returned
+        if not _running(pid) and not folder.exists():
+            break
+        __import__("time").sleep(0.1)
     assert not _running(pid)
     assert not folder.exists()
 
