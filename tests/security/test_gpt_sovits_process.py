@@ -99,3 +99,33 @@ def test_a_forged_pid_file_never_signals_init(tmp_path, content):
     (folder / "api_v2.pid").write_text(content)
     stopped = run_cli("gpt-sovits", "stop", env=env)
     assert stopped.returncode in (0, 1)
+
+
+def test_the_replica_sweep_never_signals_a_look_alike_nor_follows_a_symlink(tmp_path, isolated_home, monkeypatch):
+    """``serve --ray``: a replica's start stops what dead replicas left, with ``stop``'s identity checks."""
+    from demod_voice import config
+    from demod_voice.engines.gpt_sovits import replica
+
+    install = _install(tmp_path / "gsv").resolve()
+    monkeypatch.setenv("DEMOD_VOICE_GPT_SOVITS__INSTALL_DIR", str(install))
+    replicas = isolated_home / "cache" / "demod-voice" / "gpt-sovits" / "replicas"
+    port = _free_port()
+    look = _look_alike(install, port)
+    dead = replicas / f"{replica._host()}-999999999-1"  # a replica that is gone, its PID file naming the look-alike
+    dead.mkdir(parents=True)
+    (dead / "api_v2.pid").write_text(json.dumps({"pid": look.pid, "port": port, "install_dir": str(install),
+                                                 "started": 0, "proc_start": 1}))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "api_v2.pid").write_text(json.dumps({"pid": look.pid, "port": port, "install_dir": str(install),
+                                                   "started": 0}))
+    (replicas / f"{replica._host()}-999999998-1").symlink_to(victim)
+    try:
+        server = replica.OwnServer(config.load())
+        server.stop()
+        assert look.poll() is None, "the look-alike was signalled"
+        assert not dead.exists()
+        assert (victim / "api_v2.pid").exists()  # a symlinked folder is not ours: skipped, never followed
+    finally:
+        look.kill()
+        look.wait(10)

@@ -57,6 +57,28 @@ def available(cfg=None) -> tuple[bool, str]:
     return False, f"no api_v2 server answers at {url} ('demod-voice gpt-sovits start --install-dir DIR')"
 
 
+def replica_available(cfg) -> tuple[bool, str]:
+    """For ``serve --ray``: with a managed install a replica starts its own api_v2, so the install must be
+    whole; with ``gpt_sovits.url`` that server must answer, as without Ray."""
+    from demod_voice.engines.gpt_sovits import process as gpt_sovits
+    from demod_voice.engines.gpt_sovits import replica
+
+    if not replica.managed(cfg):
+        return available(cfg)
+    try:
+        gpt_sovits.check_install(Path(cfg.get("gpt_sovits.install_dir")).expanduser(), cfg.get("gpt_sovits.config"))
+    except InputError as exc:
+        return False, exc.message
+    return True, ""
+
+
+def replica_server(cfg):
+    """For ``serve --ray``: this replica's own api_v2 (``replica.OwnServer``) with a managed install, else None."""
+    from demod_voice.engines.gpt_sovits import replica
+
+    return replica.OwnServer(cfg) if replica.managed(cfg) else None
+
+
 def health(cfg) -> tuple[bool, str, dict]:
     """For ``health``: is the api_v2 server up (not required: the router falls back without it)."""
     from demod_voice.engines.gpt_sovits import process as gpt_sovits

@@ -69,11 +69,12 @@ class ServerState:
         return f"http://127.0.0.1:{self.port}"
 
 
-def read_state(cfg) -> ServerState | None:
+def read_state(cfg, folder: Path | None = None) -> ServerState | None:
+    """The PID file in ``folder`` (default ``state_dir(cfg)``; a Serve replica keeps its own folder)."""
     from demod_voice import private_files
 
     try:
-        data = json.loads(private_files.read(state_dir(cfg) / "api_v2.pid", limit=4096))
+        data = json.loads(private_files.read((folder or state_dir(cfg)) / "api_v2.pid", limit=4096))
         start = data.get("proc_start")
         return ServerState(int(data["pid"]), int(data["port"]), str(data["install_dir"]), float(data["started"]),
                            int(start) if start is not None else None)
@@ -181,13 +182,15 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def start(cfg, install_dir: Path, port: int, timeout: float) -> ServerState:
-    """Run api_v2.py in the background and wait until it answers (or fail with its log's tail)."""
+def start(cfg, install_dir: Path, port: int, timeout: float, folder: Path | None = None) -> ServerState:
+    """Run api_v2.py in the background and wait until it answers (or fail with its log's tail).
+
+    Its PID file and log go to ``folder`` (default ``state_dir(cfg)``), which must be private."""
     import socket
 
     config = cfg.get("gpt_sovits.config")
     install_dir = check_install(install_dir.expanduser().resolve(), config)
-    state = read_state(cfg)
+    state = read_state(cfg, folder)
     if state is not None and _alive(state):
         raise InputError(f"GPT-SoVITS is already running (pid {state.pid}, {state.url})",
                          hint="'demod-voice gpt-sovits stop' first")
@@ -196,7 +199,7 @@ def start(cfg, install_dir: Path, port: int, timeout: float) -> ServerState:
             raise InputError(f"port {port} on 127.0.0.1 is already in use", hint="pass --port with a free port")
     from demod_voice import private_files
 
-    folder = private_files.folder(state_dir(cfg))
+    folder = private_files.folder(folder or state_dir(cfg))
     log_path = folder / "api_v2.log"
     with private_files.open_append(log_path) as log:
         proc = subprocess.Popen([python_for(install_dir, cfg.get("gpt_sovits.python")), "api_v2.py",
@@ -214,15 +217,15 @@ def start(cfg, install_dir: Path, port: int, timeout: float) -> ServerState:
         if answers(state.url, timeout=1.0):
             return state
         time.sleep(0.3)
-    stop(cfg)
+    stop(cfg, folder=folder)
     raise EngineError(f"GPT-SoVITS api_v2 did not answer within {timeout:.0f} s (log {log_path})",
                       hint="raise gpt_sovits.start_timeout_s (loading models takes a while), or read the log")
 
 
-def stop(cfg, wait: float = 15.0) -> ServerState | None:
-    """Stop the server the PID file names (SIGTERM, then SIGKILL); None when none was running."""
-    state = read_state(cfg)
-    pid_file = state_dir(cfg) / "api_v2.pid"
+def stop(cfg, wait: float = 15.0, folder: Path | None = None) -> ServerState | None:
+    """Stop the server the PID file (in ``folder``) names (SIGTERM, then SIGKILL); None when none was running."""
+    state = read_state(cfg, folder)
+    pid_file = (folder or state_dir(cfg)) / "api_v2.pid"
     if state is None or not _alive(state):
         pid_file.unlink(missing_ok=True)
         return None

@@ -160,7 +160,7 @@ def engines_to_deploy(cfg) -> list[str]:
             continue
         if getattr(engine, "FAMILY", False) or name in registry.instances(cfg):
             continue  # remote engines are HTTP clients: they stay in the ingress
-        ok, _ = engine.available(cfg)
+        ok, _ = getattr(engine, "replica_available", engine.available)(cfg)  # a replica may start its server
         if ok:
             out.append(name)
     return out

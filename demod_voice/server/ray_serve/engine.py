@@ -5,6 +5,10 @@ provider; the replica prepares it again with its own provider -- cheap, and the 
 engine, its model cache and its device -- and streams the chunks back as they are synthesised. Engines that
 keep per-voice state (``settings.MULTIPLEXED``) are multiplexed by voice, so a voice's requests go to the
 replica that already holds its latents or conversion model.
+
+An engine whose backend is a server process of its own (GPT-SoVITS's api_v2 with a managed install) gives
+a ``replica_server(cfg)``: the replica starts one on its node, speaks to it through the config it returns,
+and stops it in ``__del__``, which Serve calls when the replica is scaled down, redeployed or shut down.
 """
 
 from __future__ import annotations
@@ -24,9 +28,28 @@ class EngineDeployment:
     def __init__(self, cfg, name: str):
         from demod_voice.synthesis import registry
 
-        self.cfg = cfg
-        self.name = name
-        self.provider = registry.get(name, cfg).Provider(cfg, name)
+        engine = registry.get(name, cfg)
+        own = getattr(engine, "replica_server", None)
+        self.server = own(cfg) if own is not None else None
+        try:
+            self.cfg = self.server.cfg if self.server is not None else cfg
+            self.name = name
+            self.provider = engine.Provider(self.cfg, name)
+        except BaseException:
+            self.__del__()
+            raise
+
+    def __del__(self):
+        """Stop the replica's own server process, if it has one (at most once)."""
+        server, self.server = getattr(self, "server", None), None
+        if server is not None:
+            server.stop()
+
+    def check_health(self) -> None:
+        """Serve's periodic probe: a replica whose own server process died is unhealthy, so Serve replaces it
+        (and the new replica starts a fresh server)."""
+        if self.server is not None and not self.server.running():
+            raise RuntimeError(f"{self.name}: this replica's server process (pid {self.server.pid}) is gone")
 
     @serve.multiplexed(max_num_models_per_replica=16)
     async def _voice(self, voice_id: str) -> str:
@@ -59,6 +82,10 @@ class EngineDeployment:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def server_pid(self) -> int | None:
+        """The process id of the replica's own server process (None without one)."""
+        return self.server.pid if self.server is not None else None
 
     def preload(self, voice: str) -> None:
         preload = getattr(self.provider, "preload", None)
