@@ -86,16 +86,18 @@ async def _watching(awaitable, timeout: float, client_gone, cancel: threading.Ev
     deadline = time.monotonic() + timeout
     try:
         while True:
+            # asked before every wait, not only after one times out: chunks that come faster than _POLL_S
+            # would otherwise hide a client that left, and the engine would run to the end for nobody
+            if await client_gone():
+                if cancel is not None:
+                    cancel.set()
+                raise ClientGone()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             done, _ = await asyncio.wait({task}, timeout=min(_POLL_S, remaining))
             if done:
                 return task.result()
-            if await client_gone():
-                if cancel is not None:
-                    cancel.set()
-                raise ClientGone()
     finally:
         if not task.done():
             task.cancel()
@@ -332,7 +334,7 @@ class Service:
                                                                    sample_rate, first, deadline=deadline),
                           send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
-            chunks = await self._collect(queue, client_gone, deadline=deadline)
+            chunks = await self._collect(queue, client_gone, deadline=deadline, cancel=cancel)
             whole = audio_mod.concat(chunks)
             if sample_rate:
                 whole = await asyncio.to_thread(audio_mod.resample, whole, sample_rate)
@@ -365,7 +367,7 @@ class Service:
                           stream=self._events(fmt, queue, cancel, words, len(req.text), sample_rate, deadline),
                           send_timeout_s=self.cfg.get("server.send_timeout_s"))
         try:
-            chunks = await self._collect(queue, client_gone, deadline=deadline)
+            chunks = await self._collect(queue, client_gone, deadline=deadline, cancel=cancel)
         finally:
             cancel.set()
         timeline = captions.Timeline()
@@ -518,10 +520,12 @@ class Service:
             raise item
         return item
 
-    async def _collect(self, queue: asyncio.Queue, client_gone=None, deadline: float | None = None) -> list[Audio]:
+    async def _collect(self, queue: asyncio.Queue, client_gone=None, deadline: float | None = None,
+                       cancel: threading.Event | None = None) -> list[Audio]:
+        """Every chunk of a whole-body answer; a client that leaves meanwhile stops the engine job (``cancel``)."""
         deadline = deadline or time.monotonic() + self.cfg.get("server.request_timeout_s")
         chunks = []
-        while (chunk := await self._next(queue, deadline, client_gone)) is not None:
+        while (chunk := await self._next(queue, deadline, client_gone, cancel)) is not None:
             chunks.append(chunk)
         return chunks
 

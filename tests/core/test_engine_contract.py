@@ -250,10 +250,13 @@ def test_piper_handle_speaks_unloads_and_reloads(joe_voice):
     assert isinstance(handle, contract.Engine)
     direct = concat(list(handle.synthesize(request.text, handle.condition([]), plan))).to_pcm16()
     assert direct == concat(list(synthesis.synthesize("piper", request, cfg, "cpu"))).to_pcm16()
-    assert any(m["model"] == joe_voice.name for m in MODELS.status("piper"))
+    def joe_entries() -> int:  # other tests of this process may hold Joe under other session settings
+        return sum(m["model"] == joe_voice.name for m in MODELS.status("piper"))
 
-    handle.unload()
-    assert not any(m["model"] == joe_voice.name for m in MODELS.status("piper"))
+    loaded = joe_entries()
+    assert loaded >= 1
+    handle.unload()  # drops the handle's own entry (the one synthesis.synthesize shared), no other
+    assert joe_entries() == loaded - 1
     again = plugin.load(plan, cfg, "cpu")
     assert again.model is not handle.model
     assert concat(list(again.synthesize(request.text, None, plan))).to_pcm16() == direct

@@ -125,8 +125,9 @@ def test_unknown_suffix(cli, tmp_path):
 def test_bad_numbers(cli, out):
     proc = cli("piper-infer", "en_US-joe-medium", "hello", "-o", out, "--speed", "-1")
     assert proc.returncode == 2 and "positive" in proc.stderr.decode()
-    assert_error(cli("piper-infer", "en_US-joe-medium", "hello", "-o", out, "--speed", "2", "--length-scale", "1"),
-                 2, "--speed")
+    # --speed with --length-scale is allowed now (a time-stretch on top of piper's length scale, #34); a speed
+    # past the range is not
+    assert_error(cli("piper-infer", "en_US-joe-medium", "hello", "-o", out, "--speed", "100"), 2, "speed", "4.0")
 
 
 def test_bad_config_value(cli, out, tmp_path):

@@ -47,7 +47,8 @@ def front(tmp_path_factory, upstream, joe_voice):
   remotes:
 {remotes}
 """
-    config = server_config(extra).replace("  cpu_workers: 2\n", f"  cpu_workers: 2\n  request_timeout_s: {REQUEST_TIMEOUT}\n")
+    config = server_config(extra).replace("  cpu_workers: 2\n", f"  cpu_workers: 2\n  request_timeout_s: {REQUEST_TIMEOUT}\n"
+                                                                 "  max_text_chars: 20000\n")
     config = config.replace("  breaker_failures: 2\n", "  breaker_failures: 1000\n")
     home = tmp_path_factory.mktemp("outbound-front")
     proc, url = start_server(home, config, ("--preload",))
@@ -189,9 +190,10 @@ def test_dedup_followers_of_a_hanging_leader_answer_in_time(front):
 
 
 def test_a_stream_out_of_time_ends_cleanly_and_is_not_cached(front):
-    """Piper streaming ~3 minutes of speech cannot finish in request_timeout_s: the stream ends by then with
-    what was made, and the cut answer is not cached (#35 item 3)."""
-    text = " ".join(["This long paragraph keeps the voice busy for a good while, sentence after sentence."] * 40)
+    """Piper streaming ~17 minutes of speech cannot finish in request_timeout_s: the stream ends by then with
+    what was made, and the cut answer is not cached (#35 item 3). (~3 minutes were made within the 8 s on an
+    idle 2-core machine: Piper runs ~25x faster than real time there.)"""
+    text = " ".join(["This long paragraph keeps the voice busy for a good while, sentence after sentence."] * 200)
     body = {"text": text, "format": "wav", "stream": True}
     with _client(front) as c:
         started = time.monotonic()
@@ -201,6 +203,6 @@ def test_a_stream_out_of_time_ends_cleanly_and_is_not_cached(front):
         took = time.monotonic() - started
         assert took < REQUEST_TIMEOUT + 3, took
         assert data[:4] == b"RIFF" and len(data) > 44  # a WAV with the audio made in time
-        assert len(data) < 22050 * 2 * 180  # but not all of it
+        assert len(data) < 22050 * 2 * 600  # but not all of it (~1000 s)
         with c.stream("POST", "/api/tts", json=body) as again:  # the same request: computed again
             assert again.status_code == 200 and again.headers["x-cache"] == "miss"
