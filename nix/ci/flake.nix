@@ -21,9 +21,10 @@ let
     inherit pyproject-nix uv2nix;
     pyproject-build-systems = import paths.build-system-pkgs { inherit lib pyproject-nix uv2nix; };
   };
-  flake = import ../../flake.nix;
+  source = import ./source.nix ../..; # the checkout as a flake's store copy (no .venv)
+  flake = import (source + "/flake.nix");
   self = flake.outputs (inputs // { inherit self; }) // {
-    outPath = ../..;
+    outPath = source;
   };
 in
 self

@@ -14,7 +14,7 @@
   cudaPackage ? "",
 }:
 let
-  root = ../..;
+  root = import ../../nix/ci/source.nix ../..; # the checkout as a flake's store copy (no .venv)
   inputs = import ./inputs.nix { inherit pythonVersion; };
   inherit (inputs) lib;
 
