@@ -101,6 +101,9 @@ def test_bomb_to_every_upload_route_is_refused_quickly_and_the_server_keeps_serv
         rss_before = _peak_rss_mb(pid)
         poller = threading.Thread(target=poll_health, daemon=True)
         poller.start()
+        waited = time.monotonic() + 30  # the poller is answered once before the bombs go (they may take < 1 s)
+        while not health_times and time.monotonic() < waited:
+            time.sleep(0.01)
         try:
             for route, form, statuses in routes:
                 started = time.monotonic()
