@@ -63,3 +63,26 @@ def test_sigterm_during_health_deep_leaves_no_temp_folder(tmp_path):
     assert "Traceback" not in err
     time.sleep(1)
     assert [p.name for p in scratch.iterdir() if p.name.startswith("demod-voice-selftest")] == []
+
+
+def test_an_interrupt_swallowed_by_a_c_callback_is_delivered_again():
+    """A Ctrl-C that lands inside libsndfile's write callback is only reported ("Exception ignored from cffi
+    callback"); CI once saw the command write on to the end and exit 0. The hook sends the signal again, so it
+    unwinds in ordinary code: here the hook is called as Python calls it for such a callback."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time, types\n"
+        "from demod_voice import interrupts\n"
+        "interrupts.install()\n"
+        "swallowed = types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt(),\n"
+        "                                  exc_traceback=None, err_msg=None, object=None)\n"
+        "sys.unraisablehook(swallowed)\n"
+        "try:\n"
+        "    time.sleep(10)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('unwound')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "unwound", proc.stdout + proc.stderr
